@@ -1,7 +1,5 @@
 #!/usr/bin/env node
-// Thin launcher: everything lives in dist/ (built by `npm run build`, run by `npm ci` through `prepare`).
+// Thin launcher: the program lives in dist/ (built by `npm run build`; `npm ci` builds it through `prepare`).
 import { main } from '../dist/cli/main.js';
 
-main(process.argv).then((code) => {
-  process.exitCode = code;
-});
+process.exitCode = await main(process.argv, { handleSignals: true });

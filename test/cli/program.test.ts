@@ -1,0 +1,57 @@
+import { describe, expect, it } from 'vitest';
+import { runBin, runCli } from '../helpers/cli.js';
+import { VERSION } from '../../src/cli/program.js';
+
+describe('dlpctl program', () => {
+  it('prints its version', async () => {
+    const r = await runCli(['--version']);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe(VERSION);
+  });
+
+  it('lists only the commands that are registered, with the global options and exit codes', async () => {
+    const r = await runCli(['--help']);
+    expect(r.code).toBe(0);
+    for (const cmd of ['config', 'resources', 'store']) expect(r.stdout).toMatch(new RegExp(`^  ${cmd}\\b`, 'm'));
+    for (const opt of ['--config <file>', '--store <url>', '--json', '--no-color', '--verbose']) expect(r.stdout).toContain(opt);
+    expect(r.stdout).toContain('Exit codes:');
+    expect(r.stdout).toContain('4  denied by policy');
+  });
+
+  it('has --help on every command', async () => {
+    for (const args of [['config', 'validate'], ['config', 'get'], ['config', 'set'], ['resources'], ['store', 'migrate'], ['store', 'info'], ['store', 'prune']]) {
+      const r = await runCli([...args, '--help']);
+      expect(r.code, args.join(' ')).toBe(0);
+      expect(r.stdout, args.join(' ')).toContain(`Usage: dlpctl ${args.join(' ')}`);
+    }
+  });
+
+  it('documents the --json output of commands that have one', async () => {
+    const r = await runCli(['store', 'info', '--help']);
+    expect(r.stdout).toContain('JSON output (--json):');
+    expect(r.stdout).toContain('"schemaVersion"');
+  });
+
+  it('exits 2 on an unknown command or option, with a suggestion', async () => {
+    const unknown = await runCli(['resorces']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain("unknown command 'resorces'");
+    expect(unknown.stderr).toContain('resources');
+    const badOpt = await runCli(['resources', '--frobnicate']);
+    expect(badOpt.code).toBe(2);
+    expect(badOpt.stderr).toContain('--frobnicate');
+  });
+
+  it('exits 2 with the help on stderr when no command is given', async () => {
+    const r = await runCli([]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('Usage: dlpctl');
+    expect(r.stdout).toBe('');
+  });
+
+  it('runs as a built binary', async () => {
+    const r = await runBin(['--version']);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe(VERSION);
+  });
+});
