@@ -52,11 +52,11 @@ const exitByCode: Partial<Record<ErrorCode, ExitCode>> = {
 
 export class DlpctlError extends Error {
   readonly code: ErrorCode;
-  readonly exitCode: ExitCode;
+  readonly exitCode: number;
   /** Extra lines shown under the message (for example one line per config problem). */
   readonly details: readonly string[];
 
-  constructor(code: ErrorCode, message: string, options: { cause?: unknown; details?: readonly string[]; exitCode?: ExitCode } = {}) {
+  constructor(code: ErrorCode, message: string, options: { cause?: unknown; details?: readonly string[]; exitCode?: number } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'DlpctlError';
     this.code = code;

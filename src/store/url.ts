@@ -1,0 +1,56 @@
+/** Store URLs: `sqlite:PATH` or `postgres://…` / `postgresql://…`. */
+import path from 'node:path';
+import { DlpctlError } from '../errors.js';
+
+export type ParsedStoreUrl =
+  | { engine: 'sqlite'; path: string; display: string }
+  | { engine: 'postgres'; url: string; display: string };
+
+/** `$XDG_DATA_HOME/dlpctl/store.db` (XDG default `~/.local/share`). */
+export function defaultStoreUrl(env: Record<string, string | undefined>, homedir: string): string {
+  const data = env['XDG_DATA_HOME'] && path.isAbsolute(env['XDG_DATA_HOME']) ? env['XDG_DATA_HOME'] : path.join(homedir, '.local', 'share');
+  return `sqlite:${path.join(data, 'dlpctl', 'store.db')}`;
+}
+
+/** The URL with its password (and any password-like query parameter) removed. */
+export function redactStoreUrl(raw: string): string {
+  let out = raw;
+  try {
+    const u = new URL(raw);
+    if (u.password !== '' || [...u.searchParams.keys()].some((k) => /pass|secret|token|key/i.test(k))) {
+      u.password = '';
+      for (const k of [...u.searchParams.keys()]) {
+        if (/pass|secret|token|key/i.test(k)) u.searchParams.set(k, 'REDACTED');
+      }
+      out = u.toString();
+    }
+  } catch {
+    // not a URL: fall through to the textual redaction below
+  }
+  return out.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1@').replace(/((?:pass|secret|token|key)\w*=)[^&\s]*/gi, '$1REDACTED');
+}
+
+export function parseStoreUrl(raw: string, homedir: string): ParsedStoreUrl {
+  const url = raw.trim();
+  if (url.startsWith('sqlite:')) {
+    let p = url.slice('sqlite:'.length);
+    if (p.startsWith('//')) p = p.slice(2); // sqlite:///abs/path
+    if (p === '' ) throw new DlpctlError('STORE_URL', 'store URL "sqlite:" has no path; use sqlite:PATH, e.g. sqlite:~/.local/share/dlpctl/store.db');
+    if (p === '~' || p.startsWith('~/')) p = path.join(homedir, p.slice(1));
+    p = path.resolve(p);
+    return { engine: 'sqlite', path: p, display: `sqlite:${p}` };
+  }
+  if (/^postgres(ql)?:\/\//i.test(url)) {
+    try {
+      const u = new URL(url);
+      if (!u.hostname && !u.searchParams.get('host')) throw new Error('no host');
+    } catch {
+      throw new DlpctlError('STORE_URL', `store URL ${redactStoreUrl(url)} is not a valid PostgreSQL URL; use postgres://USER@HOST:PORT/DATABASE`);
+    }
+    return { engine: 'postgres', url, display: redactStoreUrl(url) };
+  }
+  throw new DlpctlError(
+    'STORE_URL',
+    `unsupported store URL "${redactStoreUrl(url)}"; use sqlite:PATH or postgres://USER@HOST:PORT/DATABASE`,
+  );
+}
