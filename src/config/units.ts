@@ -2,6 +2,7 @@
  * Durations (`500ms`, `15m`, `1h30m`, `90d`) and byte sizes (`512`, `50MB`, `1KiB`) as written in
  * dlpctl.yaml and on the command line (`--since 24h`, `prune --older-than 90d`).
  */
+import { DlpctlError } from '../errors.js';
 import type { ByteSize, Duration } from './types.js';
 
 const DURATION_UNITS: Readonly<Record<string, number>> = {
@@ -20,7 +21,7 @@ const DURATION_ORDER = ['w', 'd', 'h', 'm', 's', 'ms'];
  * first, each unit at most once: `500ms`, `15m`, `1h30m`, `1.5h`, `90d`. A bare number is rejected: a
  * unit-less timeout is a guess. Returns null when the text is not a duration.
  */
-export function parseDuration(text: string): Duration | null {
+export function tryParseDuration(text: string): Duration | null {
   const s = text.trim();
   if (s === '') return null;
   const re = /(\d+(?:\.\d+)?)(ms|s|m|h|d|w)/y;
@@ -58,13 +59,27 @@ const SIZE_UNITS: Readonly<Record<string, number>> = {
  * B, KB/MB/GB/TB (powers of 1000) or KiB/MiB/GiB/TiB (powers of 1024). `1.5MB` is allowed and rounded to whole
  * bytes. Returns null when the value is not a size.
  */
-export function parseSize(value: string | number): ByteSize | null {
+export function tryParseSize(value: string | number): ByteSize | null {
   if (typeof value === 'number') return Number.isSafeInteger(value) && value >= 0 ? value : null;
   const m = /^(\d+(?:\.\d+)?)\s*([kmgt]i?b|b)?$/i.exec(value.trim());
   if (m === null) return null;
   const unit = (m[2] ?? 'b').toLowerCase();
   const bytes = Math.round(Number(m[1]) * (SIZE_UNITS[unit] as number));
   return Number.isSafeInteger(bytes) ? bytes : null;
+}
+
+/** Like `tryParseDuration`, but a malformed duration is a `USAGE` error (for command-line flags). */
+export function parseDuration(text: string): Duration {
+  const ms = tryParseDuration(text);
+  if (ms === null) throw new DlpctlError('USAGE', `"${text}" is not a duration: use a number with a unit (ms, s, m, h, d, w), e.g. 500ms, 15m, 1h30m, 90d`);
+  return ms;
+}
+
+/** Like `tryParseSize`, but a malformed size is a `USAGE` error (for command-line flags). */
+export function parseSize(value: string | number): ByteSize {
+  const bytes = tryParseSize(value);
+  if (bytes === null) throw new DlpctlError('USAGE', `"${value}" is not a size: use bytes or a number with a unit, e.g. 512, 64KB, 1KiB, 50MB`);
+  return bytes;
 }
 
 /** The shortest exact rendering of a duration: 5400000 → `1h30m`, 500 → `500ms`, 0 → `0s`. */
