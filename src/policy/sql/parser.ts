@@ -1,0 +1,59 @@
+/**
+ * Loads the real PostgreSQL parser (libpg-query, WASM) once. It is imported lazily so that commands which never
+ * look at SQL (`dlpctl --help`) do not pay for it. After `initSqlParser()` resolves, parsing is synchronous.
+ */
+import { DlpctlError } from '../../errors.js';
+
+/** The parts of libpg-query this module uses. */
+interface PgQueryModule {
+  loadModule(): Promise<void>;
+  parseSync(sql: string): unknown;
+  scanSync(sql: string): { tokens: { start: number; end: number; text: string }[] };
+}
+
+let mod: PgQueryModule | null = null;
+let loading: Promise<void> | null = null;
+
+/** Loads the parser; safe to call many times and concurrently. */
+export function initSqlParser(): Promise<void> {
+  if (mod) return Promise.resolve();
+  loading ??= (async () => {
+    const m = (await import('libpg-query')) as unknown as PgQueryModule;
+    await m.loadModule();
+    mod = m;
+  })().catch((err: unknown) => {
+    loading = null;
+    throw new DlpctlError('INTERNAL', 'could not load the PostgreSQL parser (libpg-query)', { cause: err });
+  });
+  return loading;
+}
+
+export function isSqlParserReady(): boolean {
+  return mod !== null;
+}
+
+function ready(): PgQueryModule {
+  if (!mod) throw new DlpctlError('INTERNAL', 'the SQL parser is not loaded: call `await initSqlParser()` before classifying SQL');
+  return mod;
+}
+
+/** Parses SQL text into the libpg-query JSON tree. Throws on a syntax error. */
+export function parseSqlTree(sql: string): unknown {
+  return ready().parseSync(sql);
+}
+
+/** Byte ranges (UTF-8) of the top-level `;` tokens: the scanner knows strings, comments and dollar quotes. */
+export function semicolonByteOffsets(sql: string): number[] {
+  const out: number[] = [];
+  for (const t of ready().scanSync(sql).tokens) if (t.text === ';') out.push(t.start);
+  return out;
+}
+
+/** The message of a parser error, with the cursor position when the parser gave one. */
+export function parseErrorMessage(err: unknown): string {
+  if (err instanceof RangeError) return 'statement is nested too deeply to analyse';
+  const e = err as { message?: unknown; sqlDetails?: { cursorPosition?: number } };
+  const msg = typeof e?.message === 'string' ? e.message : String(err);
+  const pos = e?.sqlDetails?.cursorPosition;
+  return typeof pos === 'number' ? `${msg} (at byte ${pos})` : msg;
+}

