@@ -72,6 +72,7 @@ export function buildProgram(wrap: ActionWrapper): Command {
     .option('--no-color', 'no colour (also NO_COLOR)')
     .addOption(new Option('-v, --verbose', 'more detail on errors (stack traces); repeat for more').argParser((_v, prev: number) => prev + 1).default(0))
     .showSuggestionAfterError(true)
+    .enablePositionalOptions()
     .addHelpText(
       'after',
       `\nExit codes:\n${EXIT_CODES.map(([c, d]) => `  ${c}  ${d}`).join('\n')}\n\nRun 'dlpctl COMMAND --help' for a command's options; 'man dlpctl' for the whole manual.`,
@@ -120,6 +121,30 @@ export function buildProgram(wrap: ActionWrapper): Command {
       .action(async (_o, cmd: Command) => wrap(cmd, async (ctx) => (await import('./commands/resources.js')).runResources(ctx))),
     `[{"id": "postgres-prod", "name": "postgres-prod", "kind": "postgres", "target": "postgres://app_reader@db.internal:5432/app",\n` +
       `  "listen": "127.0.0.1:5433", "policies": ["recommended", "pii"], "default": "allow", "enforce": true}]`,
+  );
+
+  // ── connect ──────────────────────────────────────────────────────────────
+  examples(
+    jsonOutput(
+      program
+        .command('connect')
+        .description('open a local tunnel to RESOURCE (policy, masking, recording); with -- COMMAND, run it against the tunnel and exit with its status')
+        .argument('<resource>', 'a resource name from dlpctl.yaml (see dlpctl resources)')
+        .argument('[command...]', 'after --: the command to run with the tunnel in its environment (DATABASE_URL, PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, PGSSLMODE)')
+        .option('--port <n>', 'local port (default: the resource\'s listen port, else a free port)')
+        .option('--bind <addr>', 'local address (default 127.0.0.1; another address needs serverTls)')
+        .option('--reason <text>', 'why this session is opened; stored on the session and shown to approvers')
+        .passThroughOptions()
+        .action(async (resource: string, command: string[], o: { port?: string; bind?: string; reason?: string }, cmd: Command) =>
+          wrap(cmd, async (ctx) => (await import('./commands/connect.js')).runConnect(ctx, { resource, command, ...o })),
+        ),
+      `one NDJSON event per line on stdout:\n` +
+        `{"type":"listening","resource":"db","kind":"postgres","host":"127.0.0.1","port":5433,"url":"postgres://…","time":"…"}\n` +
+        `{"type":"session_start","resource":"db","sessionId":"…","client":"127.0.0.1:50412","time":"…"}\n` +
+        `{"type":"decision","resource":"db","sessionId":"…","action":"deny","rule":"recommended/no-drop","kinds":["drop"],"summary":"DROP TABLE t","time":"…"}\n` +
+        `{"type":"session_end","resource":"db","sessionId":"…","outcome":"ok","time":"…"}`,
+    ),
+    ['dlpctl connect postgres-prod', "dlpctl connect postgres-prod --reason 'weekly report' -- npm run agent", 'dlpctl connect postgres-prod -- psql -c "select count(*) from orders"'],
   );
 
   // ── store ────────────────────────────────────────────────────────────────

@@ -8,8 +8,10 @@ import type net from 'node:net';
 import { Framer, type Frame, type FramerMode } from './framer.js';
 
 export class ConnectionClosed extends Error {
-  constructor(readonly side: string) {
+  readonly side: string;
+  constructor(side: string) {
     super(`${side} closed the connection`);
+    this.side = side;
     this.name = 'ConnectionClosed';
   }
 }

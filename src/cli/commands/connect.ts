@@ -1,0 +1,123 @@
+/**
+ * `dlpctl connect RESOURCE [-- COMMAND ARGS…]`: open the resource's tunnel, print how to use it (or NDJSON
+ * events with --json), and run until SIGINT/SIGTERM — or, with a command, until the command exits, with its
+ * exit status.
+ */
+import { DlpctlError, ExitCode } from '../../errors.js';
+import type { CommandContext } from '../context.js';
+import { loadCliConfig, resolveStoreUrl } from '../load.js';
+import type { TunnelEvent } from '../../proxy/tunnel.js';
+
+export interface ConnectOptions {
+  resource: string;
+  port?: string;
+  bind?: string;
+  reason?: string;
+  command: string[];
+}
+
+export async function runConnect(ctx: CommandContext, opts: ConnectOptions): Promise<number> {
+  const config = await loadCliConfig(ctx, { required: true });
+  if (!config) throw new DlpctlError('CONFIG_NOT_FOUND', 'no configuration file found');
+  const resource = config.resources[opts.resource];
+  if (!resource) {
+    const names = Object.keys(config.resources);
+    throw new DlpctlError('USAGE', `no resource named "${opts.resource}" in ${config.file}${names.length ? `; known: ${names.join(', ')}` : ''}`);
+  }
+  if (resource.kind !== 'postgres') {
+    throw new DlpctlError('USAGE', `resource "${resource.name}" is of kind ${resource.kind}; this version of dlpctl connects to postgres resources only`);
+  }
+  const port = opts.port === undefined ? resource.listen?.port : Number(opts.port);
+  if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) throw new DlpctlError('USAGE', `--port: "${opts.port}" is not a port number`);
+  const host = opts.bind ?? resource.listen?.host ?? '127.0.0.1';
+
+  const [{ resolveSecret, secretEnvNames }, { localIdentity, identityAllowed }, policy] = await Promise.all([
+    import('../../config/index.js'),
+    import('../../identity/local.js'),
+    import('../../policy/index.js'),
+  ]);
+  const identity = localIdentity(ctx.env);
+  if (config.identity) {
+    ctx.io.err(`dlpctl: note: identity login is not available in this version; sessions are recorded as local user ${identity.subject} (unverified)`);
+  }
+  if (!identityAllowed(identity, resource.allow)) {
+    throw new DlpctlError('AUTH_REQUIRED', `${identity.subject} (unverified local user) is not in the allow list of ${resource.name}; add user:${identity.subject} to its allow list`);
+  }
+  const secretOpts = { env: ctx.env, homedir: ctx.homedir };
+  const password = resource.password ? await resolveSecret(resource.password, secretOpts) : undefined;
+  const ca = resource.tls.ca ? await resolveSecret(resource.tls.ca, secretOpts) : undefined;
+  const serverTls = resource.serverTls
+    ? { cert: await resolveSecret(resource.serverTls.cert, secretOpts), key: await resolveSecret(resource.serverTls.key, secretOpts) }
+    : undefined;
+
+  await policy.initSqlParser();
+  const policies = policy.resolvePolicies(resource.policies, config.policies);
+  const storeUrl = await resolveStoreUrl(ctx);
+  const [{ openStore }, { PostgresEngine }, { parseTargetUrl }, { Tunnel }, { startChild }] = await Promise.all([
+    import('../../store/index.js'),
+    import('../../proxy/postgres/engine.js'),
+    import('../../proxy/postgres/upstream.js'),
+    import('../../proxy/tunnel.js'),
+    import('../../proxy/child.js'),
+  ]);
+  const store = await openStore(storeUrl);
+  const t = parseTargetUrl(resource.target);
+  const engine = new PostgresEngine({
+    resource,
+    target: { ...t, ...(password !== undefined ? { password } : {}), tls: { mode: resource.tls.mode, ...(ca ? { ca } : {}) } },
+    policies,
+    store,
+    identity,
+    ...(opts.reason ? { reason: opts.reason } : {}),
+    ...(serverTls ? { serverTls } : {}),
+    customDetectors: config.detectors,
+    onApprovalPending: (id) => ctx.io.err(`dlpctl: a statement waits for approval ${id}; an approver in the rule's groups decides it`),
+  });
+  const tunnel = new Tunnel({ resource: resource.name, kind: 'postgres', host, ...(port !== undefined ? { port } : {}), clientTls: Boolean(serverTls), engine });
+  const c = ctx.io.errColor;
+  tunnel.on('event', (e: TunnelEvent) => {
+    if (ctx.globals.json) {
+      ctx.io.out(JSON.stringify({ ...e, time: new Date().toISOString() }));
+      return;
+    }
+    if (e.type === 'session_start') ctx.io.err(c.dim(`session ${e.sessionId} started from ${e.client}`));
+    else if (e.type === 'session_end') ctx.io.err(c.dim(`session ${e.sessionId} ended (${e.outcome})`));
+    else if (e.type === 'decision' && e.action !== 'allow') ctx.io.err(`${e.action === 'deny' ? c.red('denied') : c.yellow(e.action)} ${e.summary}${e.rule ? c.dim(` [${e.rule}]`) : ''}`);
+    else if (e.type === 'error') ctx.io.err(c.red(`error: ${e.message}`));
+  });
+
+  try {
+    const address = await tunnel.open();
+    if (!ctx.globals.json) {
+      const line = `${resource.name} (postgres → ${t.host}:${t.port}/${t.database}) listening on ${address.host}:${address.port}`;
+      if (opts.command.length === 0) {
+        ctx.io.err(`${c.green('✓')} ${line}`);
+        ctx.io.out(tunnel.url);
+        ctx.io.err(c.dim('connect with: psql "$URL"   ·   Ctrl-C closes the tunnel'));
+      } else {
+        ctx.io.err(c.dim(`${line}; running ${opts.command.join(' ')}`));
+      }
+    }
+    if (opts.command.length > 0) {
+      const [command, ...args] = opts.command as [string, ...string[]];
+      const child = startChild({
+        command,
+        args,
+        baseEnv: ctx.env,
+        tunnelEnv: engine.childEnv(address, tunnel.secret),
+        secretEnvNames: secretEnvNames(config),
+        cwd: ctx.cwd,
+      });
+      return await child.exited;
+    }
+    await new Promise<void>((resolve) => {
+      if (ctx.signal.aborted) return resolve();
+      ctx.signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+    return ExitCode.ok;
+  } finally {
+    await tunnel.close('the tunnel is closing');
+    await engine.close();
+    await store.close();
+  }
+}

@@ -1,0 +1,142 @@
+/**
+ * Masking of result rows. A plan is made once per result from its RowDescription:
+ *
+ *   - a column that a mask rule names (`public.customers.ssn`, `customers.ssn`, `*.email`) is masked whole,
+ *     found through the field's table OID and column number, resolved in the upstream catalogue (cached);
+ *   - every other text-like cell goes through the DLP detectors (the second line);
+ *   - a masked cell of a non-text type becomes NULL (a client expecting an int must not get "[REDACTED]").
+ *
+ * A DataRow is rebuilt only when a cell changed; otherwise its original bytes are forwarded.
+ */
+import type { DlpEngine } from '../../dlp/index.js';
+import { applyMasker, type MaskerName, type PseudonymVault } from '../../dlp/maskers.js';
+import type { MaskDirective } from '../../policy/index.js';
+import type { FieldDescription } from './protocol.js';
+
+export interface ColumnName {
+  schema: string;
+  table: string;
+  column: string;
+}
+
+export interface ColumnResolver {
+  resolve(tableOid: number, columnAttr: number): Promise<ColumnName | null>;
+}
+
+/** Type OIDs whose text is the value itself, in text and in binary format. */
+const TEXT_TYPES = new Set([25 /* text */, 1043 /* varchar */, 1042 /* bpchar */, 19 /* name */, 114 /* json */, 142 /* xml */, 705 /* unknown */, 18 /* char */]);
+const JSON_TYPES = new Set([114, 3802]);
+const JSONB = 3802;
+
+type CellAction =
+  | { kind: 'pass' }
+  | { kind: 'column'; masker: MaskerName; label: string; keep: number; textLike: boolean; json: boolean }
+  | { kind: 'scan'; binary: boolean; textLike: boolean; json: boolean; jsonb: boolean };
+
+export interface RowMaskOutcome {
+  cells: (Buffer | null)[] | null;
+  /** Masked values by entity or column label. */
+  counts: Record<string, number>;
+}
+
+export interface RowPlan {
+  readonly active: boolean;
+  mask(cells: readonly (Buffer | null)[]): RowMaskOutcome;
+  /** COPY … TO STDOUT rows and other free text. */
+  maskText(text: string): { text: string; counts: Record<string, number> };
+}
+
+function globMatch(pattern: string, value: string): boolean {
+  if (pattern === '*') return true;
+  if (!pattern.includes('*')) return pattern === value;
+  const re = new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('[^.]*')}$`);
+  return re.test(value);
+}
+
+/** `schema.table.column`, `table.column` or `column`, each part a glob, case-insensitive. */
+export function columnPatternMatches(pattern: string, name: ColumnName): boolean {
+  const parts = pattern.toLowerCase().split('.');
+  const schema = name.schema.toLowerCase();
+  const table = name.table.toLowerCase();
+  const column = name.column.toLowerCase();
+  if (parts.length === 3) return globMatch(parts[0]!, schema) && globMatch(parts[1]!, table) && globMatch(parts[2]!, column);
+  if (parts.length === 2) return globMatch(parts[0]!, table) && globMatch(parts[1]!, column);
+  return globMatch(parts[0]!, column);
+}
+
+export interface PlanOptions {
+  masks: readonly MaskDirective[];
+  resolver: ColumnResolver;
+  /** The DLP engine for the entity rules of `masks`, or null when none names entities. */
+  dlp: DlpEngine | null;
+  hashKey: Uint8Array;
+  vault: PseudonymVault;
+}
+
+/** `fields` null: the shape is unknown, and every cell is scanned as text when DLP rules apply. */
+export async function planResult(fields: readonly FieldDescription[] | null, opts: PlanOptions): Promise<RowPlan> {
+  const columnRules = opts.masks.filter((m) => m.columns && m.columns.length > 0);
+  const actions: CellAction[] = [];
+  const fallback: CellAction = fields === null && opts.dlp ? { kind: 'scan', binary: false, textLike: true, json: false, jsonb: false } : { kind: 'pass' };
+  let active = fallback.kind !== 'pass';
+  for (const f of fields ?? []) {
+    const binary = f.format === 1;
+    const textLike = TEXT_TYPES.has(f.typeOid) || f.typeOid === JSONB;
+    let action: CellAction = { kind: 'pass' };
+    if (columnRules.length > 0 && f.tableOid !== 0) {
+      const name = await opts.resolver.resolve(f.tableOid, f.columnAttr);
+      const rule = name ? columnRules.find((m) => m.columns!.some((p) => columnPatternMatches(p, name))) : undefined;
+      if (rule && name) action = { kind: 'column', masker: rule.with ?? 'redact', label: name.column, keep: rule.keep ?? 4, textLike, json: JSON_TYPES.has(f.typeOid) };
+    }
+    if (action.kind === 'pass' && opts.dlp && (!binary || textLike)) {
+      action = { kind: 'scan', binary, textLike, json: JSON_TYPES.has(f.typeOid), jsonb: f.typeOid === JSONB };
+    }
+    if (action.kind !== 'pass') active = true;
+    actions.push(action);
+  }
+  const mctx = { keep: 4, hashKey: opts.hashKey, vault: opts.vault };
+  const dlp = opts.dlp;
+  return {
+    active,
+    mask(cells) {
+      let out: (Buffer | null)[] | null = null;
+      const counts: Record<string, number> = {};
+      for (let i = 0; i < cells.length; i += 1) {
+        const a = actions[i] ?? fallback;
+        const cell = cells[i];
+        if (a.kind === 'pass' || cell === null || cell === undefined) continue;
+        let replacement: Buffer | null | undefined; // undefined: unchanged
+        if (a.kind === 'column') {
+          counts[`column:${a.label}`] = (counts[`column:${a.label}`] ?? 0) + 1;
+          // A masked JSON document would no longer be JSON, a masked number no longer a number: NULL.
+          if (a.masker === 'null' || !a.textLike || a.json) replacement = null;
+          else replacement = Buffer.from(applyMasker(a.masker, a.label, cell.toString('utf8'), { ...mctx, keep: a.keep }), 'utf8');
+        } else if (dlp) {
+          const jsonbBinary = a.binary && a.jsonb;
+          const text = jsonbBinary ? cell.subarray(1).toString('utf8') : cell.toString('utf8');
+          const r = a.json ? dlp.maskJson(text) : dlp.maskText(text);
+          if (r.changed) {
+            for (const [e, n] of Object.entries(r.counts)) counts[e] = (counts[e] ?? 0) + n;
+            if (r.findings.some((f) => f.masker === 'null')) replacement = null;
+            else replacement = textCell(r.text, a.binary, jsonbBinary);
+          }
+        }
+        if (replacement !== undefined) {
+          out ??= cells.slice();
+          out[i] = replacement;
+        }
+      }
+      return { cells: out, counts };
+    },
+    maskText(text) {
+      if (!dlp) return { text, counts: {} };
+      const r = dlp.maskText(text);
+      return { text: r.text, counts: r.counts };
+    },
+  };
+}
+
+function textCell(text: string, binary: boolean, jsonb: boolean): Buffer {
+  const b = Buffer.from(text, 'utf8');
+  return binary && jsonb ? Buffer.concat([Buffer.from([1]), b]) : b;
+}

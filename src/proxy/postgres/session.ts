@@ -1,0 +1,477 @@
+/**
+ * One PostgreSQL session through the tunnel, after both start-ups: two loops relaying frames.
+ *
+ * client → upstream (one frame at a time; nothing more is read while a statement is being decided):
+ *   Query 'Q' / Parse 'P'  → classify + decide + record (durable) → forward, or replace by a "poison"
+ *                            statement (below) when denied
+ *   Bind/Describe/Execute/Close/Sync/Flush/Copy*  → bookkeeping, forward the original bytes
+ *   FunctionCall 'F'       → denied (it calls a function by OID, around every SQL rule)
+ *   Terminate 'X'          → forward, end
+ *
+ * upstream → client:
+ *   RowDescription         → a masking plan for the result (column rules via the catalogue, DLP detectors)
+ *   DataRow                → masked (rebuilt only when a cell changed), counted against maxRows/maxBytes
+ *   ErrorResponse          → the poison's error is replaced by the policy denial (SQLSTATE 42501)
+ *   everything else        → forwarded untouched
+ *
+ * Denial by poison: a denied statement is never sent; in its place goes a statement that is certain to
+ * fail at parse analysis (a relation named with a random nonce). PostgreSQL itself then aborts the
+ * transaction, skips to Sync and answers ReadyForQuery with the right status, so the client and the server
+ * never disagree about the session's state; we only rewrite that one error into the denial.
+ *
+ * Limits: past maxRows/maxBytes the rest of the result is dropped, the query is cancelled upstream, and
+ * the client gets SQLSTATE 54000 in place of the result's end; what the server sends until ReadyForQuery is
+ * swallowed.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Decision, MaskDirective } from '../../policy/index.js';
+import type { SessionRecorder } from '../recorder.js';
+import type { TunnelEvent } from '../tunnel.js';
+import { ConnectionClosed, type PgConn } from './conn.js';
+import {
+  BackendType,
+  decodeBackend,
+  decodeDataRow,
+  decodeFrontend,
+  decodeRowDescription,
+  encodeDataRow,
+  encodeErrorResponse,
+  encodeFrontend,
+  encodePolicyDenial,
+  encodeQuery,
+  FrontendType,
+  isProtocolError,
+  type FieldDescription,
+  type Frame,
+  type TransactionStatus,
+} from './protocol.js';
+import type { RowPlan } from './result-mask.js';
+
+/** What the engine says about one SQL text. */
+export interface Verdict {
+  allow: boolean;
+  /** The client-facing denial message when not allowed. */
+  message?: string;
+  masks: readonly MaskDirective[];
+  limits: Decision['limits'];
+  limitRule?: string;
+}
+
+export interface PgSessionDeps {
+  sessionId: string;
+  resource: string;
+  client: PgConn;
+  upstream: PgConn;
+  recorder: SessionRecorder;
+  status: TransactionStatus;
+  /** Decide, record durably and (for approve) wait. Never throws: failures are denials. */
+  gate(sql: string): Promise<Verdict>;
+  /** `fields` null: the result's shape is unknown (COPY, or an Execute nobody described). */
+  plan(fields: readonly FieldDescription[] | null, masks: readonly MaskDirective[]): Promise<RowPlan>;
+  cancel(): Promise<void>;
+  emit(e: TunnelEvent): void;
+}
+
+interface StatementState {
+  verdict: Verdict;
+  fields?: readonly FieldDescription[];
+}
+interface PortalState {
+  statement: StatementState | undefined;
+  resultFormats: readonly number[];
+  fields?: readonly FieldDescription[];
+}
+
+type Pending =
+  | { k: 'parse'; name: string; poison?: Poison }
+  | { k: 'bind' }
+  | { k: 'describe'; target: 'S' | 'P'; name: string; internal: boolean }
+  | { k: 'execute'; portal: string }
+  | { k: 'close' }
+  | { k: 'sync' }
+  | { k: 'query'; verdict: Verdict; poison?: Poison };
+
+interface Poison {
+  nonce: string;
+  message: string;
+}
+
+interface ResultState {
+  plan: RowPlan | null;
+  verdict: Verdict;
+  rows: number;
+  bytes: number;
+  started: number;
+  over: string | null;
+}
+
+const POISON_PREFIX = 'dlpctl_denied_';
+
+function poisonSql(nonce: string): string {
+  return `SELECT 1 FROM "${POISON_PREFIX}${nonce}"`;
+}
+
+function applyFormats(fields: readonly FieldDescription[], formats: readonly number[]): FieldDescription[] {
+  return fields.map((f, i) => ({ ...f, format: formats.length === 0 ? 0 : formats.length === 1 ? (formats[0] ?? 0) : (formats[i] ?? 0) }));
+}
+
+export class PgSession {
+  private readonly d: PgSessionDeps;
+  private readonly pending: Pending[] = [];
+  private readonly statements = new Map<string, StatementState>();
+  private readonly portals = new Map<string, PortalState>();
+  private result: ResultState | null = null;
+  private swallowUntilReady = false;
+  private status: TransactionStatus;
+  private ending: string | null = null;
+  /** A cancel sent for a limit: the next statement waits for it, so it cannot cancel that one. */
+  private cancelling: Promise<void> | null = null;
+
+  constructor(deps: PgSessionDeps) {
+    this.d = deps;
+    this.status = deps.status;
+  }
+
+  /** Runs both directions until either side closes; resolves with the outcome. */
+  async run(): Promise<'ok' | 'error' | 'terminated'> {
+    const clientSide = this.clientLoop();
+    const upstreamSide = this.upstreamLoop();
+    const first = await Promise.race([clientSide.then(() => 'client' as const), upstreamSide.then(() => 'upstream' as const)]).catch(
+      (err: unknown) => err,
+    );
+    this.d.client.destroy();
+    this.d.upstream.destroy();
+    await Promise.allSettled([clientSide, upstreamSide]);
+    if (this.ending) return 'terminated';
+    if (first === 'client' || first === 'upstream') return 'ok';
+    if (first instanceof ConnectionClosed) return 'ok';
+    return 'error';
+  }
+
+  /** Ends the session, telling the client why (FATAL 57P01, as an administrator shutdown). */
+  async terminate(reason: string): Promise<void> {
+    if (this.ending) return;
+    this.ending = reason;
+    await this.d.client.end(encodeErrorResponse({ severity: 'FATAL', code: '57P01', message: `dlpctl: ${reason}` })).catch(() => {});
+    this.d.upstream.destroy();
+  }
+
+  // ───────────────────────────── client → upstream ─────────────────────────────
+
+  private async clientLoop(): Promise<void> {
+    const { client, upstream } = this.d;
+    for (;;) {
+      let frame: Frame;
+      try {
+        frame = await client.next();
+      } catch (err) {
+        if (isProtocolError(err)) {
+          await client.end(encodeErrorResponse({ severity: 'FATAL', code: '08P01', message: `dlpctl: invalid message from the client: ${err.message}` }));
+        }
+        throw err;
+      }
+      const t = frame.type;
+      this.d.recorder.counters.bytesIn += frame.raw.length;
+      switch (t) {
+        case FrontendType.Query: {
+          const msg = decodeFrontend(frame);
+          if (msg.kind !== 'Query') throw new Error('unreachable');
+          await this.settleCancel();
+          const verdict = await this.d.gate(msg.query);
+          if (verdict.allow) {
+            this.pending.push({ k: 'query', verdict });
+            await upstream.write(frame.raw);
+          } else {
+            const poison = this.poison(verdict);
+            this.pending.push({ k: 'query', verdict, poison });
+            await upstream.write(encodeQuery(poisonSql(poison.nonce)));
+          }
+          break;
+        }
+        case FrontendType.Parse: {
+          const msg = decodeFrontend(frame);
+          if (msg.kind !== 'Parse') throw new Error('unreachable');
+          await this.settleCancel();
+          const verdict = await this.d.gate(msg.query);
+          this.statements.set(msg.name, { verdict });
+          if (verdict.allow) {
+            this.pending.push({ k: 'parse', name: msg.name });
+            await upstream.write(frame.raw);
+          } else {
+            const poison = this.poison(verdict);
+            this.pending.push({ k: 'parse', name: msg.name, poison });
+            await upstream.write(encodeFrontend({ kind: 'Parse', name: msg.name, query: poisonSql(poison.nonce), paramTypes: [] }));
+          }
+          break;
+        }
+        case FrontendType.Bind: {
+          const msg = decodeFrontend(frame);
+          if (msg.kind !== 'Bind') throw new Error('unreachable');
+          this.portals.set(msg.portal, { statement: this.statements.get(msg.statement), resultFormats: msg.resultFormats });
+          this.pending.push({ k: 'bind' });
+          await upstream.write(frame.raw);
+          break;
+        }
+        case FrontendType.Describe: {
+          const msg = decodeFrontend(frame);
+          if (msg.kind !== 'Describe') throw new Error('unreachable');
+          this.pending.push({ k: 'describe', target: msg.target, name: msg.name, internal: false });
+          await upstream.write(frame.raw);
+          break;
+        }
+        case FrontendType.Execute: {
+          const msg = decodeFrontend(frame);
+          if (msg.kind !== 'Execute') throw new Error('unreachable');
+          const portal = this.portals.get(msg.portal);
+          if (portal && !portal.fields && !portal.statement?.fields && (portal.statement?.verdict.masks.length ?? 0) > 0) {
+            // The client did not ask for the result's shape; masking needs it: ask on its behalf.
+            this.pending.push({ k: 'describe', target: 'P', name: msg.portal, internal: true });
+            await upstream.write(encodeFrontend({ kind: 'Describe', target: 'P', name: msg.portal }));
+          }
+          this.pending.push({ k: 'execute', portal: msg.portal });
+          await upstream.write(frame.raw);
+          break;
+        }
+        case FrontendType.Close: {
+          const msg = decodeFrontend(frame);
+          if (msg.kind !== 'Close') throw new Error('unreachable');
+          if (msg.target === 'S') this.statements.delete(msg.name);
+          else this.portals.delete(msg.name);
+          this.pending.push({ k: 'close' });
+          await upstream.write(frame.raw);
+          break;
+        }
+        case FrontendType.Sync:
+          this.pending.push({ k: 'sync' });
+          await upstream.write(frame.raw);
+          break;
+        case FrontendType.FunctionCall: {
+          const verdict: Verdict = { allow: false, message: 'dlpctl: the function-call sub-protocol is not allowed (it bypasses SQL policy); call the function in a SQL statement', masks: [], limits: {} };
+          const poison = this.poison(verdict);
+          this.pending.push({ k: 'query', verdict, poison });
+          await upstream.write(encodeQuery(poisonSql(poison.nonce)));
+          break;
+        }
+        case FrontendType.Terminate:
+          await upstream.write(frame.raw);
+          return;
+        case FrontendType.Flush:
+        case FrontendType.CopyData:
+        case FrontendType.CopyDone:
+        case FrontendType.CopyFail:
+          await upstream.write(frame.raw);
+          break;
+        default:
+          await client.end(
+            encodeErrorResponse({ severity: 'FATAL', code: '08P01', message: `dlpctl: unexpected message type ${t === null ? 'startup' : `0x${t.toString(16)}`} from the client` }),
+          );
+          throw new Error(`unexpected frontend message type ${t}`);
+      }
+    }
+  }
+
+  private async settleCancel(): Promise<void> {
+    if (!this.cancelling) return;
+    await this.cancelling;
+    this.cancelling = null;
+  }
+
+  private poison(verdict: Verdict): Poison {
+    return { nonce: randomBytes(12).toString('hex'), message: verdict.message ?? 'dlpctl: denied by policy' };
+  }
+
+  // ───────────────────────────── upstream → client ─────────────────────────────
+
+  private async upstreamLoop(): Promise<void> {
+    const { client, upstream } = this.d;
+    for (;;) {
+      const frame = await upstream.next();
+      const out = await this.onUpstream(frame);
+      if (out) {
+        this.d.recorder.counters.bytesOut += out.length;
+        const w = client.write(out);
+        if (w) await w;
+      }
+    }
+  }
+
+  /** What to send the client for one upstream frame (null: nothing). */
+  private async onUpstream(frame: Frame): Promise<Buffer | null> {
+    const head = this.pending[0];
+    switch (frame.type) {
+      case BackendType.ParseComplete:
+      case BackendType.BindComplete:
+      case BackendType.CloseComplete:
+        this.pending.shift();
+        return this.swallowUntilReady ? null : frame.raw;
+      case BackendType.ParameterDescription:
+        return this.swallowUntilReady ? null : frame.raw;
+      case BackendType.RowDescription: {
+        const fields = decodeRowDescription(frame.payload).fields;
+        if (head?.k === 'describe') {
+          this.pending.shift();
+          if (head.target === 'S') {
+            const st = this.statements.get(head.name);
+            if (st) st.fields = fields;
+          } else {
+            const p = this.portals.get(head.name);
+            if (p) p.fields = fields;
+          }
+          return head.internal || this.swallowUntilReady ? null : frame.raw;
+        }
+        if (head?.k === 'query') this.result = await this.startResult(fields, head.verdict);
+        return this.swallowUntilReady ? null : frame.raw;
+      }
+      case BackendType.NoData:
+        if (head?.k === 'describe') {
+          this.pending.shift();
+          return head.internal || this.swallowUntilReady ? null : frame.raw;
+        }
+        return this.swallowUntilReady ? null : frame.raw;
+      case BackendType.DataRow:
+        return this.onDataRow(frame, head);
+      case BackendType.CopyData:
+        return this.onCopyData(frame, head);
+      case BackendType.CopyOutResponse:
+      case BackendType.CopyBothResponse:
+        if (head?.k === 'query') this.result = await this.startResult(null, head.verdict);
+        else if (head?.k === 'execute') this.result = await this.startResult(null, this.portalVerdict(head.portal));
+        return frame.raw;
+      case BackendType.CommandComplete:
+      case BackendType.EmptyQueryResponse:
+      case BackendType.PortalSuspended: {
+        const limited = this.finishResult();
+        if (head?.k === 'execute') this.pending.shift();
+        if (limited) {
+          this.swallowUntilReady = true;
+          return limited;
+        }
+        return this.swallowUntilReady ? null : frame.raw;
+      }
+      case BackendType.ErrorResponse:
+        return this.onError(frame, head);
+      case BackendType.ReadyForQuery: {
+        const msg = decodeBackend(frame);
+        if (msg.kind === 'ReadyForQuery') this.status = msg.status;
+        // Everything up to and including this Sync / Query is answered.
+        while (this.pending.length > 0) {
+          const p = this.pending.shift()!;
+          if (p.k === 'sync' || p.k === 'query') break;
+        }
+        this.swallowUntilReady = false;
+        this.result = null;
+        return frame.raw;
+      }
+      default:
+        return this.swallowUntilReady && frame.type !== BackendType.NoticeResponse && frame.type !== BackendType.ParameterStatus ? null : frame.raw;
+    }
+  }
+
+  private portalVerdict(name: string): Verdict {
+    return this.portals.get(name)?.statement?.verdict ?? { allow: true, masks: [], limits: {} };
+  }
+
+  private async startResult(fields: readonly FieldDescription[] | null, verdict: Verdict): Promise<ResultState> {
+    const plan = verdict.masks.length > 0 ? await this.d.plan(fields, verdict.masks) : null;
+    return { plan, verdict, rows: 0, bytes: 0, started: performance.now(), over: null };
+  }
+
+  private async resultFor(head: Pending | undefined): Promise<ResultState | null> {
+    if (this.result) return this.result;
+    if (head?.k === 'execute') {
+      const portal = this.portals.get(head.portal);
+      const verdict = this.portalVerdict(head.portal);
+      const fields = portal?.fields ?? (portal?.statement?.fields ? applyFormats(portal.statement.fields, portal.resultFormats) : undefined);
+      // An unknown shape (null) under a mask rule scans every cell as text rather than pass anything unmasked.
+      this.result = await this.startResult(fields ?? null, verdict);
+      return this.result;
+    }
+    return null;
+  }
+
+  private async onDataRow(frame: Frame, head: Pending | undefined): Promise<Buffer | null> {
+    if (this.swallowUntilReady) return null;
+    const r = await this.resultFor(head);
+    if (!r) return frame.raw;
+    if (r.over) return null;
+    r.rows += 1;
+    r.bytes += frame.raw.length;
+    this.d.recorder.counters.rows += 1;
+    const { maxRows, maxBytes } = r.verdict.limits;
+    if ((maxRows !== undefined && r.rows > maxRows) || (maxBytes !== undefined && r.bytes > maxBytes)) {
+      const which = maxRows !== undefined && r.rows > maxRows ? `more than ${maxRows} rows` : `more than ${maxBytes} bytes`;
+      r.over = `dlpctl: the result has ${which}, the limit of ${r.verdict.limitRule ? `rule ${r.verdict.limitRule}` : 'this resource'}; add a LIMIT or narrow the query`;
+      this.cancelling = this.d.cancel().catch(() => {});
+      return null;
+    }
+    if (!r.plan?.active) return frame.raw;
+    const cells = decodeDataRow(frame.payload).cells;
+    const outcome = r.plan.mask(cells);
+    for (const [entity, n] of Object.entries(outcome.counts)) this.d.recorder.masked(entity, n);
+    return outcome.cells ? encodeDataRow(outcome.cells) : frame.raw;
+  }
+
+  private async onCopyData(frame: Frame, head: Pending | undefined): Promise<Buffer | null> {
+    if (this.swallowUntilReady) return null;
+    const r = await this.resultFor(head);
+    if (!r?.plan) return frame.raw;
+    const text = frame.payload.toString('utf8');
+    const masked = r.plan.maskText(text);
+    for (const [entity, n] of Object.entries(masked.counts)) this.d.recorder.masked(entity, n);
+    if (masked.text === text) return frame.raw;
+    const body = Buffer.from(masked.text, 'utf8');
+    const out = Buffer.allocUnsafe(5 + body.length);
+    out[0] = BackendType.CopyData;
+    out.writeInt32BE(4 + body.length, 1);
+    body.copy(out, 5);
+    return out;
+  }
+
+  /** Ends the current result; returns the limit error to send instead of its end, if a limit was hit. */
+  private finishResult(): Buffer | null {
+    const r = this.result;
+    this.result = null;
+    if (!r) return null;
+    const durationMs = Math.round((performance.now() - r.started) * 1000) / 1000;
+    this.record({ type: 'result', rows: r.rows, bytes: r.bytes, durationMs });
+    this.d.recorder.flushMasks().catch((err: unknown) => this.storeError(err));
+    if (r.over) {
+      this.record({ type: 'error', message: r.over, code: '54000' });
+      return encodeErrorResponse({ severity: 'ERROR', code: '54000', message: r.over });
+    }
+    return null;
+  }
+
+  private onError(frame: Frame, head: Pending | undefined): Buffer | null {
+    const msg = decodeBackend(frame);
+    const message = msg.kind === 'ErrorResponse' ? msg.message : '';
+    const code = msg.kind === 'ErrorResponse' ? msg.code : '';
+    const limitError = this.finishResult();
+    let poison: Poison | undefined;
+    if (head && head.k !== 'query') {
+      // In the extended protocol the server now skips to Sync: drop what it will not answer.
+      while (this.pending.length > 0 && this.pending[0]!.k !== 'sync') {
+        const p = this.pending.shift()!;
+        if (p.k === 'parse' && p.poison) poison ??= p.poison;
+      }
+    } else if (head?.k === 'query') {
+      poison = head.poison;
+    }
+    if (this.swallowUntilReady) return null;
+    if (limitError) {
+      this.swallowUntilReady = true;
+      return limitError;
+    }
+    if (poison && message.includes(poison.nonce)) return encodePolicyDenial(poison.message);
+    this.record({ type: 'error', message: message.slice(0, 500), code });
+    return frame.raw;
+  }
+
+  private record(body: Parameters<SessionRecorder['record']>[0]): void {
+    this.d.recorder.record(body).catch((err: unknown) => this.storeError(err));
+  }
+
+  private storeError(err: unknown): void {
+    this.d.emit({ type: 'error', resource: this.d.resource, sessionId: this.d.sessionId, message: err instanceof Error ? err.message : String(err) });
+  }
+}
