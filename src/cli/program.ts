@@ -72,7 +72,6 @@ export function buildProgram(wrap: ActionWrapper): Command {
     .option('--no-color', 'no colour (also NO_COLOR)')
     .addOption(new Option('-v, --verbose', 'more detail on errors (stack traces); repeat for more').argParser((_v, prev: number) => prev + 1).default(0))
     .showSuggestionAfterError(true)
-    .enablePositionalOptions()
     .addHelpText(
       'after',
       `\nExit codes:\n${EXIT_CODES.map(([c, d]) => `  ${c}  ${d}`).join('\n')}\n\nRun 'dlpctl COMMAND --help' for a command's options; 'man dlpctl' for the whole manual.`,
@@ -134,7 +133,6 @@ export function buildProgram(wrap: ActionWrapper): Command {
         .option('--port <n>', 'local port (default: the resource\'s listen port, else a free port)')
         .option('--bind <addr>', 'local address (default 127.0.0.1; another address needs serverTls)')
         .option('--reason <text>', 'why this session is opened; stored on the session and shown to approvers')
-        .passThroughOptions()
         .action(async (resource: string, command: string[], o: { port?: string; bind?: string; reason?: string }, cmd: Command) =>
           wrap(cmd, async (ctx) => (await import('./commands/connect.js')).runConnect(ctx, { resource, command, ...o })),
         ),
@@ -145,6 +143,70 @@ export function buildProgram(wrap: ActionWrapper): Command {
         `{"type":"session_end","resource":"db","sessionId":"…","outcome":"ok","time":"…"}`,
     ),
     ['dlpctl connect postgres-prod', "dlpctl connect postgres-prod --reason 'weekly report' -- npm run agent", 'dlpctl connect postgres-prod -- psql -c "select count(*) from orders"'],
+  );
+
+  // ── mask ─────────────────────────────────────────────────────────────────
+  examples(
+    jsonOutput(
+      program
+        .command('mask')
+        .description('mask personal data and secrets: reads stdin, writes masked stdout (streaming, constant memory)')
+        .option('--entities <list>', 'comma-separated entities or groups (e.g. email,credit_card,secrets); default: the config\'s mask rules, else all')
+        .option('--with <masker>', 'redact | partial | hash | null | pseudonymize (default redact)')
+        .option('--keep <n>', 'characters the partial masker keeps (default 4)')
+        .option('--json-input', 'input is JSON or NDJSON: mask string values, keep the document valid')
+        .option('--report', 'write the findings (entity, span, masker; never the value) as JSON on stderr')
+        .action(async (o: { entities?: string; with?: string; keep?: string; jsonInput?: boolean; report?: boolean }, cmd: Command) =>
+          wrap(cmd, async (ctx) => (await import('./commands/mask.js')).runMask(ctx, o)),
+        ),
+      `{"masked": "…", "findings": [{"entity": "email", "start": 10, "end": 27, "masker": "redact"}], "counts": {"email": 1}}\n` +
+        `(reads the whole input; without --json the output streams)`,
+    ),
+    ['agent | dlpctl mask > public.log', 'dlpctl mask --entities email,phone --with partial < prompts.txt', 'dlpctl mask --json-input --report < events.ndjson > clean.ndjson'],
+  );
+
+  // ── policy ───────────────────────────────────────────────────────────────
+  const policy = program.command('policy').description('lint, test and explain policy before it reaches production');
+  jsonOutput(
+    policy
+      .command('lint')
+      .description('schema and semantic checks of the policies: unknown entities, rules that never match or are shadowed, approve rules without approvers, unsafe regexes; exit 2 on errors')
+      .action(async (_o, cmd: Command) => wrap(cmd, async (ctx) => (await import('./commands/policy.js')).runPolicyLint(ctx))),
+    `{"file": "…", "errors": 1, "warnings": 1, "findings": [{"severity": "error", "pos": {"file": "…", "line": 40, "col": 9}, "path": "policies.pii[1].entities[0]", "message": "…"}]}`,
+  );
+  examples(
+    jsonOutput(
+      policy
+        .command('test')
+        .description('run the tests: cases of the config (and of extra files): expected decision, deciding rule, masked sample; exit 1 on any failure')
+        .argument('[file...]', 'extra YAML files with a list of test cases (or tests: [...])')
+        .action(async (files: string[], _o, cmd: Command) => wrap(cmd, async (ctx) => (await import('./commands/policy.js')).runPolicyTest(ctx, { files }))),
+      `{"passed": 3, "failed": 1, "results": [{"name": "…", "pass": false, "expected": "deny", "actual": "allow", "expectedRule": "no-ddl", "actualRule": null, "diff": ["…"], "at": "dlpctl.yaml:120:5"}]}`,
+    ),
+    ['dlpctl policy test', 'dlpctl policy test --json extra-cases.yaml'],
+  );
+  examples(
+    jsonOutput(
+      policy
+        .command('explain')
+        .description('show the decision for one statement, request or command, what the classifier saw, and why each rule matched or not')
+        .requiredOption('--resource <name>', 'the resource whose policies apply')
+        .option('--as <subject>', 'identity subject (default anonymous)')
+        .option('--group <group>', 'a group of the identity (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+        .option('--machine', 'the identity is a machine (CI), not a person')
+        .option('--sql <text>', 'a SQL text (several statements allowed)')
+        .option('--http <request>', 'an HTTP request as "METHOD PATH"')
+        .option('--body <text>', 'with --http: the request body')
+        .option('--ssh <command>', 'an SSH command line')
+        .option('--channel <kind>', 'with --ssh: exec (default), shell, sftp or forward')
+        .action(async (o: Omit<import('./commands/policy.js').ExplainOptions, 'resource'> & { resource: string }, cmd: Command) =>
+          wrap(cmd, async (ctx) => (await import('./commands/policy.js')).runPolicyExplain(ctx, o)),
+        ),
+      `{"decision": {"action": "deny", "rule": {"policy": "recommended", "rule": "no-drop-truncate"}, "message": "…", …},\n` +
+        ` "classification": {"statements": [{"kind": "drop", "tables": ["t"], "functions": [], …}]},\n` +
+        ` "rules": [{"policy": "…", "rule": "…", "action": "deny", "result": "matched", "reasons": [], "decided": true}]}`,
+    ),
+    ["dlpctl policy explain --resource postgres-prod --group analytics-agents --sql 'DELETE FROM orders'"],
   );
 
   // ── store ────────────────────────────────────────────────────────────────

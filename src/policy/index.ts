@@ -11,3 +11,4 @@ export type {
   Decision, DecisionAction, DecisionBasis, EvaluationContext, LimitSources, Limits, MaskDirective, MatchedRule,
   PolicyAction, PolicyIdentity, PolicyResource, RuleRef, StatementDecision,
 } from './types.js';
+export { MaskEngineCache, type MaskEngineOptions } from './mask-engine.js';

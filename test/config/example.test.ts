@@ -33,9 +33,9 @@ describe('examples/dlpctl.yaml', () => {
 
   it('has detectors, tests and an identity', () => {
     expect(config.detectors.map((d) => d.name)).toEqual(['employee_id', 'gift_card']);
-    expect(config.tests).toHaveLength(6);
+    expect(config.tests).toHaveLength(7);
     expect(config.tests.map((t) => t.resource)).toContain('bastion');
-    expect(config.tests[5]?.ssh).toEqual({ channel: 'shell' });
+    expect(config.tests[6]?.ssh).toEqual({ channel: 'shell' });
     expect(config.identity?.groupsClaim).toBe('realm_access.roles');
   });
 
