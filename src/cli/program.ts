@@ -145,6 +145,16 @@ export function buildProgram(wrap: ActionWrapper): Command {
     ['dlpctl connect postgres-prod', "dlpctl connect postgres-prod --reason 'weekly report' -- npm run agent", 'dlpctl connect postgres-prod -- psql -c "select count(*) from orders"'],
   );
 
+  // ── demo ─────────────────────────────────────────────────────────────────
+  examples(
+    program
+      .command('demo')
+      .description('start an embedded PostgreSQL with a fake shop and a tunnel in front of it (masking, a denied DROP, a row limit); --script runs a short session and shows the audit trail')
+      .option('--script', 'run the scripted session, print what the agent saw and the audit trail, then exit')
+      .action(async (o: { script?: boolean }, cmd: Command) => wrap(cmd, async (ctx) => (await import('./commands/demo.js')).runDemo(ctx, o))),
+    ['dlpctl demo --script', 'dlpctl demo    # then: psql "$URL"'],
+  );
+
   // ── mask ─────────────────────────────────────────────────────────────────
   examples(
     jsonOutput(
