@@ -41,12 +41,16 @@ export async function main(argv: readonly string[], deps: MainDeps = {}): Promis
 
   const program = buildProgram(wrap);
   const errIo = createIo(streams, { noColor: noColorArg, env });
-  program.exitOverride();
-  program.configureOutput({
-    writeOut: (s) => streams.stdout.write(s),
-    writeErr: (s) => streams.stderr.write(s),
-    outputError: (s, write) => write(errIo.errColor.red(s)),
-  });
+  const configure = (cmd: Command) => {
+    cmd.exitOverride();
+    cmd.configureOutput({
+      writeOut: (s) => streams.stdout.write(s),
+      writeErr: (s) => streams.stderr.write(s),
+      outputError: (s, write) => write(errIo.errColor.red(s)),
+    });
+    for (const sub of cmd.commands) configure(sub);
+  };
+  configure(program);
 
   let uninstall = () => {};
   if (deps.handleSignals) {

@@ -38,7 +38,7 @@ function walk(cmd: Command, path: string[], out: string[]): void {
       walk(sub, p, out);
       continue;
     }
-    out.push('.SS', `"${esc(usage(sub, p))}"`);
+    out.push(`.SS "${esc(usage(sub, p))}"`);
     out.push(esc(sub.description()));
     if (sub.registeredArguments.length) {
       for (const a of sub.registeredArguments) out.push('.TP', `.I ${esc(a.name())}`, esc(a.description || ''));
