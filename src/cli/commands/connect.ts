@@ -3,6 +3,7 @@
  * events with --json), and run until SIGINT/SIGTERM — or, with a command, until the command exits, with its
  * exit status.
  */
+import path from 'node:path';
 import { DlpctlError, ExitCode } from '../../errors.js';
 import type { CommandContext } from '../context.js';
 import { loadCliConfig, resolveStoreUrl } from '../load.js';
@@ -24,9 +25,6 @@ export async function runConnect(ctx: CommandContext, opts: ConnectOptions): Pro
     const names = Object.keys(config.resources);
     throw new DlpctlError('USAGE', `no resource named "${opts.resource}" in ${config.file}${names.length ? `; known: ${names.join(', ')}` : ''}`);
   }
-  if (resource.kind !== 'postgres') {
-    throw new DlpctlError('USAGE', `resource "${resource.name}" is of kind ${resource.kind}; this version of dlpctl connects to postgres resources only`);
-  }
   const port = opts.port === undefined ? resource.listen?.port : Number(opts.port);
   if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) throw new DlpctlError('USAGE', `--port: "${opts.port}" is not a port number`);
   const host = opts.bind ?? resource.listen?.host ?? '127.0.0.1';
@@ -43,37 +41,37 @@ export async function runConnect(ctx: CommandContext, opts: ConnectOptions): Pro
   if (!identityAllowed(identity, resource.allow)) {
     throw new DlpctlError('AUTH_REQUIRED', `${identity.subject} (unverified local user) is not in the allow list of ${resource.name}; add user:${identity.subject} to its allow list`);
   }
-  const secretOpts = { env: ctx.env, homedir: ctx.homedir };
-  const password = resource.password ? await resolveSecret(resource.password, secretOpts) : undefined;
-  const ca = resource.tls.ca ? await resolveSecret(resource.tls.ca, secretOpts) : undefined;
-  const serverTls = resource.serverTls
-    ? { cert: await resolveSecret(resource.serverTls.cert, secretOpts), key: await resolveSecret(resource.serverTls.key, secretOpts) }
-    : undefined;
-
+  const secretOpts = { env: ctx.env, homedir: ctx.homedir, baseDir: path.dirname(config.file) };
   await policy.initSqlParser();
   const policies = policy.resolvePolicies(resource.policies, config.policies);
   const storeUrl = await resolveStoreUrl(ctx);
-  const [{ openStore }, { PostgresEngine }, { parseTargetUrl }, { Tunnel }, { startChild }] = await Promise.all([
+  const [{ openStore }, { openEngine }, { Tunnel }, { startChild }] = await Promise.all([
     import('../../store/index.js'),
-    import('../../proxy/postgres/engine.js'),
-    import('../../proxy/postgres/upstream.js'),
+    import('../../proxy/engine-factory.js'),
     import('../../proxy/tunnel.js'),
     import('../../proxy/child.js'),
   ]);
   const store = await openStore(storeUrl);
-  const t = parseTargetUrl(resource.target);
-  const engine = new PostgresEngine({
-    resource,
-    target: { ...t, ...(password !== undefined ? { password } : {}), tls: { mode: resource.tls.mode, ...(ca ? { ca } : {}) } },
-    policies,
-    store,
-    identity,
-    ...(opts.reason ? { reason: opts.reason } : {}),
-    ...(serverTls ? { serverTls } : {}),
-    customDetectors: config.detectors,
-    onApprovalPending: (id) => ctx.io.err(`dlpctl: a statement waits for approval ${id}; an approver in the rule's groups decides it`),
-  });
-  const tunnel = new Tunnel({ resource: resource.name, kind: 'postgres', host, ...(port !== undefined ? { port } : {}), clientTls: Boolean(serverTls), engine });
+  let opened;
+  try {
+    opened = await openEngine({
+      resource,
+      config,
+      policies,
+      store,
+      identity,
+      ...(opts.reason ? { reason: opts.reason } : {}),
+      resolve: (s) => resolveSecret(s, secretOpts),
+      onApprovalPending: (id) => ctx.io.err(`dlpctl: waiting for approval ${id}; an approver in the rule's groups decides it`),
+      env: ctx.env,
+      homedir: ctx.homedir,
+    });
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  const engine = opened.engine;
+  const tunnel = new Tunnel({ resource: resource.name, kind: resource.kind, host, ...(port !== undefined ? { port } : {}), clientTls: opened.clientTls, engine });
   const c = ctx.io.errColor;
   tunnel.on('event', (e: TunnelEvent) => {
     if (ctx.globals.json) {
@@ -89,7 +87,7 @@ export async function runConnect(ctx: CommandContext, opts: ConnectOptions): Pro
   try {
     const address = await tunnel.open();
     if (!ctx.globals.json) {
-      const line = `${resource.name} (postgres → ${t.host}:${t.port}/${t.database}) listening on ${address.host}:${address.port}`;
+      const line = `${resource.name} (${opened.describe}) listening on ${address.host}:${address.port}`;
       if (opts.command.length === 0) {
         ctx.io.err(`${c.green('✓')} ${line}`);
         ctx.io.out(tunnel.url);
@@ -104,7 +102,7 @@ export async function runConnect(ctx: CommandContext, opts: ConnectOptions): Pro
         command,
         args,
         baseEnv: ctx.env,
-        tunnelEnv: engine.childEnv(address, tunnel.secret),
+        tunnelEnv: opened.childEnv(address, tunnel.secret),
         secretEnvNames: secretEnvNames(config),
         cwd: ctx.cwd,
       });
@@ -117,7 +115,7 @@ export async function runConnect(ctx: CommandContext, opts: ConnectOptions): Pro
     return ExitCode.ok;
   } finally {
     await tunnel.close('the tunnel is closing');
-    await engine.close();
+    await opened.close();
     await store.close();
   }
 }
