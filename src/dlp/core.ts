@@ -1,0 +1,94 @@
+/**
+ * Internal plumbing shared by the text, JSON, form and stream maskers: detection in raw coordinates
+ * (ANSI-aware) and rendering of the masked text.
+ */
+import { escapesIn, hasEscapes, stripAnsi } from './ansi.js';
+import type { MaskerContext, MaskerName } from './maskers.js';
+import { applyMasker } from './maskers.js';
+import type { Candidate, ScanConfig } from './scanner.js';
+import { resolve, scan } from './scanner.js';
+
+/** One detected value: its entity, its span in the input, and the masker applied. Never the value. */
+export interface Finding {
+  entity: string;
+  start: number;
+  end: number;
+  masker: MaskerName;
+}
+
+export interface MaskResult {
+  /** The masked text (the input itself, same reference, when nothing was found). */
+  text: string;
+  findings: Finding[];
+  /** Findings per entity. */
+  counts: Record<string, number>;
+  changed: boolean;
+}
+
+export interface Core {
+  cfg: ScanConfig;
+  maskerFor: (entity: string) => MaskerName;
+  mctx: MaskerContext;
+}
+
+export interface RawDetection {
+  spans: Candidate[];
+  pending: number;
+}
+
+/** Detects in `raw` (stripping ANSI escapes when present); spans are raw indices, resolved, start ≥ from. */
+export function detectRaw(core: Core, raw: string, final: boolean, from: number, keyHint?: string, first = false): RawDetection {
+  if (!hasEscapes(raw)) {
+    const r = scan(raw, core.cfg, { final, from, keyHint, first });
+    return { spans: resolve(r.candidates, from), pending: r.pending };
+  }
+  const st = stripAnsi(raw, final);
+  const map = st.map;
+  // first clean index whose raw index is >= from
+  let lo = 0;
+  let hi = map.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (map[mid]! < from) lo = mid + 1;
+    else hi = mid;
+  }
+  const r = scan(st.clean, core.cfg, { final, from: lo, keyHint, first });
+  const spans = resolve(r.candidates, lo).map((c) => ({ ...c, start: map[c.start]!, end: map[c.end - 1]! + 1 }));
+  let pending = r.pending === Infinity ? Infinity : map[Math.min(r.pending, map.length - 1)]!;
+  if (st.incomplete !== -1 && st.incomplete < pending) pending = st.incomplete;
+  return { spans, pending };
+}
+
+/** Renders raw[from, to) with the spans (all inside [from, to)) replaced; escapes inside a span are kept after its replacement. */
+export function render(core: Core, raw: string, spans: readonly Candidate[], from: number, to: number, findings: Finding[], offset = 0): string {
+  if (spans.length === 0) return from === 0 && to === raw.length ? raw : raw.slice(from, to);
+  const parts: string[] = [];
+  let pos = from;
+  const esc = hasEscapes(raw);
+  for (const c of spans) {
+    if (c.start < pos || c.end > to) continue;
+    parts.push(raw.slice(pos, c.start));
+    const value = esc ? stripAnsi(raw.slice(c.start, c.end), true).clean : raw.slice(c.start, c.end);
+    const masker = core.maskerFor(c.entity);
+    parts.push(applyMasker(masker, c.entity, value, core.mctx));
+    if (esc) parts.push(escapesIn(raw, c.start, c.end));
+    findings.push({ entity: c.entity, start: c.start + offset, end: c.end + offset, masker });
+    pos = c.end;
+  }
+  parts.push(raw.slice(pos, to));
+  return parts.join('');
+}
+
+export function countFindings(findings: readonly Finding[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const f of findings) counts[f.entity] = (counts[f.entity] ?? 0) + 1;
+  return counts;
+}
+
+export function maskTextCore(core: Core, text: string, keyHint?: string): MaskResult {
+  const { spans } = detectRaw(core, text, true, 0, keyHint);
+  if (spans.length === 0) return { text, findings: [], counts: {}, changed: false };
+  const findings: Finding[] = [];
+  const out = render(core, text, spans, 0, text.length, findings);
+  return { text: out, findings, counts: countFindings(findings), changed: out !== text };
+}

@@ -1,0 +1,132 @@
+/**
+ * Maskers turn one detected value into its replacement. They are pure functions of (entity, value) plus,
+ * for `hash`, a key and, for `pseudonymize`, a `PseudonymVault` that remembers originals for `restore`.
+ */
+import { createHmac } from 'node:crypto';
+import { isSecretEntity } from './entities.js';
+
+export const MASKER_NAMES = ['redact', 'partial', 'hash', 'null', 'pseudonymize'] as const;
+export type MaskerName = (typeof MASKER_NAMES)[number];
+
+export function isMaskerName(x: string): x is MaskerName {
+  return (MASKER_NAMES as readonly string[]).includes(x);
+}
+
+export function redact(entity: string): string {
+  return `[REDACTED:${entity}]`;
+}
+
+function isAlnumChar(c: number): boolean {
+  return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
+}
+
+/**
+ * Keeps the last `keep` letters/digits and replaces the others with `*`, keeping separators
+ * (`4111-1111-1111-1111` → `****-****-****-1111`). Secrets keep their last `keep` characters only when
+ * that is at most a quarter of the value (`****…wxyz`), otherwise they are redacted; private keys are
+ * always redacted.
+ */
+export function partial(entity: string, value: string, keep = 4): string {
+  if (keep < 0 || !Number.isFinite(keep)) keep = 4;
+  if (isSecretEntity(entity)) {
+    if (entity === 'private_key' || keep === 0 || keep * 4 > value.length) return redact(entity);
+    return `****${value.slice(value.length - keep)}`;
+  }
+  let kept = 0;
+  const out: string[] = new Array<string>(value.length);
+  for (let i = value.length - 1; i >= 0; i--) {
+    const c = value.charCodeAt(i);
+    if (isAlnumChar(c)) {
+      out[i] = kept < keep ? value[i]! : '*';
+      kept++;
+    } else out[i] = value[i]!;
+  }
+  return out.join('');
+}
+
+/** Keyed HMAC-SHA256 token: the same (key, entity, value) gives the same token; nothing is reversible. */
+export function hashToken(entity: string, value: string, key: string | Uint8Array): string {
+  const h = createHmac('sha256', key).update(entity).update('\0').update(value).digest('hex');
+  return `[HASH:${entity}:${h.slice(0, 8)}]`;
+}
+
+/**
+ * Per-session table of placeholders (`<EMAIL_1>`) ↔ originals. The same original always gets the same
+ * placeholder within a vault; `restore` puts originals back into a reply (for example the LLM's answer).
+ */
+export class PseudonymVault {
+  readonly #byValue = new Map<string, string>();
+  readonly #byPlaceholder = new Map<string, string>();
+  readonly #counters = new Map<string, number>();
+
+  placeholderFor(entity: string, value: string): string {
+    const k = `${entity}\0${value}`;
+    const existing = this.#byValue.get(k);
+    if (existing !== undefined) return existing;
+    const n = (this.#counters.get(entity) ?? 0) + 1;
+    this.#counters.set(entity, n);
+    const ph = `<${entity.toUpperCase()}_${n}>`;
+    this.#byValue.set(k, ph);
+    this.#byPlaceholder.set(ph, value);
+    return ph;
+  }
+
+  /** The original for a placeholder, if this vault issued it. */
+  lookup(placeholder: string): string | undefined {
+    return this.#byPlaceholder.get(placeholder);
+  }
+
+  get size(): number {
+    return this.#byPlaceholder.size;
+  }
+
+  /** Replaces every placeholder this vault issued with its original. Unknown placeholders stay. */
+  restore(text: string): string {
+    if (this.#byPlaceholder.size === 0 || !text.includes('<')) return text;
+    return text.replace(/<([A-Z][A-Z0-9_]*_\d+)>/g, (m) => this.#byPlaceholder.get(m) ?? m);
+  }
+
+  /**
+   * Like `restore`, for JSON text: also finds `\u003c…\u003e`-escaped placeholders and JSON-escapes the
+   * originals so that the result stays valid JSON.
+   */
+  restoreJson(text: string): string {
+    if (this.#byPlaceholder.size === 0) return text;
+    return text.replace(/(?:<|\\u003[cC])([A-Z][A-Z0-9_]*_\d+)(?:>|\\u003[eE])/g, (m, name: string) => {
+      const v = this.#byPlaceholder.get(`<${name}>`);
+      return v === undefined ? m : JSON.stringify(v).slice(1, -1);
+    });
+  }
+
+  /** Forgets every original (end of session). */
+  clear(): void {
+    this.#byValue.clear();
+    this.#byPlaceholder.clear();
+    this.#counters.clear();
+  }
+}
+
+export function createPseudonymVault(): PseudonymVault {
+  return new PseudonymVault();
+}
+
+export interface MaskerContext {
+  keep: number;
+  hashKey: string | Uint8Array;
+  vault: PseudonymVault;
+}
+
+/** The textual replacement for one value (`null` masks as redact in text). */
+export function applyMasker(masker: MaskerName, entity: string, value: string, ctx: MaskerContext): string {
+  switch (masker) {
+    case 'redact':
+    case 'null':
+      return redact(entity);
+    case 'partial':
+      return partial(entity, value, ctx.keep);
+    case 'hash':
+      return hashToken(entity, value, ctx.hashKey);
+    case 'pseudonymize':
+      return ctx.vault.placeholderFor(entity, value);
+  }
+}

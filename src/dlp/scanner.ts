@@ -1,0 +1,1148 @@
+/**
+ * The detection core: one pass of a combined "trigger" regex finds candidate positions (digit runs, `@`,
+ * `://`, `-----BEGIN`, known secret prefixes, IBAN country codes, secret-looking keys followed by `=`/`:`),
+ * and the specific validator for that trigger runs only there. Every detector reads a bounded number of
+ * characters from its trigger, so a scan is linear in the input.
+ *
+ * Candidates are then resolved left to right: the earliest start wins, at equal starts the longer span,
+ * then the more specific detector; a candidate that overlaps a kept one extends it (masking a little more
+ * is better than leaking the tail of a value).
+ *
+ * Locality contract (the streaming masker relies on it): whether a candidate starts at position p depends
+ * only on the text in [p - LOOKBEHIND, p + MAX_SPAN]; the only detectors that can read further are the
+ * "long" ones (PEM blocks, JWTs, values of secret keys), which report `pending` instead of deciding when
+ * they reach the end of a non-final buffer.
+ */
+import type { CustomDetector } from './custom.js';
+import {
+  cardIssuer,
+  countryCodeLength,
+  IBAN_LENGTHS,
+  isPlaceholder,
+  luhn,
+  mod97,
+  shannonEntropy,
+  validNanp,
+  validSsn,
+} from './validators.js';
+
+export interface Candidate {
+  entity: string;
+  start: number;
+  end: number;
+  prio: number;
+}
+
+export interface ScanConfig {
+  entities: ReadonlySet<string>;
+  allowPrivateIps: boolean;
+  custom: readonly CustomDetector[];
+  trigger: RegExp;
+}
+
+export interface ScanInput {
+  /** Text is complete (no more chunks will follow). */
+  final: boolean;
+  /** Candidates starting before this index are discarded (context kept for look-behind only). */
+  from: number;
+  /** Name of the JSON key / form field the text is the value of: context for the detectors. */
+  keyHint?: string | undefined;
+  /** Stop at the first candidate (for `containsAny`). */
+  first?: boolean;
+}
+
+export interface ScanResult {
+  candidates: Candidate[];
+  /** Smallest start of a candidate that cannot be decided until more text arrives (Infinity if none). */
+  pending: number;
+}
+
+/** Longest span a non-"long" detector reads from its trigger; the stream window must exceed it. */
+export const MAX_SPAN = 230;
+/** Bound for PEM blocks and JWTs (the streaming exception). */
+export const MAX_LONG = 16 * 1024;
+/** Bound for the value of a secret-looking key. */
+export const MAX_VALUE = 4096;
+/** Bound for an unquoted value. */
+const MAX_BARE_VALUE = 1024;
+export const LOOKBEHIND = 64;
+
+// Priorities: more specific detectors win ties.
+const P_SECRET = 10;
+const P_JWT = 9;
+const P_CONN = 8;
+const P_EMAIL = 7;
+const P_CARD = 6;
+const P_SSN = 5;
+const P_CUSTOM = 5;
+const P_PHONE = 4;
+const P_IP = 4;
+const P_AWS_SECRET = 3;
+const P_GENERIC = 1;
+
+// ---------------------------------------------------------------------------------------------------------
+// character classes
+
+function isDigit(c: number): boolean {
+  return c >= 48 && c <= 57;
+}
+function isUpper(c: number): boolean {
+  return c >= 65 && c <= 90;
+}
+function isLower(c: number): boolean {
+  return c >= 97 && c <= 122;
+}
+function isAlnum(c: number): boolean {
+  return isDigit(c) || isUpper(c) || isLower(c);
+}
+function isWord(c: number): boolean {
+  return isAlnum(c) || c === 95;
+}
+function isHex(c: number): boolean {
+  return isDigit(c) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102);
+}
+/** base64url + standard base64 body chars. */
+function isB64url(c: number): boolean {
+  return isAlnum(c) || c === 45 || c === 95;
+}
+function isEmailLocal(c: number): boolean {
+  return isAlnum(c) || c === 46 || c === 95 || c === 37 || c === 43 || c === 45;
+}
+function isSpaceOrTab(c: number): boolean {
+  return c === 32 || c === 9;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// trigger regex
+
+const SECRET_KEYWORDS = 'pass(?:word|wd|phrase)?|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|auth|credential|key';
+
+/**
+ * `[pP][aA]…` for each ASCII letter: case-insensitive matching of one part of a regex without the `(?i:)`
+ * modifier group, which Node 22 (V8 12.4) does not support. Only for sources whose letters are all literal.
+ */
+function caseless(source: string): string {
+  return source.replace(/[a-z]/gi, (ch) => `[${ch.toLowerCase()}${ch.toUpperCase()}]`);
+}
+
+/**
+ * Builds the combined trigger regex for the enabled entities. Every alternative starts on a character that
+ * is rare in ordinary text (a digit not inside a word, `@`, `:`, `=`, `_`, `-`, `J`, `A`, two capitals and
+ * two digits, …); the context that makes it a candidate is checked by a look-behind inside the regex engine,
+ * so clean text costs one native scan and no JavaScript per character.
+ */
+export function buildTrigger(entities: ReadonlySet<string>): RegExp {
+  const has = (e: string): boolean => entities.has(e);
+  const alts: string[] = [];
+  const numeric = has('credit_card') || has('us_ssn') || has('phone') || has('ipv4') || has('ipv6');
+  // Each alternative starts with a concrete character and checks its context with a look-behind *after*
+  // it, so that the regex engine can skip quickly to the next possible first character.
+  // digit runs: only the shapes a numeric detector can start on (13-19 digits; 9-11 digits; a group of
+  // 1-6 digits followed by a separator and a digit; the first group of an IPv6 address)
+  if (numeric) {
+    alts.push(
+      '\\d(?<=(?<![\\w.])\\d)(?:\\d{12,18}(?!\\d)|\\d{8,10}(?!\\d)|\\d{0,5}(?=[ .\\-/][\\d(]|\\) ?\\d)|\\d{0,3}(?=[0-9a-fA-F]{0,3}:(?:[0-9a-fA-F]{1,4}:){2}|[0-9a-fA-F]{0,3}:(?:[0-9a-fA-F]{1,4}:){0,5}:))',
+    );
+  }
+  if (has('email')) alts.push('@|\\\\u0040|%40');
+  if (has('connection_string') || has('slack_webhook')) alts.push(':\\/\\/');
+  if (has('private_key')) alts.push('-----BEGIN ');
+  if (has('generic_secret') || has('aws_secret_access_key')) {
+    alts.push(`[:=](?<=(?:${caseless(SECRET_KEYWORDS)})[\\w.-]{0,40}["']?[ \\t]*[:=])`);
+  }
+  if (has('ipv6')) alts.push(':(?<=(?<![\\w:]):):[0-9a-fA-F]|:(?<=(?<![\\w:])[a-fA-F][0-9a-fA-F]{0,3}:)(?=[0-9a-fA-F:])');
+  alts.push('_(?<=(?<![\\w-])(?:gh[pousr]|github|[sr]k|npm)_)');
+  alts.push('-(?<=(?<![\\w-])(?:sk|gl(?:pat|ptt|dt|rt|cbt|imt|soat|ft|oas|agent)|xox[abposr])-)');
+  alts.push('J(?<=(?<![\\w-])eyJ)');
+  alts.push('A(?<=(?<![\\w-])A)(?:KIA|SIA|BIA|CCA|GPA|IDA|ROA|IPA|NPA|NVA|PKA|Iza)');
+  if (has('iban') || has('gitlab_token')) alts.push('[A-Z](?<=(?<![A-Za-z0-9])[A-Z])[A-Z]\\d\\d');
+  alts.push('\\.(?<=hooks\\.)slack\\.com\\/');
+  return new RegExp(alts.join('|'), 'g');
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// scan state
+
+interface State {
+  s: string;
+  cfg: ScanConfig;
+  inp: ScanInput;
+  out: Candidate[];
+  pending: number;
+  /** Memo for the PEM END search so that many BEGINs without END stay linear. */
+  pemEndFrom: number;
+  pemEndAt: number;
+}
+
+function add(st: State, entity: string, start: number, end: number, prio: number): void {
+  if (start < st.inp.from || end <= start) return;
+  if (!st.cfg.entities.has(entity)) return;
+  st.out.push({ entity, start, end, prio });
+}
+
+function markPending(st: State, start: number): void {
+  if (!st.inp.final && start < st.pending) st.pending = start;
+}
+
+export function scan(s: string, cfg: ScanConfig, inp: ScanInput): ScanResult {
+  const st: State = { s, cfg, inp, out: [], pending: Infinity, pemEndFrom: -1, pemEndAt: -1 };
+  const re = cfg.trigger;
+  const ents = cfg.entities;
+  re.lastIndex = Math.max(0, inp.from - LOOKBEHIND);
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(s)) !== null) {
+    const p = m.index;
+    const tok = m[0];
+    const c0 = tok.charCodeAt(0);
+    if (isDigit(c0)) {
+      onDigits(st, p, p + tok.length);
+    } else if (c0 === 64 /* @ */ || c0 === 92 /* \\ */ || c0 === 37 /* % */) {
+      onAt(st, p, tok.length);
+    } else if (c0 === 58 /* : */) {
+      if (tok === '://') onScheme(st, p);
+      else if (tok.length > 1 && tok.charCodeAt(1) === 58) {
+        if (ents.has('ipv6')) tryIpv6(st, p);
+        re.lastIndex = p + 1;
+      } else {
+        onSeparator(st, p, tok.length);
+        if (ents.has('ipv6') && tok.length === 1) ipv6FromColon(st, p);
+      }
+    } else if (c0 === 61 /* = */) {
+      onSeparator(st, p, tok.length);
+    } else if (c0 === 45 /* - */) {
+      if (tok.length > 1) {
+        const next = onPem(st, p);
+        if (next > re.lastIndex) re.lastIndex = next;
+      } else {
+        const start = dashPrefixStart(s, p);
+        if (start >= 0) {
+          const next = onPrefix(st, start, s.slice(start, p + 1));
+          if (next > re.lastIndex) re.lastIndex = next;
+        }
+      }
+    } else if (c0 === 95 /* _ */) {
+      const pre = underscorePrefix(s, p);
+      if (pre !== null) {
+        const next = onPrefix(st, pre.start, pre.tok);
+        if (next > re.lastIndex) re.lastIndex = next;
+      }
+    } else if (c0 === 74 /* J */ && tok.length === 1) {
+      const next = onPrefix(st, p - 2, 'eyJ');
+      if (next > re.lastIndex) re.lastIndex = next;
+    } else if (c0 === 46 /* . */) {
+      if (!s.startsWith('://', p - 8)) tryWebhook(st, p - 5);
+    } else if (tok.length === 4 && isDigit(tok.charCodeAt(2))) {
+      if (s.startsWith('GR1348941', p)) onPrefix(st, p, 'GR1348941');
+      else if (ents.has('iban')) tryIban(st, p);
+    } else {
+      const next = onPrefix(st, p, tok);
+      if (next > re.lastIndex) re.lastIndex = next;
+    }
+    if (inp.first === true && st.out.length > 0) break;
+  }
+  re.lastIndex = 0;
+  if (cfg.custom.length > 0) runCustom(st);
+  if (inp.keyHint !== undefined) keyHintWholeValue(st, inp.keyHint);
+  return { candidates: st.out, pending: st.pending };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// numbers: cards, SSNs, phones, IPv4, IPv6 starting with a digit
+
+function onDigits(st: State, p: number, e: number): void {
+  const s = st.s;
+  const prev = p > 0 ? s.charCodeAt(p - 1) : -1;
+  if (isAlnum(prev) || prev === 95) {
+    return;
+  }
+  const prev2 = p > 1 ? s.charCodeAt(p - 2) : -1;
+  if ((prev === 46 || prev === 45 || prev === 58 || prev === 47) && isDigit(prev2)) return; // continuation 1.2 / 1-2 / 1:2
+  const L = e - p;
+  const next = e < s.length ? s.charCodeAt(e) : -1;
+  const ents = st.cfg.entities;
+  if (next === 46 && L <= 3 && ents.has('ipv4')) tryIpv4(st, p);
+  if (L <= 4 && (next === 58 || isHex(next)) && ents.has('ipv6')) tryIpv6(st, p);
+  if (prev === 43 /* + */) {
+    if (ents.has('phone')) tryIntlPhone(st, p);
+    return;
+  }
+  const sep = next === 32 || next === 45;
+  if (ents.has('credit_card') && ((L >= 13 && L <= 19) || (sep && L >= 3 && L <= 6))) tryCard(st, p);
+  if (ents.has('us_ssn') && ((L === 3 && sep) || L === 9)) trySsn(st, p, L);
+  if (ents.has('phone')) {
+    if ((L === 3 && (sep || next === 46 || (next === 41 && prev === 40))) || (L === 1 && s.charCodeAt(p) === 49 && (sep || next === 46 || next === 40)) || L === 10 || L === 11) {
+      tryNanp(st, p, L);
+    }
+  }
+}
+
+/** Reads digit groups separated by one consistent separator (from `seps`) starting at p. */
+function readGroups(s: string, p: number, seps: string, maxDigits: number): { groups: number[]; ends: number[]; sep: string; overflow: boolean } {
+  const groups: number[] = [];
+  const ends: number[] = [];
+  let sep = '';
+  let i = p;
+  let total = 0;
+  for (;;) {
+    const g0 = i;
+    while (i < s.length && isDigit(s.charCodeAt(i))) {
+      i++;
+      if (++total > maxDigits) return { groups, ends, sep, overflow: true };
+    }
+    groups.push(i - g0);
+    ends.push(i);
+    const c = s[i];
+    if (c === undefined || !seps.includes(c) || !isDigit(s.charCodeAt(i + 1))) break;
+    if (sep === '') sep = c;
+    else if (c !== sep) break;
+    i++;
+  }
+  return { groups, ends, sep, overflow: false };
+}
+
+function tailOk(s: string, end: number): boolean {
+  const c = end < s.length ? s.charCodeAt(end) : -1;
+  if (isWord(c)) return false;
+  // "1.5" / "12-3" continuing with a digit after a joiner: part of a longer number
+  if ((c === 46 || c === 44) && isDigit(s.charCodeAt(end + 1))) return false;
+  return true;
+}
+
+function tryCard(st: State, p: number): void {
+  const s = st.s;
+  const { groups, ends, overflow } = readGroups(s, p, ' -', 19);
+  if (overflow) {
+    // A run longer than a card: accept only a standard 4-4-4-4 grouping followed by more digits.
+    if (!(groups.length >= 4 && groups[0] === 4 && groups[1] === 4 && groups[2] === 4 && groups[3] === 4)) return;
+    checkCard(st, p, ends[3]!, 4, [4, 4, 4, 4]);
+    return;
+  }
+  const n = groups.length;
+  if (n === 1) {
+    checkCard(st, p, ends[0]!, 1, groups);
+    return;
+  }
+  // grouped: try the whole sequence, then the first 4 groups when they are 4-4-4-4
+  checkCard(st, p, ends[n - 1]!, n, groups);
+  if (n > 4 && groups[0] === 4 && groups[1] === 4 && groups[2] === 4 && groups[3] === 4) checkCard(st, p, ends[3]!, 4, groups);
+}
+
+function checkCard(st: State, p: number, end: number, n: number, groups: readonly number[]): void {
+  const s = st.s;
+  if (!tailOk(s, end)) return;
+  if (n > 1) {
+    if (groups[0] !== 4) return;
+    for (let k = 1; k < n; k++) {
+      const g = groups[k]!;
+      if (g < 3 || g > 7) return;
+    }
+  }
+  const digits = n === 1 ? s.slice(p, end) : s.slice(p, end).replace(/[ -]/g, '');
+  if (digits.length < 12 || digits.length > 19) return;
+  if (cardIssuer(digits) === null || !luhn(digits)) return;
+  add(st, 'credit_card', p, end, P_CARD);
+}
+
+const SSN_CONTEXT = /ssn|social.?security|ss#|ss no|taxpayer|\btin\b|itin/i;
+const PHONE_CONTEXT = /phone|\btel|mobile|cell|call|fax|sms|whatsapp|contact|dial/i;
+
+function contextBefore(st: State, p: number, re: RegExp): boolean {
+  if (st.inp.keyHint !== undefined && re.test(st.inp.keyHint)) return true;
+  return re.test(st.s.slice(Math.max(0, p - 50), p));
+}
+
+function trySsn(st: State, p: number, L: number): void {
+  const s = st.s;
+  if (L === 9) {
+    if (!tailOk(s, p + 9) || s.charCodeAt(p + 9) === 45) return;
+    if (!contextBefore(st, p, SSN_CONTEXT)) return;
+    if (validSsn(s.slice(p, p + 3), s.slice(p + 3, p + 5), s.slice(p + 5, p + 9))) add(st, 'us_ssn', p, p + 9, P_SSN);
+    return;
+  }
+  const sep = s[p + 3];
+  if (s[p + 6] !== sep) return;
+  for (const i of [p + 4, p + 5, p + 7, p + 8, p + 9, p + 10]) if (!isDigit(s.charCodeAt(i))) return;
+  const end = p + 11;
+  const c = s.charCodeAt(end);
+  if (isDigit(c) || (c === 45 && isDigit(s.charCodeAt(end + 1))) || !tailOk(s, end)) return;
+  if (validSsn(s.slice(p, p + 3), s.slice(p + 4, p + 6), s.slice(p + 7, p + 11))) add(st, 'us_ssn', p, end, P_SSN);
+}
+
+function digitsAt(s: string, i: number, n: number): boolean {
+  for (let k = 0; k < n; k++) if (!isDigit(s.charCodeAt(i + k))) return false;
+  return true;
+}
+
+/** North-American numbers: (AAA) EEE-SSSS, AAA-EEE-SSSS, AAA.EEE.SSSS, AAA EEE SSSS, 1-AAA-…, 10/11 plain digits with context. */
+function tryNanp(st: State, p: number, L: number): void {
+  const s = st.s;
+  let start = p;
+  let i = p;
+  if (L === 10 || L === 11) {
+    const off = L === 11 ? 1 : 0;
+    if (L === 11 && s[p] !== '1') return;
+    if (!tailOk(s, p + L)) return;
+    if (!contextBefore(st, p, PHONE_CONTEXT)) return;
+    if (validNanp(s.slice(p + off, p + off + 3), s.slice(p + off + 3, p + off + 6))) add(st, 'phone', p, p + L, P_PHONE);
+    return;
+  }
+  let prefixSep = '';
+  if (L === 1) {
+    // "1-415-…", "1 (415) …"
+    prefixSep = s[p + 1] ?? '';
+    i = p + 2;
+    if (prefixSep === '(') i = p + 1;
+    else if (s[i] === '(') {
+      i++;
+    }
+  }
+  let paren = false;
+  if (s[i - 1] === '(') {
+    paren = true;
+    if (L === 3) start = p - 1;
+  }
+  if (!digitsAt(s, i, 3)) return;
+  const area = s.slice(i, i + 3);
+  i += 3;
+  let sep1: string;
+  if (paren) {
+    if (s[i] !== ')') return;
+    i++;
+    sep1 = s[i] === ' ' ? ' ' : '';
+    if (sep1 !== '') i++;
+  } else {
+    sep1 = s[i] ?? '';
+    if (sep1 !== '-' && sep1 !== '.' && sep1 !== ' ') return;
+    if (L === 1 && prefixSep !== sep1) return;
+    i++;
+  }
+  if (!digitsAt(s, i, 3)) return;
+  const exch = s.slice(i, i + 3);
+  i += 3;
+  const sep2 = s[i] ?? '';
+  if (paren) {
+    if (sep2 !== '-' && sep2 !== ' ' && sep2 !== '.') return;
+  } else if (sep2 !== sep1) return;
+  i++;
+  if (!digitsAt(s, i, 4)) return;
+  i += 4;
+  if (!tailOk(s, i) || (s[i] === sep2 && isDigit(s.charCodeAt(i + 1)))) return;
+  if (!validNanp(area, exch)) return;
+  // include a "+" before a leading 1
+  if (L === 1 && s[p - 1] === '+') start = p - 1;
+  add(st, 'phone', start, i, P_PHONE);
+}
+
+/** International form "+CC …": country code from the ITU table, 8–15 digits, groups separated by one of " -.". */
+function tryIntlPhone(st: State, p: number): void {
+  const s = st.s;
+  const pp = p - 1; // the '+'
+  if (pp > 0 && isWord(s.charCodeAt(pp - 1))) return;
+  let i = p;
+  let digits = '';
+  let groups = 0;
+  for (;;) {
+    let paren = false;
+    if (s[i] === '(') {
+      paren = true;
+      i++;
+    }
+    const g0 = i;
+    while (i < s.length && isDigit(s.charCodeAt(i))) {
+      digits += s[i];
+      i++;
+      if (digits.length > 15) return;
+    }
+    if (i === g0) return;
+    groups++;
+    if (paren) {
+      if (s[i] !== ')') return;
+      i++;
+      if (s[i] === ' ' || s[i] === '-') {
+        if (!isDigit(s.charCodeAt(i + 1))) break;
+        i++;
+        continue;
+      }
+      if (isDigit(s.charCodeAt(i))) continue;
+      break;
+    }
+    const c = s[i];
+    if (c === undefined) break;
+    if ((c === ' ' || c === '-' || c === '.') && (isDigit(s.charCodeAt(i + 1)) || (s[i + 1] === '(' && isDigit(s.charCodeAt(i + 2))))) {
+      i++;
+      continue;
+    }
+    if (c === '(' && isDigit(s.charCodeAt(i + 1))) continue;
+    break;
+  }
+  if (!tailOk(s, i) || groups > 6) return;
+  const ccl = countryCodeLength(digits);
+  if (ccl === 0) return;
+  if (ccl === 1 && digits[0] === '1') {
+    if (digits.length !== 11 || !validNanp(digits.slice(1, 4), digits.slice(4, 7))) return;
+  } else if (digits.length < 8 || digits.length > 15) return;
+  add(st, 'phone', pp, i, P_PHONE);
+}
+
+const VERSION_BEFORE = /(?:^|[^A-Za-z])(?:version|ver|release|build|firmware|v)[\s:=]*$/i;
+
+function tryIpv4(st: State, p: number): void {
+  const s = st.s;
+  let i = p;
+  const oct: number[] = [];
+  for (let k = 0; k < 4; k++) {
+    const g0 = i;
+    while (i < s.length && i - g0 < 4 && isDigit(s.charCodeAt(i))) i++;
+    const len = i - g0;
+    if (len === 0 || len > 3) return;
+    if (len > 1 && s[g0] === '0') return;
+    const v = Number(s.slice(g0, i));
+    if (v > 255) return;
+    oct.push(v);
+    if (k < 3) {
+      if (s[i] !== '.') return;
+      i++;
+    }
+  }
+  const c = s.charCodeAt(i);
+  if (isWord(c) || ((c === 46 || c === 45) && isDigit(s.charCodeAt(i + 1)))) return;
+  if (VERSION_BEFORE.test(s.slice(Math.max(0, p - 12), p))) return;
+  if (st.cfg.allowPrivateIps && privateV4(oct)) return;
+  add(st, 'ipv4', p, i, P_IP);
+}
+
+function privateV4(o: readonly number[]): boolean {
+  const a = o[0]!;
+  const b = o[1]!;
+  return a === 10 || a === 127 || a === 0 || (a === 169 && b === 254) || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || (a === 100 && b >= 64 && b <= 127) || (a === 255 && b === 255);
+}
+
+function tryIpv6(st: State, p: number): void {
+  const s = st.s;
+  const prev = p > 0 ? s.charCodeAt(p - 1) : -1;
+  if (isWord(prev) || prev === 58 || prev === 46) return;
+  let i = p;
+  while (i < s.length && i - p <= 45) {
+    const c = s.charCodeAt(i);
+    if (isHex(c) || c === 58 || c === 46) i++;
+    else break;
+  }
+  if (i - p > 45) return;
+  let end = i;
+  if (isWord(s.charCodeAt(end))) return;
+  for (let tries = 0; tries < 2 && end > p; tries++) {
+    const cand = s.slice(p, end);
+    const v = parseIpv6(cand);
+    if (v !== null) {
+      if (st.cfg.allowPrivateIps && privateV6(v)) return;
+      add(st, 'ipv6', p, end, P_IP);
+      return;
+    }
+    const last = s[end - 1];
+    if (last === '.' || last === ':') end--;
+    else return;
+  }
+}
+
+/** Parses an IPv6 address into 8 groups (with an embedded IPv4 tail allowed); null when invalid. */
+export function parseIpv6(a: string): number[] | null {
+  if (a.indexOf(':') === a.lastIndexOf(':')) return null;
+  const dbl = a.indexOf('::');
+  if (dbl !== -1 && a.indexOf('::', dbl + 1) !== -1) return null;
+  const parseSide = (x: string): number[] | null => {
+    if (x === '') return [];
+    const parts = x.split(':');
+    const out: number[] = [];
+    for (let k = 0; k < parts.length; k++) {
+      const part = parts[k]!;
+      if (k === parts.length - 1 && part.includes('.')) {
+        const o = part.split('.');
+        if (o.length !== 4) return null;
+        const nums = o.map((q) => (/^(?:0|[1-9]\d{0,2})$/.test(q) ? Number(q) : 256));
+        if (nums.some((n) => n > 255)) return null;
+        out.push((nums[0]! << 8) | nums[1]!, (nums[2]! << 8) | nums[3]!);
+      } else {
+        if (!/^[0-9a-fA-F]{1,4}$/.test(part)) return null;
+        out.push(parseInt(part, 16));
+      }
+    }
+    return out;
+  };
+  if (dbl === -1) {
+    const g = parseSide(a);
+    return g !== null && g.length === 8 ? g : null;
+  }
+  const left = parseSide(a.slice(0, dbl));
+  const right = parseSide(a.slice(dbl + 2));
+  if (left === null || right === null || left.length + right.length > 7) return null;
+  if (left.length + right.length === 0) return null; // "::" alone
+  return [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right];
+}
+
+function privateV6(g: readonly number[]): boolean {
+  const first = g[0]!;
+  if (g.slice(0, 7).every((x) => x === 0) && (g[7] === 1 || g[7] === 0)) return true;
+  if ((first & 0xfe00) === 0xfc00 || (first & 0xffc0) === 0xfe80) return true;
+  if (g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff) return privateV4([g[6]! >> 8, g[6]! & 255, g[7]! >> 8, g[7]! & 255]);
+  return false;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// IBAN
+
+function tryIban(st: State, p: number): void {
+  const s = st.s;
+  const len = IBAN_LENGTHS[s.slice(p, p + 2)];
+  if (len === undefined) return;
+  let compact = '';
+  let i = p;
+  while (compact.length < len) {
+    const c = s.charCodeAt(i);
+    if (isUpper(c) || isDigit(c)) {
+      compact += s[i];
+      i++;
+      continue;
+    }
+    if (c === 32 && compact.length % 4 === 0 && compact.length > 0 && s.charCodeAt(i + 1) !== 32) {
+      i++;
+      continue;
+    }
+    return;
+  }
+  const c = s.charCodeAt(i);
+  if (isAlnum(c)) return;
+  if (!mod97(compact)) return;
+  add(st, 'iban', p, i, P_CARD);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// email
+
+function onAt(st: State, at: number, sepLen: number): void {
+  const s = st.s;
+  if (!st.cfg.entities.has('email')) return;
+  let a = at;
+  while (a > 0 && at - a <= 64 && isEmailLocal(s.charCodeAt(a - 1))) a--;
+  if (at - a > 64) return;
+  while (a < at && (s[a] === '.' || s[a] === '-')) a++;
+  if (a === at || s[at - 1] === '.') return;
+  if (isUrlUserinfo(s, a)) return;
+  const d0 = at + sepLen;
+  let i = d0;
+  let labels = 0;
+  let lastLabelStart = d0;
+  for (;;) {
+    const l0 = i;
+    while (i < s.length && i - d0 <= 190) {
+      const c = s.charCodeAt(i);
+      if (isAlnum(c) || c === 45) i++;
+      else break;
+    }
+    if (i - d0 > 190) return;
+    if (i === l0 || s[l0] === '-' || s[i - 1] === '-') {
+      if (i === l0 && labels >= 2 && s[i - 1] === '.') {
+        i--; // trailing dot
+        break;
+      }
+      return;
+    }
+    labels++;
+    lastLabelStart = l0;
+    if (s[i] === '.' && isAlnum(s.charCodeAt(i + 1))) {
+      i++;
+      continue;
+    }
+    break;
+  }
+  if (labels < 2) return;
+  const tld = s.slice(lastLabelStart, i);
+  if (!/^(?:[A-Za-z]{2,24}|xn--[A-Za-z0-9-]{2,20})$/.test(tld)) return;
+  const c = s.charCodeAt(i);
+  if (isWord(c) || c === 64) return;
+  add(st, 'email', a, i, P_EMAIL);
+}
+
+/** `scheme://user@` or `scheme://user:pass@`: the part before `@` is URL userinfo, not an email's local part. */
+function isUrlUserinfo(s: string, a: number): boolean {
+  let k = a;
+  if (s[k - 1] === ':') k--;
+  const lim = Math.max(0, k - 200);
+  while (k > lim) {
+    const c = s.charCodeAt(k - 1);
+    if (c <= 32 || c === 64 || c === 34 || c === 39) return false;
+    if (c === 47 && s.charCodeAt(k - 2) === 47 && s.charCodeAt(k - 3) === 58) return true;
+    if (c === 47) return false;
+    k--;
+  }
+  return false;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// URLs with credentials; Slack webhooks
+
+function onScheme(st: State, p: number): void {
+  const s = st.s;
+  const after = p + 3;
+  if (s.startsWith('hooks.slack.com/', after)) {
+    tryWebhook(st, after);
+    return;
+  }
+  if (!st.cfg.entities.has('connection_string')) return;
+  let a = p;
+  while (a > 0 && p - a < 20) {
+    const c = s.charCodeAt(a - 1);
+    if (isAlnum(c) || c === 43 || c === 46 || c === 45) a--;
+    else break;
+  }
+  if (a === p || !isLower(s.charCodeAt(a)) && !isUpper(s.charCodeAt(a))) return;
+  if (a > 0 && isAlnum(s.charCodeAt(a - 1))) return;
+  let i = after;
+  let colon = -1;
+  while (i < s.length && i - after <= 200) {
+    const c = s.charCodeAt(i);
+    if (c === 64 /* @ */) break;
+    if (c <= 32 || c === 47 || c === 63 || c === 35 || c === 34 || c === 39 || c === 60 || c === 62 || c === 96) return;
+    if (c === 58 && colon === -1) colon = i;
+    i++;
+  }
+  if (s.charCodeAt(i) !== 64 || colon === -1) return;
+  const pw0 = colon + 1;
+  const pw1 = i;
+  if (pw1 - pw0 < 1) return;
+  const h = s.charCodeAt(i + 1);
+  if (!(isAlnum(h) || h === 91)) return;
+  const pw = s.slice(pw0, pw1);
+  if (isPlaceholder(pw) || pw.startsWith('$') || pw.startsWith('%') || /^[*x.]+$/i.test(pw)) return;
+  add(st, 'connection_string', pw0, pw1, P_CONN);
+}
+
+function tryWebhook(st: State, host: number): void {
+  const s = st.s;
+  let start = host;
+  if (s.startsWith('://', host - 3)) {
+    start = host - 3;
+    while (start > 0 && isLower(s.charCodeAt(start - 1)) && host - start < 12) start--;
+  }
+  let i = host + 'hooks.slack.com/'.length;
+  const p0 = i;
+  while (i < s.length && i - p0 < 160) {
+    const c = s.charCodeAt(i);
+    if (isAlnum(c) || c === 47 || c === 95 || c === 45) i++;
+    else break;
+  }
+  const path = s.slice(p0, i);
+  if (!/^(?:services\/T[A-Z0-9]{6,}\/B[A-Z0-9]{6,}\/[A-Za-z0-9]{16,}|workflows\/T[A-Z0-9]{6,}\/A[A-Z0-9]{6,}\/\d+\/[A-Za-z0-9]{16,}|triggers\/T[A-Z0-9]{6,}\/\d+\/[A-Za-z0-9]{16,})$/.test(path)) return;
+  if (isPlaceholder(path)) return;
+  add(st, 'slack_webhook', start, i, P_SECRET);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// PEM private keys
+
+const PEM_HEADER = /-----BEGIN ([A-Z0-9 ]{0,40})-----/y;
+
+function onPem(st: State, p: number): number {
+  const s = st.s;
+  PEM_HEADER.lastIndex = p;
+  const m = PEM_HEADER.exec(s);
+  if (m === null) {
+    if (s.length - p < 60) markPending(st, p);
+    return p + 1;
+  }
+  const label = m[1]!;
+  if (!/PRIVATE KEY( BLOCK)?$/.test(label)) return p + 1;
+  const hdrEnd = p + m[0].length;
+  if (st.pemEndFrom === -1 || st.pemEndFrom > hdrEnd || (st.pemEndAt !== -1 && st.pemEndAt < hdrEnd)) {
+    st.pemEndFrom = hdrEnd;
+    st.pemEndAt = s.indexOf('-----END ', hdrEnd);
+  }
+  const endAt = st.pemEndAt;
+  const limit = p + MAX_LONG;
+  if (endAt !== -1 && endAt < limit) {
+    const close = s.indexOf('-----', endAt + 9);
+    if (close !== -1 && close - endAt < 60) {
+      const end = close + 5;
+      const body = s.slice(hdrEnd, endAt);
+      if (isPlaceholder(body.replace(/\s/g, '')) && body.replace(/\s/g, '').length < 64) return end;
+      add(st, 'private_key', p, end, P_SECRET);
+      return end;
+    }
+    if (close === -1 && !st.inp.final) {
+      markPending(st, p);
+      return s.length;
+    }
+  }
+  if (!st.inp.final && s.length < limit) {
+    markPending(st, p);
+    return s.length;
+  }
+  const end = Math.min(s.length, limit);
+  add(st, 'private_key', p, end, P_SECRET);
+  return end;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// prefixed secrets
+
+function runEnd(s: string, i: number, max: number, ok: (c: number) => boolean): number {
+  const lim = Math.min(s.length, i + max + 1);
+  while (i < lim && ok(s.charCodeAt(i))) i++;
+  return i;
+}
+
+function isAlnumUnderscore(c: number): boolean {
+  return isAlnum(c) || c === 95;
+}
+function isUpperDigit(c: number): boolean {
+  return isUpper(c) || isDigit(c);
+}
+
+/** Returns where the trigger regex may continue. */
+function onPrefix(st: State, p: number, tok: string): number {
+  const s = st.s;
+  const c0 = tok.charCodeAt(0);
+  if (tok === 'eyJ') return tryJwt(st, p);
+  const body = p + tok.length;
+  const emit = (entity: string, end: number, min: number, max: number): number => {
+    const len = end - body;
+    if (len < min || len > max) return body;
+    const value = s.slice(p, end);
+    if (isPlaceholder(value.slice(tok.length))) return end;
+    add(st, entity, p, end, P_SECRET);
+    return end;
+  };
+  switch (c0) {
+    case 65: // A
+      if (tok === 'AIza') return emit('google_api_key', runEnd(s, body, 40, isB64url), 35, 35);
+      return emit('aws_access_key_id', runEnd(s, body, 20, isUpperDigit), 16, 16);
+    case 103: // g
+      if (tok === 'github_pat_') return emit('github_token', runEnd(s, body, 255, isAlnumUnderscore), 50, 255);
+      if (tok.startsWith('gh')) return emit('github_token', runEnd(s, body, 255, isAlnum), 36, 251);
+      return emit('gitlab_token', trimDot(s, body, runEnd(s, body, 120, (c) => isB64url(c) || c === 46), false), 20, 120);
+    case 71: // GR1348941 runner registration token
+      return emit('gitlab_token', runEnd(s, body, 60, isB64url), 20, 60);
+    case 115: // s
+    case 114: // r
+      if (tok.includes('_')) return emit('stripe_key', runEnd(s, body, 247, isAlnum), 16, 247);
+      return onSk(st, p, body);
+    case 120: // x
+      return onSlackToken(st, p, body);
+    case 110: // n
+      return emit('npm_token', runEnd(s, body, 36, isAlnum), 36, 36);
+    case 104: // hooks.slack.com/
+      if (!s.startsWith('://', p - 3)) tryWebhook(st, p);
+      return p + 1;
+    default:
+      return p + 1;
+  }
+}
+
+/** Start of `sk-`, `xoxb-`, `glpat-` … ending at the dash at p, or -1. */
+function dashPrefixStart(s: string, p: number): number {
+  if (s.startsWith('sk', p - 2)) return p - 2;
+  if (s.startsWith('xox', p - 4)) return p - 4;
+  let k = p;
+  while (k > 0 && p - k < 7 && isLower(s.charCodeAt(k - 1))) k--;
+  return s.startsWith('gl', k) ? k : -1;
+}
+
+/** The prefix (`ghp_`, `github_pat_`, `sk_live_`, `npm_` …) whose first underscore is at p. */
+function underscorePrefix(s: string, p: number): { start: number; tok: string } | null {
+  if (s.startsWith('github_pat_', p - 6)) return { start: p - 6, tok: 'github_pat_' };
+  if (s.startsWith('npm', p - 3)) return { start: p - 3, tok: 'npm_' };
+  if (s.startsWith('gh', p - 3)) return { start: p - 3, tok: s.slice(p - 3, p + 1) };
+  const t = s.slice(p - 2, p + 6);
+  if (t === 'sk_live_' || t === 'sk_test_' || t === 'rk_live_' || t === 'rk_test_') return { start: p - 2, tok: t };
+  return null;
+}
+
+function trimDot(s: string, body: number, end: number, dash = true): number {
+  while (end > body && (s[end - 1] === '.' || (dash && s[end - 1] === '-'))) end--;
+  return end;
+}
+
+function onSk(st: State, p: number, body: number): number {
+  const s = st.s;
+  const end = runEnd(s, body, 220, isB64url);
+  const len = end - body;
+  if (len > 220) return body;
+  const rest = s.slice(body, end);
+  const value = s.slice(p, end);
+  let entity: string | null = null;
+  if (rest.startsWith('ant-')) {
+    if (len >= 36) entity = 'anthropic_api_key';
+  } else if (/^(?:proj|svcacct|admin|None)-/.test(rest)) {
+    if (len - rest.indexOf('-') - 1 >= 20) entity = 'openai_api_key';
+  } else if (/^[A-Za-z0-9]{48}$/.test(rest) || /^[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20}$/.test(rest)) {
+    entity = 'openai_api_key';
+  }
+  if (entity === null) return body;
+  const keyPart = rest.replace(/^(?:ant-(?:api\d\d|admin\d\d)-|proj-|svcacct-|admin-|None-)/, '');
+  if (isPlaceholder(keyPart) || isPlaceholder(value)) return end;
+  add(st, entity, p, end, P_SECRET);
+  return end;
+}
+
+function onSlackToken(st: State, p: number, body: number): number {
+  const s = st.s;
+  const end = trimDot(s, body, runEnd(s, body, 255, (c) => isAlnum(c) || c === 45));
+  const len = end - body;
+  if (len < 10 || len > 255) return body;
+  const rest = s.slice(body, end);
+  if (!/\d/.test(rest) || !/^\d+-/.test(rest)) return end;
+  if (isPlaceholder(rest)) return end;
+  add(st, 'slack_token', p, end, P_SECRET);
+  return end;
+}
+
+function tryJwt(st: State, p: number): number {
+  const s = st.s;
+  const lim = Math.min(s.length, p + MAX_LONG);
+  let i = p;
+  const segs: number[] = [];
+  let seg0 = i;
+  for (;;) {
+    while (i < lim && isB64url(s.charCodeAt(i))) i++;
+    segs.push(i - seg0);
+    if (i < lim && s.charCodeAt(i) === 46 && segs.length < 5) {
+      i++;
+      seg0 = i;
+      continue;
+    }
+    break;
+  }
+  if (i === s.length && !st.inp.final && i < p + MAX_LONG) {
+    markPending(st, p);
+    return s.length;
+  }
+  if (segs.length > 1 && segs[segs.length - 1] === 0) {
+    // "…sig." at the end of a sentence
+    segs.pop();
+    i--;
+  }
+  if (segs.length !== 3 && segs.length !== 5) return p + 3;
+  if (segs[0]! < 10 || segs[1]! < 10) return i;
+  const second = p + segs[0]! + 1;
+  if (segs.length === 3 && !s.startsWith('ey', second)) return i;
+  add(st, 'jwt', p, i, P_JWT);
+  return i;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// key = value secrets
+
+const KEY_EXCLUDE = /(?:^|[_.-])(?:id|ids|name|type|count|length|len|size|limit|file|path|url|uri|endpoint|expiry|expires|expires_at|expiresat|ttl|format|prefix|hint|field|header|policy|kind|mode|version|index|usage|min|max)$|public|tokens$|tokenizer|_at$|keyboard|keystroke|keyword|keyspace|monkey|turkey|author(?!i)/i;
+const KEY_PASSWORD = /pass(?:word|wd|phrase)$|(?:^|[_.-])pass$|pwd$|^pass(?:word|wd|phrase)?(?:[_.-]|$)|password/i;
+const KEY_STRONG = /secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|credential|auth|bearer|session[_-]?key|signing[_-]?key|encryption[_-]?key|master[_-]?key/i;
+const KEY_WEAK = /key$|key[_-]|^key/i;
+const KEY_AWS = /aws.?secret|secret.?access.?key/i;
+
+export type KeyClass = 'password' | 'strong' | 'weak' | 'aws';
+
+export function classifyKey(rawKey: string): KeyClass | null {
+  const key = rawKey.replace(/([a-z])([A-Z])/g, '$1_$2');
+  if (KEY_EXCLUDE.test(key)) return null;
+  if (KEY_AWS.test(key)) return 'aws';
+  if (KEY_PASSWORD.test(key)) return 'password';
+  if (KEY_STRONG.test(key)) return 'strong';
+  if (KEY_WEAK.test(key)) return 'weak';
+  return null;
+}
+
+const REFERENCE_RE = /^(?:\$|%|\{\{|<|env\(|process\.env|os\.environ|getenv|secrets\.|vault:|ENC\[|!|&|\*|@)|\(|^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+$|^[A-Z][A-Z0-9]*_[A-Z0-9_]*$/;
+
+/** Whether `value` under a key of class `kc` is a secret worth reporting. */
+export function secretValueOk(kc: KeyClass, value: string): boolean {
+  const len = value.length;
+  if (len === 0 || REFERENCE_RE.test(value) || isPlaceholder(value)) return false;
+  if (/^(?:true|false|null|nil|none|yes|no|on|off|\d{1,5})$/i.test(value)) return false;
+  switch (kc) {
+    case 'password':
+      return len >= 6 && !/^\s|\s$|\s\s|[\r\n]/.test(value) && value.split(' ').length <= 4;
+    case 'aws':
+    case 'strong': {
+      if (len < 12 || /\s/.test(value) || value.includes('://')) return false;
+      const mixed = /\d/.test(value) || (/[a-z]/.test(value) && /[A-Z]/.test(value));
+      return shannonEntropy(value) >= 3 && (mixed || len >= 24);
+    }
+    case 'weak':
+      return len >= 16 && !/\s/.test(value) && !value.includes('://') && /\d/.test(value) && /[A-Za-z]/.test(value) && shannonEntropy(value) >= 3.5;
+  }
+}
+
+function isKeyChar(c: number): boolean {
+  return isWord(c) || c === 46 || c === 45;
+}
+
+/** A `=`, `:`, `=>` or `:=` after a secret-looking key (the regex checked the keyword): read key and value. */
+function onSeparator(st: State, sep: number, sepLen: number): void {
+  const s = st.s;
+  let k1 = sep;
+  while (k1 > 0 && isSpaceOrTab(s.charCodeAt(k1 - 1))) k1--;
+  if (k1 > 0 && (s[k1 - 1] === '"' || s[k1 - 1] === "'")) k1--;
+  let k0 = k1;
+  while (k0 > 0 && k1 - k0 < 60 && isKeyChar(s.charCodeAt(k0 - 1))) k0--;
+  if (k0 === k1) return;
+  const kc = classifyKey(s.slice(k0, k1));
+  if (kc === null) return;
+  let i = sep + sepLen;
+  if (s[i] === '>' || s[i] === '=') i++;
+  while (i < s.length && isSpaceOrTab(s.charCodeAt(i))) i++;
+  if (i >= s.length) {
+    markPending(st, k0);
+    return;
+  }
+  valueAt(st, i, kc, k0);
+}
+
+/** An IPv6 address starting with a hex letter (`fe80::1`): the regex anchored on its first colon. */
+function ipv6FromColon(st: State, colon: number): void {
+  const s = st.s;
+  let k = colon;
+  while (k > 0 && colon - k < 4 && isHex(s.charCodeAt(k - 1))) k--;
+  if (k < colon && !isDigit(s.charCodeAt(k))) tryIpv6(st, k);
+}
+
+function isBareStop(c: number): boolean {
+  return c <= 32 || c === 34 || c === 39 || c === 96 || c === 44 || c === 59 || c === 38 || c === 41 || c === 125 || c === 93 || c === 62 || c === 60;
+}
+
+const AUTH_SCHEME = /^(?:bearer|basic|token|digest|apikey|key)[ \t]+/i;
+
+/** Reads the value starting at i (quoted or bare) and adds a candidate when it passes the gate. */
+function valueAt(st: State, i: number, kc: KeyClass, pendingAt: number): void {
+  const s = st.s;
+  let q = s[i];
+  let v0: number;
+  let v1: number;
+  if (q === '"' || q === "'" || q === '`') {
+    v0 = i + 1;
+    let j = v0;
+    const lim = v0 + MAX_VALUE;
+    while (j < s.length && j < lim) {
+      const c = s.charCodeAt(j);
+      if (c === 92 /* \ */) {
+        j += 2;
+        continue;
+      }
+      if (s[j] === q || c === 10 || c === 13) break;
+      j++;
+    }
+    if (j >= s.length && !st.inp.final) {
+      markPending(st, pendingAt);
+      return;
+    }
+    if (s[j] !== q) return;
+    v1 = j;
+  } else {
+    q = undefined;
+    const am = AUTH_SCHEME.exec(s.slice(i, i + 16));
+    if (am !== null) {
+      i += am[0].length;
+      if (kc === 'weak' || kc === 'password') kc = 'strong';
+    }
+    v0 = i;
+    let j = i;
+    const lim = i + MAX_BARE_VALUE;
+    while (j < s.length && j < lim) {
+      const c = s.charCodeAt(j);
+      if (isBareStop(c)) break;
+      // '=' ends a bare value unless it is base64 padding (followed by '=' or the end of the value)
+      if (c === 61 && j + 1 < s.length && s.charCodeAt(j + 1) !== 61 && !isBareStop(s.charCodeAt(j + 1))) break;
+      j++;
+    }
+    if (j >= s.length && !st.inp.final) {
+      markPending(st, pendingAt);
+      return;
+    }
+    v1 = j;
+    while (v1 > v0 && (s[v1 - 1] === '.' || s[v1 - 1] === ':')) v1--;
+  }
+  if (q !== undefined) {
+    // "Bearer abc", "Basic dXNlcjpw" → the credential after the scheme word
+    const am = AUTH_SCHEME.exec(s.slice(v0, Math.min(v1, v0 + 16)));
+    if (am !== null) {
+      v0 += am[0].length;
+      if (kc === 'weak' || kc === 'password') kc = 'strong';
+    }
+  }
+  const value = s.slice(v0, v1);
+  if (kc === 'aws' && /^[A-Za-z0-9/+]{40}$/.test(value) && !isPlaceholder(value)) {
+    add(st, 'aws_secret_access_key', v0, v1, P_AWS_SECRET);
+    return;
+  }
+  if (!secretValueOk(kc, value)) return;
+  add(st, 'generic_secret', v0, v1, P_GENERIC);
+}
+
+/** JSON/form context: the key itself says the whole value is secret. */
+function keyHintWholeValue(st: State, keyHint: string): void {
+  const kc = classifyKey(keyHint);
+  if (kc === null) return;
+  const s = st.s;
+  let v0 = 0;
+  let v1 = s.length;
+  while (v0 < v1 && s.charCodeAt(v0) <= 32) v0++;
+  while (v1 > v0 && s.charCodeAt(v1 - 1) <= 32) v1--;
+  if (v1 - v0 > MAX_VALUE) return;
+  const am = AUTH_SCHEME.exec(s.slice(v0, v0 + 16));
+  const kc2: KeyClass = am !== null && (kc === 'weak' || kc === 'password') ? 'strong' : kc;
+  if (am !== null) v0 += am[0].length;
+  const value = s.slice(v0, v1);
+  if (kc2 === 'aws' && /^[A-Za-z0-9/+]{40}$/.test(value) && !isPlaceholder(value)) {
+    add(st, 'aws_secret_access_key', v0, v1, P_AWS_SECRET);
+    return;
+  }
+  if (kc2 === 'password' || kc2 === 'aws' || kc2 === 'strong' || kc2 === 'weak') {
+    if (secretValueOk(kc2 === 'aws' ? 'strong' : kc2, value)) add(st, 'generic_secret', v0, v1, P_GENERIC);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// custom detectors
+
+function runCustom(st: State): void {
+  const s = st.s;
+  for (const d of st.cfg.custom) {
+    if (!st.cfg.entities.has(d.name)) continue;
+    const re = d.regex;
+    re.lastIndex = Math.max(0, st.inp.from - LOOKBEHIND);
+    let m: RegExpExecArray | null;
+    while ((m = re.exec(s)) !== null) {
+      const v = m[0];
+      if (v.length === 0) {
+        re.lastIndex++;
+        continue;
+      }
+      if (d.validator !== undefined && !d.validator(v)) continue;
+      if (d.context !== undefined && d.context.length > 0) {
+        const around = (s.slice(Math.max(0, m.index - 50), m.index) + ' ' + s.slice(m.index + v.length, m.index + v.length + 50)).toLowerCase();
+        const hint = (st.inp.keyHint ?? '').toLowerCase();
+        if (!d.context.some((w) => around.includes(w) || hint.includes(w))) continue;
+      }
+      add(st, d.name, m.index, m.index + v.length, P_CUSTOM);
+    }
+    re.lastIndex = 0;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// resolution
+
+/** Greedy left-to-right resolution; overlapping later candidates extend the kept span. */
+export function resolve(cands: Candidate[], from: number): Candidate[] {
+  if (cands.length === 0) return cands;
+  cands.sort((a, b) => a.start - b.start || b.end - b.start - (a.end - a.start) || b.prio - a.prio);
+  const out: Candidate[] = [];
+  let last: Candidate | null = null;
+  for (const c of cands) {
+    if (c.start < from) continue;
+    if (last !== null && c.start < last.end) {
+      if (c.end > last.end) last.end = c.end;
+      continue;
+    }
+    last = { ...c };
+    out.push(last);
+  }
+  return out;
+}

@@ -1,0 +1,119 @@
+/**
+ * Streaming masker. Invariant: for any chunking, the concatenation of everything `push` and `end` return
+ * equals the masking of the whole input.
+ *
+ * How: each push scans `context + held + chunk`, where `context` is the last CONTEXT characters already
+ * emitted (look-behind only: candidates starting there are dropped), and emits up to a cut point that is
+ *  - at most `held.length - window` characters from the end (the window exceeds the longest span an
+ *    ordinary detector can read, so every candidate before the cut is fully decided), and
+ *  - before any candidate a "long" detector could not decide yet (an open `-----BEGIN … PRIVATE KEY-----`
+ *    without its END, a JWT or a secret key's value running into the end of the text, an unterminated
+ *    ANSI escape). That hold is bounded: 16 KiB for PEM/JWT (after which the block is masked up to the
+ *    bound, never leaked), 4 KiB for values;
+ *  - never inside a finding (a finding straddling the cut is held whole).
+ * A value split across chunks therefore never leaks in part.
+ */
+import type { Core, Finding } from './core.js';
+import { countFindings, detectRaw, render } from './core.js';
+import { MAX_SPAN } from './scanner.js';
+
+export const DEFAULT_WINDOW = 256;
+const CONTEXT = 128;
+
+export interface StreamMasker {
+  /** Feeds a chunk; returns the text that is now safe to emit (possibly empty). */
+  push(chunk: string): string;
+  /** Flushes everything held. The masker cannot be used afterwards. */
+  end(): string;
+  /** Findings so far, in stream offsets. */
+  readonly findings: readonly Finding[];
+  /** Counts per entity so far. */
+  counts(): Record<string, number>;
+  /** Number of characters currently held back. */
+  readonly held: number;
+}
+
+export interface ByteStreamMasker {
+  push(chunk: Uint8Array): Buffer;
+  end(): Buffer;
+  readonly findings: readonly Finding[];
+  counts(): Record<string, number>;
+}
+
+export function createStreamMaskerCore(core: Core, window = DEFAULT_WINDOW): StreamMasker {
+  const W = Math.max(window, MAX_SPAN + 16);
+  let ctx = '';
+  let buf = '';
+  let offset = 0;
+  let ended = false;
+  const findings: Finding[] = [];
+
+  const flush = (final: boolean): string => {
+    const text = ctx + buf;
+    const base = ctx.length;
+    if (!final && text.length - base <= W) return '';
+    const det = detectRaw(core, text, final, base);
+    let cut = text.length;
+    if (!final) {
+      cut = text.length - W;
+      if (det.pending < cut) cut = det.pending;
+      for (const s of det.spans) {
+        if (s.start >= cut) break;
+        if (s.end > cut) {
+          cut = s.start;
+          break;
+        }
+      }
+      if (cut <= base) return '';
+    }
+    const emit = det.spans.filter((s) => s.end <= cut);
+    const out = render(core, text, emit, base, cut, findings, offset - base);
+    offset += cut - base;
+    ctx = text.slice(Math.max(0, cut - CONTEXT), cut);
+    buf = text.slice(cut);
+    return out;
+  };
+
+  return {
+    push(chunk: string): string {
+      if (ended) throw new Error('stream masker: push() after end()');
+      if (chunk.length === 0) return '';
+      buf += chunk;
+      return flush(false);
+    },
+    end(): string {
+      if (ended) return '';
+      const out = flush(true);
+      ended = true;
+      ctx = '';
+      buf = '';
+      return out;
+    },
+    get findings(): readonly Finding[] {
+      return findings;
+    },
+    counts: () => countFindings(findings),
+    get held(): number {
+      return buf.length;
+    },
+  };
+}
+
+/** Byte-level wrapper: UTF-8 sequences split across chunks are reassembled (TextDecoder stream mode). */
+export function createByteStreamMaskerCore(core: Core, window = DEFAULT_WINDOW): ByteStreamMasker {
+  const dec = new TextDecoder('utf-8');
+  const sm = createStreamMaskerCore(core, window);
+  return {
+    push(chunk: Uint8Array): Buffer {
+      return Buffer.from(sm.push(dec.decode(chunk, { stream: true })), 'utf8');
+    },
+    end(): Buffer {
+      const tail = dec.decode();
+      return Buffer.from(sm.push(tail) + sm.end(), 'utf8');
+    },
+    get findings(): readonly Finding[] {
+      return sm.findings;
+    },
+    counts: () => sm.counts(),
+  };
+}

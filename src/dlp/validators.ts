@@ -1,0 +1,183 @@
+/**
+ * Checksums and structural rules used by the detectors (and by custom detectors through `validator:`).
+ * All functions are total: they return false on malformed input rather than throwing.
+ */
+
+/** Luhn (mod 10) over the decimal digits of `s`; other characters are ignored. */
+export function luhn(s: string): boolean {
+  let sum = 0;
+  let dbl = false;
+  let n = 0;
+  for (let i = s.length - 1; i >= 0; i--) {
+    const c = s.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) continue;
+    n++;
+    let d = c;
+    if (dbl) {
+      d *= 2;
+      if (d > 9) d -= 9;
+    }
+    sum += d;
+    dbl = !dbl;
+  }
+  return n > 1 && sum % 10 === 0;
+}
+
+/** Issuer (IIN) ranges and lengths of the card schemes in common use. */
+export function cardIssuer(digits: string): string | null {
+  const len = digits.length;
+  const p2 = Number(digits.slice(0, 2));
+  const p3 = Number(digits.slice(0, 3));
+  const p4 = Number(digits.slice(0, 4));
+  const p6 = Number(digits.slice(0, 6));
+  if (digits[0] === '4') return len === 13 || len === 16 || len === 19 ? 'visa' : null;
+  if ((p2 >= 51 && p2 <= 55) || (p4 >= 2221 && p4 <= 2720)) return len === 16 ? 'mastercard' : null;
+  if (p2 === 34 || p2 === 37) return len === 15 ? 'amex' : null;
+  if (p4 >= 2200 && p4 <= 2204) return len >= 16 && len <= 19 ? 'mir' : null;
+  if (p4 === 6011 || (p3 >= 644 && p3 <= 649) || p2 === 65 || (p6 >= 622126 && p6 <= 622925)) {
+    return len >= 16 && len <= 19 ? 'discover' : null;
+  }
+  if ((p3 >= 300 && p3 <= 305) || p4 === 3095 || p2 === 36 || p2 === 38 || p2 === 39) {
+    return len >= 14 && len <= 19 ? 'diners' : null;
+  }
+  if (p4 >= 3528 && p4 <= 3589) return len >= 16 && len <= 19 ? 'jcb' : null;
+  if (p2 === 62) return len >= 16 && len <= 19 ? 'unionpay' : null;
+  if (p2 === 50 || (p2 >= 56 && p2 <= 58) || p2 === 60 || p2 === 63 || p2 === 67 || p2 === 69 || p2 === 64) {
+    return len >= 12 && len <= 19 ? 'maestro' : null;
+  }
+  return null;
+}
+
+/** IBAN lengths by country (SWIFT IBAN registry). */
+export const IBAN_LENGTHS: Readonly<Record<string, number>> = {
+  AD: 24, AE: 23, AL: 28, AT: 20, AZ: 28, BA: 20, BE: 16, BG: 22, BH: 22, BI: 27, BR: 29, BY: 28, CH: 21,
+  CR: 22, CY: 28, CZ: 24, DE: 22, DJ: 27, DK: 18, DO: 28, EE: 20, EG: 29, ES: 24, FI: 18, FK: 18, FO: 18,
+  FR: 27, GB: 22, GE: 22, GI: 23, GL: 18, GR: 27, GT: 28, HN: 28, HR: 21, HU: 28, IE: 22, IL: 23, IQ: 23,
+  IS: 26, IT: 27, JO: 30, KW: 30, KZ: 20, LB: 28, LC: 32, LI: 21, LT: 20, LU: 20, LV: 21, LY: 25, MC: 27,
+  MD: 24, ME: 22, MK: 19, MN: 20, MR: 27, MT: 31, MU: 30, NI: 28, NL: 18, NO: 15, OM: 23, PK: 24, PL: 28,
+  PS: 29, PT: 25, QA: 29, RO: 24, RS: 22, RU: 33, SA: 24, SC: 31, SD: 18, SE: 24, SI: 19, SK: 24, SM: 27,
+  SO: 23, ST: 25, SV: 28, TL: 23, TN: 24, TR: 26, UA: 29, VA: 22, VG: 24, XK: 20, YE: 30,
+  // not in the registry but issued and in use
+  AO: 25, BF: 28, BJ: 28, CF: 27, CG: 27, CI: 28, CM: 27, CV: 25, DZ: 26, GA: 27, GQ: 27, GW: 25, IR: 26, KM: 27,
+  MA: 28, MG: 27, ML: 28, MZ: 25, NE: 28, SN: 28, TD: 27, TG: 28,
+};
+
+/** ISO 7064 mod 97-10 over an IBAN without spaces (the check used by IBANs). */
+export function mod97(iban: string): boolean {
+  if (iban.length < 5) return false;
+  const s = iban.slice(4) + iban.slice(0, 4);
+  let rem = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 48 && c <= 57) rem = (rem * 10 + (c - 48)) % 97;
+    else if (c >= 65 && c <= 90) rem = (rem * 100 + (c - 55)) % 97;
+    else if (c >= 97 && c <= 122) rem = (rem * 100 + (c - 87)) % 97;
+    else return false;
+  }
+  return rem === 1;
+}
+
+export function validIban(compact: string): boolean {
+  const len = IBAN_LENGTHS[compact.slice(0, 2).toUpperCase()];
+  return len !== undefined && compact.length === len && /^[A-Z]{2}\d\d[A-Z0-9]+$/i.test(compact) && mod97(compact);
+}
+
+/** SSA rules: area not 000/666/900-999, group not 00, serial not 0000; plus well-known published examples. */
+export function validSsn(area: string, group: string, serial: string): boolean {
+  const a = Number(area);
+  if (a === 0 || a === 666 || a >= 900) return false;
+  if (group === '00' || serial === '0000') return false;
+  const whole = area + group + serial;
+  if (whole === '078051120' || whole === '219099999' || whole === '123456789') return false;
+  return true;
+}
+
+/** NANP: area code and exchange are NXX (N = 2-9), not N11; area codes N9X are reserved. */
+export function validNanp(area: string, exchange: string): boolean {
+  const a0 = area.charCodeAt(0) - 48;
+  const a1 = area.charCodeAt(1) - 48;
+  const a2 = area.charCodeAt(2) - 48;
+  if (a0 < 2 || a1 === 9 || (a1 === 1 && a2 === 1)) return false;
+  const e0 = exchange.charCodeAt(0) - 48;
+  if (e0 < 2 || (exchange[1] === '1' && exchange[2] === '1')) return false;
+  return true;
+}
+
+const CC1 = new Set(['1', '7']);
+const CC2 = new Set([
+  '20', '27', '30', '31', '32', '33', '34', '36', '39', '40', '41', '43', '44', '45', '46', '47', '48', '49', '51',
+  '52', '53', '54', '55', '56', '57', '58', '60', '61', '62', '63', '64', '65', '66', '81', '82', '84', '86', '90',
+  '91', '92', '93', '94', '95', '98',
+]);
+const CC3_PREFIX = new Set(['21', '22', '23', '24', '25', '26', '29', '35', '37', '38', '42', '50', '59', '67', '68', '69', '85', '88', '96', '97', '99']);
+
+/** Length of the ITU country calling code at the start of `digits` (0 when there is none). */
+export function countryCodeLength(digits: string): number {
+  if (CC1.has(digits.slice(0, 1))) return 1;
+  if (CC2.has(digits.slice(0, 2))) return 2;
+  if (CC3_PREFIX.has(digits.slice(0, 2))) return 3;
+  return 0;
+}
+
+/** Shannon entropy in bits per character. */
+export function shannonEntropy(s: string): number {
+  const n = s.length;
+  if (n === 0) return 0;
+  const ascii = new Int32Array(128);
+  let other: Map<number, number> | undefined;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 128) ascii[c]!++;
+    else {
+      other ??= new Map();
+      other.set(c, (other.get(c) ?? 0) + 1);
+    }
+  }
+  let h = 0;
+  const add = (k: number): void => {
+    const p = k / n;
+    h -= p * Math.log2(p);
+  };
+  for (let c = 0; c < 128; c++) if (ascii[c]! > 0) add(ascii[c]!);
+  if (other !== undefined) for (const k of other.values()) add(k);
+  return h;
+}
+
+const PLACEHOLDER_SUBSTRINGS = [
+  'example', 'xxxx', '***', '...', 'your', 'placeholder', 'changeme', 'change_me', 'change-me', 'dummy', 'redacted',
+  'sample', '${', '{{', '%s', 'replaceme', 'replace_me', 'replace-me', 'insert_', 'insert-', 'todo', 'fixme',
+];
+const PLACEHOLDER_WORDS = new Set([
+  'password', 'passwd', 'secret', 'token', 'none', 'null', 'nil', 'true', 'false', 'undefined', 'required', 'optional',
+  'string', 'hidden', 'empty', 'masked', 'test', 'testing', 'pass', 'admin', 'default', 'unset', 'value', 'apikey',
+  'api_key', 'secretkey', 'mysecret', 'mypassword', 'foobar', 'foo', 'bar', 'baz', 'abc123', 'letmein',
+]);
+
+/** Placeholders and documented examples that look like secrets but are not (`AKIAIOSFODNN7EXAMPLE`, `<token>`, …). */
+export function isPlaceholder(value: string): boolean {
+  const l = value.toLowerCase();
+  if (PLACEHOLDER_WORDS.has(l)) return true;
+  for (const sub of PLACEHOLDER_SUBSTRINGS) if (l.includes(sub)) return true;
+  const lt = l.indexOf('<');
+  if (lt !== -1 && l.indexOf('>', lt) !== -1) return true;
+  // one character repeated: "00000000", "aaaaaa", or a run of 8 inside
+  let run = 1;
+  let maxRun = l.length > 0 ? 1 : 0;
+  for (let i = 1; i < l.length; i++) {
+    run = l.charCodeAt(i) === l.charCodeAt(i - 1) ? run + 1 : 1;
+    if (run > maxRun) maxRun = run;
+  }
+  return maxRun >= 8 || (l.length >= 6 && maxRun === l.length);
+}
+
+/** Built-in validators that a custom detector may name. */
+export const VALIDATORS: Readonly<Record<string, (value: string) => boolean>> = {
+  luhn: (v) => luhn(v),
+  mod97: (v) => mod97(v.replace(/[\s-]/g, '')),
+  iban: (v) => validIban(v.replace(/[\s-]/g, '')),
+  ssn: (v) => {
+    const d = v.replace(/\D/g, '');
+    return d.length === 9 && validSsn(d.slice(0, 3), d.slice(3, 5), d.slice(5));
+  },
+  entropy: (v) => shannonEntropy(v) >= 3.5,
+};

@@ -1,0 +1,78 @@
+import { describe, expect, it } from 'vitest';
+import { createDlpEngine, hashToken, partial, PseudonymVault } from '../../src/dlp/index.js';
+
+describe('maskers', () => {
+  it('redact', () => {
+    expect(createDlpEngine().maskText('card 4111-1111-1111-1111').text).toBe('card [REDACTED:credit_card]');
+  });
+
+  it('partial keeps the last N and the separators', () => {
+    const e = createDlpEngine({ masker: 'partial' });
+    expect(e.maskText('card 4111-1111-1111-1111').text).toBe('card ****-****-****-1111');
+    expect(e.maskText('ssn 234-56-7891').text).toBe('ssn ***-**-7891');
+    expect(createDlpEngine({ masker: 'partial', keep: 2 }).maskText('4111 1111 1111 1111').text).toBe('**** **** **** **11');
+  });
+
+  it('partial on secrets keeps the tail only when it is at most a quarter of the value', () => {
+    expect(partial('github_token', 'ghp_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5')).toBe('****xY5'.replace('****', '****').replace('xY5', 'W3xY5'.slice(1)));
+    expect(partial('generic_secret', 'hunter22')).toBe('[REDACTED:generic_secret]');
+    expect(partial('generic_secret', 'abcdefghijklmnop')).toBe('****mnop');
+    expect(partial('private_key', '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----')).toBe('[REDACTED:private_key]');
+  });
+
+  it('hash is keyed and stable', () => {
+    const a = createDlpEngine({ masker: 'hash', hashKey: 'k1' });
+    const b = createDlpEngine({ masker: 'hash', hashKey: 'k2' });
+    const t1 = a.maskText('x a@b.co').text;
+    expect(t1).toMatch(/^x \[HASH:email:[0-9a-f]{8}\]$/);
+    expect(a.maskText('y a@b.co').text.slice(2)).toBe(t1.slice(2));
+    expect(b.maskText('x a@b.co').text).not.toBe(t1);
+    expect(hashToken('email', 'a@b.co', 'k1')).toBe(t1.slice(2));
+  });
+
+  it('null: redact in text, null for a database cell, unchanged cell returned as is', () => {
+    const e = createDlpEngine({ masker: 'null' });
+    expect(e.maskText('a@b.co').text).toBe('[REDACTED:email]');
+    expect(e.maskValue('a@b.co')).toBeNull();
+    const cell = 'nothing to see';
+    expect(e.maskValue(cell)).toBe(cell);
+    expect(createDlpEngine().maskValue('ssn 234-56-7891')).toBe('ssn [REDACTED:us_ssn]');
+    expect(createDlpEngine().maskValue('234567891', 'ssn')).toBe('[REDACTED:us_ssn]');
+  });
+
+  it('pseudonymize: stable placeholders per vault, restore round-trip', () => {
+    const vault = new PseudonymVault();
+    const e = createDlpEngine({ masker: 'pseudonymize', vault });
+    const prompt = 'Email alice@corp.com and bob@corp.com, call 415-555-2671; cc alice@corp.com';
+    const masked = e.maskText(prompt).text;
+    expect(masked).toBe('Email <EMAIL_1> and <EMAIL_2>, call <PHONE_1>; cc <EMAIL_1>');
+    expect(vault.restore(masked)).toBe(prompt);
+    expect(vault.restore('I wrote to <EMAIL_2> and <EMAIL_9>')).toBe('I wrote to bob@corp.com and <EMAIL_9>');
+    // JSON replies: escaped placeholders, originals JSON-escaped
+    expect(vault.restoreJson('{"c":"hi \\u003cEMAIL_1\\u003e <PHONE_1>"}')).toBe('{"c":"hi alice@corp.com 415-555-2671"}');
+    // another vault does not know these placeholders
+    expect(new PseudonymVault().restore(masked)).toBe(masked);
+    // same engine, later message: same placeholder
+    expect(e.maskText('again bob@corp.com').text).toBe('again <EMAIL_2>');
+  });
+
+  it('per-entity masker override (groups, default)', () => {
+    const e = createDlpEngine({ masker: { email: 'hash', secrets: 'redact', credit_card: 'partial', default: 'pseudonymize' }, hashKey: 'k' });
+    const out = e.maskText('a@b.co 4111111111111111 ghp_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5 415-555-2671').text;
+    expect(out).toMatch(/^\[HASH:email:[0-9a-f]{8}\] \*{12}1111 \[REDACTED:github_token\] <PHONE_1>$/);
+    expect(e.maskerFor('jwt')).toBe('redact');
+    expect(() => createDlpEngine({ masker: { nope: 'redact' } })).toThrow(/nope/);
+  });
+
+  it('findings carry spans and the masker, never the value; counts per entity', () => {
+    const text = 'a@b.co, c@d.io and 4111111111111111';
+    const r = createDlpEngine().maskText(text);
+    expect(r.counts).toEqual({ email: 2, credit_card: 1 });
+    expect(r.findings.map((f) => text.slice(f.start, f.end))).toEqual(['a@b.co', 'c@d.io', '4111111111111111']);
+    for (const f of r.findings) expect(Object.keys(f).sort()).toEqual(['end', 'entity', 'masker', 'start']);
+    const clean = 'nothing';
+    const r2 = createDlpEngine().maskText(clean);
+    expect(r2.text).toBe(clean);
+    expect(r2.changed).toBe(false);
+  });
+});

@@ -1,0 +1,145 @@
+import { describe, expect, it } from 'vitest';
+import { createDlpEngine } from '../../src/dlp/index.js';
+import type { DlpEngineOptions } from '../../src/dlp/index.js';
+
+const PEM = `-----BEGIN OPENSSH PRIVATE KEY-----\n${'b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n'.repeat(6)}-----END OPENSSH PRIVATE KEY-----`;
+const JWT = `eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.${'eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiYWRtaW4iOnRydWV9'.repeat(5)}.${'Sflk'.repeat(60)}`;
+
+/** Inputs with the secrets each contains (for the no-fragment check). */
+const CASES: { name: string; text: string; secrets: string[] }[] = [
+  {
+    name: 'prose with PII',
+    text: 'Hi, I am Jane (jane.doe@example.org), card 4111 1111 1111 1111, SSN 234-56-7891, call +1 (415) 555-2671. IBAN GB82 WEST 1234 5698 7654 32 from 203.0.113.7.',
+    secrets: ['jane.doe@example.org', '4111 1111 1111 1111', '234-56-7891', '(415) 555-2671', 'GB82 WEST 1234 5698 7654 32', '203.0.113.7'],
+  },
+  {
+    name: 'env file with secrets',
+    text: 'AWS_ACCESS_KEY_ID=AKIAZ3MSJV4GXBJZ7RQK\nAWS_SECRET_ACCESS_KEY=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\nGITHUB_TOKEN=ghp_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5\nDATABASE_URL=postgres://app:S3cr3t-Pa55word@db.internal:5432/app\nOPENAI_API_KEY=sk-proj-abcDEF123ghiJKL456mnoPQR789stuVWX012yzaBCD345\n',
+    secrets: ['AKIAZ3MSJV4GXBJZ7RQK', 'Zb8s/9xQ2w3E4r5T6y7U8i9O0pAaSsDdFfGgHhJj', 'ghp_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5', 'S3cr3t-Pa55word', 'sk-proj-abcDEF123ghiJKL456mnoPQR789stuVWX012yzaBCD345'],
+  },
+  { name: 'PEM block', text: `key:\n${PEM}\ndone 4111111111111111`, secrets: [PEM, '4111111111111111'] },
+  { name: 'long JWT', text: `Authorization: Bearer ${JWT}\r\nHost: x`, secrets: [JWT] },
+  {
+    name: 'ANSI coloured output',
+    text: 'user \x1b[1;32mjane@corp.io\x1b[0m paid with 5555\x1b[31m 5555 5555\x1b[0m 4444 and token=\x1b[33mZx8Yq2Wv4Ut6Sr8Qp0On\x1b[0m\n',
+    secrets: ['jane@corp.io', 'Zx8Yq2Wv4Ut6Sr8Qp0On'],
+  },
+  {
+    name: 'json line with secrets',
+    text: '{"password":"c0rrect-h0rse-battery","api_key":"sk-ant-api03-abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUV0123456789-_abcd","slack":"xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx"}',
+    secrets: ['c0rrect-h0rse-battery', 'sk-ant-api03-abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUV0123456789-_abcd', 'xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx'],
+  },
+];
+
+function fragments(secret: string): string[] {
+  const compact = secret.replace(/\s+/g, '');
+  const out: string[] = [];
+  for (let i = 0; i + 8 <= compact.length; i++) out.push(compact.slice(i, i + 8));
+  return out;
+}
+
+function runChunks(opts: DlpEngineOptions, chunks: string[]): { pieces: string[]; out: string } {
+  const sm = createDlpEngine(opts).stream();
+  const pieces = chunks.map((c) => sm.push(c));
+  pieces.push(sm.end());
+  return { pieces, out: pieces.join('') };
+}
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+
+describe('stream masker', () => {
+  for (const masker of ['redact', 'partial', 'pseudonymize'] as const) {
+    for (const c of CASES) {
+      it(`${c.name} (${masker}): output equals whole-input masking for every split offset`, () => {
+        const opts: DlpEngineOptions = { masker, hashKey: 'k' };
+        const whole = createDlpEngine(opts).maskText(c.text).text;
+        // every secret is masked in the whole output
+        for (const sec of c.secrets) expect(whole).not.toContain(sec);
+        for (let k = 0; k <= c.text.length; k++) {
+          const { pieces, out } = runChunks(opts, [c.text.slice(0, k), c.text.slice(k)]);
+          expect(out, `split at ${k}`).toBe(whole);
+          for (const p of pieces) {
+            const compact = p.replace(/\s+/g, '');
+            for (const sec of c.secrets) for (const f of fragments(sec)) expect(compact.includes(f), `fragment ${f} at split ${k}`).toBe(false);
+          }
+        }
+      });
+    }
+  }
+
+  it('random multi-splits equal whole-input masking', () => {
+    const r = rng(42);
+    const all = CASES.map((c) => c.text).join('\n');
+    const whole = createDlpEngine().maskText(all).text;
+    for (let t = 0; t < 300; t++) {
+      const chunks: string[] = [];
+      let i = 0;
+      while (i < all.length) {
+        const n = 1 + Math.floor(r() * (r() < 0.5 ? 8 : 400));
+        chunks.push(all.slice(i, i + n));
+        i += n;
+      }
+      expect(runChunks({}, chunks).out).toBe(whole);
+    }
+  });
+
+  it('character-by-character', () => {
+    for (const c of CASES) {
+      const whole = createDlpEngine().maskText(c.text).text;
+      expect(runChunks({}, [...c.text]).out).toBe(whole);
+    }
+  });
+
+  it('holds back at most the window for ordinary text', () => {
+    const sm = createDlpEngine().stream();
+    let maxHeld = 0;
+    const line = 'plain log line with nothing secret in it, request took 12ms\n';
+    for (let i = 0; i < 200; i++) {
+      sm.push(line);
+      maxHeld = Math.max(maxHeld, sm.held);
+    }
+    expect(maxHeld).toBeLessThanOrEqual(256);
+    sm.end();
+  });
+
+  it('an unterminated PEM block is held up to its bound, then redacted rather than leaked', () => {
+    const sm = createDlpEngine().stream();
+    let out = sm.push('-----BEGIN RSA PRIVATE KEY-----\n');
+    const body = 'MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gunVTLw7onLRnrq0\n';
+    for (let i = 0; i < 400; i++) out += sm.push(body);
+    out += sm.end();
+    expect(out).toContain('[REDACTED:private_key]');
+    // the first 16 KiB from BEGIN (header and body) are replaced; equal to whole-input masking
+    const input = '-----BEGIN RSA PRIVATE KEY-----\n' + body.repeat(400);
+    expect(out.startsWith('[REDACTED:private_key]')).toBe(true);
+    expect(out.length).toBe(input.length - 16 * 1024 + '[REDACTED:private_key]'.length);
+    expect(out).toBe(createDlpEngine().maskText(input).text);
+  });
+
+  it('a complete PEM block longer than the window is masked whole', () => {
+    const body = 'MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gunVTLw7onLRnrq0\n'.repeat(40);
+    const text = `x -----BEGIN EC PRIVATE KEY-----\n${body}-----END EC PRIVATE KEY----- y`;
+    const sm = createDlpEngine().stream();
+    let out = '';
+    for (let i = 0; i < text.length; i += 100) out += sm.push(text.slice(i, i + 100));
+    out += sm.end();
+    expect(out).toBe('x [REDACTED:private_key] y');
+  });
+
+  it('byte stream reassembles UTF-8 split across chunks', () => {
+    const text = 'héllo wörld 🎉 mail jürgen@exämple.de, ok é@corp.com 4111 1111 1111 1111 — fin';
+    const whole = createDlpEngine().maskText(text).text;
+    const bytes = Buffer.from(text, 'utf8');
+    for (let k = 0; k <= bytes.length; k++) {
+      const bs = createDlpEngine().byteStream();
+      const out = Buffer.concat([bs.push(bytes.subarray(0, k)), bs.push(bytes.subarray(k)), bs.end()]).toString('utf8');
+      expect(out).toBe(whole);
+    }
+  });
+});
