@@ -776,9 +776,21 @@ function onPem(st: State, p: number): number {
     markPending(st, p);
     return s.length;
   }
-  const end = Math.min(s.length, limit);
+  // No END marker within the bound: redact the header and every base64 line after it (a key body has no
+  // other characters), so an oversized or truncated block never leaks its tail.
+  let end = Math.min(s.length, limit);
+  while (end < s.length && isPemBodyChar(s.charCodeAt(end))) end++;
+  if (endAt !== -1 && endAt === end) {
+    const close = s.indexOf('-----', endAt + 9);
+    if (close !== -1 && close - endAt < 60) end = close + 5;
+  }
   add(st, 'private_key', p, end, P_SECRET);
   return end;
+}
+
+/** Base64 alphabet, padding and line breaks: what a PEM body is made of. */
+function isPemBodyChar(c: number): boolean {
+  return isAlnum(c) || c === 43 /* + */ || c === 47 /* / */ || c === 61 /* = */ || c === 10 || c === 13;
 }
 
 // ---------------------------------------------------------------------------------------------------------

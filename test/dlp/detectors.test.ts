@@ -221,3 +221,17 @@ describe('entity selection', () => {
     expect([...engine.entitiesIn('a@b.co and 4111111111111111')].sort()).toEqual(['credit_card', 'email']);
   });
 });
+
+describe('private keys larger than the scan bound', () => {
+  it('redact the whole block, tail included, in whole-text masking', () => {
+    const line = 'QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAxMjM0NTY3ODk';
+    const body = Array.from({ length: 600 }, (_, i) => line + String(i % 10)).join('\n');
+    const pem = `-----BEGIN RSA PRIVATE KEY-----\n${body}\n-----END RSA PRIVATE KEY-----`;
+    expect(pem.length).toBeGreaterThan(16 * 1024 * 3);
+    const r = createDlpEngine().maskText(`key:\n${pem}\nafter`);
+    expect(r.text).toBe('key:\n[REDACTED:private_key]\nafter');
+    const truncated = createDlpEngine().maskText(`-----BEGIN PRIVATE KEY-----\n${body}\n(cut) rest`);
+    expect(truncated.text).not.toContain(line.slice(0, 20));
+    expect(truncated.text.endsWith('(cut) rest')).toBe(true);
+  });
+});
