@@ -329,6 +329,8 @@ export const CONFIG_SCHEMA: ObjectNode = obj('dlpctl.yaml', {
     groupsClaim: str('Claim holding the groups.', { format: 'dotted-path', default: 'groups' }),
     scopes: strList('Scopes requested at login.', 'non-empty'),
     algorithms: enumList('Accepted token signature algorithms.', JWS_ALGORITHMS),
+    maxSessionDuration: { type: 'duration', doc: 'Upper bound on any session, whatever its credential says; unset: no bound.', min: 1000 },
+    recheckInterval: { type: 'duration', doc: 'How often an open tunnel re-checks its identity with the provider (refresh, token file re-read); a disabled account ends its sessions within this time.', default: 45_000, defaultDoc: '45s', min: 5000 },
   }),
   store: str('Session store URL.', { format: 'store-url', secret: true, sensitive: true, defaultDoc: '`sqlite:$XDG_DATA_HOME/dlpctl/store.db`' }),
   resources: { type: 'map', doc: 'Targets dlpctl opens tunnels to, by name.', keyName: '<name>', keyFormat: 'name', default: {}, values: {

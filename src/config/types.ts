@@ -161,6 +161,10 @@ export interface IdentityConfig {
   groupsClaim: string;
   scopes?: string[];
   algorithms?: string[];
+  /** Milliseconds: a session ends this long after it started, whatever its credential says. */
+  maxSessionDuration?: number;
+  /** Milliseconds between two re-checks of an open tunnel's identity. */
+  recheckInterval?: number;
 }
 
 export interface CustomDetector {

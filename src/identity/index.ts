@@ -1,0 +1,226 @@
+/**
+ * identity/: who is on the other side of a tunnel (DESIGN §6).
+ *
+ * - `resolveSessionIdentity` — what `connect` calls: a verified identity plus an `IdentityWatch` that keeps it
+ *   current and fires `revoked` when it is gone.
+ * - `currentIdentity` — what `approve`/`deny` call: the verified identity of whoever runs the command.
+ * - `resolveCredential` — both of the above, and `whoami`, in one place.
+ *
+ * Which credential is used, first found wins: `--token-file`, `DLPCTL_TOKEN`, a stored `dlpctl login`, the
+ * client-credentials grant (`identity.clientSecret`), and — only when a person is at a terminal and not in CI
+ * — a device-flow login right there. Without an `identity` section the local OS user is used, unverified.
+ */
+import path from 'node:path';
+import type { Config, IdentityConfig } from '../config/types.js';
+import { DlpctlError } from '../errors.js';
+import type { Identity } from '../store/types.js';
+import { systemClock, type Clock } from './clock.js';
+import { deviceLogin, refreshLogin, verifyStored, type DeviceCodePrompt, type HumanLogin } from './human.js';
+import { discoverIssuer, issuerSettings, type Issuer } from './issuer.js';
+import { localIdentity } from './local.js';
+import { TokenStore, type TokenBackend } from './token-store.js';
+import type { VerifiedToken } from './verify.js';
+import { IdentityWatch } from './watch.js';
+import { clientCredentials, readTokenFile, verifyWorkloadToken } from './workload.js';
+
+export { IdentityWatch } from './watch.js';
+export type { IdentityWatchEvents, IdentityWatchOptions } from './watch.js';
+export { localIdentity, identityAllowed } from './local.js';
+export { TokenVerifier, JwksCache, TokenRejectedError, groupsFromClaims } from './verify.js';
+export type { VerifiedToken, RejectReason } from './verify.js';
+export { TokenStore } from './token-store.js';
+export type { StoredLogin, TokenStoreKind } from './token-store.js';
+export type { DeviceCodePrompt } from './human.js';
+export { systemClock } from './clock.js';
+export type { Clock } from './clock.js';
+export { keychainReader } from './keychain.js';
+
+export type CredentialSource = 'local' | 'login' | 'env' | 'file' | 'client_credentials';
+
+export interface ResolveIdentityOptions {
+  /** The loaded config (`identity` section used); null or without `identity`: the local OS user, unverified. */
+  config: Pick<Config, 'identity'> & { file?: string } | null;
+  env: NodeJS.ProcessEnv;
+  homedir: string;
+  /** `--token-file`: a workload token, re-read at every re-check. */
+  tokenFile?: string;
+  signal?: AbortSignal;
+  /** A person can be asked to sign in (a TTY, not CI). Forced false when `CI` is set. */
+  interactive: boolean;
+  /** Shows the device code when an interactive login happens. Required for an interactive login. */
+  onDeviceCode?: (prompt: DeviceCodePrompt) => void | Promise<void>;
+  /** Where notices go (the token-file fallback). */
+  notice?: (line: string) => void;
+  /** Re-check the identity with the provider now (refresh) even when the stored ID token is still valid. Default true. */
+  fresh?: boolean;
+  /** Tests. */
+  clock?: Clock;
+  tokenStore?: TokenStore;
+  /** Resolves `identity.clientSecret` (secret references); default: env/file/keychain references. */
+  resolveSecret?: (s: NonNullable<IdentityConfig['clientSecret']>) => Promise<string>;
+  /** Watch tuning (tests). */
+  recheckMs?: number;
+}
+
+export interface ResolvedCredential {
+  identity: Identity;
+  source: CredentialSource;
+  /** When the credential expires (ms since the epoch); undefined for the local user. */
+  expiresAt?: number;
+  /** Renews the credential (refresh, re-read, re-grant); undefined for the local user. */
+  renewable?: { renew(): Promise<VerifiedToken> };
+  /** The first verified credential. */
+  verified?: VerifiedToken;
+}
+
+export interface SessionIdentity {
+  identity: Identity;
+  /** Absent for the unverified local user. Call `watch.close()` when the tunnel closes. */
+  watch?: IdentityWatch;
+  /** `identity.maxSessionDuration` in ms. */
+  maxSessionDuration?: number;
+}
+
+/** `CI` set to anything but "false"/"0" (GitHub Actions, GitLab, Buildkite, CircleCI… all set `CI=true`). */
+export function isCI(env: NodeJS.ProcessEnv): boolean {
+  const ci = env.CI;
+  return ci !== undefined && ci !== '' && ci !== 'false' && ci !== '0';
+}
+
+async function defaultResolveSecret(opts: ResolveIdentityOptions, s: NonNullable<IdentityConfig['clientSecret']>): Promise<string> {
+  const [{ resolveSecret }, { keychainReader }] = await Promise.all([import('../config/secrets.js'), import('./keychain.js')]);
+  return resolveSecret(s, {
+    env: opts.env,
+    homedir: opts.homedir,
+    keychain: keychainReader(),
+    ...(opts.config?.file ? { baseDir: path.dirname(opts.config.file) } : {}),
+  });
+}
+
+const OIDC_SCOPES = new Set(['openid', 'profile', 'email', 'offline_access']);
+
+/** Finds and verifies the credential to use (see the module doc for the order). */
+export async function resolveCredential(opts: ResolveIdentityOptions): Promise<ResolvedCredential> {
+  const cfg = opts.config?.identity;
+  if (!cfg) return { identity: localIdentity(opts.env), source: 'local' };
+  const clock = opts.clock ?? systemClock;
+  const iss = await discoverIssuer(issuerSettings(cfg), { clock });
+  const secret = async () => (cfg.clientSecret ? (opts.resolveSecret ?? ((s) => defaultResolveSecret(opts, s)))(cfg.clientSecret) : undefined);
+
+  if (opts.tokenFile !== undefined) {
+    const file = path.resolve(opts.tokenFile);
+    const renew = async () => verifyWorkloadToken(iss, await readTokenFile(file), `the token in ${file}`, await secret());
+    const verified = await renew();
+    return { identity: verified.identity, source: 'file', expiresAt: verified.expiresAt, renewable: { renew }, verified };
+  }
+  const envToken = opts.env.DLPCTL_TOKEN?.trim();
+  if (envToken) {
+    const renew = async () => verifyWorkloadToken(iss, envToken, 'DLPCTL_TOKEN', await secret());
+    const verified = await renew();
+    return { identity: verified.identity, source: 'env', expiresAt: verified.expiresAt, renewable: { renew }, verified };
+  }
+
+  const store = opts.tokenStore ?? new TokenStore({ env: opts.env, homedir: opts.homedir });
+  const stored = await store.get(iss.settings.issuer);
+  if (stored && stored.login.clientId === iss.settings.clientId) {
+    const human = new HumanCredential(iss, store, stored.backend, stored.login);
+    const verified = await human.start(opts.fresh ?? true);
+    return { identity: verified.identity, source: 'login', expiresAt: verified.expiresAt, renewable: human, verified };
+  }
+
+  if (cfg.clientSecret) {
+    const scopes = (cfg.scopes ?? []).filter((s) => !OIDC_SCOPES.has(s));
+    const renew = async () => clientCredentials(iss, (await secret())!, scopes);
+    const verified = await renew();
+    return { identity: verified.identity, source: 'client_credentials', expiresAt: verified.expiresAt, renewable: { renew }, verified };
+  }
+
+  const interactive = opts.interactive && !isCI(opts.env);
+  if (interactive && opts.onDeviceCode) {
+    const result = await loginWithDeviceFlow(iss, store, { onCode: opts.onDeviceCode, ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.notice ? { notice: opts.notice } : {}) });
+    const human = new HumanCredential(iss, store, result.backend, result.login.login);
+    return { identity: result.login.verified.identity, source: 'login', expiresAt: result.login.verified.expiresAt, renewable: human, verified: result.login.verified };
+  }
+  throw new DlpctlError(
+    'AUTH_REQUIRED',
+    isCI(opts.env) || !opts.interactive
+      ? `an identity is required by ${iss.settings.issuer} and dlpctl does not prompt ${isCI(opts.env) ? 'in CI (CI is set)' : 'without a terminal'}: set DLPCTL_TOKEN to an OIDC token for audience ${iss.settings.audience ?? iss.settings.clientId}, pass --token-file, or configure identity.clientSecret for the client-credentials grant`
+      : `not logged in to ${iss.settings.issuer}; run dlpctl login`,
+  );
+}
+
+/** A stored login that renews itself through the refresh token and writes rotated tokens back. */
+class HumanCredential {
+  readonly #iss: Issuer;
+  readonly #store: TokenStore;
+  #backend: TokenBackend;
+  #login: HumanLogin['login'];
+
+  constructor(iss: Issuer, store: TokenStore, backend: TokenBackend, login: HumanLogin['login']) {
+    this.#iss = iss;
+    this.#store = store;
+    this.#backend = backend;
+    this.#login = login;
+  }
+
+  async start(fresh: boolean): Promise<VerifiedToken> {
+    if (!fresh) {
+      const ok = await verifyStored(this.#iss, this.#login).catch(() => null);
+      if (ok && ok.verified.expiresAt - this.#iss.clock.now() > 60_000) return ok.verified;
+    }
+    return this.renew();
+  }
+
+  async renew(): Promise<VerifiedToken> {
+    // Another dlpctl process may have rotated the refresh token since we read it: use the newest.
+    const latest = await this.#store.get(this.#iss.settings.issuer).catch(() => null);
+    if (latest && latest.login.savedAt > this.#login.savedAt) {
+      this.#login = latest.login;
+      this.#backend = latest.backend;
+    }
+    const next = await refreshLogin(this.#iss, this.#login);
+    this.#login = next.login;
+    await this.#backend.set(next.login);
+    return next.verified;
+  }
+}
+
+/** Runs the device flow and stores the tokens; `notice` gets the one-line file-fallback notice. */
+export async function loginWithDeviceFlow(
+  iss: Issuer,
+  store: TokenStore,
+  opts: { onCode: (p: DeviceCodePrompt) => void | Promise<void>; signal?: AbortSignal; notice?: (line: string) => void; onWait?: (ms: number) => void },
+): Promise<{ login: HumanLogin; backend: TokenBackend }> {
+  // Pick the backend first: `--token-store keychain` without a keychain fails before anyone signs in.
+  const { backend, notice } = await store.target();
+  const login = await deviceLogin(iss, { onCode: opts.onCode, ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.onWait ? { onWait: opts.onWait } : {}) });
+  await backend.set(login.login);
+  if (notice) opts.notice?.(notice);
+  return { login, backend };
+}
+
+/**
+ * For `connect`: the identity a tunnel runs as, and a watch that re-checks it. With an `identity` section and
+ * no usable credential this throws `AUTH_REQUIRED` (exit 3); a token that does not verify throws `AUTH_FAILED`.
+ */
+export async function resolveSessionIdentity(opts: ResolveIdentityOptions): Promise<SessionIdentity> {
+  const cred = await resolveCredential(opts);
+  const maxSessionDuration = opts.config?.identity?.maxSessionDuration;
+  if (!cred.renewable || !cred.verified) return { identity: cred.identity, ...(maxSessionDuration !== undefined ? { maxSessionDuration } : {}) };
+  const recheck = opts.recheckMs ?? opts.config?.identity?.recheckInterval;
+  const watch = new IdentityWatch(cred.renewable, cred.verified, {
+    clock: opts.clock ?? systemClock,
+    ...(recheck !== undefined ? { recheckMs: recheck } : {}),
+    ...(maxSessionDuration !== undefined ? { maxSessionDuration } : {}),
+  });
+  opts.signal?.addEventListener('abort', () => watch.close(), { once: true });
+  return { identity: cred.identity, watch, ...(maxSessionDuration !== undefined ? { maxSessionDuration } : {}) };
+}
+
+/**
+ * For `approve`/`deny`: the verified identity of whoever runs the command (never prompts; uses the stored
+ * login's ID token while it is valid, else refreshes). Local OS user, unverified, without an `identity` section.
+ */
+export async function currentIdentity(opts: Omit<ResolveIdentityOptions, 'interactive' | 'onDeviceCode'>): Promise<Identity> {
+  return (await resolveCredential({ ...opts, interactive: false, fresh: opts.fresh ?? false })).identity;
+}

@@ -1,0 +1,165 @@
+import { once } from 'node:events';
+import { mkdtemp, readFile, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DlpctlError } from '../../src/errors.js';
+import { loginWithDeviceFlow, resolveSessionIdentity, currentIdentity } from '../../src/identity/index.js';
+import { discoverIssuer, issuerSettings, type Issuer } from '../../src/identity/issuer.js';
+import { TokenStore } from '../../src/identity/token-store.js';
+import type { DeviceCodePrompt } from '../../src/identity/human.js';
+import { manualClock, type ManualClock } from './clock.js';
+import { approveDevice, CLIENT_ID, startProvider, type TestProvider } from './provider.js';
+
+let op: TestProvider;
+beforeAll(async () => {
+  op = await startProvider();
+  op.accounts.set('alice', { email: 'alice@example.com', groups: ['data-eng', 'oncall'] });
+});
+afterAll(async () => op?.close());
+
+async function setup(): Promise<{ clock: ManualClock; iss: Issuer; store: TokenStore; home: string; env: NodeJS.ProcessEnv }> {
+  const clock = manualClock(Date.now());
+  const iss = await discoverIssuer(issuerSettings({ issuer: op.issuer, clientId: CLIENT_ID }), { clock });
+  const home = await mkdtemp(path.join(os.tmpdir(), 'dlpctl-id-'));
+  const env = { HOME: home, XDG_STATE_HOME: path.join(home, 'state') };
+  const store = new TokenStore({ env, homedir: home, prefer: 'file', keychain: async () => null });
+  return { clock, iss, store, home, env };
+}
+
+async function failure(p: Promise<unknown>): Promise<DlpctlError> {
+  const err = await p.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(DlpctlError);
+  return err as DlpctlError;
+}
+
+describe('device flow login against oidc-provider', () => {
+  it('signs in end to end, verifies the ID token and stores the tokens in a 0600 file', async () => {
+    const { clock, iss, store, env } = await setup();
+    const shown: DeviceCodePrompt[] = [];
+    const notices: string[] = [];
+    const { login, backend } = await loginWithDeviceFlow(iss, store, {
+      onCode: async (p) => {
+        shown.push(p);
+        await approveDevice(p.verificationUriComplete!, 'alice');
+      },
+      notice: (l) => notices.push(l),
+    });
+    expect(shown[0]!.userCode).toMatch(/\S/);
+    expect(login.verified.identity).toEqual({ issuer: op.issuer, subject: 'alice', email: 'alice@example.com', groups: ['data-eng', 'oncall'], kind: 'human', verified: true });
+    expect(login.refreshable).toBe(true);
+    expect(clock.sleeps[0]).toBe(5000); // RFC 8628 default when the provider names no interval
+    expect(backend.kind).toBe('file');
+    const file = path.join(env.XDG_STATE_HOME!, 'dlpctl', 'tokens.json');
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    expect((await stat(path.dirname(file))).mode & 0o777).toBe(0o700);
+    const saved = JSON.parse(await readFile(file, 'utf8'));
+    expect(saved[op.issuer].refreshToken).toBe(login.login.refreshToken);
+    for (const line of notices) for (const t of [login.login.refreshToken!, login.login.idToken!, login.login.accessToken!]) expect(line).not.toContain(t);
+  });
+
+  it('honours slow_down by polling 5 s less often from then on', async () => {
+    const { clock, iss, store } = await setup();
+    op.slowDowns.remaining = 1;
+    const pollsBefore = op.polls;
+    const { login } = await loginWithDeviceFlow(iss, store, { onCode: (p) => approveDevice(p.verificationUriComplete!, 'alice').then(() => {}) });
+    expect(login.verified.identity.subject).toBe('alice');
+    expect(op.polls - pollsBefore).toBe(2);
+    expect(clock.sleeps).toEqual([5000, 10000]);
+  });
+
+  it('reports a denial in the browser (access_denied), exit 3', async () => {
+    const { iss, store } = await setup();
+    const err = await failure(loginWithDeviceFlow(iss, store, { onCode: (p) => approveDevice(p.verificationUriComplete!, 'alice', { deny: true }).then(() => {}) }));
+    expect(err.message).toMatch(/denied/);
+    expect(err.exitCode).toBe(3);
+  });
+
+  it('reports an expired code (expired_token from the provider, and its own deadline)', async () => {
+    const { iss, store, clock } = await setup();
+    const e1 = await failure(loginWithDeviceFlow(iss, store, { onCode: (p) => op.expireDeviceCode(p.userCode) }));
+    expect(e1.message).toMatch(/code expired/);
+    const e2 = await failure(loginWithDeviceFlow(iss, store, { onCode: () => clock.advance(3_600_000) }));
+    expect(e2.message).toMatch(/code expired/);
+    expect(e2.exitCode).toBe(3);
+  });
+});
+
+describe('refresh and revocation', () => {
+  async function loggedIn(user: string) {
+    const s = await setup();
+    op.accounts.set(user, { email: `${user}@example.com`, groups: ['analysts'] });
+    await loginWithDeviceFlow(s.iss, s.store, { onCode: (p) => approveDevice(p.verificationUriComplete!, user).then(() => {}) });
+    return s;
+  }
+
+  it('refreshes ahead of time, writes the rotated refresh token back, and revokes when the account is disabled', async () => {
+    const { clock, store, env, home } = await loggedIn('bob');
+    const before = (await store.get(op.issuer))!.login.refreshToken;
+    const { identity, watch } = await resolveSessionIdentity({
+      config: { identity: { issuer: op.issuer, clientId: CLIENT_ID, groupsClaim: 'groups', maxSessionDuration: 3_600_000 } },
+      env,
+      homedir: home,
+      interactive: false,
+      clock,
+      tokenStore: store,
+    });
+    expect(identity.subject).toBe('bob');
+    expect(watch).toBeDefined();
+    expect(watch!.maxSessionDuration).toBe(3_600_000);
+    const afterStart = (await store.get(op.issuer))!.login.refreshToken;
+    expect(afterStart).not.toBe(before); // rotated at start, and persisted
+
+    op.accounts.set('bob', { email: 'bob@example.com', groups: ['analysts', 'admins'] });
+    const refreshed = once(watch!, 'refreshed');
+    clock.advance(45_000);
+    const [next] = await refreshed;
+    expect(next.groups).toEqual(['analysts', 'admins']);
+    expect(watch!.valid).toBe(true);
+
+    op.disabled.add('bob');
+    const revoked = once(watch!, 'revoked');
+    clock.advance(45_000);
+    const [reason] = await revoked;
+    expect(reason).toMatch(/bob is no longer valid/);
+    expect(reason).toMatch(/disabled or the login revoked/);
+    expect(watch!.valid).toBe(false);
+    const stored = (await store.get(op.issuer))!.login;
+    for (const t of [stored.refreshToken!, stored.idToken!, stored.accessToken!]) expect(reason).not.toContain(t);
+    op.disabled.delete('bob');
+  });
+
+  it('revokes when the refresh token is revoked at the provider', async () => {
+    const { clock, store, env, home } = await loggedIn('carol');
+    const { watch } = await resolveSessionIdentity({
+      config: { identity: { issuer: op.issuer, clientId: CLIENT_ID, groupsClaim: 'groups' } },
+      env,
+      homedir: home,
+      interactive: false,
+      clock,
+      tokenStore: store,
+    });
+    await op.revokeAccount('carol');
+    const revoked = once(watch!, 'revoked');
+    clock.advance(45_000);
+    expect((await revoked)[0]).toMatch(/carol/);
+    // And a new session cannot start either.
+    const err = await failure(currentIdentity({ config: { identity: { issuer: op.issuer, clientId: CLIENT_ID, groupsClaim: 'groups' } }, env, homedir: home, clock, tokenStore: store, fresh: true }));
+    expect(err.code).toBe('AUTH_REQUIRED');
+  });
+
+  it('never prompts without a terminal or in CI: AUTH_REQUIRED naming the CI options', async () => {
+    const { store, env, home } = await setup();
+    const cfg = { identity: { issuer: op.issuer, clientId: CLIENT_ID, groupsClaim: 'groups' } };
+    let prompted = false;
+    const err = await failure(
+      resolveSessionIdentity({ config: cfg, env: { ...env, CI: 'true' }, homedir: home, interactive: true, tokenStore: store, onDeviceCode: () => { prompted = true; } }),
+    );
+    expect(prompted).toBe(false);
+    expect(err.exitCode).toBe(3);
+    expect(err.message).toMatch(/DLPCTL_TOKEN/);
+  });
+});
