@@ -53,6 +53,8 @@ export interface TunnelOptions {
   engine: TunnelEngine;
   /** Milliseconds sessions get to finish on close before their sockets are destroyed. */
   graceMs?: number;
+  /** A session is ended after this long, whatever it is doing (identity.maxSessionDuration). */
+  maxSessionMs?: number;
 }
 
 export function isLoopback(host: string): boolean {
@@ -72,6 +74,7 @@ export class Tunnel extends EventEmitter<{ event: [TunnelEvent] }> {
   private readonly sockets = new Set<net.Socket>();
   private addr: TunnelAddress | null = null;
   private closing: Promise<void> | null = null;
+  private refusal: string | null = null;
 
   constructor(opts: TunnelOptions) {
     super();
@@ -131,7 +134,8 @@ export class Tunnel extends EventEmitter<{ event: [TunnelEvent] }> {
   }
 
   private onConnection(socket: net.Socket): void {
-    if (this.closing) {
+    if (this.closing || this.refusal) {
+      if (this.refusal) this.emitEvent({ type: 'error', resource: this.resource, message: `refused a new session: ${this.refusal}` });
       socket.destroy();
       return;
     }
@@ -149,14 +153,23 @@ export class Tunnel extends EventEmitter<{ event: [TunnelEvent] }> {
       return;
     }
     this.sessions.add(session);
+    const max = this.opts.maxSessionMs;
+    const timer = max ? setTimeout(() => void session.terminate('the session reached its maximum duration (identity.maxSessionDuration)'), max) : null;
+    timer?.unref();
     session.done
       .catch((err: unknown) => {
         this.emitEvent({ type: 'error', resource: this.resource, sessionId: session.id, message: err instanceof Error ? err.message : String(err) });
       })
       .finally(() => {
+        if (timer) clearTimeout(timer);
         this.sessions.delete(session);
         if (!socket.destroyed) socket.destroy();
       });
+  }
+
+  /** From now on, new connections are closed at once (the identity behind the tunnel is no longer valid). */
+  refuseNew(reason: string): void {
+    this.refusal = reason;
   }
 
   /** Terminate every live session with `reason` (used when the identity is revoked or a grant expires). */

@@ -14,6 +14,7 @@ export interface ConnectOptions {
   port?: string;
   bind?: string;
   reason?: string;
+  tokenFile?: string;
   command: string[];
 }
 
@@ -29,17 +30,33 @@ export async function runConnect(ctx: CommandContext, opts: ConnectOptions): Pro
   if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) throw new DlpctlError('USAGE', `--port: "${opts.port}" is not a port number`);
   const host = opts.bind ?? resource.listen?.host ?? '127.0.0.1';
 
-  const [{ resolveSecret, secretEnvNames }, { localIdentity, identityAllowed }, policy] = await Promise.all([
+  const [{ resolveSecret, secretEnvNames }, { identityAllowed }, { resolveSessionIdentity }, policy] = await Promise.all([
     import('../../config/index.js'),
     import('../../identity/local.js'),
+    import('../../identity/index.js'),
     import('../../policy/index.js'),
   ]);
-  const identity = localIdentity(ctx.env);
-  if (config.identity) {
-    ctx.io.err(`dlpctl: note: identity login is not available in this version; sessions are recorded as local user ${identity.subject} (unverified)`);
-  }
+  const interactive = Boolean(ctx.io.stdin.isTTY && ctx.io.stderr.isTTY) && !ctx.env.CI;
+  const { identity, watch, maxSessionDuration } = await resolveSessionIdentity({
+    config,
+    env: ctx.env,
+    homedir: ctx.homedir,
+    ...(opts.tokenFile ? { tokenFile: path.resolve(ctx.cwd, opts.tokenFile) } : {}),
+    signal: ctx.signal,
+    interactive,
+    onDeviceCode: (p) => {
+      ctx.io.err(`dlpctl: to sign in, open ${p.verificationUriComplete ?? p.verificationUri}`);
+      ctx.io.err(`        and enter the code ${p.userCode}`);
+    },
+    notice: (line) => ctx.io.err(`dlpctl: ${line}`),
+  });
+  const who = `${identity.subject}${identity.verified ? '' : ' (unverified local user)'}`;
   if (!identityAllowed(identity, resource.allow)) {
-    throw new DlpctlError('AUTH_REQUIRED', `${identity.subject} (unverified local user) is not in the allow list of ${resource.name}; add user:${identity.subject} to its allow list`);
+    watch?.close();
+    throw new DlpctlError(
+      'AUTH_REQUIRED',
+      `${who} may not open ${resource.name}: not in its allow list (${(resource.allow ?? []).join(', ')}); ask an administrator, or sign in as another identity with dlpctl login`,
+    );
   }
   const secretOpts = { env: ctx.env, homedir: ctx.homedir, baseDir: path.dirname(config.file) };
   await policy.initSqlParser();
@@ -71,7 +88,28 @@ export async function runConnect(ctx: CommandContext, opts: ConnectOptions): Pro
     throw err;
   }
   const engine = opened.engine;
-  const tunnel = new Tunnel({ resource: resource.name, kind: resource.kind, host, ...(port !== undefined ? { port } : {}), clientTls: opened.clientTls, engine });
+  const tunnel = new Tunnel({
+    resource: resource.name,
+    kind: resource.kind,
+    host,
+    ...(port !== undefined ? { port } : {}),
+    ...(maxSessionDuration !== undefined ? { maxSessionMs: maxSessionDuration } : {}),
+    clientTls: opened.clientTls,
+    engine,
+  });
+  // Losing the identity ends the tunnel's sessions and refuses new ones (DESIGN §6).
+  let revoked: string | null = null;
+  const revoke = (reason: string) => {
+    if (revoked) return;
+    revoked = reason;
+    tunnel.refuseNew(reason);
+    ctx.io.err(`dlpctl: ${reason}; ending every session of this tunnel`);
+    void tunnel.terminateAll(`identity no longer valid: ${reason}`);
+  };
+  watch?.on('revoked', (reason: string) => revoke(reason));
+  watch?.on('refreshed', (fresh: typeof identity) => {
+    if (!identityAllowed(fresh, resource.allow)) revoke(`${fresh.subject} is no longer in the allow list of ${resource.name}`);
+  });
   const c = ctx.io.errColor;
   tunnel.on('event', (e: TunnelEvent) => {
     if (ctx.globals.json) {
@@ -111,9 +149,11 @@ export async function runConnect(ctx: CommandContext, opts: ConnectOptions): Pro
     await new Promise<void>((resolve) => {
       if (ctx.signal.aborted) return resolve();
       ctx.signal.addEventListener('abort', () => resolve(), { once: true });
+      watch?.on('revoked', () => setTimeout(resolve, 1000));
     });
-    return ExitCode.ok;
+    return revoked ? ExitCode.auth : ExitCode.ok;
   } finally {
+    watch?.close();
     await tunnel.close('the tunnel is closing');
     await opened.close();
     await store.close();
