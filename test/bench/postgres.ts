@@ -1,0 +1,246 @@
+/**
+ * PostgreSQL tunnel benchmark, side by side in one run (`npm run build` first; `npx tsx test/bench/postgres.ts`):
+ *
+ *   direct        straight to the embedded PostgreSQL
+ *   dlpctl audit  `dlpctl connect` (the built binary, its own process) with a permissive policy, no masks:
+ *                 every statement classified, decided and recorded durably before it is forwarded
+ *   dlpctl mask   the same with masking: the recommended entity masks plus a column rule (no row limit, so the
+ *                 large result is not cut at 100000 rows)
+ *   pgbouncer     /usr/sbin/pgbouncer in session mode, when installed (the row is skipped otherwise)
+ *
+ * Measured: `pgbench -S -c 8 -T 10` TPS (simple protocol); latency of a sequential `SELECT 1` (2000 queries,
+ * node-postgres) p50/p99 and what each path adds to direct; a large result (`SELECT g, md5(g::text) FROM
+ * generate_series(1, 1000000) g` streamed by psql to /dev/null) in MB/s; peak RSS (VmHWM) of each tunnel
+ * process. Targets: pgbench ≥ 0.7× direct; large result ≥ 0.9× (pass-through) / ≥ 0.5× (masked);
+ * RSS ≤ 150 MB; added latency p50 ≤ 0.3 ms, p99 ≤ 1 ms.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import pg from 'pg';
+import { demoSeedSql } from '../../src/demo/seed.js';
+import { freePort, startPostgres, type TestPostgres } from '../helpers/postgres.js';
+
+const BIN = path.resolve(import.meta.dirname, '../../bin/dlpctl.js');
+const PGBOUNCER = '/usr/sbin/pgbouncer';
+const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 10);
+const LATENCY_N = 2000;
+const LARGE_SQL = 'SELECT g, md5(g::text) FROM generate_series(1, 1000000) g';
+
+interface Path {
+  name: string;
+  url: string;
+  pid?: number;
+  note?: string;
+}
+interface Row {
+  name: string;
+  tps?: number;
+  p50?: number;
+  p99?: number;
+  mbps?: number;
+  rssMb?: number;
+  note?: string;
+}
+
+function sh(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { env, encoding: 'utf8', maxBuffer: 16 << 20, timeout: 300_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? Number((err as { code?: unknown }).code ?? 1) || 1 : 0, stdout, stderr });
+    });
+  });
+}
+
+/** Starts `dlpctl connect db` as its own process and resolves with the URL it prints. */
+async function startTunnel(dir: string, name: string, yaml: string, env: NodeJS.ProcessEnv): Promise<{ url: string; child: ChildProcess }> {
+  const file = path.join(dir, `${name}.yaml`);
+  fs.writeFileSync(file, yaml);
+  const child = spawn(process.execPath, [BIN, 'connect', 'db', '--config', file, '--store', `sqlite:${path.join(dir, `${name}.db`)}`], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const nl = out.indexOf('\n');
+      if (nl >= 0) resolve(out.slice(0, nl).trim());
+    });
+    child.once('exit', (code) => reject(new Error(`dlpctl connect exited (${code}): ${err}`)));
+  });
+  return { url, child };
+}
+
+function vmHwmMb(pid: number | undefined): number | undefined {
+  if (!pid) return undefined;
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function pgbenchTps(url: string): Promise<number | undefined> {
+  const r = await sh('pgbench', ['-n', '-S', '-c', '8', '-j', '2', '-T', String(SECONDS), '-M', 'simple', url]);
+  const m = /tps = ([\d.]+)/.exec(r.stdout);
+  if (!m) process.stderr.write(`pgbench failed: ${r.stderr.slice(0, 300)}\n`);
+  return m ? Number(m[1]) : undefined;
+}
+
+async function latency(url: string): Promise<{ p50: number; p99: number }> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  for (let i = 0; i < 200; i += 1) await c.query('SELECT 1');
+  const times: number[] = [];
+  for (let i = 0; i < LATENCY_N; i += 1) {
+    const t0 = performance.now();
+    await c.query('SELECT 1');
+    times.push(performance.now() - t0);
+  }
+  await c.end();
+  times.sort((a, b) => a - b);
+  return { p50: times[Math.floor(times.length * 0.5)]!, p99: times[Math.floor(times.length * 0.99)]! };
+}
+
+async function largeMbps(url: string, bytes: number): Promise<number | undefined> {
+  const t0 = performance.now();
+  const r = await sh('psql', ['-X', '-At', '-o', '/dev/null', '-c', LARGE_SQL, url]);
+  const s = (performance.now() - t0) / 1000;
+  if (r.code !== 0) {
+    process.stderr.write(`large result failed: ${r.stderr.slice(0, 300)}\n`);
+    return undefined;
+  }
+  return bytes / 1e6 / s;
+}
+
+async function startPgbouncer(dir: string, server: TestPostgres, db: string): Promise<{ url: string; child: ChildProcess } | null> {
+  if (!fs.existsSync(PGBOUNCER)) return null;
+  const port = await freePort();
+  const users = path.join(dir, 'userlist.txt');
+  fs.writeFileSync(users, `"${server.user}" "${server.password}"\n`);
+  const ini = path.join(dir, 'pgbouncer.ini');
+  fs.writeFileSync(
+    ini,
+    `[databases]\n${db} = host=127.0.0.1 port=${server.port} dbname=${db} user=${server.user} password=${server.password}\n` +
+      `[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = ${port}\nunix_socket_dir =\nauth_type = scram-sha-256\nauth_file = ${users}\n` +
+      `pool_mode = session\nmax_client_conn = 100\ndefault_pool_size = 20\nlogfile = ${path.join(dir, 'pgbouncer.log')}\n`,
+  );
+  const asRoot = process.getuid?.() === 0;
+  if (asRoot) fs.chmodSync(dir, 0o777);
+  const child = spawn(asRoot ? 'runuser' : PGBOUNCER, asRoot ? ['-u', 'postgres', '--', PGBOUNCER, ini] : [ini], { stdio: 'ignore' });
+  const url = `postgres://${server.user}:${server.password}@127.0.0.1:${port}/${db}`;
+  for (let i = 0; i < 50; i += 1) {
+    const r = await sh('psql', ['-X', '-At', '-c', 'select 1', url]);
+    if (r.code === 0) return { url, child };
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  child.kill();
+  return null;
+}
+
+function f(n: number | undefined, digits = 0): string {
+  return n === undefined ? '–' : n.toFixed(digits);
+}
+
+export async function run(): Promise<string> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dlpctl-bench-pg-'));
+  const server = await startPostgres();
+  const children: ChildProcess[] = [];
+  try {
+    const db = decodeURIComponent(new URL(server.url).pathname.slice(1));
+    const admin = new pg.Client({ connectionString: server.url });
+    await admin.connect();
+    await admin.query(demoSeedSql(50));
+    const bytes = Number(
+      (await admin.query(`SELECT sum(octet_length(g::text) + octet_length(md5(g::text)) + 2)::bigint AS b FROM generate_series(1, 1000000) g`)).rows[0].b,
+    );
+    await admin.end();
+    const init = await sh('pgbench', ['-i', '-q', '-s', '1', server.url]);
+    if (init.code !== 0) throw new Error(`pgbench -i: ${init.stderr}`);
+
+    const env = { ...process.env, BENCH_PG_PASSWORD: server.password, HOME: dir, XDG_DATA_HOME: dir, NO_COLOR: '1' };
+    const resource = (policies: string) => `version: 1
+resources:
+  db:
+    kind: postgres
+    target: postgres://${server.user}@127.0.0.1:${server.port}/${db}
+    password: \${env:BENCH_PG_PASSWORD}
+    tls: { mode: disable }
+    policies: [${policies}]
+`;
+    const audit = await startTunnel(dir, 'audit', `${resource('open')}policies:\n  open:\n    - name: everything\n      action: allow\n`, env);
+    children.push(audit.child);
+    const masked = await startTunnel(
+      dir,
+      'mask',
+      `${resource('masking')}policies:
+  masking:
+    - name: pii
+      action: mask
+      entities: [credit_card, us_ssn, email, phone, iban, secrets]
+      with: partial
+    - name: ssn-column
+      action: mask
+      columns: [public.customers.ssn]
+`,
+      env,
+    );
+    children.push(masked.child);
+    const paths: Path[] = [
+      { name: 'direct', url: server.url },
+      { name: 'dlpctl policy + audit', url: audit.url, ...(audit.child.pid ? { pid: audit.child.pid } : {}) },
+      { name: 'dlpctl + masking', url: masked.url, ...(masked.child.pid ? { pid: masked.child.pid } : {}) },
+    ];
+    const bouncer = await startPgbouncer(dir, server, db);
+    if (bouncer) {
+      children.push(bouncer.child);
+      paths.push({ name: 'pgbouncer (session)', url: bouncer.url });
+    }
+
+    const rows: Row[] = [];
+    for (const p of paths) {
+      process.stderr.write(`bench: ${p.name}\n`);
+      const tps = await pgbenchTps(p.url);
+      const lat = await latency(p.url);
+      const beforeLarge = vmHwmMb(p.pid);
+      if (beforeLarge !== undefined) process.stderr.write(`bench: ${p.name} peak RSS before the large result ${beforeLarge.toFixed(1)} MB\n`);
+      const mbps = await largeMbps(p.url, bytes);
+      rows.push({ name: p.name, ...(tps !== undefined ? { tps } : {}), p50: lat.p50, p99: lat.p99, ...(mbps !== undefined ? { mbps } : {}), ...(p.pid ? { rssMb: vmHwmMb(p.pid) } : {}) } as Row);
+    }
+    if (!bouncer) rows.push({ name: 'pgbouncer', note: `skipped: ${PGBOUNCER} is not installed (Debian package pgbouncer)` });
+
+    const base = rows[0]!;
+    const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b ? `${(a / b).toFixed(2)}×` : '–');
+    const lines = [
+      `PostgreSQL tunnel, ${os.cpus().length} CPUs, pgbench -S -c 8 -T ${SECONDS} (simple), SELECT 1 ×${LATENCY_N} sequential, 1M-row result (${(bytes / 1e6).toFixed(1)} MB of text)`,
+      '',
+      '| path | pgbench TPS | vs direct | SELECT 1 p50 ms | p99 ms | added p50 / p99 ms | large result MB/s | vs direct | peak RSS MB |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ];
+    for (const r of rows) {
+      if (r.note) {
+        lines.push(`| ${r.name} | ${r.note} | | | | | | | |`);
+        continue;
+      }
+      const added = r === base ? '–' : `${f((r.p50 ?? 0) - (base.p50 ?? 0), 3)} / ${f((r.p99 ?? 0) - (base.p99 ?? 0), 3)}`;
+      lines.push(
+        `| ${r.name} | ${f(r.tps)} | ${r === base ? '1.00×' : ratio(r.tps, base.tps)} | ${f(r.p50, 3)} | ${f(r.p99, 3)} | ${added} | ${f(r.mbps, 1)} | ${r === base ? '1.00×' : ratio(r.mbps, base.mbps)} | ${f(r.rssMb, 1)} |`,
+      );
+    }
+    return lines.join('\n');
+  } finally {
+    for (const c of children) c.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 500));
+    await server.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  console.log(await run());
+}
