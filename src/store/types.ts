@@ -94,12 +94,37 @@ export interface HttpRequestBody {
   decision: Decision;
   rule?: string;
   status?: number;
+  /**
+   * HTTP tunnel: `request` is recorded (durable) before the request is forwarded, `response` once the
+   * response has ended; absent when dlpctl answered the request itself (denied, limited).
+   */
+  phase?: 'request' | 'response';
+  durationMs?: number;
+  /** Why dlpctl answered itself, or what failed upstream (never a secret). */
+  message?: string;
+  /** Headers with credentials removed. */
+  reqHeaders?: Record<string, string>;
+  resHeaders?: Record<string, string>;
+  /** Bodies as masked text, up to the tunnel's record cap; `…Bytes` is the full size on the wire. */
+  reqBody?: string;
+  reqBodyBytes?: number;
+  resBody?: string;
+  resBodyBytes?: number;
+  /** Masked values per entity in this request (`request`) or response (`response`). Never the values. */
+  masked?: Record<string, number>;
 }
 export interface SshCommandBody {
   type: 'ssh.command';
+  /** Command line (exec), entered line (shell) or file operation (sftp), already masked by the caller. */
   command: string;
   decision: Decision;
   rule?: string;
+  /** Where the command came from (absent: exec). */
+  channel?: 'exec' | 'shell' | 'sftp';
+  /** The session's channel number. */
+  channelId?: number;
+  /** Shell lines: false when line editing (cursor keys, completion, history) made the reconstruction uncertain. */
+  certain?: boolean;
 }
 export interface SshChannelBody {
   type: 'ssh.channel';
@@ -107,6 +132,21 @@ export interface SshChannelBody {
   decision: Decision;
   rule?: string;
   target?: string;
+  /** `open` when the channel is decided, `close` when it ends (absent: open). */
+  phase?: 'open' | 'close';
+  channelId?: number;
+  /** Whether a pty was requested, and the names of the accepted environment variables. */
+  pty?: boolean;
+  /** The terminal size and type when a pty was requested (asciicast header). */
+  cols?: number;
+  rows?: number;
+  term?: string;
+  env?: string[];
+  /** On close: exit status or signal of the remote command, bytes client → target and target → client. */
+  exitStatus?: number;
+  exitSignal?: string;
+  bytesIn?: number;
+  bytesOut?: number;
 }
 export interface MaskSummaryBody {
   type: 'mask.summary';
@@ -142,6 +182,8 @@ export interface TerminalOutputBody {
   t: number;
   data: string;
   stream?: 'o' | 'i';
+  /** SSH: the channel whose output this is. */
+  channelId?: number;
 }
 export interface StorePruneBody {
   type: 'store.prune';
@@ -241,7 +283,10 @@ export interface ListEventsOptions {
 }
 
 export interface SearchQuery {
-  /** Words matched (as prefixes, all of them) against statement / request / command text. */
+  /**
+   * Words matched against statement / request / command text: all of them, whole words, case- and
+   * accent-insensitive; `word*` matches words starting with `word`.
+   */
   text?: string;
   resource?: string;
   /** Identity subject or email. */
@@ -312,6 +357,16 @@ export interface OpenStoreOptions {
   now?: () => Date;
   /** SQLite busy timeout in ms (default 5000). */
   busyTimeoutMs?: number;
+  /**
+   * SQLite durability. `full` (default): the WAL is fsynced at every commit, so a resolved append survives
+   * power loss. `normal`: survives a crash of dlpctl but not of the OS or machine; several times faster.
+   */
+  sqliteSynchronous?: 'full' | 'normal';
+  /**
+   * PostgreSQL: how many batch statements may be in flight at once (sessions are split between them by id).
+   * Default 1: the biggest batches, best when each writer awaits its append; more helps writers that pipeline.
+   */
+  postgresWriteLanes?: number;
   /** Poll interval for `waitForApprovalChange` where notifications are not available (default 250). */
   pollIntervalMs?: number;
 }

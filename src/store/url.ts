@@ -36,6 +36,9 @@ export function parseStoreUrl(raw: string, homedir: string): ParsedStoreUrl {
     let p = url.slice('sqlite:'.length);
     if (p.startsWith('//')) p = p.slice(2); // sqlite:///abs/path
     if (p === '' ) throw new DlpctlError('STORE_URL', 'store URL "sqlite:" has no path; use sqlite:PATH, e.g. sqlite:~/.local/share/dlpctl/store.db');
+    if (/^(sqlite|postgres(ql)?):/i.test(p)) {
+      throw new DlpctlError('STORE_URL', `store URL "${redactStoreUrl(url)}" has its scheme twice; use sqlite:PATH`);
+    }
     if (p === '~' || p.startsWith('~/')) p = path.join(homedir, p.slice(1));
     p = path.resolve(p);
     return { engine: 'sqlite', path: p, display: `sqlite:${p}` };

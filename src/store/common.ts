@@ -1,0 +1,130 @@
+/** Helpers shared by both engines: what to index, how to tokenise search text, limits. */
+import { MAINTENANCE_SESSION_ID, zeroCounters, type EventBody, type NewEvent, type Session, type StoreEvent } from './types.js';
+
+/** The searchable text of an event (statement, request line, command), or null. */
+export function eventText(e: EventBody): string | null {
+  switch (e.type) {
+    case 'query':
+      return e.sql;
+    case 'http.request':
+      return `${e.method} ${e.path}`;
+    case 'ssh.command':
+      return e.command;
+    case 'ssh.channel':
+      return e.target === undefined ? e.channel : `${e.channel} ${e.target}`;
+    default:
+      return null;
+  }
+}
+
+export function eventDecision(e: EventBody): string | null {
+  switch (e.type) {
+    case 'query':
+    case 'http.request':
+    case 'ssh.command':
+    case 'ssh.channel':
+      return e.decision;
+    default:
+      return null;
+  }
+}
+
+/**
+ * Search words: runs of letters and digits, lower-cased, accents removed. Both engines index the same way
+ * (SQLite FTS5 unicode61, PostgreSQL `to_tsvector('simple', …)` over the text with non-alphanumerics replaced
+ * by spaces), so `public.customers` and `customer_id` are found by `customers` and `customer`.
+ */
+export function words(text: string): string[] {
+  return text.normalize('NFKD').replace(/\p{M}/gu, '').toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? [];
+}
+
+export interface SearchTerm {
+  word: string;
+  /** `word*` in the query: matches words that start with it. */
+  prefix: boolean;
+}
+
+/**
+ * Parses what a person typed: every word must match (AND); a word is matched whole unless followed by `*`.
+ * (Whole-word matching keeps common words fast: a prefix query must gather every matching row first.)
+ */
+export function parseSearch(text: string): SearchTerm[] {
+  const terms: SearchTerm[] = [];
+  for (const chunk of text.split(/\s+/)) {
+    const ws = words(chunk);
+    ws.forEach((w, i) => terms.push({ word: w, prefix: i === ws.length - 1 && chunk.endsWith('*') }));
+  }
+  return terms.slice(0, 16);
+}
+
+/** Whether `text` matches every term (the index semantics, for rows not yet in the SQLite index). */
+export function matchesTerms(text: string, terms: SearchTerm[]): boolean {
+  const ws = words(text);
+  return terms.every((t) => ws.some((w) => (t.prefix ? w.startsWith(t.word) : w === t.word)));
+}
+
+export const DEFAULT_SEARCH_LIMIT = 100;
+export const MAX_LIMIT = 100_000;
+
+export function clampLimit(limit: number | undefined, dflt: number): number {
+  if (limit === undefined || !Number.isFinite(limit)) return dflt;
+  return Math.max(1, Math.min(MAX_LIMIT, Math.floor(limit)));
+}
+
+export function toMs(iso: string, what: string): number {
+  const ms = Date.parse(iso);
+  if (Number.isNaN(ms)) throw new TypeError(`${what} is not a valid time: ${iso}`);
+  return ms;
+}
+
+/** Builds the event without its hash; the session head supplies seq and subject. */
+export function buildEvent(
+  sessionId: string,
+  seq: number,
+  subject: string,
+  input: NewEvent,
+  now: () => Date,
+): Omit<StoreEvent, 'hash'> {
+  const { time, ...body } = input as NewEvent & { sessionId?: unknown; seq?: unknown; subject?: unknown; hash?: unknown };
+  delete body.sessionId;
+  delete body.seq;
+  delete body.subject;
+  delete body.hash;
+  const t = time === undefined ? now().toISOString() : new Date(toMs(time, 'event time')).toISOString();
+  return { ...(body as EventBody), sessionId, seq, time: t, subject } as Omit<StoreEvent, 'hash'>;
+}
+
+export function rowToEvent(body: string, hash: string): StoreEvent {
+  return { ...(JSON.parse(body) as Omit<StoreEvent, 'hash'>), hash } as StoreEvent;
+}
+
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const onAbort = (): void => {
+      clearTimeout(t);
+      reject(signal?.reason);
+    };
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** The session that records store maintenance (`store.prune`), created on first use. */
+export function maintenanceSession(now: Date): Session {
+  return {
+    id: MAINTENANCE_SESSION_ID,
+    resource: '(store)',
+    kind: 'store',
+    identity: { issuer: 'dlpctl', subject: 'dlpctl', groups: [], kind: 'machine', verified: false },
+    clientAddr: '',
+    startedAt: now.toISOString(),
+    counters: zeroCounters(),
+  };
+}

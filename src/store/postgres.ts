@@ -1,0 +1,760 @@
+/**
+ * The shared PostgreSQL session store (`pg` Pool, loaded lazily).
+ *
+ * Appends: sessions are spread over write lanes (by a hash of the session id; one lane by default, which
+ * measured best for writers that await each append); each lane has a queue and at most one statement in flight. Everything queued on a lane while its previous statement commits is
+ * written by the next one: ONE statement (so one implicit transaction, one round trip, one WAL flush) that
+ * inserts all the events with a multi-row `INSERT … SELECT FROM unnest(…)` and moves each session's head
+ * (`last_seq`, `last_hash`) with one `UPDATE`. A promise resolves when that statement committed
+ * (`synchronous_commit` as the server has it; `on` by default, so durable).
+ *
+ * Seq and hash are computed here, from each session's head kept in memory by the process that owns the
+ * session; a session not in memory (cold start, or another process's session) has its head read first.
+ * If someone else appended to the session meanwhile, the unique (session_id, seq) key rejects the whole
+ * statement; the lane drops the cached heads, re-reads them and retries.
+ *
+ * Approvals: read-modify-write under `SELECT … FOR UPDATE`, then `pg_notify('dlpctl_approval', id)` in the
+ * same transaction; `waitForApprovalChange` LISTENs on a dedicated connection (with a slow poll as backstop).
+ */
+import type { Client, Pool, PoolClient } from 'pg';
+import { DlpctlError } from '../errors.js';
+import { ChainVerifier, GENESIS_HASH, sealEvent } from './chain.js';
+import { buildEvent, clampLimit, DEFAULT_SEARCH_LIMIT, eventDecision, eventText, maintenanceSession, parseSearch, rowToEvent, toMs } from './common.js';
+import { newApprovalId, newSessionId, normalizeApprovalId } from './ids.js';
+import { POSTGRES_MIGRATIONS } from './postgres-migrations.js';
+import {
+  MAINTENANCE_SESSION_ID,
+  zeroCounters,
+  type Approval,
+  type ApprovalMutator,
+  type ApprovalState,
+  type ApprovalUpdate,
+  type Counters,
+  type ListEventsOptions,
+  type NewApproval,
+  type NewEvent,
+  type NewSession,
+  type OpenStoreOptions,
+  type Outcome,
+  type PruneResult,
+  type SearchHit,
+  type SearchQuery,
+  type Session,
+  type SessionStore,
+  type StoreEvent,
+  type StoreInfo,
+  type VerifyResult,
+} from './types.js';
+
+export const POSTGRES_SCHEMA_VERSION = POSTGRES_MIGRATIONS[POSTGRES_MIGRATIONS.length - 1]!.version;
+const MIGRATION_LOCK = 0x646c7063746c; // "dlpctl"
+const NOTIFY_CHANNEL = 'dlpctl_approval';
+const MAX_BATCH_EVENTS = 5000;
+
+type Row = Record<string, unknown>;
+
+interface Head {
+  seq: number;
+  hash: string;
+  subject: string;
+}
+
+interface Item {
+  sessionId: string;
+  inputs: NewEvent[];
+  end?: { outcome: Outcome; counters: Counters };
+  resolve(events: StoreEvent[]): void;
+  reject(err: unknown): void;
+}
+
+interface Lane {
+  queue: Item[];
+  busy: boolean;
+}
+
+const UNREACHABLE_CODES: Record<string, string> = {
+  ECONNREFUSED: 'connection refused',
+  ENOTFOUND: 'host not found',
+  EAI_AGAIN: 'host name lookup failed',
+  ETIMEDOUT: 'connection timed out',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  ECONNRESET: 'connection reset',
+  EPIPE: 'connection closed',
+};
+
+/** Translates a `pg` or socket error into a DlpctlError whose message never contains the password. */
+export function mapPgError(err: unknown, display: string): unknown {
+  if (err instanceof DlpctlError) return err;
+  const e = err as { code?: string; message?: string; errors?: { code?: string }[] };
+  const code = e.code ?? e.errors?.find((x) => x.code)?.code;
+  const msg = typeof e.message === 'string' ? e.message : '';
+  if (code !== undefined && code in UNREACHABLE_CODES) {
+    return new DlpctlError(
+      'STORE_UNREACHABLE',
+      `cannot reach the store at ${display} (${UNREACHABLE_CODES[code]}); check the URL or start the server`,
+      { cause: err },
+    );
+  }
+  if (/timeout|terminated unexpectedly|Connection terminated/i.test(msg) && code === undefined) {
+    return new DlpctlError('STORE_UNREACHABLE', `cannot reach the store at ${display} (${msg.toLowerCase()}); check the URL or start the server`, {
+      cause: err,
+    });
+  }
+  if (code === '28P01' || code === '28000' || /SASL|SCRAM|password must be a string/i.test(msg)) {
+    return new DlpctlError(
+      'STORE_AUTH',
+      `the store at ${display} refused the login (${code === '28000' ? 'not allowed to connect' : 'password authentication failed'}); check the user and password of the store URL`,
+      { cause: err },
+    );
+  }
+  switch (code) {
+    case '3D000':
+      return new DlpctlError('STORE_NOT_FOUND', `the database of the store ${display} does not exist; create it (createdb) or fix the URL`, { cause: err });
+    case '25006':
+    case '42501':
+      return new DlpctlError(
+        'STORE_READONLY',
+        `the store at ${display} refused a write (${code === '25006' ? 'read-only transaction' : 'insufficient privilege'}); use a role that may write, or a primary server`,
+        { cause: err },
+      );
+    case '55P03':
+    case '40P01':
+    case '57014':
+      return new DlpctlError('STORE_LOCKED', `the store at ${display} is locked by another session (${code}); retry`, { cause: err });
+    case '53300':
+      return new DlpctlError('STORE_UNREACHABLE', `the store at ${display} has too many connections; retry later or raise max_connections`, { cause: err });
+    default:
+      return err;
+  }
+}
+
+function iso(v: unknown): string {
+  return v instanceof Date ? v.toISOString() : new Date(String(v)).toISOString();
+}
+
+function rowToSession(r: Row, prefix = ''): Session {
+  const g = (k: string): unknown => r[prefix + k];
+  const s: Session = {
+    id: g('id') as string,
+    resource: g('resource') as string,
+    kind: g('kind') as Session['kind'],
+    identity: g('identity') as Session['identity'],
+    clientAddr: g('client_addr') as string,
+    startedAt: iso(g('started_at')),
+    counters: g('counters') as Counters,
+  };
+  if (g('reason') != null) s.reason = g('reason') as string;
+  if (g('ended_at') != null) s.endedAt = iso(g('ended_at'));
+  if (g('outcome') != null) s.outcome = g('outcome') as Outcome;
+  return s;
+}
+
+function laneOf(sessionId: string, lanes: number): number {
+  let h = 0;
+  for (let i = 0; i < sessionId.length; i++) h = (h * 31 + sessionId.charCodeAt(i)) | 0;
+  return Math.abs(h) % lanes;
+}
+
+/** The statement that writes one lane batch (see the module comment). */
+const WRITE_BATCH_SQL = `
+WITH ins AS (
+  INSERT INTO events (session_id, seq, type, time, subject, decision, text, body, hash)
+  SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
+)
+UPDATE sessions s
+   SET last_seq = h.seq, last_hash = h.hash, last_time = greatest(s.last_time, h.last_time),
+       ended_at = coalesce(h.ended_at, s.ended_at), outcome = coalesce(h.outcome, s.outcome),
+       counters = coalesce(h.counters, s.counters)
+  FROM unnest($10::text[], $11::int[], $12::text[], $13::timestamptz[], $14::timestamptz[], $15::text[], $16::jsonb[])
+       AS h(id, seq, hash, last_time, ended_at, outcome, counters)
+ WHERE s.id = h.id`;
+
+export class PostgresStore implements SessionStore {
+  readonly engine = 'postgres' as const;
+  readonly display: string;
+  private readonly url: string;
+  private readonly pool: Pool;
+  private readonly pg: typeof import('pg').default;
+  private readonly now: () => Date;
+  private readonly heads = new Map<string, Head>();
+  private readonly lanes: Lane[];
+  private readonly idle = new Set<() => void>();
+  private listener: Client | undefined;
+  private listenerReady: Promise<Client | undefined> | undefined;
+  private readonly waiters = new Map<string, Set<() => void>>();
+  private closed = false;
+
+  private constructor(pg: typeof import('pg').default, pool: Pool, url: string, display: string, opts: OpenStoreOptions) {
+    this.pg = pg;
+    this.pool = pool;
+    this.url = url;
+    this.display = display;
+    this.now = opts.now ?? (() => new Date());
+    const lanes = Math.max(1, Math.min(16, Math.floor(opts.postgresWriteLanes ?? 1)));
+    this.lanes = Array.from({ length: lanes }, () => ({ queue: [], busy: false }));
+  }
+
+  static async open(url: string, display: string, opts: OpenStoreOptions = {}): Promise<PostgresStore> {
+    const pg = (await import('pg')).default;
+    const pool = new pg.Pool({
+      connectionString: url,
+      max: Math.max(1, Math.min(16, Math.floor(opts.postgresWriteLanes ?? 1))) + 4,
+      connectionTimeoutMillis: 10_000,
+      idleTimeoutMillis: 30_000,
+      application_name: 'dlpctl',
+    });
+    pool.on('error', () => {
+      // an idle connection died; the pool replaces it on next use
+    });
+    try {
+      const c = await pool.connect();
+      c.release();
+    } catch (err) {
+      await pool.end().catch(() => undefined);
+      throw mapPgError(err, display);
+    }
+    return new PostgresStore(pg, pool, url, display, opts);
+  }
+
+  private map(err: unknown): unknown {
+    return mapPgError(err, this.display);
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new Error('session store is closed');
+  }
+
+  private async q(sql: string, params: unknown[] = []): Promise<Row[]> {
+    this.checkOpen();
+    try {
+      return (await this.pool.query(sql, params)).rows as Row[];
+    } catch (err) {
+      throw this.map(err);
+    }
+  }
+
+  private async tx<T>(fn: (c: PoolClient) => Promise<T>): Promise<T> {
+    this.checkOpen();
+    let c: PoolClient;
+    try {
+      c = await this.pool.connect();
+    } catch (err) {
+      throw this.map(err);
+    }
+    try {
+      await c.query('BEGIN');
+      const r = await fn(c);
+      await c.query('COMMIT');
+      c.release();
+      return r;
+    } catch (err) {
+      await c.query('ROLLBACK').catch(() => undefined);
+      c.release();
+      throw this.map(err);
+    }
+  }
+
+  // ---- schema ------------------------------------------------------------------------------------
+
+  async migrate(): Promise<{ from: number; to: number }> {
+    return this.tx(async (c) => {
+      // Serialises concurrent migrators (released at commit).
+      await c.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+      await c.query(
+        'CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())',
+      );
+      const cur = Number((await c.query('SELECT coalesce(max(version), 0) AS v FROM schema_migrations')).rows[0].v);
+      if (cur > POSTGRES_SCHEMA_VERSION) {
+        throw new DlpctlError(
+          'STORE_TOO_NEW',
+          `this store was migrated by a newer dlpctl (schema ${cur}, this binary knows ${POSTGRES_SCHEMA_VERSION}); upgrade dlpctl`,
+        );
+      }
+      for (const m of POSTGRES_MIGRATIONS) {
+        if (m.version <= cur) continue;
+        await c.query(m.sql);
+        await c.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
+      }
+      return { from: cur, to: Math.max(cur, POSTGRES_SCHEMA_VERSION) };
+    });
+  }
+
+  async info(): Promise<StoreInfo> {
+    let version = 0;
+    try {
+      version = Number((await this.q('SELECT coalesce(max(version), 0) AS v FROM schema_migrations'))[0]!['v']);
+    } catch (err) {
+      if ((err as { code?: string }).code !== '42P01') throw err;
+    }
+    const counts =
+      version > 0
+        ? (
+            await this.q(
+              `SELECT (SELECT count(*) FROM sessions WHERE id <> $1) AS s, (SELECT count(*) FROM events) AS e,
+                      (SELECT count(*) FROM approvals) AS a, pg_database_size(current_database()) AS b`,
+              [MAINTENANCE_SESSION_ID],
+            )
+          )[0]!
+        : (await this.q('SELECT 0 AS s, 0 AS e, 0 AS a, pg_database_size(current_database()) AS b'))[0]!;
+    return {
+      engine: 'postgres',
+      url: this.display,
+      schemaVersion: version,
+      binaryVersion: POSTGRES_SCHEMA_VERSION,
+      sessions: Number(counts['s']),
+      events: Number(counts['e']),
+      approvals: Number(counts['a']),
+      sizeBytes: Number(counts['b']),
+    };
+  }
+
+  // ---- sessions and events -----------------------------------------------------------------------
+
+  async createSession(input: NewSession): Promise<Session> {
+    const startedAt = input.startedAt ?? this.now().toISOString();
+    const session: Session = { ...input, id: input.id ?? newSessionId(new Date(startedAt)), startedAt, counters: zeroCounters() };
+    const start: NewEvent = {
+      type: 'session.start',
+      resource: session.resource,
+      kind: session.kind,
+      clientAddr: session.clientAddr,
+      identity: session.identity,
+      time: startedAt,
+      ...(session.reason === undefined ? {} : { reason: session.reason }),
+    };
+    const { event, body } = sealEvent(GENESIS_HASH, buildEvent(session.id, 1, session.identity.subject, start, this.now));
+    await this.q(
+      `WITH s AS (
+         INSERT INTO sessions (id, resource, kind, subject, email, identity, client_addr, reason, started_at, counters, last_seq, last_hash, last_time)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $9)
+       )
+       INSERT INTO events (session_id, seq, type, time, subject, decision, text, body, hash)
+       VALUES ($1, 1, 'session.start', $9, $4, NULL, NULL, $12, $11)`,
+      [
+        session.id,
+        session.resource,
+        session.kind,
+        session.identity.subject,
+        session.identity.email ?? null,
+        JSON.stringify(session.identity),
+        session.clientAddr,
+        session.reason ?? null,
+        startedAt,
+        JSON.stringify(session.counters),
+        event.hash,
+        body,
+      ],
+    );
+    this.heads.set(session.id, { seq: 1, hash: event.hash, subject: session.identity.subject });
+    return session;
+  }
+
+  private enqueue(item: Omit<Item, 'resolve' | 'reject'>): Promise<StoreEvent[]> {
+    this.checkOpen();
+    return new Promise<StoreEvent[]>((resolve, reject) => {
+      const lane = this.lanes[laneOf(item.sessionId, this.lanes.length)]!;
+      lane.queue.push({ ...item, resolve, reject });
+      if (!lane.busy) {
+        lane.busy = true;
+        queueMicrotask(() => void this.drain(lane));
+      }
+    });
+  }
+
+  private async drain(lane: Lane): Promise<void> {
+    while (lane.queue.length > 0) {
+      // At most MAX_BATCH_EVENTS per statement (one item may exceed it alone); the rest waits its turn.
+      let n = 0;
+      let take = 0;
+      while (take < lane.queue.length && (take === 0 || n + lane.queue[take]!.inputs.length <= MAX_BATCH_EVENTS)) {
+        n += lane.queue[take]!.inputs.length;
+        take++;
+      }
+      const batch = lane.queue.splice(0, take);
+      await this.writeBatch(batch);
+    }
+    lane.busy = false;
+    if (this.lanes.every((l) => !l.busy)) for (const f of this.idle) f();
+  }
+
+  private async loadHeads(ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    const rows = await this.q('SELECT id, last_seq, last_hash, subject FROM sessions WHERE id = ANY($1::text[])', [ids]);
+    for (const r of rows) {
+      this.heads.set(r['id'] as string, { seq: Number(r['last_seq']), hash: r['last_hash'] as string, subject: r['subject'] as string });
+    }
+  }
+
+  private async writeBatch(batch: Item[], attempt = 0): Promise<void> {
+    try {
+      await this.loadHeads([...new Set(batch.map((i) => i.sessionId).filter((id) => !this.heads.has(id)))]);
+    } catch (err) {
+      for (const it of batch) it.reject(err);
+      return;
+    }
+    const next = new Map<string, Head & { lastTime: string; end?: Item['end']; endedAt?: string }>();
+    const cols: unknown[][] = Array.from({ length: 9 }, () => []);
+    const ok: { item: Item; events: StoreEvent[] }[] = [];
+    for (const item of batch) {
+      const head = next.get(item.sessionId) ?? this.heads.get(item.sessionId);
+      if (head === undefined) {
+        item.reject(new DlpctlError('STORE_NOT_FOUND', `session ${item.sessionId} does not exist in ${this.display}`));
+        continue;
+      }
+      let { seq, hash } = head;
+      let lastTime = 'lastTime' in head ? (head.lastTime as string) : '';
+      const events: StoreEvent[] = [];
+      for (const input of item.inputs) {
+        seq++;
+        const sealed = sealEvent(hash, buildEvent(item.sessionId, seq, head.subject, input, this.now));
+        const e = sealed.event;
+        hash = e.hash;
+        if (lastTime === '' || e.time > lastTime) lastTime = e.time;
+        const row = [item.sessionId, seq, e.type, e.time, e.subject, eventDecision(e), eventText(e), sealed.body, e.hash];
+        row.forEach((v, i) => cols[i]!.push(v));
+        events.push(e);
+      }
+      const prev = next.get(item.sessionId);
+      next.set(item.sessionId, {
+        seq,
+        hash,
+        subject: head.subject,
+        lastTime,
+        ...(item.end ? { end: item.end, endedAt: events[events.length - 1]!.time } : prev?.end ? { end: prev.end, endedAt: prev.endedAt! } : {}),
+      });
+      ok.push({ item, events });
+    }
+    if (ok.length === 0) return;
+    const sessions = [...next.entries()];
+    const params = [
+      ...cols,
+      sessions.map(([id]) => id),
+      sessions.map(([, h]) => h.seq),
+      sessions.map(([, h]) => h.hash),
+      sessions.map(([, h]) => h.lastTime),
+      sessions.map(([, h]) => h.endedAt ?? null),
+      sessions.map(([, h]) => h.end?.outcome ?? null),
+      sessions.map(([, h]) => (h.end ? JSON.stringify(h.end.counters) : null)),
+    ];
+    try {
+      // Named: parsed and planned once per connection.
+      await this.pool.query({ name: 'dlpctl_write_batch', text: WRITE_BATCH_SQL, values: params });
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      for (const [id] of sessions) this.heads.delete(id);
+      if (code === '23505' && attempt < 3) {
+        // Another writer appended to one of these sessions: re-read the heads and try again.
+        return this.writeBatch(
+          ok.map((o) => o.item),
+          attempt + 1,
+        );
+      }
+      const mapped = this.map(err);
+      for (const o of ok) o.item.reject(mapped);
+      return;
+    }
+    for (const [id, h] of sessions) this.heads.set(id, { seq: h.seq, hash: h.hash, subject: h.subject });
+    for (const o of ok) o.item.resolve(o.events);
+  }
+
+  async endSession(id: string, outcome: Outcome, counters: Counters): Promise<Session> {
+    await this.enqueue({ sessionId: id, inputs: [{ type: 'session.end', outcome, counters }], end: { outcome, counters } });
+    this.heads.delete(id); // the session is over; free its head
+    const session = await this.getSession(id);
+    if (session === undefined) throw new DlpctlError('STORE_NOT_FOUND', `session ${id} does not exist in ${this.display}`);
+    return session;
+  }
+
+  async append(sessionId: string, event: NewEvent): Promise<StoreEvent> {
+    const [e] = await this.enqueue({ sessionId, inputs: [event] });
+    return e!;
+  }
+
+  async appendMany(sessionId: string, events: NewEvent[]): Promise<StoreEvent[]> {
+    if (events.length === 0) return [];
+    return this.enqueue({ sessionId, inputs: events });
+  }
+
+  async getSession(id: string): Promise<Session | undefined> {
+    const rows = await this.q('SELECT * FROM sessions WHERE id = $1', [id]);
+    return rows[0] === undefined ? undefined : rowToSession(rows[0]);
+  }
+
+  async listEvents(sessionId: string, options: ListEventsOptions = {}): Promise<StoreEvent[]> {
+    const rows = await this.q('SELECT body, hash FROM events WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3', [
+      sessionId,
+      options.afterSeq ?? 0,
+      clampLimit(options.limit, 100_000),
+    ]);
+    return rows.map((r) => rowToEvent(r['body'] as string, r['hash'] as string));
+  }
+
+  async search(q: SearchQuery): Promise<SearchHit[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const p = (v: unknown): string => {
+      params.push(v);
+      return `$${params.length}`;
+    };
+    if (q.text !== undefined && q.text.trim() !== '') {
+      const terms = parseSearch(q.text);
+      if (terms.length === 0) return [];
+      // Words are letters and digits only (parseSearch), so they are safe inside a tsquery.
+      where.push(`e.tsv @@ to_tsquery('simple', ${p(terms.map((t) => (t.prefix ? `${t.word}:*` : t.word)).join(' & '))})`);
+    }
+    if (q.resource !== undefined) where.push(`s.resource = ${p(q.resource)}`);
+    if (q.identity !== undefined) {
+      const v = p(q.identity);
+      where.push(`(s.subject = ${v} OR s.email = ${v})`);
+    }
+    if (q.since !== undefined) where.push(`e.time >= ${p(new Date(toMs(q.since, 'since')).toISOString())}`);
+    if (q.until !== undefined) where.push(`e.time < ${p(new Date(toMs(q.until, 'until')).toISOString())}`);
+    if (q.decision !== undefined) where.push(`e.decision = ${p(q.decision)}`);
+    const limit = p(clampLimit(q.limit, DEFAULT_SEARCH_LIMIT));
+    const rows = await this.q(
+      `SELECT e.body AS e_body, e.hash AS e_hash, s.* FROM events e JOIN sessions s ON s.id = e.session_id
+       ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY e.id DESC LIMIT ${limit}`,
+      params,
+    );
+    const sessions = new Map<string, Session>();
+    return rows.map((r) => {
+      const id = r['id'] as string;
+      let s = sessions.get(id);
+      if (s === undefined) {
+        s = rowToSession(r);
+        sessions.set(id, s);
+      }
+      return { event: rowToEvent(r['e_body'] as string, r['e_hash'] as string), session: s };
+    });
+  }
+
+  async verify(sessionId?: string): Promise<VerifyResult> {
+    const result: VerifyResult = { ok: true, sessionsChecked: 0, eventsChecked: 0 };
+    const heads =
+      sessionId === undefined
+        ? await this.q('SELECT id, last_seq, last_hash FROM sessions ORDER BY id')
+        : await this.q('SELECT id, last_seq, last_hash FROM sessions WHERE id = $1', [sessionId]);
+    if (sessionId !== undefined && heads.length === 0) {
+      throw new DlpctlError('STORE_NOT_FOUND', `session ${sessionId} does not exist in ${this.display}`);
+    }
+    const PAGE = 5000;
+    for (const h of heads) {
+      const id = h['id'] as string;
+      const v = new ChainVerifier(id);
+      result.sessionsChecked++;
+      let bad: { seq: number; reason: string } | undefined;
+      let after = 0;
+      for (;;) {
+        const rows = await this.q('SELECT seq, body, hash FROM events WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3', [id, after, PAGE]);
+        for (const r of rows) {
+          result.eventsChecked++;
+          bad = v.check({ sessionId: id, seq: Number(r['seq']), body: r['body'] as string, hash: r['hash'] as string });
+          if (bad) break;
+          after = Number(r['seq']);
+        }
+        if (bad || rows.length < PAGE) break;
+      }
+      bad ??= v.finish(Number(h['last_seq']), h['last_hash'] as string);
+      if (bad) {
+        result.ok = false;
+        result.firstBad = { sessionId: id, ...bad };
+        return result;
+      }
+    }
+    return result;
+  }
+
+  async prune(olderThanMs: number, now: Date = this.now()): Promise<PruneResult> {
+    const cutoff = new Date(now.getTime() - olderThanMs);
+    this.heads.delete(MAINTENANCE_SESSION_ID);
+    return this.tx(async (c) => {
+      const m = maintenanceSession(now);
+      await c.query(
+        `INSERT INTO sessions (id, resource, kind, subject, email, identity, client_addr, reason, started_at, counters, last_seq, last_hash, last_time)
+         VALUES ($1, $2, $3, $4, NULL, $5, $6, NULL, $7, $8, 0, $9, $7) ON CONFLICT (id) DO NOTHING`,
+        [m.id, m.resource, m.kind, m.identity.subject, JSON.stringify(m.identity), m.clientAddr, m.startedAt, JSON.stringify(m.counters), GENESIS_HASH],
+      );
+      // Locks the maintenance chain's head: concurrent prunes append one after the other.
+      const head = (await c.query('SELECT last_seq, last_hash, subject FROM sessions WHERE id = $1 FOR UPDATE', [MAINTENANCE_SESSION_ID])).rows[0] as Row;
+      const doomed = (
+        await c.query('SELECT id FROM sessions WHERE last_time < $1 AND id <> $2 FOR UPDATE', [cutoff.toISOString(), MAINTENANCE_SESSION_ID])
+      ).rows.map((r: Row) => r['id'] as string);
+      let eventsRemoved = 0;
+      if (doomed.length > 0) {
+        eventsRemoved = (await c.query('DELETE FROM events WHERE session_id = ANY($1::text[])', [doomed])).rowCount ?? 0;
+        await c.query('DELETE FROM approvals WHERE session_id = ANY($1::text[])', [doomed]);
+        await c.query('DELETE FROM sessions WHERE id = ANY($1::text[])', [doomed]);
+        for (const id of doomed) this.heads.delete(id);
+      }
+      const seq = Number(head['last_seq']) + 1;
+      const { event, body } = sealEvent(
+        head['last_hash'] as string,
+        buildEvent(
+          MAINTENANCE_SESSION_ID,
+          seq,
+          head['subject'] as string,
+          { type: 'store.prune', olderThanMs, cutoff: cutoff.toISOString(), sessionsRemoved: doomed.length, eventsRemoved, time: now.toISOString() },
+          this.now,
+        ),
+      );
+      await c.query(
+        `INSERT INTO events (session_id, seq, type, time, subject, decision, text, body, hash) VALUES ($1, $2, $3, $4, $5, NULL, NULL, $6, $7)`,
+        [MAINTENANCE_SESSION_ID, seq, event.type, event.time, event.subject, body, event.hash],
+      );
+      await c.query('UPDATE sessions SET last_seq = $2, last_hash = $3, last_time = greatest(last_time, $4) WHERE id = $1', [
+        MAINTENANCE_SESSION_ID,
+        seq,
+        event.hash,
+        event.time,
+      ]);
+      return { sessionsRemoved: doomed.length, eventsRemoved };
+    });
+  }
+
+  // ---- approvals -----------------------------------------------------------------------------------
+
+  async createApproval(input: NewApproval): Promise<Approval> {
+    for (let attempt = 0; ; attempt++) {
+      const a: Approval = {
+        ...input,
+        id: newApprovalId(),
+        state: 'pending',
+        decisions: [],
+        createdAt: input.createdAt ?? this.now().toISOString(),
+        version: 1,
+      };
+      try {
+        await this.q(
+          `INSERT INTO approvals (id, session_id, resource, state, created_at, expires_at, version, data) VALUES ($1, $2, $3, $4, $5, $6, $7, $8);
+          `.trim(),
+          [a.id, a.sessionId, a.resource, a.state, a.createdAt, a.expiresAt, a.version, JSON.stringify(a)],
+        );
+        await this.q('SELECT pg_notify($1, $2)', [NOTIFY_CHANNEL, a.id]);
+        return a;
+      } catch (err) {
+        if ((err as { code?: string }).code === '23505' && attempt < 10) continue;
+        throw err;
+      }
+    }
+  }
+
+  async getApproval(id: string): Promise<Approval | undefined> {
+    const rows = await this.q('SELECT data FROM approvals WHERE id = $1', [normalizeApprovalId(id)]);
+    return rows[0] === undefined ? undefined : (rows[0]['data'] as Approval);
+  }
+
+  async listApprovals(filter: { state?: ApprovalState } = {}): Promise<Approval[]> {
+    const rows =
+      filter.state === undefined
+        ? await this.q('SELECT data FROM approvals ORDER BY created_at, id')
+        : await this.q('SELECT data FROM approvals WHERE state = $1 ORDER BY created_at, id', [filter.state]);
+    return rows.map((r) => r['data'] as Approval);
+  }
+
+  async updateApproval(id: string, mutate: ApprovalMutator): Promise<ApprovalUpdate> {
+    const key = normalizeApprovalId(id);
+    return this.tx(async (c) => {
+      const r = (await c.query('SELECT data FROM approvals WHERE id = $1 FOR UPDATE', [key])).rows[0] as Row | undefined;
+      if (r === undefined) throw new DlpctlError('STORE_NOT_FOUND', `no approval ${key}; list pending ones with \`dlpctl approvals\``);
+      const current = r['data'] as Approval;
+      const next = mutate(structuredClone(current));
+      if (next === undefined) return { approval: current, changed: false };
+      const stored: Approval = { ...next, id: current.id, version: current.version + 1 };
+      await c.query('UPDATE approvals SET state = $2, expires_at = $3, version = $4, data = $5 WHERE id = $1', [
+        key,
+        stored.state,
+        stored.expiresAt,
+        stored.version,
+        JSON.stringify(stored),
+      ]);
+      await c.query('SELECT pg_notify($1, $2)', [NOTIFY_CHANNEL, key]);
+      return { approval: stored, changed: true };
+    });
+  }
+
+  private ensureListener(): Promise<Client | undefined> {
+    if (this.listenerReady) return this.listenerReady;
+    this.listenerReady = (async () => {
+      const client = new this.pg.Client({ connectionString: this.url, application_name: 'dlpctl-listen' });
+      const reset = (): void => {
+        if (this.listener === client) this.listener = undefined;
+        this.listenerReady = undefined;
+        client.end().catch(() => undefined);
+        for (const set of this.waiters.values()) for (const w of set) w(); // wake everyone: they re-check
+      };
+      client.on('error', reset);
+      client.on('end', reset);
+      client.on('notification', (n) => {
+        if (n.channel !== NOTIFY_CHANNEL || n.payload === undefined) return;
+        const set = this.waiters.get(n.payload);
+        if (set) for (const w of set) w();
+      });
+      try {
+        await client.connect();
+        await client.query(`LISTEN ${NOTIFY_CHANNEL}`);
+        this.listener = client;
+        return client;
+      } catch {
+        reset();
+        return undefined; // fall back to polling
+      }
+    })();
+    return this.listenerReady;
+  }
+
+  async waitForApprovalChange(id: string, signal?: AbortSignal, sinceVersion?: number): Promise<Approval> {
+    const key = normalizeApprovalId(id);
+    const listening = (await this.ensureListener()) !== undefined;
+    let base = sinceVersion;
+    for (;;) {
+      if (signal?.aborted) throw signal.reason;
+      // Register before reading, so a change between the read and the wait still wakes us.
+      let wake!: () => void;
+      const woken = new Promise<void>((r) => (wake = r));
+      let set = this.waiters.get(key);
+      if (!set) this.waiters.set(key, (set = new Set()));
+      set.add(wake);
+      const timer = setTimeout(wake, listening ? 5000 : 250);
+      const onAbort = (): void => wake();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      try {
+        const a = await this.getApproval(key);
+        if (a === undefined) throw new DlpctlError('STORE_NOT_FOUND', `no approval ${key}`);
+        if (base === undefined) base = a.version;
+        else if (a.version > base) return a;
+        await woken;
+      } finally {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        set.delete(wake);
+        if (set.size === 0) this.waiters.delete(key);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (this.lanes.some((l) => l.busy)) {
+      await new Promise<void>((resolve) => {
+        const f = (): void => {
+          this.idle.delete(f);
+          resolve();
+        };
+        this.idle.add(f);
+      });
+    }
+    this.closed = true;
+    const l = this.listener;
+    this.listener = undefined;
+    this.listenerReady = undefined;
+    if (l) {
+      l.removeAllListeners('end');
+      l.removeAllListeners('error');
+      l.on('error', () => undefined);
+      await l.end().catch(() => undefined);
+    }
+    for (const set of this.waiters.values()) for (const w of set) w();
+    await this.pool.end().catch(() => undefined);
+  }
+}

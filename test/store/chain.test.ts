@@ -1,0 +1,62 @@
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { canonicalJson, chainHash, ChainVerifier, GENESIS_HASH, sealEvent } from '../../src/store/chain.js';
+import { newApprovalId, newSessionId, APPROVAL_ID_ALPHABET } from '../../src/store/ids.js';
+import { redactStoreUrl, parseStoreUrl } from '../../src/store/url.js';
+import type { StoreEvent } from '../../src/store/types.js';
+
+describe('canonical JSON', () => {
+  it('sorts keys recursively, drops undefined, no whitespace', () => {
+    expect(canonicalJson({ b: 1, a: { d: [3, { z: 1, y: undefined, x: 'é' }], c: null }, u: undefined })).toBe('{"a":{"c":null,"d":[3,{"x":"é","z":1}]},"b":1}');
+    expect(canonicalJson([undefined, 1])).toBe('[null,1]');
+    expect(canonicalJson('a"b\n')).toBe('"a\\"b\\n"');
+    expect(canonicalJson(1.5)).toBe('1.5');
+    expect(canonicalJson(Number.NaN)).toBe('null');
+    expect(canonicalJson({ '10': 1, '9': 2, B: 3, a: 4 })).toBe('{"10":1,"9":2,"B":3,"a":4}');
+  });
+
+  it('chains SHA-256(previous hex hash ‖ canonical body)', () => {
+    const body = canonicalJson({ seq: 1 });
+    expect(chainHash(GENESIS_HASH, body)).toBe(createHash('sha256').update(`${'0'.repeat(64)}{"seq":1}`).digest('hex'));
+  });
+
+  it('ChainVerifier accepts a good chain and names the first bad event', () => {
+    let prev = GENESIS_HASH;
+    const rows = [1, 2, 3].map((seq) => {
+      const { event, body } = sealEvent(prev, { type: 'error', message: `m${seq}`, sessionId: 'S', seq, time: '2025-01-01T00:00:00.000Z', subject: 'a' } as Omit<StoreEvent, 'hash'>);
+      prev = event.hash;
+      return { sessionId: 'S', seq, body, hash: event.hash };
+    });
+    const ok = new ChainVerifier('S');
+    for (const r of rows) expect(ok.check(r)).toBeUndefined();
+    expect(ok.finish(3, prev)).toBeUndefined();
+    expect(ok.finish(4, prev)?.reason).toMatch(/missing/);
+
+    const edited = new ChainVerifier('S');
+    expect(edited.check(rows[0]!)).toBeUndefined();
+    expect(edited.check({ ...rows[1]!, body: rows[1]!.body.replace('m2', 'mX') })).toMatchObject({ seq: 2 });
+    const gap = new ChainVerifier('S');
+    expect(gap.check(rows[0]!)).toBeUndefined();
+    expect(gap.check(rows[2]!)).toMatchObject({ seq: 2, reason: 'event 2 is missing' });
+    const reordered = new ChainVerifier('S');
+    expect(reordered.check({ ...rows[0]!, body: ' ' + rows[0]!.body })).toMatchObject({ seq: 1, reason: expect.stringMatching(/canonical/) });
+  });
+});
+
+describe('ids and URLs', () => {
+  it('session ids are 26-char ULIDs sortable by time; approval ids are 6 unambiguous chars', () => {
+    const a = newSessionId(new Date('2025-01-01T00:00:00Z'));
+    const b = newSessionId(new Date('2025-01-01T00:00:00.001Z'));
+    expect(a).toMatch(/^[0-9A-HJKMNP-TV-Z]{26}$/);
+    expect(a < b).toBe(true);
+    for (let i = 0; i < 200; i++) expect(newApprovalId()).toMatch(new RegExp(`^[${APPROVAL_ID_ALPHABET}]{6}$`));
+    expect(APPROVAL_ID_ALPHABET).not.toMatch(/[01ILOU]/);
+  });
+
+  it('parses store URLs and removes passwords', () => {
+    expect(parseStoreUrl('sqlite:~/s.db', '/home/u')).toEqual({ engine: 'sqlite', path: '/home/u/s.db', display: 'sqlite:/home/u/s.db' });
+    expect(parseStoreUrl('postgresql://dlp:pw@db:5432/x', '/h')).toEqual({ engine: 'postgres', url: 'postgresql://dlp:pw@db:5432/x', display: 'postgresql://dlp@db:5432/x' });
+    expect(redactStoreUrl('postgres://u:p%40ss@h/db')).toBe('postgres://u@h/db');
+    expect(redactStoreUrl('weird://u:secret@h')).not.toContain('secret');
+  });
+});

@@ -1,0 +1,186 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { DlpctlError } from '../../src/errors.js';
+import { defaultStoreUrl, openStore, redactStoreUrl } from '../../src/store/index.js';
+import type { SqliteStore } from '../../src/store/sqlite.js';
+import { alice, storeContract } from './contract.js';
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dlpctl-sqlite-'));
+let n = 0;
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+storeContract({
+  engine: 'sqlite',
+  newUrl: async () => `sqlite:${path.join(dir, `s${++n}`, 'store.db')}`,
+  exec: async (url, sql) => {
+    const db = new DatabaseSync(url.slice('sqlite:'.length));
+    try {
+      db.exec('PRAGMA busy_timeout = 5000');
+      db.exec(sql);
+    } finally {
+      db.close();
+    }
+  },
+  wakeWithinMs: 1000,
+});
+
+async function codeOf(p: Promise<unknown>): Promise<DlpctlError> {
+  const err = await p.then(() => undefined, (e: unknown) => e);
+  expect(err).toBeInstanceOf(DlpctlError);
+  return err as DlpctlError;
+}
+
+describe('sqlite store specifics', () => {
+  it('searches across the bulk-indexed part and the not-yet-indexed tail, and survives edits of indexed rows', async () => {
+    const url = `sqlite:${path.join(dir, 'fts', 'store.db')}`;
+    const store = (await openStore(url)) as SqliteStore;
+    const s = await store.createSession({ resource: 'db', kind: 'postgres', identity: alice, clientAddr: 'x' });
+    for (let i = 0; i < 5; i++) await store.append(s.id, { type: 'query', sql: `SELECT ${i} FROM customers`, decision: 'allow', kinds: [], tables: [] });
+    expect(store.indexNow()).toBeGreaterThan(0);
+    for (let i = 5; i < 10; i++) await store.append(s.id, { type: 'query', sql: `SELECT ${i} FROM customers`, decision: 'allow', kinds: [], tables: [] });
+    const sqls = async (limit: number) => (await store.search({ text: 'customers', limit })).map((h) => (h.event as { sql: string }).sql);
+    expect(await sqls(100)).toEqual(Array.from({ length: 10 }, (_, i) => `SELECT ${9 - i} FROM customers`));
+    expect(await sqls(7)).toHaveLength(7);
+    expect((await sqls(7))[6]).toBe('SELECT 3 FROM customers');
+    // Editing or deleting indexed and unindexed rows keeps the external-content index consistent.
+    const db = new DatabaseSync(url.slice('sqlite:'.length));
+    db.exec(`UPDATE events SET text = 'SELECT x FROM orders' WHERE session_id = '${s.id}' AND seq IN (3, 9)`);
+    db.exec(`DELETE FROM events WHERE session_id = '${s.id}' AND seq IN (4, 10)`);
+    db.close();
+    // seq = i + 2: SELECT 1 and 7 became orders, SELECT 2 and 8 are gone.
+    const left = ['SELECT 9 FROM customers', 'SELECT 6 FROM customers', 'SELECT 5 FROM customers', 'SELECT 4 FROM customers', 'SELECT 3 FROM customers', 'SELECT 0 FROM customers'];
+    expect(await sqls(100)).toEqual(left);
+    expect(await store.search({ text: 'orders' })).toHaveLength(2);
+    store.indexNow();
+    expect(await store.search({ text: 'orders' })).toHaveLength(2);
+    expect(await sqls(100)).toEqual(left);
+    await store.close();
+    const db2 = new DatabaseSync(url.slice('sqlite:'.length));
+    db2.exec("INSERT INTO events_fts (events_fts) VALUES ('integrity-check')");
+    db2.close();
+  });
+
+  it('maps a file that is not a database to STORE_CORRUPT', async () => {
+    const file = path.join(dir, 'garbage.db');
+    fs.writeFileSync(file, 'this is not an sqlite database, just some text that is long enough to fill a header '.repeat(20));
+    const err = await codeOf(openStore(`sqlite:${file}`));
+    expect(err.code).toBe('STORE_CORRUPT');
+    expect(err.message).toContain(file);
+    expect(err.message).toMatch(/move the file aside/);
+  });
+
+  it('maps an unwritable location to STORE_READONLY', async () => {
+    // Root ignores permission bits, so as root use a path on a file system that refuses new entries.
+    let target: string;
+    if (process.getuid?.() === 0) {
+      target = '/sys/dlpctl-test/store.db';
+    } else {
+      const ro = path.join(dir, 'ro');
+      fs.mkdirSync(ro);
+      fs.chmodSync(ro, 0o500);
+      target = path.join(ro, 'sub', 'store.db');
+    }
+    const err = await codeOf(openStore(`sqlite:${target}`));
+    expect(err.code).toBe('STORE_READONLY');
+    expect(err.message).toMatch(/--store/);
+  });
+
+  it('maps a read-only existing store to STORE_READONLY on write', async () => {
+    if (process.getuid?.() === 0) return; // root can write anything
+    const file = path.join(dir, 'readonly.db');
+    (await openStore(`sqlite:${file}`)).close();
+    fs.chmodSync(file, 0o444);
+    const err = await codeOf(openStore(`sqlite:${file}`).then((s) => s.createSession({ resource: 'r', kind: 'ssh', identity: alice, clientAddr: 'x' })));
+    expect(err.code).toBe('STORE_READONLY');
+  });
+
+  it('maps a write lock held past the busy timeout to STORE_LOCKED, without blocking the event loop', async () => {
+    const file = path.join(dir, 'locked', 'store.db');
+    const store = await openStore(`sqlite:${file}`, { busyTimeoutMs: 300 });
+    const s = await store.createSession({ resource: 'db', kind: 'postgres', identity: alice, clientAddr: 'x' });
+    const other = new DatabaseSync(file);
+    other.exec('BEGIN IMMEDIATE');
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 10);
+    const err = await codeOf(store.append(s.id, { type: 'error', message: 'x' }));
+    clearInterval(timer);
+    expect(err.code).toBe('STORE_LOCKED');
+    expect(ticks).toBeGreaterThan(10);
+    other.exec('ROLLBACK');
+    other.close();
+    expect((await store.append(s.id, { type: 'error', message: 'y' })).seq).toBe(2);
+    await store.close();
+  });
+
+  it('creates missing directories, and refuses to create with create:false', async () => {
+    const file = path.join(dir, 'a', 'b', 'c', 'store.db');
+    const s = await openStore(`sqlite:${file}`);
+    await s.close();
+    expect(fs.existsSync(file)).toBe(true);
+    const err = await codeOf(openStore(`sqlite:${path.join(dir, 'absent.db')}`, { create: false }));
+    expect(err.code).toBe('STORE_NOT_FOUND');
+  });
+
+  it('rejects unsupported URLs with STORE_URL, without echoing a password', async () => {
+    for (const url of ['mysql://root:hunter2@db/x', 'sqlite:', 'store.db', 'postgres://', `sqlite:sqlite:${dir}/x.db`]) {
+      const err = await codeOf(openStore(url));
+      expect(err.code).toBe('STORE_URL');
+      expect(err.message).not.toContain('hunter2');
+    }
+    expect(redactStoreUrl('postgres://dlp:s3cret@h:5432/db?sslpassword=x')).toBe('postgres://dlp@h:5432/db?sslpassword=REDACTED');
+  });
+
+  it('expands ~ and computes the default URL from XDG_DATA_HOME', async () => {
+    expect(defaultStoreUrl({ XDG_DATA_HOME: '/data' }, '/home/u')).toBe('sqlite:/data/dlpctl/store.db');
+    expect(defaultStoreUrl({}, '/home/u')).toBe('sqlite:/home/u/.local/share/dlpctl/store.db');
+    const s = await openStore('sqlite:~/x/store.db', { homedir: dir });
+    expect((await s.info()).url).toBe(`sqlite:${path.join(dir, 'x', 'store.db')}`);
+    await s.close();
+  });
+
+  it('keeps chains intact when two processes append to their own sessions at once', async () => {
+    const url = `sqlite:${path.join(dir, 'multi', 'store.db')}`;
+    const store = await openStore(url);
+    const worker = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'append-worker.ts');
+    let started!: () => void;
+    let go!: () => void;
+    const childStarted = new Promise<void>((r) => (started = r));
+    const runChild = () =>
+      new Promise<string>((resolve, reject) => {
+        const child = spawn(process.execPath, ['--import', 'tsx', worker, url, '4', '600'], { stdio: ['pipe', 'pipe', 'pipe'] });
+        go = () => child.stdin.end('go\n');
+        let out = '';
+        let errOut = '';
+        child.stdout.on('data', (d: Buffer) => {
+          out += d.toString();
+          if (out.includes('started')) started();
+        });
+        child.stderr.on('data', (d: Buffer) => (errOut += d.toString()));
+        child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`worker exited ${code}: ${errOut}`))));
+      });
+    const child = runChild();
+    // Once the child is writing, this process appends to its own sessions at the same time.
+    await childStarted;
+    const mine = await Promise.all(Array.from({ length: 4 }, () => store.createSession({ resource: 'db', kind: 'postgres', identity: alice, clientAddr: 'x' })));
+    go();
+    await Promise.all(mine.map(async (s) => {
+      for (let i = 0; i < 600; i++) await store.append(s.id, { type: 'query', sql: `SELECT ${i}`, decision: 'allow', kinds: ['select'], tables: [] });
+    }));
+    const childSessions = JSON.parse((await child).split('\n').find((l) => l.startsWith('['))!) as string[];
+    expect(childSessions).toHaveLength(4);
+    const r = await store.verify();
+    expect(r).toEqual({ ok: true, sessionsChecked: 8, eventsChecked: 8 * 601 });
+    // The two processes really wrote at the same time: their event rows interleave.
+    const db = new DatabaseSync(url.slice('sqlite:'.length));
+    const owners = (db.prepare('SELECT session_id FROM events ORDER BY id').all() as { session_id: string }[]).map((r) => childSessions.includes(r.session_id));
+    db.close();
+    const switches = owners.filter((c, i) => i > 0 && c !== owners[i - 1]).length;
+    expect(switches).toBeGreaterThan(10); // neither process starved the other
+    await store.close();
+  }, 60_000);
+});
