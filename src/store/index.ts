@@ -22,7 +22,7 @@ export async function openStore(url: string, opts: OpenStoreOptions & { homedir?
   const parsed = parseStoreUrl(url, opts.homedir ?? os.homedir());
   let store: SessionStore;
   if (parsed.engine === 'sqlite') {
-    store = SqliteStore.open(parsed.path, parsed.display, opts);
+    store = SqliteStore.open(parsed.path, parsed.display, { ...opts, sqliteSynchronous: opts.sqliteSynchronous ?? parsed.synchronous ?? 'normal' });
   } else {
     const { PostgresStore } = await import('./postgres.js');
     store = await PostgresStore.open(parsed.url, parsed.display, opts);

@@ -4,8 +4,9 @@
  * Writes go through one group-commit queue per process: `append`, `createSession`, `endSession`, `prune`
  * enqueue a unit of work and the queue runs everything that arrived since the last commit, on the next
  * `setImmediate`, in ONE `BEGIN IMMEDIATE … COMMIT`, each unit inside its own SAVEPOINT so one bad unit
- * fails alone. A promise resolves only after its batch committed with `synchronous=FULL` (the WAL is
- * fsynced at every commit), so "append returned" means "on disk".
+ * fails alone. A promise resolves only after its batch committed: with `synchronous=NORMAL` (the default)
+ * that survives a crash of the process; with `synchronous=FULL` (`?sync=full`) the WAL is fsynced at every
+ * commit, so "append returned" means "on disk" even across power loss.
  *
  * Several processes may write one file: `BEGIN IMMEDIATE` takes SQLite's write lock (waiting up to
  * `busy_timeout`), and each unit reads its session's head (last seq and hash) inside the transaction, so

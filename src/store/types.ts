@@ -358,8 +358,10 @@ export interface OpenStoreOptions {
   /** SQLite busy timeout in ms (default 5000). */
   busyTimeoutMs?: number;
   /**
-   * SQLite durability. `full` (default): the WAL is fsynced at every commit, so a resolved append survives
-   * power loss. `normal`: survives a crash of dlpctl but not of the OS or machine; several times faster.
+   * SQLite durability. `normal` (the default of `openStore`, and of `sqlite:PATH`): a resolved append is
+   * committed and survives a crash of dlpctl, but not of the OS or machine. `full` (`sqlite:PATH?sync=full`):
+   * the WAL is fsynced at every commit, so it also survives power loss — at the price of one fsync (several
+   * ms on ordinary disks) in front of every statement a tunnel forwards.
    */
   sqliteSynchronous?: 'full' | 'normal';
   /**

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { DlpctlError } from '../errors.js';
 
 export type ParsedStoreUrl =
-  | { engine: 'sqlite'; path: string; display: string }
+  | { engine: 'sqlite'; path: string; display: string; synchronous?: 'full' | 'normal' }
   | { engine: 'postgres'; url: string; display: string };
 
 /** `$XDG_DATA_HOME/dlpctl/store.db` (XDG default `~/.local/share`). */
@@ -34,6 +34,16 @@ export function parseStoreUrl(raw: string, homedir: string): ParsedStoreUrl {
   const url = raw.trim();
   if (url.startsWith('sqlite:')) {
     let p = url.slice('sqlite:'.length);
+    let synchronous: 'full' | 'normal' | undefined;
+    const q = p.indexOf('?');
+    if (q !== -1) {
+      const params = new URLSearchParams(p.slice(q + 1));
+      p = p.slice(0, q);
+      for (const [k, v] of params) {
+        if (k === 'sync' && (v === 'full' || v === 'normal')) synchronous = v;
+        else throw new DlpctlError('STORE_URL', `store URL parameter "${k}=${v}" is not known; sqlite URLs take ?sync=full or ?sync=normal`);
+      }
+    }
     if (p.startsWith('//')) p = p.slice(2); // sqlite:///abs/path
     if (p === '' ) throw new DlpctlError('STORE_URL', 'store URL "sqlite:" has no path; use sqlite:PATH, e.g. sqlite:~/.local/share/dlpctl/store.db');
     if (/^(sqlite|postgres(ql)?):/i.test(p)) {
@@ -41,7 +51,7 @@ export function parseStoreUrl(raw: string, homedir: string): ParsedStoreUrl {
     }
     if (p === '~' || p.startsWith('~/')) p = path.join(homedir, p.slice(1));
     p = path.resolve(p);
-    return { engine: 'sqlite', path: p, display: `sqlite:${p}` };
+    return { engine: 'sqlite', path: p, display: `sqlite:${p}${synchronous ? `?sync=${synchronous}` : ''}`, ...(synchronous ? { synchronous } : {}) };
   }
   if (/^postgres(ql)?:\/\//i.test(url)) {
     try {

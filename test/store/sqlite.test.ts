@@ -184,3 +184,23 @@ describe('sqlite store specifics', () => {
     await store.close();
   }, 60_000);
 });
+
+describe('sqlite store URL durability parameter', () => {
+  it('defaults to synchronous=NORMAL, takes ?sync=full, and rejects unknown parameters', async () => {
+    const { parseStoreUrl } = await import('../../src/store/url.js');
+    expect(parseStoreUrl('sqlite:/tmp/a.db', '/root')).toEqual({ engine: 'sqlite', path: '/tmp/a.db', display: 'sqlite:/tmp/a.db' });
+    expect(parseStoreUrl('sqlite:/tmp/a.db?sync=full', '/root')).toMatchObject({ path: '/tmp/a.db', synchronous: 'full' });
+    expect(() => parseStoreUrl('sqlite:/tmp/a.db?fsync=yes', '/root')).toThrow(/sync=full/);
+    const { openStore } = await import('../../src/store/index.js');
+    const { DatabaseSync } = await import('node:sqlite');
+    const dir = await import('node:fs/promises').then((fs) => fs.mkdtemp('/tmp/dlpctl-sync-'));
+    for (const [suffix, expected] of [['', 1], ['?sync=full', 2]] as const) {
+      const file = `${dir}/s${expected}.db`;
+      const store = await openStore(`sqlite:${file}${suffix}`);
+      // PRAGMA synchronous is per connection: read it through the store's own connection.
+      const db = (store as unknown as { db: InstanceType<typeof DatabaseSync> }).db;
+      expect((db.prepare('PRAGMA synchronous').get() as { synchronous: number }).synchronous).toBe(expected);
+      await store.close();
+    }
+  });
+});
