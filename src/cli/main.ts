@@ -54,11 +54,14 @@ export async function main(argv: readonly string[], deps: MainDeps = {}): Promis
 
   let uninstall = () => {};
   if (deps.handleSignals) {
-    let count = 0;
-    const onSignal = () => {
-      count += 1;
-      if (count > 1) process.exit(130);
-      controller.abort(new DlpctlError('INTERNAL', 'interrupted'));
+    // The first signal asks the command to finish cleanly; a second Ctrl-C forces the exit. A repeated
+    // SIGTERM (service managers and process groups may deliver it more than once) does not cut the clean
+    // shutdown short.
+    let interrupts = 0;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (signal === 'SIGINT') interrupts += 1;
+      if (interrupts > 1) process.exit(130);
+      if (!controller.signal.aborted) controller.abort(new DlpctlError('INTERNAL', 'interrupted'));
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);

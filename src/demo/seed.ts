@@ -53,7 +53,8 @@ export function demoSeedSql(customers = 50): string {
     const email = `${first}.${last}${i}@example.com`.toLowerCase();
     const phone = `+1 415-555-${String(1000 + Math.floor(rand() * 8999)).padStart(4, '0')}`;
     const ssn = `${String(100 + Math.floor(rand() * 500))}-${String(10 + Math.floor(rand() * 89))}-${String(1000 + Math.floor(rand() * 8999))}`;
-    const card = luhnComplete(pick(['4111', '5500', '3782']), 16, rand);
+    const [prefix, length] = pick([['4111', 16], ['5500', 16], ['3782', 15]] as const);
+    const card = luhnComplete(prefix, length, rand);
     lines.push(`INSERT INTO customers (name, email, phone, ssn) VALUES (${sql(`${first} ${last}`)}, ${sql(email)}, ${sql(phone)}, ${sql(ssn)});`);
     lines.push(`INSERT INTO payments (customer_id, card_number, amount_cents) VALUES (${i}, ${sql(card)}, ${100 + Math.floor(rand() * 90000)});`);
     lines.push(

@@ -254,6 +254,7 @@ export class PostgresEngine implements TunnelEngine {
           },
           {
             onPending: (a) => {
+              void recorder.record({ type: 'approval.requested', approvalId: a.id, rule: ruleName ?? 'approve' }).catch(() => {});
               emit({ type: 'decision', resource: resource.name, sessionId: recorder.id, action: 'approve', rule: ruleName ?? null, kinds, summary: `waiting for approval ${a.id}` });
               this.o.onApprovalPending?.(a.id, auditText);
             },
