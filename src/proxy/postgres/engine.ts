@@ -30,6 +30,7 @@ import {
   encodeReadyForQuery,
   type ScramSecret,
 } from './protocol.js';
+import { derivedColumnMask } from './lineage.js';
 import { planResult } from './result-mask.js';
 import { PgSession, type Verdict } from './session.js';
 import { cancelUpstream, connectUpstream, type UpstreamTarget } from './upstream.js';
@@ -192,8 +193,15 @@ export class PostgresEngine implements TunnelEngine {
         recorder,
         status: upstream.status,
         gate: (sql) => this.gate(sql, recorder, ctx.emit),
-        plan: (fields, masks) =>
-          planResult(fields, { masks, resolver: this.catalog, dlp: this.maskEngine(masks), hashKey: this.hashKey, vault: this.vault }),
+        plan: (fields, verdict) =>
+          planResult(fields, {
+            masks: verdict.masks,
+            resolver: this.catalog,
+            dlp: this.maskEngine(verdict.masks),
+            hashKey: this.hashKey,
+            vault: this.vault,
+            derived: verdict.derived ?? null,
+          }),
         cancel: () => cancelUpstream(this.o.target, upstream.processId, upstream.secretKey),
         emit: ctx.emit,
       });
@@ -230,7 +238,12 @@ export class PostgresEngine implements TunnelEngine {
       const kinds = [...new Set(classification.statements.map((s) => s.kind))];
       const tables = [...new Set(classification.statements.flatMap((s) => [...s.reads, ...s.writes]))];
       const limitRule = decision.limitSources.maxRows ?? decision.limitSources.maxBytes;
-      const base = { masks: decision.masks, limits: decision.limits, ...(limitRule ? { limitRule: `${limitRule.policy}/${limitRule.rule}` } : {}) };
+      const base = {
+        masks: decision.masks,
+        derived: derivedColumnMask(sql, decision.masks),
+        limits: decision.limits,
+        ...(limitRule ? { limitRule: `${limitRule.policy}/${limitRule.rule}` } : {}),
+      };
       let action = decision.action;
       let message = decision.message;
       const label = !decision.enforced && decision.wouldBe !== 'allow' ? 'observe' : action;

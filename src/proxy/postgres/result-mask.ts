@@ -11,6 +11,7 @@
 import type { DlpEngine } from '../../dlp/index.js';
 import { applyMasker, type MaskerName, type PseudonymVault } from '../../dlp/maskers.js';
 import type { MaskDirective } from '../../policy/index.js';
+import type { DerivedMask } from './lineage.js';
 import type { FieldDescription } from './protocol.js';
 
 export interface ColumnName {
@@ -71,6 +72,8 @@ export interface PlanOptions {
   dlp: DlpEngine | null;
   hashKey: Uint8Array;
   vault: PseudonymVault;
+  /** Computed columns (table OID 0) of a tainted statement are masked whole with this (lineage.ts). */
+  derived?: DerivedMask | null;
 }
 
 /** `fields` null: the shape is unknown, and every cell is scanned as text when DLP rules apply. */
@@ -87,6 +90,9 @@ export async function planResult(fields: readonly FieldDescription[] | null, opt
       const name = await opts.resolver.resolve(f.tableOid, f.columnAttr);
       const rule = name ? columnRules.find((m) => m.columns!.some((p) => columnPatternMatches(p, name))) : undefined;
       if (rule && name) action = { kind: 'column', masker: rule.with ?? 'redact', label: name.column, keep: rule.keep ?? 4, textLike, json: JSON_TYPES.has(f.typeOid) };
+    }
+    if (action.kind === 'pass' && f.tableOid === 0 && opts.derived) {
+      action = { kind: 'column', masker: opts.derived.masker, label: opts.derived.label, keep: opts.derived.keep, textLike, json: JSON_TYPES.has(f.typeOid) };
     }
     if (action.kind === 'pass' && opts.dlp && (!binary || textLike)) {
       action = { kind: 'scan', binary, textLike, json: JSON_TYPES.has(f.typeOid), jsonb: f.typeOid === JSONB };

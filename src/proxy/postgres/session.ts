@@ -45,6 +45,7 @@ import {
   type Frame,
   type TransactionStatus,
 } from './protocol.js';
+import type { DerivedMask } from './lineage.js';
 import type { RowPlan } from './result-mask.js';
 
 /** What the engine says about one SQL text. */
@@ -53,6 +54,8 @@ export interface Verdict {
   /** The client-facing denial message when not allowed. */
   message?: string;
   masks: readonly MaskDirective[];
+  /** How to mask computed output columns (table OID 0) of a tainted statement (lineage.ts). */
+  derived?: DerivedMask | null;
   limits: Decision['limits'];
   limitRule?: string;
 }
@@ -67,7 +70,7 @@ export interface PgSessionDeps {
   /** Decide, record durably and (for approve) wait. Never throws: failures are denials. */
   gate(sql: string): Promise<Verdict>;
   /** `fields` null: the result's shape is unknown (COPY, or an Execute nobody described). */
-  plan(fields: readonly FieldDescription[] | null, masks: readonly MaskDirective[]): Promise<RowPlan>;
+  plan(fields: readonly FieldDescription[] | null, verdict: Verdict): Promise<RowPlan>;
   cancel(): Promise<void>;
   emit(e: TunnelEvent): void;
 }
@@ -402,7 +405,7 @@ export class PgSession {
   }
 
   private async startResult(fields: readonly FieldDescription[] | null, verdict: Verdict): Promise<ResultState> {
-    const plan = verdict.masks.length > 0 ? await this.d.plan(fields, verdict.masks) : null;
+    const plan = verdict.masks.length > 0 ? await this.d.plan(fields, verdict) : null;
     return { plan, verdict, rows: 0, bytes: 0, started: performance.now(), over: null };
   }
 
