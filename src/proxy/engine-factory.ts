@@ -42,8 +42,11 @@ export async function openEngine(o: EngineFactoryOptions): Promise<OpenedEngine>
       const { createPostgresEngine } = await import('./postgres/factory.js');
       return createPostgresEngine({ ...o, resource: r });
     }
-    case 'http':
+    case 'http': {
+      const { createHttpEngine } = await import('./http/factory.js');
+      return createHttpEngine({ ...o, resource: r });
+    }
     case 'ssh':
-      throw new DlpctlError('USAGE', `resource "${r.name}" is of kind ${r.kind}, which this version of dlpctl cannot open yet; postgres resources work`);
+      throw new DlpctlError('USAGE', `resource "${r.name}" is of kind ${r.kind}, which this version of dlpctl cannot open yet; postgres and http resources work`);
   }
 }

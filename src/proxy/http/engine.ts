@@ -1,0 +1,887 @@
+/**
+ * The HTTP tunnel engine. Node's HTTP/1.1 server parses what local clients send (keep-alive, chunked,
+ * `Expect: 100-continue`); undici carries each request to the target. One TCP connection is one session.
+ *
+ * Per request, in order:
+ *   1. tunnel token (`Authorization: Bearer` or `x-api-key`), else 401; the session record opens on the
+ *      first authenticated request of a connection (no store, no session: 503)
+ *   2. body: JSON, form and text bodies up to `inspectCapBytes` are read whole (decoded when compressed) so
+ *      policy can look at them and masking can rewrite them; anything else streams through with backpressure
+ *   3. policy (method, path, headers without credentials, body) → 413 maxBodyBytes, 429 ratePerMinute per
+ *      identity, 403 deny (JSON naming the rule), approve holds until decided
+ *   4. masking of the query string and body; the `http.request` event is durable before anything is forwarded
+ *   5. upstream via undici, the token replaced by the injected headers; connect/headers/body timeouts → 504,
+ *      other failures → 502 (JSON bodies that say what happened)
+ *   6. the response: with masks, SSE event by event (sse-mask.ts), JSON/form whole, text streamed; decoded
+ *      when compressed; placeholders restored with `restore: true`; the injected credentials scrubbed from
+ *      textual bodies always. Binary bodies pass untouched.
+ *   7. a second `http.request` event (phase `response`): status, duration, headers, masked bodies, counts
+ */
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import http from 'node:http';
+import type net from 'node:net';
+import { pipeline, Readable } from 'node:stream';
+import tls from 'node:tls';
+import { Pool } from 'undici';
+import type { Policy, HttpResource } from '../../config/types.js';
+import { createDlpEngine, PseudonymVault, type CustomDetectorSpec, type DlpEngine } from '../../dlp/index.js';
+import { DlpctlError } from '../../errors.js';
+import { evaluate, MaskEngineCache, type Decision, type PolicyIdentity } from '../../policy/index.js';
+import { requestApproval } from '../../approvals/request.js';
+import type { HttpRequestBody, Identity, SessionStore } from '../../store/types.js';
+import { SessionRecorder } from '../recorder.js';
+import type { TunnelAddress, TunnelEngine, TunnelEvent, TunnelSession } from '../tunnel.js';
+import { bodyKind, codingOf, decoders, decodeSync, DECODABLE, UnsupportedCoding, type BodyKind } from './content.js';
+import { clientResponseHeaders, presentedToken, recordableHeaders, tokenMatches, upstreamHeaders, type HeaderMap } from './headers.js';
+import { scrubText, SecretScrubber, secretValues, StreamRestorer } from './restore.js';
+import { SseMasker } from './sse-mask.js';
+
+export interface HttpEngineOptions {
+  resource: HttpResource;
+  /** The injected headers, resolved (never print them). */
+  headers: Readonly<Record<string, string>>;
+  /** PEM CA bundle for the target, resolved. */
+  ca?: string;
+  /** TLS toward local clients (PEM), when configured. */
+  serverTls?: { cert: string; key: string };
+  policies: readonly Policy[];
+  store: SessionStore;
+  identity: Identity;
+  reason?: string;
+  customDetectors?: readonly CustomDetectorSpec[];
+  onApprovalPending?: (id: string, text: string) => void;
+  /** Upstream timeouts in ms: connect (default 10 s), response headers and between body chunks (default 10 min). */
+  connectTimeoutMs?: number;
+  headersTimeoutMs?: number;
+  bodyTimeoutMs?: number;
+  /** Largest body held whole to inspect and mask (default 16 MiB). Larger text bodies are masked as streams. */
+  inspectCapBytes?: number;
+  /** Characters of each body kept, masked, in the recording (default 64 KiB). */
+  recordBodyChars?: number;
+  /** Clock for the rate limit (ms). */
+  now?: () => number;
+}
+
+interface ConnState {
+  socket: net.Socket;
+  ctx: { secret: string; emit: (e: TunnelEvent) => void };
+  clientAddr: string;
+  recorder: Promise<SessionRecorder> | null;
+  active: { abort: AbortController; res: http.ServerResponse } | null;
+  terminated: string | null;
+  outcome: 'ok' | 'error';
+}
+
+/** An answer dlpctl gives itself. */
+class Reply extends Error {
+  readonly status: number;
+  readonly code: string;
+  readonly rule: string | undefined;
+  readonly headers: Record<string, string>;
+  constructor(status: number, code: string, message: string, o: { rule?: string; headers?: Record<string, string> } = {}) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.rule = o.rule;
+    this.headers = o.headers ?? {};
+  }
+}
+
+const MiB = 1024 * 1024;
+
+/** Sliding one-minute window per identity. */
+class RateLimiter {
+  private readonly hits = new Map<string, number[]>();
+  take(key: string, perMinute: number, now: number): number | null {
+    const list = (this.hits.get(key) ?? []).filter((t) => t > now - 60_000);
+    if (list.length >= perMinute) {
+      this.hits.set(key, list);
+      return Math.max(1, Math.ceil((list[0]! + 60_000 - now) / 1000));
+    }
+    list.push(now);
+    this.hits.set(key, list);
+    return null;
+  }
+}
+
+function sendJson(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const text = JSON.stringify(body);
+  res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) });
+  res.end(text);
+}
+
+function errorBody(code: string, message: string, rule?: string): unknown {
+  return { error: { message, type: 'dlpctl_error', code, ...(rule ? { rule } : {}) } };
+}
+
+async function write(res: http.ServerResponse, chunk: Buffer | string): Promise<void> {
+  if (chunk.length === 0) return;
+  if (res.destroyed) throw new Error('the client went away');
+  if (!res.write(chunk)) {
+    await Promise.race([once(res, 'drain'), once(res, 'close')]);
+    if (res.destroyed && !res.writableFinished) throw new Error('the client went away');
+  }
+}
+
+/**
+ * Reads a request body up to `cap` bytes. `complete` false: it is larger; `rest` then yields what was read
+ * and the remainder, so the body can still be streamed.
+ */
+async function readUpTo(req: Readable, cap: number): Promise<{ complete: true; body: Buffer } | { complete: false; rest: AsyncIterable<Buffer> }> {
+  const parts: Buffer[] = [];
+  let n = 0;
+  const it = req[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  for (;;) {
+    const r = await it.next();
+    if (r.done) return { complete: true, body: Buffer.concat(parts, n) };
+    parts.push(r.value);
+    n += r.value.length;
+    if (n > cap) {
+      return {
+        complete: false,
+        rest: (async function* () {
+          yield* parts;
+          for (;;) {
+            const x = await it.next();
+            if (x.done) return;
+            yield x.value;
+          }
+        })(),
+      };
+    }
+  }
+}
+
+function upstreamFailure(err: unknown, origin: string, o: { connectMs: number; headersMs: number; bodyMs: number }): Reply {
+  const e = err as { code?: string; cause?: { code?: string }; message?: string };
+  const code = e.code ?? e.cause?.code ?? '';
+  switch (code) {
+    case 'UND_ERR_CONNECT_TIMEOUT':
+      return new Reply(504, 'upstream_timeout', `dlpctl: the upstream ${origin} did not accept a connection within ${o.connectMs / 1000}s`);
+    case 'UND_ERR_HEADERS_TIMEOUT':
+      return new Reply(504, 'upstream_timeout', `dlpctl: the upstream ${origin} did not answer within ${o.headersMs / 1000}s`);
+    case 'UND_ERR_BODY_TIMEOUT':
+      return new Reply(504, 'upstream_timeout', `dlpctl: the upstream ${origin} stopped sending its response for ${o.bodyMs / 1000}s`);
+    case 'ECONNREFUSED':
+      return new Reply(502, 'upstream_unreachable', `dlpctl: cannot reach the upstream ${origin} (connection refused)`);
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return new Reply(502, 'upstream_unreachable', `dlpctl: cannot resolve the upstream host of ${origin}`);
+    case 'ECONNRESET':
+    case 'UND_ERR_SOCKET':
+    case 'EPIPE':
+      return new Reply(502, 'upstream_reset', `dlpctl: the upstream ${origin} closed the connection`);
+    default: {
+      if (/certificate|self.signed|CERT_|ERR_TLS/i.test(`${code} ${e.message ?? ''}`)) {
+        return new Reply(502, 'upstream_tls', `dlpctl: TLS to the upstream ${origin} failed (${code || e.message}); check tls.ca / tls.verify of the resource`);
+      }
+      return new Reply(502, 'upstream_error', `dlpctl: the request to the upstream ${origin} failed (${code || e.message || 'unknown error'})`);
+    }
+  }
+}
+
+function addCounts(into: Record<string, number>, c: Record<string, number>): void {
+  for (const [k, n] of Object.entries(c)) into[k] = (into[k] ?? 0) + n;
+}
+
+let nextSessionNumber = 0;
+
+export class HttpEngine implements TunnelEngine {
+  private readonly o: HttpEngineOptions;
+  private readonly server: http.Server;
+  private readonly conns = new WeakMap<object, ConnState>();
+  private readonly pool: Pool;
+  private readonly origin: string;
+  private readonly basePath: string;
+  private readonly inject: Record<string, string>;
+  private readonly secrets: string[];
+  private readonly auditDlp: DlpEngine;
+  readonly vault = new PseudonymVault();
+  private readonly masks: MaskEngineCache;
+  private readonly policyIdentity: PolicyIdentity;
+  private readonly bodyRules: boolean;
+  private readonly rate = new RateLimiter();
+  private readonly inspectCap: number;
+  private readonly recordCap: number;
+  private readonly timeouts: { connectMs: number; headersMs: number; bodyMs: number };
+  private readonly secureContext: tls.SecureContext | null;
+
+  constructor(o: HttpEngineOptions) {
+    this.o = o;
+    const target = new URL(o.resource.target);
+    this.origin = target.origin;
+    this.basePath = target.pathname.replace(/\/+$/, '');
+    this.inject = Object.fromEntries(Object.entries(o.headers).map(([k, v]) => [k.toLowerCase(), v]));
+    this.secrets = secretValues(Object.values(this.inject));
+    this.timeouts = { connectMs: o.connectTimeoutMs ?? 10_000, headersMs: o.headersTimeoutMs ?? 600_000, bodyMs: o.bodyTimeoutMs ?? 600_000 };
+    this.inspectCap = o.inspectCapBytes ?? 16 * MiB;
+    this.recordCap = o.recordBodyChars ?? 64 * 1024;
+    this.pool = new Pool(this.origin, {
+      connections: 256,
+      connectTimeout: this.timeouts.connectMs,
+      headersTimeout: this.timeouts.headersMs,
+      bodyTimeout: this.timeouts.bodyMs,
+      keepAliveTimeout: 30_000,
+      connect: {
+        ...(o.ca ? { ca: o.ca } : {}),
+        rejectUnauthorized: o.resource.tls?.verify !== false,
+      },
+    });
+    this.auditDlp = createDlpEngine({ masker: 'redact', customDetectors: o.customDetectors ?? [] });
+    this.masks = new MaskEngineCache({ customDetectors: o.customDetectors ?? [], hashKey: randomBytes(32), vault: this.vault });
+    this.policyIdentity = {
+      subject: o.identity.subject,
+      groups: o.identity.groups,
+      kind: o.identity.kind,
+      issuer: o.identity.issuer,
+      ...(o.identity.email ? { email: o.identity.email } : {}),
+      verified: o.identity.verified,
+    };
+    this.bodyRules = o.policies.some((p) => p.rules.some((r) => r.when?.http?.text !== undefined || (r.when?.entities?.length ?? 0) > 0));
+    this.secureContext = o.serverTls ? tls.createSecureContext({ cert: o.serverTls.cert, key: o.serverTls.key }) : null;
+    this.server = http.createServer({ requestTimeout: 0, keepAliveTimeout: 65_000, noDelay: true }, (req, res) => {
+      void this.handle(req, res);
+    });
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
+      if (socket.writable && err.code !== 'ECONNRESET') {
+        const body = JSON.stringify(errorBody('bad_request', `dlpctl: malformed HTTP request (${err.code ?? err.message})`));
+        socket.end(`HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+      } else socket.destroy();
+    });
+  }
+
+  url(a: TunnelAddress): string {
+    const host = a.host.includes(':') ? `[${a.host}]` : a.host;
+    return `${this.secureContext ? 'https' : 'http'}://${host}:${a.port}`;
+  }
+
+  /** The environment `connect -- cmd` gives the child: the resource's `env` with `{url}` and `{token}` filled in. */
+  childEnv(a: TunnelAddress, secret: string): Record<string, string> {
+    const url = this.url(a);
+    const env: Record<string, string> = { DLPCTL_HTTP_URL: url, DLPCTL_HTTP_TOKEN: secret };
+    for (const [k, v] of Object.entries(this.o.resource.env)) env[k] = v.replaceAll('{url}', url).replaceAll('{token}', secret);
+    return env;
+  }
+
+  async close(): Promise<void> {
+    await this.pool.destroy().catch(() => undefined);
+  }
+
+  accept(socket: net.Socket, ctx: { secret: string; emit: (e: TunnelEvent) => void }): TunnelSession {
+    const id = `http-${process.pid}-${++nextSessionNumber}`;
+    const conn: net.Socket = this.secureContext ? new tls.TLSSocket(socket, { isServer: true, secureContext: this.secureContext }) : socket;
+    if (conn !== socket) conn.on('error', () => socket.destroy());
+    const st: ConnState = {
+      socket: conn,
+      ctx,
+      clientAddr: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`,
+      recorder: null,
+      active: null,
+      terminated: null,
+      outcome: 'ok',
+    };
+    this.conns.set(conn, st);
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    this.server.emit('connection', conn);
+    const done = closed.then(() => this.endSession(st));
+    return {
+      id,
+      done,
+      terminate: async (reason: string) => {
+        st.terminated = reason;
+        const a = st.active;
+        if (a) {
+          if (!a.res.headersSent) sendJson(a.res, 503, errorBody('tunnel_closing', `dlpctl: ${reason}`), { connection: 'close' });
+          a.abort.abort();
+          setTimeout(() => conn.destroy(), 1000).unref();
+        } else conn.end();
+      },
+    };
+  }
+
+  private async endSession(st: ConnState): Promise<void> {
+    if (!st.recorder) return;
+    let rec: SessionRecorder;
+    try {
+      rec = await st.recorder;
+    } catch {
+      return;
+    }
+    const outcome = st.terminated ? 'terminated' : st.outcome;
+    await rec.end(outcome).catch((err: unknown) => st.ctx.emit({ type: 'error', resource: this.o.resource.name, sessionId: rec.id, message: String(err) }));
+    st.ctx.emit({ type: 'session_end', resource: this.o.resource.name, sessionId: rec.id, outcome });
+  }
+
+  private recorderFor(st: ConnState): Promise<SessionRecorder> {
+    if (!st.recorder) {
+      const p = SessionRecorder.start(this.o.store, {
+        resource: this.o.resource.name,
+        kind: 'http',
+        identity: this.o.identity,
+        clientAddr: st.clientAddr,
+        ...(this.o.reason ? { reason: this.o.reason } : {}),
+      });
+      st.recorder = p;
+      p.then(
+        (rec) => st.ctx.emit({ type: 'session_start', resource: this.o.resource.name, sessionId: rec.id, client: st.clientAddr }),
+        () => (st.recorder = null),
+      );
+    }
+    return st.recorder;
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const st = this.conns.get(req.socket);
+    if (!st) {
+      res.destroy();
+      return;
+    }
+    res.setHeader('via', '1.1 dlpctl');
+    if (st.terminated) {
+      sendJson(res, 503, errorBody('tunnel_closing', `dlpctl: ${st.terminated}`), { connection: 'close' });
+      return;
+    }
+    if (!tokenMatches(presentedToken(req.headers), st.ctx.secret)) {
+      req.resume();
+      sendJson(
+        res,
+        401,
+        errorBody('tunnel_token_required', 'dlpctl: this tunnel needs its token: send it as "Authorization: Bearer <token>" or "x-api-key: <token>" (`dlpctl connect … -- cmd` gives it to the command as {token})'),
+        { 'www-authenticate': 'Bearer realm="dlpctl"' },
+      );
+      return;
+    }
+    let rec: SessionRecorder;
+    try {
+      rec = await this.recorderFor(st);
+    } catch (err) {
+      req.resume();
+      const msg = err instanceof Error ? err.message : String(err);
+      sendJson(res, 503, errorBody('store_unavailable', `dlpctl: ${msg}`), { connection: 'close' });
+      return;
+    }
+    const abort = new AbortController();
+    st.active = { abort, res };
+    res.once('close', () => {
+      if (!res.writableFinished) abort.abort();
+    });
+    try {
+      await this.exchange(req, res, rec, st, abort.signal);
+    } catch (err) {
+      st.outcome = 'error';
+      if (err instanceof Reply) sendJson(res, err.status, errorBody(err.code, err.message, err.rule), err.headers);
+      else if (!res.headersSent) sendJson(res, 500, errorBody('internal', `dlpctl: ${err instanceof Error ? err.message : String(err)}`));
+      else res.destroy();
+    } finally {
+      st.active = null;
+      if (st.terminated) st.socket.end();
+    }
+  }
+
+  /** One request/response through the tunnel (the numbered steps of the module doc). */
+  private async exchange(req: http.IncomingMessage, res: http.ServerResponse, rec: SessionRecorder, st: ConnState, signal: AbortSignal): Promise<void> {
+    const t0 = performance.now();
+    const resource = this.o.resource;
+    const method = (req.method ?? 'GET').toUpperCase();
+    let target = req.url ?? '/';
+    if (!target.startsWith('/')) {
+      try {
+        const u = new URL(target);
+        target = `${u.pathname}${u.search}`;
+      } catch {
+        throw new Reply(400, 'bad_request', 'dlpctl: the request target must be a path');
+      }
+    }
+    const declared = req.headers['content-length'] !== undefined ? Number(req.headers['content-length']) : null;
+    const hasBody = declared !== null ? declared > 0 : req.headers['transfer-encoding'] !== undefined;
+    const reqKind: BodyKind = hasBody ? bodyKind(req.headers['content-type']) : 'binary';
+    let reqCoding: ReturnType<typeof codingOf> = null;
+    const closeAfter = { connection: 'close' };
+    const early = async (status: number, code: string, message: string, decision: HttpRequestBody['decision'], rule?: string, headers: Record<string, string> = {}): Promise<never> => {
+      if (!req.complete) Object.assign(headers, closeAfter);
+      await this.recordOrFail(rec, {
+        type: 'http.request',
+        method,
+        path: this.auditPath(target),
+        decision,
+        ...(rule ? { rule } : {}),
+        status,
+        message,
+        durationMs: Math.round(performance.now() - t0),
+        reqHeaders: this.scrubRecord(recordableHeaders(req.headers)),
+      });
+      throw new Reply(status, code, message, { ...(rule ? { rule } : {}), headers });
+    };
+    try {
+      reqCoding = codingOf(req.headers['content-encoding']);
+    } catch (err) {
+      if (reqKind !== 'binary' && err instanceof UnsupportedCoding) {
+        await early(415, 'unsupported_encoding', `dlpctl: the request body's ${err.message}; send it uncompressed or gzip/deflate/br`, 'deny');
+      }
+    }
+
+    // 2. the body: whole when it can be inspected, else streamed
+    let raw: Buffer | null = null;
+    let bodyText: string | undefined;
+    let source: AsyncIterable<Buffer> = req;
+    const inspectable = hasBody && reqKind !== 'binary';
+    if (inspectable && (declared === null || declared <= this.inspectCap)) {
+      const r = await readUpTo(req, this.inspectCap);
+      if (!r.complete) {
+        source = r.rest;
+        if (this.bodyRules || reqCoding) {
+          await early(413, 'body_too_large', `dlpctl: the request body is larger than ${this.inspectCap} bytes, too large to inspect for this resource's policy`, 'deny');
+        }
+      } else {
+        raw = r.body;
+        let decoded = raw;
+        if (reqCoding) {
+          try {
+            decoded = decodeSync(raw, reqCoding, this.inspectCap);
+          } catch {
+            await early(400, 'bad_encoding', 'dlpctl: the request body could not be decoded per its content-encoding (or decodes to more than the inspect cap)', 'deny');
+          }
+        }
+        bodyText = decoded.toString('utf8');
+      }
+    } else if (inspectable && (this.bodyRules || reqCoding)) {
+      await early(413, 'body_too_large', `dlpctl: the request body is larger than ${this.inspectCap} bytes, too large to inspect for this resource's policy`, 'deny');
+    }
+
+    // 3. policy
+    const policyHeaders = this.scrubRecord(recordableHeaders(req.headers));
+    const decision: Decision = evaluate({
+      resource,
+      policies: this.o.policies,
+      identity: this.policyIdentity,
+      action: { type: 'http', method, path: target, headers: policyHeaders, ...(bodyText !== undefined ? { body: bodyText } : {}) },
+      detectEntities: (t) => this.auditDlp.entitiesIn(t),
+      expandEntities: (names) => [...createDlpEngine({ entities: names, customDetectors: this.o.customDetectors ?? [] }).entities],
+    });
+    const ruleName = decision.rule ? `${decision.rule.policy}/${decision.rule.rule}` : undefined;
+    const label: HttpRequestBody['decision'] = !decision.enforced && decision.wouldBe !== 'allow' ? 'observe' : decision.action;
+    rec.counters.statements += 1;
+    const size = raw ? raw.length : declared;
+    const maxBody = decision.limits.maxBodyBytes;
+    const ls = decision.limitSources;
+    if (maxBody !== undefined && size !== null && size > maxBody) {
+      rec.counters.denied += 1;
+      const r = ls.maxBodyBytes ? `${ls.maxBodyBytes.policy}/${ls.maxBodyBytes.rule}` : undefined;
+      await early(413, 'body_too_large', `dlpctl: denied by ${r ? `rule ${r}` : 'limit'}: the request body has ${size} bytes, the limit is ${maxBody}`, 'deny', r);
+    }
+    if (decision.limits.ratePerMinute !== undefined) {
+      const wait = this.rate.take(`${this.o.identity.issuer}|${this.o.identity.subject}`, decision.limits.ratePerMinute, this.o.now?.() ?? Date.now());
+      if (wait !== null) {
+        rec.counters.denied += 1;
+        const r = ls.ratePerMinute ? `${ls.ratePerMinute.policy}/${ls.ratePerMinute.rule}` : undefined;
+        await early(429, 'rate_limited', `dlpctl: rate limit of ${decision.limits.ratePerMinute} requests per minute for ${this.o.identity.subject} reached${r ? ` (rule ${r})` : ''}; retry in ${wait}s`, 'deny', r, { 'retry-after': String(wait) });
+      }
+    }
+    const emitDecision = (action: string): void =>
+      st.ctx.emit({ type: 'decision', resource: resource.name, sessionId: rec.id, action, rule: ruleName ?? null, summary: `${method} ${this.auditPath(target)}`.slice(0, 200) });
+    if (decision.action === 'deny') {
+      rec.counters.denied += 1;
+      emitDecision('deny');
+      const where = ruleName ? `rule ${ruleName}` : decision.basis === 'fail_closed' ? 'fail-closed' : `resource ${resource.name} default`;
+      await early(403, 'policy_denied', `dlpctl: denied by ${where}: ${decision.message}`, 'deny', ruleName);
+    }
+
+    // 4. masking of what goes out
+    const engine = this.masks.for(decision.masks);
+    const restore = engine !== null && decision.masks.some((m) => m.restore && m.with === 'pseudonymize');
+    const reqCounts: Record<string, number> = {};
+    let upTarget = target;
+    if (engine && target.includes('?')) {
+      const r = engine.maskForm(target);
+      if (r.changed) {
+        upTarget = r.text;
+        addCounts(reqCounts, r.counts);
+      }
+    }
+    let outBody: Buffer | Readable | undefined;
+    let rewritten = false;
+    let recordText: string | undefined;
+    let streamedCapture: { text: string; bytes: number } | null = null;
+    if (bodyText !== undefined && raw) {
+      let text = bodyText;
+      if (engine) {
+        const r = reqKind === 'json' ? engine.maskJson(text) : reqKind === 'form' ? engine.maskForm(text) : engine.maskText(text);
+        if (r.changed) {
+          text = r.text;
+          addCounts(reqCounts, r.counts);
+        }
+      }
+      rewritten = text !== bodyText || reqCoding !== null;
+      outBody = rewritten ? Buffer.from(text) : raw;
+      recordText = text;
+    } else if (hasBody) {
+      outBody = this.streamRequest(source, { maxBody, engine: inspectable ? engine : null, counts: reqCounts, capture: (streamedCapture = { text: '', bytes: 0 }) });
+      rewritten = inspectable && engine !== null;
+    }
+    for (const [k, n] of Object.entries(reqCounts)) rec.masked(k, n);
+
+    const requestEvent: HttpRequestBody = {
+      type: 'http.request',
+      phase: 'request',
+      method,
+      path: this.auditPath(upTarget),
+      decision: label,
+      ...(ruleName ? { rule: ruleName } : {}),
+      reqHeaders: policyHeaders,
+      ...(recordText !== undefined ? { reqBody: this.recordable(recordText, reqKind) } : {}),
+      ...(size !== null ? { reqBodyBytes: size } : {}),
+      ...(Object.keys(reqCounts).length ? { masked: reqCounts } : {}),
+    };
+    await this.recordOrFail(rec, requestEvent);
+
+    if (decision.action === 'approve') {
+      emitDecision('approve');
+      const auditText = `${method} ${requestEvent.path}${recordText !== undefined ? `\n${requestEvent.reqBody ?? ''}` : ''}`;
+      const outcome = await requestApproval(
+        this.o.store,
+        {
+          sessionId: rec.id,
+          resource: resource.name,
+          exact: `${method} ${target}\n${bodyText ?? ''}`,
+          maskedText: auditText,
+          requester: this.o.identity,
+          ...(this.o.reason ? { reason: this.o.reason } : {}),
+          rule: ruleName ?? 'approve',
+          approvers: decision.approvers,
+          minApprovals: decision.minApprovals ?? 1,
+          timeoutMs: decision.timeout ?? 15 * 60_000,
+        },
+        {
+          signal,
+          onPending: (a) => {
+            st.ctx.emit({ type: 'decision', resource: resource.name, sessionId: rec.id, action: 'approve', rule: ruleName ?? null, summary: `waiting for approval ${a.id}` });
+            this.o.onApprovalPending?.(a.id, auditText);
+          },
+        },
+      );
+      await this.recordOrFail(rec, { type: 'approval.decided', approvalId: outcome.approval?.id ?? '', state: outcome.approval?.state ?? 'expired' });
+      if (!outcome.approved) {
+        rec.counters.denied += 1;
+        emitDecision('deny');
+        await early(403, 'approval_denied', `dlpctl: denied by rule ${ruleName ?? 'approve'}: ${outcome.message}`, 'deny', ruleName);
+      }
+      emitDecision('allow');
+    } else emitDecision(label);
+
+    // 5. upstream
+    const scanResponse = engine !== null;
+    const headers = upstreamHeaders(req.headers, { inject: this.inject, bodyRewritten: rewritten, acceptEncoding: scanResponse ? DECODABLE : null });
+    let up: Awaited<ReturnType<Pool['request']>>;
+    try {
+      up = await this.pool.request({
+        method: method as 'GET',
+        path: `${this.basePath}${upTarget}`,
+        headers: headers as Record<string, string>,
+        ...(outBody !== undefined ? { body: outBody } : {}),
+        signal,
+      });
+    } catch (err) {
+      if (err instanceof Reply) throw err;
+      const tooLarge = (err as { cause?: unknown }).cause instanceof Reply ? ((err as { cause: Reply }).cause) : null;
+      const reply = tooLarge ?? (signal.aborted ? new Reply(499, 'client_closed', 'dlpctl: the client went away') : upstreamFailure(err, this.origin, this.timeouts));
+      if (reply.status === 413) rec.counters.denied += 1;
+      await this.recordResponse(rec, requestEvent, t0, { status: reply.status, message: reply.message }, st);
+      throw reply;
+    }
+
+    // 6. the response
+    const status = up.statusCode;
+    const resKind = bodyKind(up.headers['content-type']);
+    const noBody = method === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200);
+    let resCoding: ReturnType<typeof codingOf> = null;
+    let codingOk = true;
+    try {
+      resCoding = codingOf(up.headers['content-encoding']);
+    } catch {
+      codingOk = false;
+    }
+    const textual = resKind !== 'binary' && !noBody;
+    const mask = scanResponse && textual;
+    const resCounts: Record<string, number> = {};
+    const upHeaders = up.headers as Record<string, string | string[] | undefined>;
+    const result: { status: number; resBody?: string; resBytes: number; message?: string; resHeaders?: Record<string, string> } = {
+      status,
+      resBytes: 0,
+      resHeaders: this.scrubRecord(recordableHeaders(upHeaders, Object.keys(this.inject))),
+    };
+    try {
+      if (mask && !codingOk) {
+        up.body.destroy();
+        throw new Reply(502, 'upstream_encoding', `dlpctl: the upstream answered with a content-encoding (${String(up.headers['content-encoding'])}) dlpctl cannot decode, so the response cannot be masked`);
+      }
+      if (noBody) {
+        res.writeHead(status, clientResponseHeaders(upHeaders, false));
+        res.end();
+        up.body.resume();
+      } else if (mask) {
+        await this.maskedResponse(up, res, resKind, resCoding, { engine, restore, counts: resCounts, result, status, headers: upHeaders });
+      } else {
+        await this.passResponse(up, res, status, upHeaders, textual && resCoding === null, result);
+      }
+    } catch (err) {
+      if (err instanceof Reply) {
+        result.status = err.status;
+        result.message = err.message;
+        await this.recordResponse(rec, requestEvent, t0, result, st, resCounts, streamedCapture);
+        throw err;
+      }
+      const reply = signal.aborted ? null : upstreamFailure(err, this.origin, this.timeouts);
+      result.message = reply ? reply.message : 'the client went away';
+      if (!res.headersSent && reply) {
+        result.status = reply.status;
+        await this.recordResponse(rec, requestEvent, t0, result, st, resCounts, streamedCapture);
+        throw reply;
+      }
+      res.destroy();
+      await this.recordResponse(rec, requestEvent, t0, result, st, resCounts, streamedCapture);
+      return;
+    }
+    await this.recordResponse(rec, requestEvent, t0, result, st, resCounts, streamedCapture);
+  }
+
+  /** A streamed request body: counted against maxBodyBytes, masked as text when masking applies. */
+  private streamRequest(
+    req: AsyncIterable<Buffer>,
+    o: { maxBody: number | undefined; engine: DlpEngine | null; counts: Record<string, number>; capture: { text: string; bytes: number } },
+  ): Readable {
+    const cap = this.recordCap;
+    const sm = o.engine ? o.engine.byteStream() : null;
+    const max = o.maxBody;
+    async function* gen(): AsyncGenerator<Buffer> {
+      for await (const b of req) {
+        o.capture.bytes += b.length;
+        if (max !== undefined && o.capture.bytes > max) {
+          throw new Reply(413, 'body_too_large', `dlpctl: the request body exceeds the limit of ${max} bytes`);
+        }
+        const out = sm ? sm.push(b) : b;
+        if (o.capture.text.length < cap) o.capture.text += out.toString('utf8', 0, Math.min(out.length, cap));
+        if (out.length) yield out;
+      }
+      if (sm) {
+        const tail = sm.end();
+        addCounts(o.counts, sm.counts());
+        if (o.capture.text.length < cap) o.capture.text += tail.toString('utf8');
+        if (tail.length) yield tail;
+      }
+    }
+    return Readable.from(gen(), { objectMode: false });
+  }
+
+  private async passResponse(
+    up: Awaited<ReturnType<Pool['request']>>,
+    res: http.ServerResponse,
+    status: number,
+    upHeaders: Record<string, string | string[] | undefined>,
+    scrub: boolean,
+    result: { resBody?: string; resBytes: number },
+  ): Promise<void> {
+    const scrubber = scrub ? new SecretScrubber(this.secrets) : null;
+    const rewritten = scrubber?.active === true;
+    res.writeHead(status, this.scrubHeaders(clientResponseHeaders(upHeaders, rewritten)));
+    if (bodyKind(upHeaders['content-type']) === 'sse') res.flushHeaders();
+    const cap = this.recordCap;
+    let captured = '';
+    const capture = scrub && cap > 0;
+    if (!rewritten && !capture) {
+      up.body.on('data', (c: Buffer) => (result.resBytes += c.length));
+      await new Promise<void>((resolve, reject) => pipeline(up.body, res, (err) => (err ? reject(err) : resolve())));
+      return;
+    }
+    for await (const c of up.body) {
+      const b = c as Buffer;
+      result.resBytes += b.length;
+      const out = scrubber ? scrubber.push(b) : b;
+      if (capture && captured.length < cap) captured += out.toString('utf8', 0, Math.min(out.length, cap));
+      await write(res, out);
+    }
+    if (scrubber) await write(res, scrubber.end());
+    res.end();
+    if (capture) result.resBody = this.recordable(captured, bodyKind(upHeaders['content-type']));
+  }
+
+  private async maskedResponse(
+    up: Awaited<ReturnType<Pool['request']>>,
+    res: http.ServerResponse,
+    kind: BodyKind,
+    coding: ReturnType<typeof codingOf>,
+    o: {
+      engine: DlpEngine | null;
+      restore: boolean;
+      counts: Record<string, number>;
+      result: { resBody?: string; resBytes: number };
+      status: number;
+      headers: Record<string, string | string[] | undefined>;
+    },
+  ): Promise<void> {
+    const { engine, restore, counts, result } = o;
+    let source: Readable = up.body;
+    if (coding) {
+      const decs = decoders(coding);
+      source = (pipeline as unknown as (...s: unknown[]) => Readable)(up.body, ...decs, () => undefined);
+    }
+    up.body.on('data', (c: Buffer) => (result.resBytes += c.length));
+    const headers = this.scrubHeaders(clientResponseHeaders(o.headers, true));
+    const vault = restore ? this.vault : null;
+    const dec = new TextDecoder('utf-8');
+
+    if (kind === 'sse') {
+      const sse = new SseMasker({ engine, vault, secrets: this.secrets, recordCap: this.recordCap });
+      res.writeHead(o.status, headers);
+      res.flushHeaders();
+      for await (const c of source) {
+        await write(res, sse.push(dec.decode(c as Buffer, { stream: true })));
+        if (sse.held > this.inspectCap) throw new Error(`an SSE event larger than ${this.inspectCap} bytes`);
+      }
+      await write(res, sse.push(dec.decode()) + sse.end());
+      res.end();
+      addCounts(counts, sse.counts());
+      result.resBody = sse.recorded();
+      return;
+    }
+
+    // JSON and forms: whole when they fit, else as text streams (below), from what was read so far.
+    let pending: Buffer[] = [];
+    if (kind === 'json' || kind === 'form') {
+      let n = 0;
+      let over = false;
+      const it = source[Symbol.asyncIterator]();
+      for (;;) {
+        const r = await it.next();
+        if (r.done) break;
+        const b = r.value as Buffer;
+        pending.push(b);
+        n += b.length;
+        if (n > this.inspectCap) {
+          over = true;
+          break;
+        }
+      }
+      if (!over) {
+        const text = Buffer.concat(pending).toString('utf8');
+        const m = engine ? (kind === 'json' ? engine.maskJson(text) : engine.maskForm(text)) : null;
+        let out = m ? m.text : text;
+        if (m) addCounts(counts, m.counts);
+        result.resBody = this.recordable(out, kind);
+        if (vault) out = kind === 'json' ? vault.restoreJson(out) : vault.restore(out);
+        out = scrubText(out, this.secrets);
+        const body = Buffer.from(out);
+        res.writeHead(o.status, { ...headers, 'content-length': String(body.length) });
+        res.end(body);
+        return;
+      }
+      source = Readable.from(
+        (async function* () {
+          yield* pending;
+          for (;;) {
+            const r = await it.next();
+            if (r.done) return;
+            yield r.value as Buffer;
+          }
+        })(),
+      );
+      pending = [];
+    }
+
+    // Text: streamed through the scanner (a value split across chunks never leaks in part).
+    const sm = engine ? engine.stream() : null;
+    const rs = vault ? new StreamRestorer(vault) : null;
+    const scrub = new SecretScrubber(this.secrets);
+    let captured = '';
+    const emit = async (masked: string): Promise<void> => {
+      if (captured.length < this.recordCap) captured += masked.slice(0, this.recordCap);
+      const t = rs ? rs.push(masked) : masked;
+      await write(res, scrub.push(Buffer.from(t)));
+    };
+    res.writeHead(o.status, headers);
+    for await (const c of source) await emit(sm ? sm.push(dec.decode(c as Buffer, { stream: true })) : dec.decode(c as Buffer, { stream: true }));
+    const last = dec.decode();
+    await emit(sm ? sm.push(last) + sm.end() : last);
+    if (rs) await write(res, scrub.push(Buffer.from(rs.end())));
+    await write(res, scrub.end());
+    res.end();
+    if (sm) addCounts(counts, sm.counts());
+    result.resBody = this.recordable(captured, kind);
+  }
+
+  private scrubRecord(h: Record<string, string>): Record<string, string> {
+    if (this.secrets.length === 0) return h;
+    for (const k of Object.keys(h)) h[k] = scrubText(h[k]!, this.secrets);
+    return h;
+  }
+
+  private scrubHeaders(h: HeaderMap): HeaderMap {
+    if (this.secrets.length === 0) return h;
+    const out: HeaderMap = {};
+    for (const [k, v] of Object.entries(h)) out[k] = Array.isArray(v) ? v.map((x) => scrubText(x, this.secrets)) : scrubText(v, this.secrets);
+    return out;
+  }
+
+  /** The path as recorded: query values masked, credentials scrubbed. */
+  private auditPath(target: string): string {
+    const t = target.includes('?') ? this.auditDlp.maskForm(target).text : target;
+    return scrubText(t, this.secrets);
+  }
+
+  /** A body as the recording keeps it: every detected value redacted, credentials scrubbed, capped. */
+  private recordable(text: string, kind: BodyKind): string {
+    const head = text.length > this.recordCap ? text.slice(0, this.recordCap + 512) : text;
+    const m = kind === 'json' ? this.auditDlp.maskJson(head) : kind === 'form' ? this.auditDlp.maskForm(head) : this.auditDlp.maskText(head);
+    const out = scrubText(m.text, this.secrets);
+    return out.length > this.recordCap ? `${out.slice(0, this.recordCap)}…` : out;
+  }
+
+  private async recordOrFail(rec: SessionRecorder, body: Parameters<SessionRecorder['record']>[0]): Promise<void> {
+    try {
+      await rec.record(body);
+    } catch (err) {
+      const msg = err instanceof DlpctlError ? err.message : `the session store cannot record this (${String(err)}); denied to keep the audit trail complete`;
+      throw new Reply(503, 'store_unavailable', `dlpctl: ${msg}`);
+    }
+  }
+
+  private async recordResponse(
+    rec: SessionRecorder,
+    request: HttpRequestBody,
+    t0: number,
+    r: { status: number; resBody?: string; resBytes?: number; message?: string; resHeaders?: Record<string, string> },
+    st: ConnState,
+    counts: Record<string, number> = {},
+    streamed: { text: string; bytes: number } | null = null,
+  ): Promise<void> {
+    for (const [k, n] of Object.entries(counts)) rec.masked(k, n);
+    rec.counters.bytesOut += r.resBytes ?? 0;
+    rec.counters.bytesIn += streamed?.bytes ?? request.reqBodyBytes ?? 0;
+    const body: HttpRequestBody = {
+      type: 'http.request',
+      phase: 'response',
+      method: request.method,
+      path: request.path,
+      decision: request.decision,
+      ...(request.rule ? { rule: request.rule } : {}),
+      status: r.status,
+      durationMs: Math.round(performance.now() - t0),
+      ...(r.message ? { message: scrubText(r.message, this.secrets) } : {}),
+      ...(streamed ? { reqBody: this.recordable(streamed.text, 'text'), reqBodyBytes: streamed.bytes } : {}),
+      ...(r.resHeaders ? { resHeaders: r.resHeaders } : {}),
+      ...(r.resBody !== undefined ? { resBody: r.resBody } : {}),
+      ...(r.resBytes !== undefined ? { resBodyBytes: r.resBytes } : {}),
+      ...(Object.keys(counts).length ? { masked: counts } : {}),
+    };
+    try {
+      await rec.record(body);
+      await rec.flushMasks(request.rule);
+    } catch (err) {
+      st.ctx.emit({ type: 'error', resource: this.o.resource.name, sessionId: rec.id, message: err instanceof Error ? err.message : String(err) });
+    }
+  }
+}

@@ -1,0 +1,209 @@
+/** Proxying: the tunnel token, the injected credential, HTTP/1.1 semantics, streaming, upstream failures. */
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import net from 'node:net';
+import { Readable } from 'node:stream';
+import { Client, request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openTunnel, REAL_KEY, startUpstream, type TestTunnel, type Upstream } from './fixture.js';
+
+let up: Upstream;
+let t: TestTunnel;
+
+beforeAll(async () => {
+  up = await startUpstream();
+  t = await openTunnel(up);
+});
+afterAll(async () => {
+  await t?.close();
+  await up?.close();
+});
+
+function curl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile('curl', ['-sS', ...args], { encoding: 'utf8', timeout: 30_000, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? -1) : 0, stdout, stderr });
+    });
+  });
+}
+
+function rawRequest(url: string, text: string): Promise<string> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const s = net.connect(Number(u.port), u.hostname, () => s.write(text));
+    const parts: Buffer[] = [];
+    s.on('data', (c: Buffer) => parts.push(c));
+    s.on('end', () => resolve(Buffer.concat(parts).toString('latin1')));
+    s.on('error', reject);
+  });
+}
+
+const auth = () => ({ authorization: `Bearer ${t.token}` });
+
+describe('tunnel token and injected credential', () => {
+  it('without the token: 401 with a JSON body saying how to authenticate; nothing reaches the upstream', async () => {
+    const before = up.received.length;
+    const r = await request(`${t.url}/v1/models`);
+    expect(r.statusCode).toBe(401);
+    expect(r.headers['www-authenticate']).toContain('Bearer');
+    const body = (await r.body.json()) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe('tunnel_token_required');
+    expect(body.error.message).toContain('Authorization: Bearer');
+    const wrong = await request(`${t.url}/v1/models`, { headers: { authorization: 'Bearer not-the-token' } });
+    expect(wrong.statusCode).toBe(401);
+    await wrong.body.dump();
+    const wrongKey = await request(`${t.url}/v1/models`, { headers: { 'x-api-key': REAL_KEY } });
+    expect(wrongKey.statusCode).toBe(401);
+    await wrongKey.body.dump();
+    expect(up.received.length).toBe(before);
+  });
+
+  it('Bearer or x-api-key: the token is removed and the real credential injected upstream only', async () => {
+    for (const headers of [auth(), { 'x-api-key': t.token }]) {
+      const r = await request(`${t.url}/echo/1`, { headers });
+      expect(r.statusCode).toBe(200);
+      const text = await r.body.text();
+      const got = up.received.at(-1)!;
+      expect(got.headers['authorization']).toBe(`Bearer ${REAL_KEY}`);
+      expect(got.headers['x-api-key']).toBeUndefined();
+      expect(JSON.stringify(got.headers)).not.toContain(t.token);
+      // The echo body contains the injected header: the client must not see the real key.
+      expect(text).not.toContain(REAL_KEY);
+      expect(text).toContain('[REDACTED:dlpctl-credential]');
+    }
+  });
+
+  it('an upstream that echoes the key in its body and headers: scrubbed before the client sees it', async () => {
+    const r = await request(`${t.url}/echo-auth`, { headers: auth() });
+    expect(r.statusCode).toBe(401);
+    const text = await r.body.text();
+    expect(text).toContain('Incorrect API key provided');
+    expect(text).not.toContain(REAL_KEY);
+    expect(JSON.stringify(r.headers)).not.toContain(REAL_KEY);
+  });
+
+  it('curl as a plain client, and the URL/env the child gets', async () => {
+    expect(t.childEnv['OPENAI_BASE_URL']).toBe(`${t.url}/v1`);
+    expect(t.childEnv['OPENAI_API_KEY']).toBe(t.token);
+    expect(JSON.stringify(t.childEnv)).not.toContain(REAL_KEY);
+    const r = await curl(['-H', `Authorization: Bearer ${t.token}`, `${t.childEnv['OPENAI_BASE_URL']}/models`]);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ object: 'list', data: [{ id: 'gpt-test', object: 'model' }] });
+    const denied = await curl(['-o', '/dev/null', '-w', '%{http_code}', `${t.url}/v1/models`]);
+    expect(denied.stdout).toBe('401');
+  });
+});
+
+describe('HTTP/1.1 semantics', () => {
+  it('keep-alive: many requests on one client connection are one session', async () => {
+    const before = t.events.filter((e) => e.type === 'session_start').length;
+    const c = new Client(t.url, { pipelining: 1 });
+    for (let i = 0; i < 5; i++) {
+      const r = await c.request({ method: 'GET', path: `/echo/ka${i}`, headers: auth() });
+      expect(r.statusCode).toBe(200);
+      await r.body.dump();
+    }
+    await c.close();
+    const after = t.events.filter((e) => e.type === 'session_start').length;
+    expect(after - before).toBe(1);
+  });
+
+  it('hop-by-hop headers are dropped both ways (RFC 9110 §7.6.1), Host is the target’s, end-to-end ones kept', async () => {
+    // A raw request: HTTP clients rewrite Connection themselves.
+    const raw = await rawRequest(
+      t.url,
+      `GET /status?code=202 HTTP/1.1\r\nHost: tunnel.local\r\nAuthorization: Bearer ${t.token}\r\nConnection: close, X-Private\r\nX-Private: secret-hop\r\nTE: trailers\r\nUpgrade: h2c\r\nX-End: kept\r\n\r\n`,
+    );
+    expect(raw).toMatch(/^HTTP\/1\.1 202 /);
+    expect(raw).toMatch(/\r\nx-custom: kept\r\n/i);
+    expect(raw).not.toMatch(/\r\nx-hop:/i);
+    expect(raw).not.toMatch(/keep-alive: timeout=5/i);
+    expect(raw).toMatch(/\r\nvia: 1\.1 dlpctl\r\n/i);
+    const got = up.received.at(-1)!;
+    expect(got.headers['x-private']).toBeUndefined();
+    expect(got.headers['te']).toBeUndefined();
+    expect(got.headers['upgrade']).toBeUndefined();
+    expect(got.headers['x-end']).toBe('kept');
+    expect(got.headers['host']).toBe(`127.0.0.1:${up.port}`);
+  });
+
+  it('a chunked request body (no length) arrives whole', async () => {
+    const parts = ['{"a":', '"b",', '"n":', '1}'];
+    const r = await request(`${t.url}/echo/chunked`, {
+      method: 'POST',
+      headers: { ...auth(), 'content-type': 'application/json' },
+      body: Readable.from(parts.map((p) => Buffer.from(p))),
+    });
+    expect(r.statusCode).toBe(200);
+    const echo = (await r.body.json()) as { body: string };
+    expect(echo.body).toBe('{"a":"b","n":1}');
+  });
+
+  it('a 64 MB upload streams through (bytes and digest intact)', async () => {
+    const chunk = Buffer.alloc(1024 * 1024, 7);
+    const h = createHash('sha256');
+    for (let i = 0; i < 64; i++) h.update(chunk);
+    const r = await request(`${t.url}/upload`, {
+      method: 'POST',
+      headers: { ...auth(), 'content-type': 'application/octet-stream' },
+      body: Readable.from((function* () {
+        for (let i = 0; i < 64; i++) yield chunk;
+      })()),
+    });
+    expect(r.statusCode).toBe(200);
+    expect(await r.body.json()).toEqual({ bytes: 64 * 1024 * 1024, sha256: h.digest('hex') });
+  });
+
+  it('a 100 MB download streams through with backpressure', async () => {
+    const r = await request(`${t.url}/big?mb=100`, { headers: auth() });
+    expect(r.statusCode).toBe(200);
+    expect(r.headers['content-length']).toBe(String(100 * 1024 * 1024));
+    let n = 0;
+    for await (const c of r.body) n += (c as Buffer).length;
+    expect(n).toBe(100 * 1024 * 1024);
+  });
+
+  it('SSE pass-through: events arrive as they are sent, byte for byte', async () => {
+    up.script = ['data: {"n":1}\n\n', ': ping\n\n', 'event: x\ndata: two\ndata: lines\n\n', 'data: [DONE]\n\n'];
+    const r = await request(`${t.url}/sse-script`, { headers: auth() });
+    expect(r.headers['content-type']).toBe('text/event-stream');
+    expect(await r.body.text()).toBe(up.script.join(''));
+  });
+});
+
+describe('upstream failures', () => {
+  it('an unreachable upstream: 502 with a JSON body naming it', async () => {
+    const port = await new Promise<number>((resolve) => {
+      const s = net.createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as net.AddressInfo).port;
+        s.close(() => resolve(p));
+      });
+    });
+    const down = await openTunnel(up, { target: `http://127.0.0.1:${port}` });
+    const r = await request(`${down.url}/v1/models`, { headers: { authorization: `Bearer ${down.token}` } });
+    expect(r.statusCode).toBe(502);
+    const body = (await r.body.json()) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe('upstream_unreachable');
+    expect(body.error.message).toContain(`127.0.0.1:${port}`);
+    expect(body.error.message).toContain('connection refused');
+    expect(JSON.stringify(body)).not.toContain(REAL_KEY);
+    await down.close();
+  });
+
+  it('an upstream that does not answer: 504', async () => {
+    const slow = await openTunnel(up, { tuning: { headersTimeoutMs: 300 } });
+    const r = await request(`${slow.url}/slow`, { headers: { authorization: `Bearer ${slow.token}` } });
+    expect(r.statusCode).toBe(504);
+    const body = (await r.body.json()) as { error: { code: string } };
+    expect(body.error.code).toBe('upstream_timeout');
+    await slow.close();
+  });
+
+  it('an upstream that drops mid-body: the client sees the response end early, the tunnel goes on', async () => {
+    const r = await request(`${t.url}/drop`, { headers: auth() });
+    await expect(r.body.text()).rejects.toThrow();
+    const ok = await request(`${t.url}/echo/after-drop`, { headers: auth() });
+    expect(ok.statusCode).toBe(200);
+    await ok.body.dump();
+  });
+});
