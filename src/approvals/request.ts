@@ -34,7 +34,15 @@ export function sha256Hex(data: string | Buffer): string {
 export async function requestApproval(
   store: SessionStore,
   req: ApprovalRequest,
-  hooks: { onPending?: (a: Approval) => void; signal?: AbortSignal; now?: () => Date } = {},
+  hooks: {
+    onPending?: (a: Approval) => void;
+    signal?: AbortSignal;
+    now?: () => Date;
+    /** The resolved `approvals.webhook` URL: posted (not awaited) when the request is filed and when it expires. */
+    webhookUrl?: string;
+    /** Where a failed webhook post is reported. */
+    onWarning?: (message: string) => void;
+  } = {},
 ): Promise<ApprovalOutcome> {
   const now = hooks.now ?? (() => new Date());
   const created = await store.createApproval({
@@ -50,6 +58,14 @@ export async function requestApproval(
     expiresAt: new Date(now().getTime() + req.timeoutMs).toISOString(),
   });
   hooks.onPending?.(created);
+  const notify = (event: 'created' | 'decided', a: Approval): void => {
+    if (!hooks.webhookUrl) return;
+    const url = hooks.webhookUrl;
+    void import('./webhook.js')
+      .then((w) => w.postWebhook(url, event, a))
+      .then((problem) => problem && hooks.onWarning?.(problem));
+  };
+  notify('created', created);
 
   const timeout = AbortSignal.timeout(req.timeoutMs);
   const signal = hooks.signal ? AbortSignal.any([hooks.signal, timeout]) : timeout;
@@ -82,6 +98,7 @@ export async function requestApproval(
         current = expired.approval;
         continue;
       }
+      if (expired?.changed) notify('decided', expired.approval);
       const why = hooks.signal?.aborted ? 'the session ended' : `nobody decided within ${Math.round(req.timeoutMs / 1000)}s`;
       return { approved: false, approval: expired?.approval ?? null, message: `approval ${created.id} timed out: ${why}` };
     }

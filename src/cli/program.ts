@@ -133,7 +133,8 @@ export function buildProgram(wrap: ActionWrapper): Command {
         .option('--port <n>', 'local port (default: the resource\'s listen port, else a free port)')
         .option('--bind <addr>', 'local address (default 127.0.0.1; another address needs serverTls)')
         .option('--reason <text>', 'why this session is opened; stored on the session and shown to approvers')
-        .action(async (resource: string, command: string[], o: { port?: string; bind?: string; reason?: string }, cmd: Command) =>
+        .option('--token-file <file>', 'a workload identity token (e.g. the CI system\'s OIDC ID token), re-read before it expires')
+        .action(async (resource: string, command: string[], o: { port?: string; bind?: string; reason?: string; tokenFile?: string }, cmd: Command) =>
           wrap(cmd, async (ctx) => (await import('./commands/connect.js')).runConnect(ctx, { resource, command, ...o })),
         ),
       `one NDJSON event per line on stdout:\n` +
@@ -248,6 +249,203 @@ export function buildProgram(wrap: ActionWrapper): Command {
       `{"sessionsRemoved": 3, "eventsRemoved": 120, "olderThan": "90d"}`,
     ),
     ['dlpctl store prune --older-than 90d'],
+  );
+
+  // ── approvals (approvals, approve, deny) ────────────────────────────────
+  examples(
+    jsonOutput(
+      program
+        .command('approvals')
+        .description('list pending approval requests (age, requester, resource, reason, masked text); on a terminal, a live screen: arrows move, a approves, d denies (asks a reason), enter shows detail, q quits')
+        .option('--watch', 'without a terminal screen: print the list again whenever it changes, until interrupted')
+        .option('--all', 'include decided, consumed and expired requests (table and JSON)')
+        .action(async (o: { watch?: boolean; all?: boolean }, cmd: Command) =>
+          wrap(cmd, async (ctx) => (await import('./commands/approvals.js')).runApprovals(ctx, o)),
+        ),
+      `[{"id": "K7QF2M", "state": "pending", "resource": "postgres-prod", "sessionId": "01J…", "requester": {"subject": "ci-bot", "verified": true},\n` +
+        ` "reason": "nightly cleanup", "rule": "prod/approve-deletes", "text": "DELETE FROM orders WHERE id = ?", "sha256": "…",\n` +
+        ` "approvers": ["group:dba"], "minApprovals": 1, "approvedBy": [], "decisions": [], "createdAt": "…", "expiresAt": "…",\n` +
+        ` "ageSeconds": 42, "expiresInSeconds": 858}]\n` +
+        `with --watch: one such array per line, printed again on every change`,
+    ),
+    ['dlpctl approvals', 'dlpctl approvals --json | jq -r ".[].id"', 'dlpctl approvals --watch'],
+  );
+  examples(
+    jsonOutput(
+      program
+        .command('approve')
+        .description('approve a pending request: releases exactly that statement, once. The approver must match one of the rule\'s approvers (group:NAME needs a verified identity in that group; user:NAME / subject:NAME match the subject); the requester cannot approve their own request; expired requests cannot be approved. Exit 4 when not allowed to decide, 5 when the request is expired or already decided')
+        .argument('<id>', 'the request id, e.g. K7QF2M (case does not matter)')
+        .option('--comment <text>', 'recorded with the decision')
+        .action(async (id: string, o: { comment?: string }, cmd: Command) =>
+          wrap(cmd, async (ctx) => (await import('./commands/approvals.js')).runApprove(ctx, { id, ...o })),
+        ),
+      `the request as in dlpctl approvals --json, after the decision, plus {"approvals": 1, "required": 1}`,
+    ),
+    ['dlpctl approve K7QF2M', "dlpctl approve k7qf2m --comment 'checked with the owner'"],
+  );
+  examples(
+    jsonOutput(
+      program
+        .command('deny')
+        .description('deny a pending request; the waiting statement fails with the reason. Same approver rules as approve')
+        .argument('<id>', 'the request id')
+        .requiredOption('--reason <text>', 'why; shown to the requester and recorded')
+        .action(async (id: string, o: { reason: string }, cmd: Command) =>
+          wrap(cmd, async (ctx) => (await import('./commands/approvals.js')).runDeny(ctx, { id, ...o })),
+        ),
+      `the request as in dlpctl approvals --json, with "state": "denied"`,
+    ),
+    ["dlpctl deny K7QF2M --reason 'use the staging copy'"],
+  );
+
+  // ── audit ────────────────────────────────────────────────────────────────
+  const audit = program.command('audit').description('search, show, replay, export, follow and verify the recorded sessions');
+  examples(
+    jsonOutput(
+      audit
+        .command('search')
+        .description('find statements, HTTP requests and SSH commands, newest first, with session, time, identity, decision and rule')
+        .argument('[text]', 'words that must all appear in the statement, request or command: e.g. "customers email"; end a word with * to match it as a prefix (cust*)')
+        .option('--resource <name>', 'only this resource')
+        .option('--identity <subject>', 'only sessions of this subject or email')
+        .option('--since <time>', 'from this time: a duration ago (30m, 24h, 7d) or an ISO time')
+        .option('--until <time>', 'before this time: a duration ago or an ISO time')
+        .option('--decision <d>', 'allow, deny, approve or observe')
+        .option('--kind <kind>', 'resource kind: postgres, http or ssh')
+        .option('--limit <n>', 'at most N results (default 100)')
+        .action(async (text: string | undefined, o: Omit<import('./commands/audit.js').AuditSearchCliOptions, 'text'>, cmd: Command) =>
+          wrap(cmd, async (ctx) => (await import('./commands/audit.js')).runAuditSearch(ctx, { ...o, ...(text !== undefined ? { text } : {}) })),
+        ),
+      `[{"id": "01J…:7", "sessionId": "01J…", "seq": 7, "time": "2025-01-02T03:04:05.678Z", "resource": "postgres-prod", "kind": "postgres",\n` +
+        `  "identity": "ci-bot", "verified": true, "type": "query", "text": "SELECT email FROM customers WHERE id = 42",\n` +
+        `  "decision": "allow", "rule": null}]`,
+    ),
+    ['dlpctl audit search customers --since 24h', 'dlpctl audit search --decision deny --resource postgres-prod --json', 'dlpctl audit search --identity ci-bot --since 2025-01-01 --until 2025-01-08'],
+  );
+  jsonOutput(
+    audit
+      .command('show')
+      .description('one session\'s timeline: identity, reason, every statement with its decision and rule, masking counts, rows and bytes, errors, approvals')
+      .argument('<session>', 'session id (from audit search)')
+      .action(async (session: string, _o, cmd: Command) => wrap(cmd, async (ctx) => (await import('./commands/audit.js')).runAuditShow(ctx, { session }))),
+    `{"session": {"id": "…", "resource": "…", "kind": "postgres", "identity": {…}, "startedAt": "…", "counters": {…}},\n` +
+      ` "events": [stored events, as in audit export], "approvals": [{"id": "K7QF2M", "state": "consumed", "rule": "…", "text": "…", "decisions": […]}]}`,
+  );
+  examples(
+    audit
+      .command('replay')
+      .description('play a session back: SSH sessions as terminal output with the original timing, PostgreSQL and HTTP sessions as a paced transcript')
+      .argument('<session>', 'session id')
+      .option('--speed <x>', 'speed factor (2 = twice as fast) or max (no waiting); default 1')
+      .option('--max-idle <duration>', 'longest pause between two events, after the speed factor (default 2s)')
+      .action(async (session: string, o: { speed?: string; maxIdle?: string }, cmd: Command) =>
+        wrap(cmd, async (ctx) => (await import('./commands/audit.js')).runAuditReplay(ctx, { session, ...o })),
+      ),
+    ['dlpctl audit replay 01JABCDEF… --speed 4'],
+  );
+  examples(
+    jsonOutput(
+      audit
+        .command('export')
+        .description('write recorded events as JSONL (all sessions, or filtered) or one SSH session as an asciicast v2 recording')
+        .option('--format <format>', 'jsonl or asciicast (default jsonl)')
+        .option('--session <id>', 'only this session (required for asciicast)')
+        .option('--resource <name>', 'jsonl: only sessions of this resource')
+        .option('--since <time>', 'jsonl: only sessions with events from this time (duration ago or ISO)')
+        .option('--until <time>', 'jsonl: only sessions with events before this time')
+        .option('--output <file>', 'write to FILE (mode 0600) instead of stdout')
+        .action(async (o: Omit<import('./commands/audit.js').AuditExportOptions, 'now'>, cmd: Command) =>
+          wrap(cmd, async (ctx) => (await import('./commands/audit.js')).runAuditExport(ctx, o)),
+        ),
+      `--json has no effect; the formats themselves are stable:\n` +
+        `jsonl: one stored event per line, sessions oldest first, events in seq order. Every line has\n` +
+        `  sessionId (string), seq (1..n in its session), time (ISO-8601 UTC, ms), subject (the session's identity subject),\n` +
+        `  hash (hex SHA-256 of the previous event's hash, 64 zeros for seq 1, followed by the canonical JSON of the line\n` +
+        `  without hash: keys sorted, no spaces), type, and per type:\n` +
+        `  session.start     resource, kind (postgres|http|ssh), clientAddr, identity {issuer, subject, email?, groups, kind, verified}, reason?\n` +
+        `  session.end       outcome (ok|error|terminated|denied), counters {statements, denied, masked, rows, bytesIn, bytesOut}\n` +
+        `  query             sql (masked), decision (allow|deny|approve|observe), rule?, kinds [statement kinds], tables\n` +
+        `  http.request      method, path, decision, rule?, status?\n` +
+        `  ssh.command       command, decision, rule?\n` +
+        `  ssh.channel       channel (exec|shell|sftp|forward), decision, rule?, target?\n` +
+        `  mask.summary      entities {entity or column: count} (never values), rule?\n` +
+        `  result            rows, bytes, durationMs\n` +
+        `  error             message, code?\n` +
+        `  approval.requested approvalId, rule\n` +
+        `  approval.decided  approvalId, state (pending|approved|denied|expired|consumed), by?\n` +
+        `  terminal.output   t (seconds since the session started), data, stream? (o|i)\n` +
+        `  store.prune       olderThanMs, cutoff, sessionsRemoved, eventsRemoved\n` +
+        `asciicast: asciicast v2 (a header line {"version": 2, "width", "height", "timestamp", "title", "env"}, then [t, "o", data]\n` +
+        `  per terminal.output frame); plays with asciinema play.`,
+    ),
+    ['dlpctl audit export --since 7d --output week.jsonl', 'dlpctl audit export --format asciicast --session 01JABCDEF… > session.cast'],
+  );
+  examples(
+    jsonOutput(
+      audit
+        .command('tail')
+        .description('print events as they are recorded, from every session (polls the store), until interrupted')
+        .option('--resource <name>', 'only this resource')
+        .option('--identity <subject>', 'only sessions of this subject or email')
+        .option('--since <time>', 'start from this time (duration ago or ISO) instead of now')
+        .option('--interval <ms>', 'poll interval in milliseconds (default 500)')
+        .action(async (o: { resource?: string; identity?: string; since?: string; interval?: string }, cmd: Command) =>
+          wrap(cmd, async (ctx) => (await import('./commands/audit.js')).runAuditTail(ctx, o)),
+        ),
+      `one stored event per line (as in audit export), plus "id" ("SESSION:SEQ") and "resource"`,
+    ),
+    ['dlpctl audit tail --resource postgres-prod'],
+  );
+  jsonOutput(
+    audit
+      .command('verify')
+      .description('recompute the hash chains of every session (or one); exit 1 naming the first altered, missing or added event')
+      .argument('[session]', 'only this session')
+      .action(async (session: string | undefined, _o, cmd: Command) =>
+        wrap(cmd, async (ctx) => (await import('./commands/audit.js')).runAuditVerify(ctx, { ...(session ? { session } : {}) })),
+      ),
+    `{"ok": true, "sessionsChecked": 12, "eventsChecked": 3400}\n` +
+      `broken: {"ok": false, "sessionsChecked": 3, "eventsChecked": 51, "firstBad": {"sessionId": "…", "seq": 7, "reason": "hash does not match …"}} (exit 1)`,
+  );
+
+  // ── identity (login, logout, whoami) ─────────────────────────────────────
+  examples(
+    jsonOutput(
+      program
+        .command('login')
+        .description('sign in with the OAuth device flow (RFC 8628): shows a URL and a code to enter in a browser, then keeps the refresh token in the OS keychain (or a 0600 file when none answers); never prompts in CI')
+        .option('--issuer <url>', 'OIDC issuer (default: identity.issuer of dlpctl.yaml, else the issuer of the last login)')
+        .option('--client-id <id>', 'OAuth client id registered for dlpctl at the issuer (default: identity.clientId)')
+        .option('--open', 'open the verification URL in the default browser')
+        .option('--token-store <where>', 'keychain | file (default: the keychain when one answers, else the file)')
+        .action(async (o: { issuer?: string; clientId?: string; open?: boolean; tokenStore?: string }, cmd: Command) =>
+          wrap(cmd, async (ctx) => (await import('./commands/identity.js')).runLogin(ctx, o)),
+        ),
+      `as whoami: {"issuer": "https://id.example.com", "subject": "00u1ab…", "email": "ana@example.com", "groups": ["data-eng"],\n` +
+        ` "kind": "human", "verified": true, "expiresAt": "2030-01-01T10:00:00.000Z", "source": "login"}`,
+    ),
+    ['dlpctl login', 'dlpctl login --issuer https://id.example.com --client-id dlpctl --open', 'dlpctl login --token-store file'],
+  );
+  jsonOutput(
+    program
+      .command('logout')
+      .description('revoke the stored tokens at the provider (RFC 7009, when it supports it) and delete them from the keychain and the token file')
+      .action(async (_o, cmd: Command) => wrap(cmd, async (ctx) => (await import('./commands/identity.js')).runLogout(ctx))),
+    `{"issuer": "https://id.example.com", "loggedIn": true, "revoked": true, "removedFrom": ["the OS keychain"]}`,
+  );
+  examples(
+    jsonOutput(
+      program
+        .command('whoami')
+        .description('show the identity dlpctl would use: issuer, subject, email, groups, kind (human|machine), expiry and where it came from (login, DLPCTL_TOKEN, --token-file, client credentials, local user)')
+        .option('--token-file <file>', 'a workload token (e.g. the CI\'s OIDC ID token) instead of DLPCTL_TOKEN or a login')
+        .action(async (o: { tokenFile?: string }, cmd: Command) => wrap(cmd, async (ctx) => (await import('./commands/identity.js')).runWhoami(ctx, o))),
+      `{"issuer": "https://token.actions.githubusercontent.com", "subject": "repo:acme/app:ref:refs/heads/main", "email": null,\n` +
+        ` "groups": [], "kind": "machine", "verified": true, "expiresAt": "2030-01-01T10:05:00.000Z", "source": "env"}\n` +
+        `source: login | env | file | client_credentials | local (no identity section: verified is false, expiresAt null)`,
+    ),
+    ['dlpctl whoami', 'DLPCTL_TOKEN="$ACTIONS_ID_TOKEN" dlpctl whoami --json', 'dlpctl whoami --token-file /var/run/secrets/tokens/dlpctl'],
   );
 
   return program;

@@ -1,0 +1,49 @@
+/**
+ * `audit export`: JSONL (one stored event per line, exactly as stored, so the hash chain can be re-checked
+ * from the file alone) and asciicast v2 for SSH sessions (the `terminal.output` frames).
+ */
+import type { Session, SessionStore, StoreEvent } from '../store/types.js';
+import { sessionEvents } from './events.js';
+
+export type Write = (chunk: string) => Promise<void> | void;
+
+/** Writes the events of `sessions` as JSONL; returns how many events were written. */
+export async function exportJsonl(store: SessionStore, sessionIds: readonly string[], write: Write): Promise<number> {
+  let n = 0;
+  for (const id of sessionIds) {
+    for await (const e of sessionEvents(store, id)) {
+      await write(`${JSON.stringify(e)}\n`);
+      n++;
+    }
+  }
+  return n;
+}
+
+export interface AsciicastHeader {
+  version: 2;
+  width: number;
+  height: number;
+  timestamp: number;
+  title: string;
+  env: { TERM: string; SHELL: string };
+}
+
+/** asciicast v2: a header line, then `[time, "o" | "i", data]` per frame. Returns the number of frames. */
+export async function exportAsciicast(session: Session, events: AsyncIterable<StoreEvent> | Iterable<StoreEvent>, write: Write, size = { width: 80, height: 24 }): Promise<number> {
+  const header: AsciicastHeader = {
+    version: 2,
+    width: size.width,
+    height: size.height,
+    timestamp: Math.floor(Date.parse(session.startedAt) / 1000),
+    title: `dlpctl ${session.resource} ${session.id} (${session.identity.subject})`,
+    env: { TERM: 'xterm-256color', SHELL: '/bin/sh' },
+  };
+  await write(`${JSON.stringify(header)}\n`);
+  let frames = 0;
+  for await (const e of events) {
+    if (e.type !== 'terminal.output') continue;
+    await write(`${JSON.stringify([Number(e.t.toFixed(6)), e.stream ?? 'o', e.data])}\n`);
+    frames++;
+  }
+  return frames;
+}

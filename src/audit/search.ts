@@ -1,0 +1,95 @@
+/**
+ * `audit search`: the statements, requests and commands that match, newest first, with their session.
+ * The store does the text, resource, identity, time and decision filtering (indexed); here we keep only
+ * action events (without TEXT the store returns every event type) and apply `--kind` (the resource kind).
+ * When filtering here leaves fewer than `limit`, we page on with `until` = the oldest time seen, deduplicating
+ * by (session, seq) since `until` is exclusive only at millisecond resolution.
+ */
+import type { Decision, SearchHit, SessionKind, SessionStore, StoreEvent } from '../store/types.js';
+import { actionText, isAction } from './describe.js';
+
+export interface AuditSearchOptions {
+  text?: string;
+  resource?: string;
+  identity?: string;
+  since?: string;
+  until?: string;
+  decision?: Decision;
+  kind?: SessionKind;
+  limit?: number;
+}
+
+export interface AuditHitJson {
+  id: string;
+  sessionId: string;
+  seq: number;
+  time: string;
+  resource: string;
+  kind: SessionKind;
+  identity: string;
+  verified: boolean;
+  type: StoreEvent['type'];
+  text: string;
+  decision: string;
+  rule: string | null;
+}
+
+export async function auditSearch(store: SessionStore, o: AuditSearchOptions): Promise<SearchHit[]> {
+  const limit = Math.max(1, Math.min(100_000, Math.floor(o.limit ?? 100)));
+  const base = {
+    ...(o.text !== undefined && o.text.trim() !== '' ? { text: o.text } : {}),
+    ...(o.resource !== undefined ? { resource: o.resource } : {}),
+    ...(o.identity !== undefined ? { identity: o.identity } : {}),
+    ...(o.since !== undefined ? { since: o.since } : {}),
+    ...(o.decision !== undefined ? { decision: o.decision } : {}),
+  };
+  const keep = (h: SearchHit): boolean => isAction(h.event) && (o.kind === undefined || h.session.kind === o.kind);
+  const out: SearchHit[] = [];
+  const seen = new Set<string>();
+  let until = o.until;
+  // Fetch a few times more than needed when we filter here, so one round usually suffices.
+  const filtersHere = (base.text === undefined && base.decision === undefined) || o.kind !== undefined;
+  let page = filtersHere ? Math.min(100_000, limit * 4) : limit;
+  for (let round = 0; round < 50; round++) {
+    const hits = await store.search({ ...base, ...(until !== undefined ? { until } : {}), limit: page });
+    let fresh = 0;
+    let oldest: string | undefined;
+    for (const h of hits) {
+      const key = `${h.event.sessionId}:${h.event.seq}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      fresh++;
+      if (oldest === undefined || h.event.time < oldest) oldest = h.event.time;
+      if (keep(h)) {
+        out.push(h);
+        if (out.length >= limit) return out;
+      }
+    }
+    if (hits.length < page || oldest === undefined) return out;
+    // Step back to just after the oldest millisecond seen; if a whole page sat in that millisecond, skip it.
+    const next = fresh === 0 ? oldest : new Date(Date.parse(oldest) + 1).toISOString();
+    if (until !== undefined && next >= until && fresh === 0) return out;
+    until = fresh === 0 ? oldest : next;
+    page = Math.min(100_000, page * 2);
+  }
+  return out;
+}
+
+export function hitJson(h: SearchHit): AuditHitJson {
+  const e = h.event;
+  const d = isAction(e) ? e : undefined;
+  return {
+    id: `${e.sessionId}:${e.seq}`,
+    sessionId: e.sessionId,
+    seq: e.seq,
+    time: e.time,
+    resource: h.session.resource,
+    kind: h.session.kind,
+    identity: h.session.identity.subject,
+    verified: h.session.identity.verified,
+    type: e.type,
+    text: actionText(e) ?? '',
+    decision: d?.decision ?? '',
+    rule: d?.rule ?? null,
+  };
+}
