@@ -15,7 +15,7 @@
  */
 import type { Core, Finding } from './core.js';
 import { countFindings, detectRaw, render } from './core.js';
-import { MAX_SPAN } from './scanner.js';
+import { MAX_SPAN, pemTailEnd } from './scanner.js';
 
 export const DEFAULT_WINDOW = 256;
 const CONTEXT = 128;
@@ -48,7 +48,17 @@ export function createStreamMaskerCore(core: Core, window = DEFAULT_WINDOW): Str
   let ended = false;
   const findings: Finding[] = [];
 
+  /** A private key block ran past the scan bound: its remaining body and END line are dropped, not emitted. */
+  let pemTail = false;
+
   const flush = (final: boolean): string => {
+    if (pemTail) {
+      const tail = pemTailEnd(buf, 0, final);
+      offset += tail.end;
+      buf = buf.slice(tail.end);
+      if (!tail.done) return '';
+      pemTail = false;
+    }
     const text = ctx + buf;
     const base = ctx.length;
     if (!final && text.length - base <= W) return '';
@@ -67,6 +77,12 @@ export function createStreamMaskerCore(core: Core, window = DEFAULT_WINDOW): Str
       if (cut <= base) return '';
     }
     const emit = det.spans.filter((s) => s.end <= cut);
+    const last = emit[emit.length - 1];
+    if (last && last.entity === 'private_key' && !final && !text.slice(last.start, last.end).endsWith('-----')) {
+      // Cut at the bound: what follows is still the key's body; swallow it on the next pushes.
+      cut = last.end;
+      pemTail = true;
+    }
     const out = render(core, text, emit, base, cut, findings, offset - base);
     offset += cut - base;
     ctx = text.slice(Math.max(0, cut - CONTEXT), cut);

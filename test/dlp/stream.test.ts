@@ -114,12 +114,19 @@ describe('stream masker', () => {
     const body = 'MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gunVTLw7onLRnrq0\n';
     for (let i = 0; i < 400; i++) out += sm.push(body);
     out += sm.end();
-    expect(out).toContain('[REDACTED:private_key]');
-    // the first 16 KiB from BEGIN (header and body) are replaced; equal to whole-input masking
+    // the whole block is replaced, the body past the 16 KiB bound too; equal to whole-input masking
     const input = '-----BEGIN RSA PRIVATE KEY-----\n' + body.repeat(400);
-    expect(out.startsWith('[REDACTED:private_key]')).toBe(true);
-    expect(out.length).toBe(input.length - 16 * 1024 + '[REDACTED:private_key]'.length);
+    expect(out).toBe('[REDACTED:private_key]');
     expect(out).toBe(createDlpEngine().maskText(input).text);
+    const tailed = `${input}-----END RSA PRIVATE KEY-----\nafter`;
+    for (const size of [1, 7, 100, 4096]) {
+      const s2 = createDlpEngine().stream();
+      let o2 = '';
+      for (let i = 0; i < tailed.length; i += size) o2 += s2.push(tailed.slice(i, i + size));
+      o2 += s2.end();
+      expect(o2, `chunk ${size}`).toBe('[REDACTED:private_key]\nafter');
+    }
+    expect(createDlpEngine().maskText(tailed).text).toBe('[REDACTED:private_key]\nafter');
   });
 
   it('a complete PEM block longer than the window is masked whole', () => {
