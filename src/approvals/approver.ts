@@ -1,7 +1,7 @@
 /**
  * Who is deciding, and whether they may. `currentApprover` is the one place the CLI asks "who am I" for
- * approvals: today the local OS user (unverified); when the identity work lands it returns the verified
- * identity from `dlpctl login` / `DLPCTL_TOKEN`, and nothing else changes.
+ * approvals: the verified identity from `dlpctl login` / `DLPCTL_TOKEN` / client credentials when the
+ * configuration has an `identity` section, else the local OS user (unverified).
  *
  * Approver entries (the rule's `approvers`):
  *   group:NAME    — the identity must be verified AND carry NAME in its groups (an unverified local user
@@ -10,11 +10,16 @@
  *   subject:NAME    operator's choice, and on a single machine the OS user is all there is.
  */
 import type { CommandContext } from '../cli/context.js';
-import { localIdentity } from '../identity/local.js';
 import type { Identity } from '../store/types.js';
 
-export async function currentApprover(ctx: Pick<CommandContext, 'env'>): Promise<Identity> {
-  return localIdentity(ctx.env);
+export async function currentApprover(ctx: Pick<CommandContext, 'env'> & Partial<CommandContext>): Promise<Identity> {
+  const { localIdentity } = await import('../identity/local.js');
+  if (!ctx.globals || !ctx.io || ctx.homedir === undefined || ctx.cwd === undefined) return localIdentity(ctx.env);
+  const { loadCliConfig } = await import('../cli/load.js');
+  const config = await loadCliConfig(ctx as CommandContext, { required: false });
+  if (!config?.identity) return localIdentity(ctx.env);
+  const { currentIdentity } = await import('../identity/index.js');
+  return currentIdentity({ config, env: ctx.env, homedir: ctx.homedir, ...(ctx.signal ? { signal: ctx.signal } : {}) });
 }
 
 /** The approver entries `identity` satisfies (empty: it may not decide). */

@@ -54,6 +54,13 @@ export async function main(argv: readonly string[], deps: MainDeps = {}): Promis
 
   let uninstall = () => {};
   if (deps.handleSignals) {
+    // `dlpctl … | head`: the reader went away; that is not an error of ours.
+    for (const stream of [process.stdout, process.stderr]) {
+      stream.on('error', (err: NodeJS.ErrnoException) => {
+        if (err.code === 'EPIPE') process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
+        throw err;
+      });
+    }
     // The first signal asks the command to finish cleanly; a second Ctrl-C forces the exit. A repeated
     // SIGTERM (service managers and process groups may deliver it more than once) does not cut the clean
     // shutdown short.

@@ -64,6 +64,8 @@ const checks: Record<StringFormat, (v: string) => string | null> = {
     return null;
   },
   'webhook-url': (v) => {
+    // The whole URL may be a secret (Slack webhook URLs are): then it is checked when resolved.
+    if (v.trim() === SECRET_PLACEHOLDER) return null;
     const u = parseUrl(v);
     if (u === null || (u.protocol !== 'https:' && u.protocol !== 'http:') || u.hostname === '') return 'must be an http:// or https:// URL';
     return null;

@@ -213,3 +213,12 @@ function byPosition(a: string, b: string): number {
   const pb = b.split(':').slice(1, 3).map(Number);
   return (pa[0] ?? 0) - (pb[0] ?? 0) || (pa[1] ?? 0) - (pb[1] ?? 0);
 }
+
+describe('approvals.webhook', () => {
+  it('may be a secret reference as a whole (a Slack webhook URL is a secret), but not a non-URL', async () => {
+    const { parseConfig } = await import('../../src/config/index.js');
+    const ok = parseConfig('version: 1\napprovals:\n  webhook: ${env:APPROVAL_WEBHOOK}\n', 'w.yaml');
+    expect(ok.approvals?.webhook?.refs[0]).toMatchObject({ kind: 'env', name: 'APPROVAL_WEBHOOK' });
+    expect(() => parseConfig('version: 1\napprovals:\n  webhook: not-a-url\n', 'w.yaml')).toThrow(/w\.yaml/);
+  });
+});
