@@ -28,7 +28,9 @@ export interface AccessGrant {
 }
 
 export function accessText(resource: string, identity: Identity, maxDurationMs: number): string {
-  return `access ${resource} for ${identity.subject} (up to ${Math.round(maxDurationMs / 60_000)} min)`;
+  const minutes = maxDurationMs / 60_000;
+  const span = minutes >= 1 ? `${Math.round(minutes)} min` : `${Math.max(1, Math.round(maxDurationMs / 1000))} s`;
+  return `access ${resource} for ${identity.subject} (up to ${span})`;
 }
 
 /** When a granted access ends: from the approving decision (the last one) plus maxDuration. */

@@ -129,12 +129,13 @@ export function buildProgram(wrap: ActionWrapper): Command {
         .command('connect')
         .description('open a local tunnel to RESOURCE (policy, masking, recording); with -- COMMAND, run it against the tunnel and exit with its status')
         .argument('<resource>', 'a resource name from dlpctl.yaml (see dlpctl resources)')
-        .argument('[command...]', 'after --: the command to run with the tunnel in its environment (DATABASE_URL, PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, PGSSLMODE)')
+        .argument('[command...]', 'after --: the command to run with the tunnel in its environment (postgres: DATABASE_URL, PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, PGSSLMODE; http: the resource\'s env map; ssh: DLPCTL_SSH_PORT, DLPCTL_SSH)')
         .option('--port <n>', 'local port (default: the resource\'s listen port, else a free port)')
         .option('--bind <addr>', 'local address (default 127.0.0.1; another address needs serverTls)')
         .option('--reason <text>', 'why this session is opened; stored on the session and shown to approvers')
         .option('--token-file <file>', 'a workload identity token (e.g. the CI system\'s OIDC ID token), re-read before it expires')
-        .action(async (resource: string, command: string[], o: { port?: string; bind?: string; reason?: string; tokenFile?: string }, cmd: Command) =>
+        .option('--no-wait', 'for a resource with access approval: file the request, print its id and exit 5 instead of waiting')
+        .action(async (resource: string, command: string[], o: { port?: string; bind?: string; reason?: string; tokenFile?: string; wait?: boolean }, cmd: Command) =>
           wrap(cmd, async (ctx) => (await import('./commands/connect.js')).runConnect(ctx, { resource, command, ...o })),
         ),
       `one NDJSON event per line on stdout:\n` +

@@ -15,6 +15,8 @@ export interface ConnectOptions {
   bind?: string;
   reason?: string;
   tokenFile?: string;
+  /** false (--no-wait): file the access request, print its id, exit 5. */
+  wait?: boolean;
   command: string[];
 }
 
@@ -69,6 +71,49 @@ export async function runConnect(ctx: CommandContext, opts: ConnectOptions): Pro
     import('../../proxy/child.js'),
   ]);
   const store = await openStore(storeUrl);
+  const webhook = config.approvals?.webhook ? await resolveSecret(config.approvals.webhook, secretOpts).catch(() => undefined) : undefined;
+  const [{ pendingNotice, waitingSpinner }, { postWebhook }] = await Promise.all([import('../../approvals/notice.js'), import('../../approvals/webhook.js')]);
+  /** The requester's side of an approval: one line, a spinner with the time left on a TTY, the webhook. */
+  const announceApproval = async (id: string): Promise<void> => {
+    const a = await store.getApproval(id).catch(() => undefined);
+    if (!a) return;
+    ctx.io.err(pendingNotice(a));
+    if (webhook) void postWebhook(webhook, 'created', a).catch(() => {});
+    if (!ctx.io.stderr.isTTY || ctx.globals.json) return;
+    const stop = waitingSpinner(ctx.io.stderr, a);
+    const done = new AbortController();
+    setTimeout(() => done.abort(), Math.max(0, Date.parse(a.expiresAt) - Date.now()) + 1000).unref();
+    await store.waitForApprovalChange(id, AbortSignal.any([done.signal, ctx.signal]), a.version).catch(() => undefined);
+    stop();
+  };
+
+  // Just-in-time access: the resource opens only on an approved access request, for maxDuration.
+  let grant: import('../../approvals/access.js').AccessGrant | null = null;
+  if (resource.access) {
+    const access = await import('../../approvals/access.js');
+    const session = await store.createSession({ resource: resource.name, kind: resource.kind, identity, clientAddr: 'dlpctl connect (access request)', ...(opts.reason ? { reason: opts.reason } : {}) });
+    const req = { sessionId: session.id, resource: resource.name, identity, ...(opts.reason ? { reason: opts.reason } : {}), approvers: resource.access.approvers, maxDurationMs: resource.access.maxDuration };
+    try {
+      if (opts.wait === false) {
+        const filed = await access.fileAccessRequest(store, req);
+        if (ctx.globals.json) ctx.io.out(JSON.stringify({ type: 'access_requested', id: filed.id, resource: resource.name, expiresAt: filed.expiresAt }));
+        else ctx.io.err(pendingNotice(filed));
+        if (webhook) await postWebhook(webhook, 'created', filed).catch(() => {});
+        await store.endSession(session.id, 'ok', { statements: 0, denied: 0, masked: 0, rows: 0, bytesIn: 0, bytesOut: 0 });
+        await store.close();
+        watch?.close();
+        return ExitCode.approvalDenied;
+      }
+      grant = await access.requestAccess(store, req, { onPending: (a) => void announceApproval(a.id), signal: ctx.signal, ...(webhook ? { webhookUrl: webhook } : {}) });
+      ctx.io.err(`dlpctl: access to ${resource.name} granted until ${grant.expiresAt.toISOString()}`);
+      await store.endSession(session.id, 'ok', { statements: 0, denied: 0, masked: 0, rows: 0, bytesIn: 0, bytesOut: 0 });
+    } catch (err) {
+      await store.endSession(session.id, 'denied', { statements: 0, denied: 1, masked: 0, rows: 0, bytesIn: 0, bytesOut: 0 }).catch(() => {});
+      await store.close();
+      watch?.close();
+      throw err;
+    }
+  }
   let opened;
   try {
     opened = await openEngine({
@@ -79,7 +124,7 @@ export async function runConnect(ctx: CommandContext, opts: ConnectOptions): Pro
       identity,
       ...(opts.reason ? { reason: opts.reason } : {}),
       resolve: (s) => resolveSecret(s, secretOpts),
-      onApprovalPending: (id) => ctx.io.err(`dlpctl: waiting for approval ${id}; an approver in the rule's groups decides it`),
+      onApprovalPending: (id) => void announceApproval(id),
       env: ctx.env,
       homedir: ctx.homedir,
     });
@@ -99,14 +144,23 @@ export async function runConnect(ctx: CommandContext, opts: ConnectOptions): Pro
   });
   // Losing the identity ends the tunnel's sessions and refuses new ones (DESIGN §6).
   let revoked: string | null = null;
-  const revoke = (reason: string) => {
+  let revokedExit: number = ExitCode.auth;
+  const ended = new AbortController();
+  const revoke = (reason: string, exit: number = ExitCode.auth) => {
     if (revoked) return;
+    revokedExit = exit;
     revoked = reason;
     tunnel.refuseNew(reason);
     ctx.io.err(`dlpctl: ${reason}; ending every session of this tunnel`);
-    void tunnel.terminateAll(`identity no longer valid: ${reason}`);
+    void tunnel.terminateAll(reason);
+    ended.abort();
   };
-  watch?.on('revoked', (reason: string) => revoke(reason));
+  watch?.on('revoked', (reason: string) => revoke(`identity no longer valid: ${reason}`));
+  let cancelGrant = () => {};
+  if (grant) {
+    const { scheduleGrantEnd } = await import('../../approvals/access.js');
+    cancelGrant = scheduleGrantEnd(grant, () => revoke(`the access grant for ${resource.name} expired`, ExitCode.approvalDenied));
+  }
   watch?.on('refreshed', (fresh: typeof identity) => {
     if (!identityAllowed(fresh, resource.allow)) revoke(`${fresh.subject} is no longer in the allow list of ${resource.name}`);
   });
@@ -149,10 +203,11 @@ export async function runConnect(ctx: CommandContext, opts: ConnectOptions): Pro
     await new Promise<void>((resolve) => {
       if (ctx.signal.aborted) return resolve();
       ctx.signal.addEventListener('abort', () => resolve(), { once: true });
-      watch?.on('revoked', () => setTimeout(resolve, 1000));
+      ended.signal.addEventListener('abort', () => setTimeout(resolve, 1000), { once: true });
     });
-    return revoked ? ExitCode.auth : ExitCode.ok;
+    return revoked ? revokedExit : ExitCode.ok;
   } finally {
+    cancelGrant();
     watch?.close();
     await tunnel.close('the tunnel is closing');
     await opened.close();
