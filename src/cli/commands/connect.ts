@@ -165,9 +165,17 @@ export async function runConnect(ctx: CommandContext, opts: ConnectOptions): Pro
     if (!identityAllowed(fresh, resource.allow)) revoke(`${fresh.subject} is no longer in the allow list of ${resource.name}`);
   });
   const c = ctx.io.errColor;
+  const ndjson: string[] = [];
+  const flushNdjson = () => {
+    if (ndjson.length === 0) return;
+    ctx.io.stdout.write(`${ndjson.join('\n')}\n`);
+    ndjson.length = 0;
+  };
   tunnel.on('event', (e: TunnelEvent) => {
     if (ctx.globals.json) {
-      ctx.io.out(JSON.stringify({ ...e, time: new Date().toISOString() }));
+      // stdout to a pipe is a blocking write on Linux: gather the lines of one tick into one write.
+      ndjson.push(JSON.stringify({ ...e, time: new Date().toISOString() }));
+      if (ndjson.length === 1) setImmediate(flushNdjson);
       return;
     }
     if (e.type === 'session_start') ctx.io.err(c.dim(`session ${e.sessionId} started from ${e.client}`));
@@ -212,5 +220,6 @@ export async function runConnect(ctx: CommandContext, opts: ConnectOptions): Pro
     await tunnel.close('the tunnel is closing');
     await opened.close();
     await store.close();
+    flushNdjson();
   }
 }
