@@ -4,7 +4,7 @@
  */
 import { escapesIn, hasEscapes, stripAnsi } from './ansi.js';
 import type { MaskerContext, MaskerName } from './maskers.js';
-import { applyMasker } from './maskers.js';
+import { applyMasker, redact } from './maskers.js';
 import type { Candidate, ScanConfig } from './scanner.js';
 import { resolve, scan } from './scanner.js';
 
@@ -62,21 +62,36 @@ export function detectRaw(core: Core, raw: string, final: boolean, from: number,
 /** Renders raw[from, to) with the spans (all inside [from, to)) replaced; escapes inside a span are kept after its replacement. */
 export function render(core: Core, raw: string, spans: readonly Candidate[], from: number, to: number, findings: Finding[], offset = 0): string {
   if (spans.length === 0) return from === 0 && to === raw.length ? raw : raw.slice(from, to);
-  const parts: string[] = [];
+  // String concatenation (a rope, flattened once by its first reader) is several times faster in V8
+  // than collecting tens of thousands of parts and joining them.
+  let out = '';
   let pos = from;
   const esc = hasEscapes(raw);
-  for (const c of spans) {
+  const mctx = core.mctx;
+  let lastEntity = '';
+  let lastMasker: MaskerName = 'redact';
+  let lastRedacted = '';
+  for (let k = 0; k < spans.length; k++) {
+    const c = spans[k]!;
     if (c.start < pos || c.end > to) continue;
-    parts.push(raw.slice(pos, c.start));
-    const value = esc ? stripAnsi(raw.slice(c.start, c.end), true).clean : raw.slice(c.start, c.end);
-    const masker = core.maskerFor(c.entity);
-    parts.push(applyMasker(masker, c.entity, value, core.mctx));
-    if (esc) parts.push(escapesIn(raw, c.start, c.end));
-    findings.push({ entity: c.entity, start: c.start + offset, end: c.end + offset, masker });
+    const entity = c.entity;
+    if (entity !== lastEntity) {
+      lastEntity = entity;
+      lastMasker = core.maskerFor(entity);
+      lastRedacted = redact(entity);
+    }
+    const masker = lastMasker;
+    let rep: string;
+    if (masker === 'redact' || masker === 'null') rep = lastRedacted;
+    else rep = applyMasker(masker, entity, esc ? stripAnsi(raw.slice(c.start, c.end), true).clean : raw.slice(c.start, c.end), mctx);
+    out += raw.slice(pos, c.start);
+    out += rep;
+    if (esc) out += escapesIn(raw, c.start, c.end);
+    findings.push({ entity, start: c.start + offset, end: c.end + offset, masker });
     pos = c.end;
   }
-  parts.push(raw.slice(pos, to));
-  return parts.join('');
+  out += raw.slice(pos, to);
+  return out;
 }
 
 export function countFindings(findings: readonly Finding[]): Record<string, number> {

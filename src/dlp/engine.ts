@@ -106,7 +106,8 @@ export function createDlpEngine(options: DlpEngineOptions = {}): DlpEngine {
     vault,
     detect,
     maskText: (text) => maskTextCore(core, text),
-    maskJson: (text) => maskJsonCore(core, text) ?? maskTextCore(core, text),
+    // invalid JSON is scanned as text; with nothing found that is the fast path's own answer (no JSON.parse)
+    maskJson: (text) => maskJsonCore(core, text, 0, false) ?? maskTextCore(core, text),
     maskForm: (text) => maskFormCore(core, text),
     maskValue(cell: string, column?: string): string | null {
       const r = maskTextCore(core, cell, column);

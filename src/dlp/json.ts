@@ -101,11 +101,12 @@ const NUM = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 
 const enum_ = { VALUE: 0, VALUE_OR_END: 1, KEY: 2, KEY_OR_END: 3, COLON: 4, AFTER: 5 } as const;
 
-export function maskJsonCore(core: Core, text: string, depth = 0): MaskResult | null {
+export function maskJsonCore(core: Core, text: string, depth = 0, validate = true): MaskResult | null {
   // Fast path: no escapes and nothing a text scan would even consider → nothing to mask (key context is
-  // visible to the text scan too: `"ssn": "…"`, `"password": "…"`). Still validate that it is JSON.
+  // visible to the text scan too: `"ssn": "…"`, `"password": "…"`). Still validate that it is JSON, unless
+  // the caller (`validate` false) would scan invalid JSON as plain text anyway, which gives the same result.
   if (text.indexOf('\\') === -1 && detectRaw(core, text, true, 0, undefined, true).spans.length === 0) {
-    return isJsonShaped(text) ? { text, findings: [], counts: {}, changed: false } : null;
+    return !validate || isJsonShaped(text) ? { text, findings: [], counts: {}, changed: false } : null;
   }
   const n = text.length;
   const parts: string[] = [];

@@ -20,7 +20,6 @@ import {
   IBAN_LENGTHS,
   isPlaceholder,
   luhn,
-  mod97,
   shannonEntropy,
   validNanp,
   validSsn,
@@ -133,30 +132,44 @@ function caseless(source: string): string {
  */
 export function buildTrigger(entities: ReadonlySet<string>): RegExp {
   const has = (e: string): boolean => entities.has(e);
-  const alts: string[] = [];
   const numeric = has('credit_card') || has('us_ssn') || has('phone') || has('ipv4') || has('ipv6');
   // Each alternative starts with a concrete character and checks its context with a look-behind *after*
-  // it, so that the regex engine can skip quickly to the next possible first character.
+  // it, so that the regex engine can skip quickly to the next possible first character. Alternatives are
+  // grouped by their first character (one top-level branch per character: fewer branches to try at every
+  // position; within a group the original order is kept, so every match is the same as ungrouped).
+  const alts: string[] = [];
   // digit runs: only the shapes a numeric detector can start on (13-19 digits; 9-11 digits; a group of
-  // 1-6 digits followed by a separator and a digit; the first group of an IPv6 address)
+  // 1-6 digits followed by a separator and a digit; the first group of an IPv6 address). Rejected in the
+  // regex, because `onDigits` would reject them: a digit after a word character or `.`, a digit continuing
+  // a number (`1-2`, `1:2`, `1/2`), and a date's year (`2024-01-…`: four digits, a dash and two digits can
+  // start no card, SSN, phone or IP unless preceded by `+`). Long runs that no issuer, NANP area or SSN
+  // can start are rejected too (unless after `+`): 13-19 digits not starting with 2-6 (epoch milliseconds),
+  // 10 digits starting with 0 or 1 (epoch seconds), 11 digits not of the form 1[2-9]….
   if (numeric) {
     alts.push(
-      '\\d(?<=(?<![\\w.])\\d)(?:\\d{12,18}(?!\\d)|\\d{8,10}(?!\\d)|\\d{0,5}(?=[ .\\-/][\\d(]|\\) ?\\d)|\\d{0,3}(?=[0-9a-fA-F]{0,3}:(?:[0-9a-fA-F]{1,4}:){2}|[0-9a-fA-F]{0,3}:(?:[0-9a-fA-F]{1,4}:){0,5}:))',
+      '\\d(?<=(?<![\\w.])(?<!\\d[\\-:/])\\d)(?!(?<!\\+\\d)\\d{3}-\\d\\d(?!\\d))(?:(?<=\\+\\d|[2-6])\\d{12,18}(?!\\d)|(?:(?<=\\+\\d)\\d{8,10}|\\d{8}|(?<=[2-9])\\d{9}|(?<=1)[2-9]\\d{9})(?!\\d)|\\d{0,5}(?=[ .\\-/][\\d(]|\\) ?\\d)|\\d{0,3}(?=[0-9a-fA-F]{0,3}:(?:[0-9a-fA-F]{1,4}:){2}|[0-9a-fA-F]{0,3}:(?:[0-9a-fA-F]{1,4}:){0,5}:))',
     );
   }
   if (has('email')) alts.push('@|\\\\u0040|%40');
-  if (has('connection_string') || has('slack_webhook')) alts.push(':\\/\\/');
-  if (has('private_key')) alts.push('-----BEGIN ');
-  if (has('generic_secret') || has('aws_secret_access_key')) {
-    alts.push(`[:=](?<=(?:${caseless(SECRET_KEYWORDS)})[\\w.-]{0,40}["']?[ \\t]*[:=])`);
-  }
-  if (has('ipv6')) alts.push(':(?<=(?<![\\w:]):):[0-9a-fA-F]|:(?<=(?<![\\w:])[a-fA-F][0-9a-fA-F]{0,3}:)(?=[0-9a-fA-F:])');
+  const keyed = has('generic_secret') || has('aws_secret_access_key');
+  // the look-behind of a key separator: a secret keyword within the 40 key characters before it
+  const keyLB = `(?<=(?:${caseless(SECRET_KEYWORDS)})[\\w.-]{0,40}["']?[ \\t]*[:=])`;
+  const colon: string[] = [];
+  if (has('connection_string') || has('slack_webhook')) colon.push('\\/\\/');
+  if (keyed) colon.push(keyLB);
+  if (has('ipv6')) colon.push('(?<=(?<![\\w:]):):[0-9a-fA-F]', '(?<=(?<![\\w:])[a-fA-F][0-9a-fA-F]{0,3}:)(?=[0-9a-fA-F:])');
+  if (colon.length > 0) alts.push(`:(?:${colon.join('|')})`);
+  if (keyed) alts.push(`=${keyLB}`);
+  const dash: string[] = [];
+  if (has('private_key')) dash.push('----BEGIN ');
+  dash.push('(?<=(?<![\\w-])(?:sk|gl(?:pat|ptt|dt|rt|cbt|imt|soat|ft|oas|agent)|xox[abposr])-)');
+  alts.push(`-(?:${dash.join('|')})`);
   alts.push('_(?<=(?<![\\w-])(?:gh[pousr]|github|[sr]k|npm)_)');
-  alts.push('-(?<=(?<![\\w-])(?:sk|gl(?:pat|ptt|dt|rt|cbt|imt|soat|ft|oas|agent)|xox[abposr])-)');
-  alts.push('J(?<=(?<![\\w-])eyJ)');
-  alts.push('A(?<=(?<![\\w-])A)(?:KIA|SIA|BIA|CCA|GPA|IDA|ROA|IPA|NPA|NVA|PKA|Iza)');
-  if (has('iban') || has('gitlab_token')) alts.push('[A-Z](?<=(?<![A-Za-z0-9])[A-Z])[A-Z]\\d\\d');
   alts.push('\\.(?<=hooks\\.)slack\\.com\\/');
+  // capitals: `eyJ` (JWT), `AKIA`… and `AIza`, then two capitals and two digits (IBAN, GR1348941)
+  const caps = ['(?<=(?<![\\w-])eyJ)', '(?<=(?<![\\w-])A)(?:KIA|SIA|BIA|CCA|GPA|IDA|ROA|IPA|NPA|NVA|PKA|Iza)'];
+  if (has('iban') || has('gitlab_token')) caps.push('(?<=(?<![A-Za-z0-9])[A-Z])[A-Z]\\d\\d');
+  alts.push(`[A-Z](?:${caps.join('|')})`);
   return new RegExp(alts.join('|'), 'g');
 }
 
@@ -327,6 +340,16 @@ function tryCard(st: State, p: number): void {
   if (n > 4 && groups[0] === 4 && groups[1] === 4 && groups[2] === 4 && groups[3] === 4) checkCard(st, p, ends[3]!, 4, groups);
 }
 
+/** The first k digits from p, skipping separators. */
+function firstDigits(s: string, p: number, k: number): string {
+  let out = '';
+  for (let i = p; out.length < k && i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (isDigit(c)) out += s[i];
+  }
+  return out;
+}
+
 function checkCard(st: State, p: number, end: number, n: number, groups: readonly number[]): void {
   const s = st.s;
   if (!tailOk(s, end)) return;
@@ -337,9 +360,11 @@ function checkCard(st: State, p: number, end: number, n: number, groups: readonl
       if (g < 3 || g > 7) return;
     }
   }
-  const digits = n === 1 ? s.slice(p, end) : s.slice(p, end).replace(/[ -]/g, '');
-  if (digits.length < 12 || digits.length > 19) return;
-  if (cardIssuer(digits) === null || !luhn(digits)) return;
+  // the digits without separators: only their count and first six matter to the issuer table, and Luhn
+  // skips separators, so no copy is made
+  const count = end - p - (n - 1);
+  if (count < 12 || count > 19) return;
+  if (cardIssuer(n === 1 ? s.slice(p, p + 6) : firstDigits(s, p, 6), count) === null || !luhn(s.slice(p, end))) return;
   add(st, 'credit_card', p, end, P_CARD);
 }
 
@@ -361,7 +386,7 @@ function trySsn(st: State, p: number, L: number): void {
   }
   const sep = s[p + 3];
   if (s[p + 6] !== sep) return;
-  for (const i of [p + 4, p + 5, p + 7, p + 8, p + 9, p + 10]) if (!isDigit(s.charCodeAt(i))) return;
+  if (!digitsAt(s, p + 4, 2) || !digitsAt(s, p + 7, 4)) return;
   const end = p + 11;
   const c = s.charCodeAt(end);
   if (isDigit(c) || (c === 45 && isDigit(s.charCodeAt(end + 1))) || !tailOk(s, end)) return;
@@ -495,8 +520,9 @@ function tryIpv4(st: State, p: number): void {
     while (i < s.length && i - g0 < 4 && isDigit(s.charCodeAt(i))) i++;
     const len = i - g0;
     if (len === 0 || len > 3) return;
-    if (len > 1 && s[g0] === '0') return;
-    const v = Number(s.slice(g0, i));
+    if (len > 1 && s.charCodeAt(g0) === 48) return;
+    let v = 0;
+    for (let k2 = g0; k2 < i; k2++) v = v * 10 + (s.charCodeAt(k2) - 48);
     if (v > 255) return;
     oct.push(v);
     if (k < 3) {
@@ -594,16 +620,17 @@ function tryIban(st: State, p: number): void {
   const s = st.s;
   const len = IBAN_LENGTHS[s.slice(p, p + 2)];
   if (len === undefined) return;
-  let compact = '';
+  // read the compact characters (capitals and digits, a single space allowed every four) without copying
+  let n = 0;
   let i = p;
-  while (compact.length < len) {
+  while (n < len) {
     const c = s.charCodeAt(i);
     if (isUpper(c) || isDigit(c)) {
-      compact += s[i];
+      n++;
       i++;
       continue;
     }
-    if (c === 32 && compact.length % 4 === 0 && compact.length > 0 && s.charCodeAt(i + 1) !== 32) {
+    if (c === 32 && n % 4 === 0 && n > 0 && s.charCodeAt(i + 1) !== 32) {
       i++;
       continue;
     }
@@ -611,8 +638,29 @@ function tryIban(st: State, p: number): void {
   }
   const c = s.charCodeAt(i);
   if (isAlnum(c)) return;
-  if (!mod97(compact)) return;
+  if (!ibanMod97At(s, p, i)) return;
   add(st, 'iban', p, i, P_CARD);
+}
+
+/** `mod97` of the compact IBAN in s[p, end) (capitals and digits, spaces skipped): the first four moved last. */
+function ibanMod97At(s: string, p: number, end: number): boolean {
+  let rem = 0;
+  let k = 0;
+  let head = p;
+  for (let i = p; i < end; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 32) continue;
+    if (k++ < 4) {
+      head = i + 1;
+      continue;
+    }
+    rem = c <= 57 ? (rem * 10 + (c - 48)) % 97 : (rem * 100 + (c - 55)) % 97;
+  }
+  for (let i = p; i < head; i++) {
+    const c = s.charCodeAt(i);
+    rem = c <= 57 ? (rem * 10 + (c - 48)) % 97 : (rem * 100 + (c - 55)) % 97;
+  }
+  return rem === 1;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -966,7 +1014,19 @@ const KEY_AWS = /aws.?secret|secret.?access.?key/i;
 
 export type KeyClass = 'password' | 'strong' | 'weak' | 'aws';
 
+const KEY_CLASS_CACHE = new Map<string, KeyClass | null>();
+
 export function classifyKey(rawKey: string): KeyClass | null {
+  // Keys repeat (`token`, `password`, …): memoise the (pure) classification, bounded.
+  const hit = KEY_CLASS_CACHE.get(rawKey);
+  if (hit !== undefined) return hit;
+  const kc = classifyKeyUncached(rawKey);
+  if (KEY_CLASS_CACHE.size >= 4096) KEY_CLASS_CACHE.clear();
+  KEY_CLASS_CACHE.set(rawKey, kc);
+  return kc;
+}
+
+function classifyKeyUncached(rawKey: string): KeyClass | null {
   const key = rawKey.replace(/([a-z])([A-Z])/g, '$1_$2');
   if (KEY_EXCLUDE.test(key)) return null;
   if (KEY_AWS.test(key)) return 'aws';
@@ -977,23 +1037,67 @@ export function classifyKey(rawKey: string): KeyClass | null {
 }
 
 const REFERENCE_RE = /^(?:\$|%|\{\{|<|env\(|process\.env|os\.environ|getenv|secrets\.|vault:|ENC\[|!|&|\*|@)|\(|^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+$|^[A-Z][A-Z0-9]*_[A-Z0-9_]*$/;
+const NOT_A_SECRET_WORD = /^(?:true|false|null|nil|none|yes|no|on|off|\d{1,5})$/i;
+
+const CH_DIGIT = 1;
+const CH_LOWER = 2;
+const CH_UPPER = 4;
+const CH_SPACE = 8;
+const CH_NON_ASCII = 16;
+
+/** Character classes present in `v` (ASCII whitespace; CH_NON_ASCII when a regex must decide `\s`). */
+function charClasses(v: string): number {
+  let f = 0;
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c >= 97 && c <= 122) f |= CH_LOWER;
+    else if (c >= 65 && c <= 90) f |= CH_UPPER;
+    else if (c >= 48 && c <= 57) f |= CH_DIGIT;
+    else if (c === 32 || (c >= 9 && c <= 13)) f |= CH_SPACE;
+    else if (c >= 128) f |= CH_NON_ASCII;
+  }
+  return f;
+}
+
+function hasSpace(v: string, f: number): boolean {
+  return (f & CH_SPACE) !== 0 || ((f & CH_NON_ASCII) !== 0 && /\s/.test(v));
+}
 
 /** Whether `value` under a key of class `kc` is a secret worth reporting. */
 export function secretValueOk(kc: KeyClass, value: string): boolean {
   const len = value.length;
-  if (len === 0 || REFERENCE_RE.test(value) || isPlaceholder(value)) return false;
-  if (/^(?:true|false|null|nil|none|yes|no|on|off|\d{1,5})$/i.test(value)) return false;
+  if (len === 0) return false;
+  // Cheap exits first (length, character classes); every condition is a conjunct, so the order is free.
   switch (kc) {
     case 'password':
-      return len >= 6 && !/^\s|\s$|\s\s|[\r\n]/.test(value) && value.split(' ').length <= 4;
+      if (len < 6) return false;
+      break;
+    case 'aws':
+    case 'strong':
+      if (len < 12) return false;
+      break;
+    case 'weak':
+      if (len < 16) return false;
+      break;
+  }
+  const f = kc === 'password' ? 0 : charClasses(value);
+  if (kc !== 'password') {
+    if (hasSpace(value, f)) return false;
+    if (kc === 'weak' && ((f & CH_DIGIT) === 0 || (f & (CH_LOWER | CH_UPPER)) === 0)) return false;
+    if (value.includes('://')) return false;
+  }
+  if (REFERENCE_RE.test(value) || isPlaceholder(value)) return false;
+  if (len <= 5 && NOT_A_SECRET_WORD.test(value)) return false;
+  switch (kc) {
+    case 'password':
+      return !/^\s|\s$|\s\s|[\r\n]/.test(value) && value.split(' ').length <= 4;
     case 'aws':
     case 'strong': {
-      if (len < 12 || /\s/.test(value) || value.includes('://')) return false;
-      const mixed = /\d/.test(value) || (/[a-z]/.test(value) && /[A-Z]/.test(value));
-      return shannonEntropy(value) >= 3 && (mixed || len >= 24);
+      const mixed = (f & CH_DIGIT) !== 0 || ((f & CH_LOWER) !== 0 && (f & CH_UPPER) !== 0);
+      return (mixed || len >= 24) && shannonEntropy(value) >= 3;
     }
     case 'weak':
-      return len >= 16 && !/\s/.test(value) && !value.includes('://') && /\d/.test(value) && /[A-Za-z]/.test(value) && shannonEntropy(value) >= 3.5;
+      return shannonEntropy(value) >= 3.5;
   }
 }
 
@@ -1036,6 +1140,14 @@ function isBareStop(c: number): boolean {
 
 const AUTH_SCHEME = /^(?:bearer|basic|token|digest|apikey|key)[ \t]+/i;
 
+/** `AUTH_SCHEME.exec(s.slice(a, b))`, without the slice and the regex when the first letter rules it out. */
+function authSchemeAt(s: string, a: number, b: number): RegExpExecArray | null {
+  if (a >= b) return null;
+  const c = s.charCodeAt(a) | 32; // b t d a k
+  if (c !== 98 && c !== 116 && c !== 100 && c !== 97 && c !== 107) return null;
+  return AUTH_SCHEME.exec(s.slice(a, b));
+}
+
 /** Reads the value starting at i (quoted or bare) and adds a candidate when it passes the gate. */
 function valueAt(st: State, i: number, kc: KeyClass, pendingAt: number): void {
   const s = st.s;
@@ -1063,7 +1175,7 @@ function valueAt(st: State, i: number, kc: KeyClass, pendingAt: number): void {
     v1 = j;
   } else {
     q = undefined;
-    const am = AUTH_SCHEME.exec(s.slice(i, i + 16));
+    const am = authSchemeAt(s, i, Math.min(s.length, i + 16));
     if (am !== null) {
       i += am[0].length;
       if (kc === 'weak' || kc === 'password') kc = 'strong';
@@ -1087,7 +1199,7 @@ function valueAt(st: State, i: number, kc: KeyClass, pendingAt: number): void {
   }
   if (q !== undefined) {
     // "Bearer abc", "Basic dXNlcjpw" → the credential after the scheme word
-    const am = AUTH_SCHEME.exec(s.slice(v0, Math.min(v1, v0 + 16)));
+    const am = authSchemeAt(s, v0, Math.min(v1, v0 + 16));
     if (am !== null) {
       v0 += am[0].length;
       if (kc === 'weak' || kc === 'password') kc = 'strong';
@@ -1112,7 +1224,7 @@ function keyHintWholeValue(st: State, keyHint: string): void {
   while (v0 < v1 && s.charCodeAt(v0) <= 32) v0++;
   while (v1 > v0 && s.charCodeAt(v1 - 1) <= 32) v1--;
   if (v1 - v0 > MAX_VALUE) return;
-  const am = AUTH_SCHEME.exec(s.slice(v0, v0 + 16));
+  const am = authSchemeAt(s, v0, Math.min(s.length, v0 + 16));
   const kc2: KeyClass = am !== null && (kc === 'weak' || kc === 'password') ? 'strong' : kc;
   if (am !== null) v0 += am[0].length;
   const value = s.slice(v0, v1);
@@ -1158,18 +1270,31 @@ function runCustom(st: State): void {
 
 /** Greedy left-to-right resolution; overlapping later candidates extend the kept span. */
 export function resolve(cands: Candidate[], from: number): Candidate[] {
-  if (cands.length === 0) return cands;
-  cands.sort((a, b) => a.start - b.start || b.end - b.start - (a.end - a.start) || b.prio - a.prio);
+  const n = cands.length;
+  if (n === 0) return cands;
+  // Candidates arrive almost in order (one trigger after the other): sort only when needed.
+  for (let k = 1; k < n; k++) {
+    if (candOrder(cands[k - 1]!, cands[k]!) > 0) {
+      cands.sort(candOrder);
+      break;
+    }
+  }
+  // The candidates are ours (fresh from `scan`): the kept ones are extended in place.
   const out: Candidate[] = [];
   let last: Candidate | null = null;
-  for (const c of cands) {
+  for (let k = 0; k < n; k++) {
+    const c = cands[k]!;
     if (c.start < from) continue;
     if (last !== null && c.start < last.end) {
       if (c.end > last.end) last.end = c.end;
       continue;
     }
-    last = { ...c };
-    out.push(last);
+    last = c;
+    out.push(c);
   }
   return out;
+}
+
+function candOrder(a: Candidate, b: Candidate): number {
+  return a.start - b.start || b.end - b.start - (a.end - a.start) || b.prio - a.prio;
 }

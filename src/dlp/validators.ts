@@ -24,8 +24,9 @@ export function luhn(s: string): boolean {
 }
 
 /** Issuer (IIN) ranges and lengths of the card schemes in common use. */
-export function cardIssuer(digits: string): string | null {
-  const len = digits.length;
+export function cardIssuer(digits: string, length?: number): string | null {
+  // `length`: the length of the whole number when `digits` holds only its first (six or more) digits
+  const len = length ?? digits.length;
   const p2 = Number(digits.slice(0, 2));
   const p3 = Number(digits.slice(0, 3));
   const p4 = Number(digits.slice(0, 4));
@@ -119,11 +120,14 @@ export function countryCodeLength(digits: string): number {
   return 0;
 }
 
+const ENTROPY_COUNTS = new Int32Array(128);
+
 /** Shannon entropy in bits per character. */
 export function shannonEntropy(s: string): number {
   const n = s.length;
   if (n === 0) return 0;
-  const ascii = new Int32Array(128);
+  // One shared count table (reset after use): no allocation per call.
+  const ascii = ENTROPY_COUNTS;
   let other: Map<number, number> | undefined;
   for (let i = 0; i < n; i++) {
     const c = s.charCodeAt(i);
@@ -134,12 +138,21 @@ export function shannonEntropy(s: string): number {
     }
   }
   let h = 0;
-  const add = (k: number): void => {
-    const p = k / n;
-    h -= p * Math.log2(p);
-  };
-  for (let c = 0; c < 128; c++) if (ascii[c]! > 0) add(ascii[c]!);
-  if (other !== undefined) for (const k of other.values()) add(k);
+  // same summation order as before (ascending code point, then the others in insertion order)
+  for (let c = 0; c < 128; c++) {
+    const k = ascii[c]!;
+    if (k > 0) {
+      const p = k / n;
+      h -= p * Math.log2(p);
+      ascii[c] = 0;
+    }
+  }
+  if (other !== undefined) {
+    for (const k of other.values()) {
+      const p = k / n;
+      h -= p * Math.log2(p);
+    }
+  }
   return h;
 }
 
@@ -147,14 +160,47 @@ const PLACEHOLDER_SUBSTRINGS = [
   'example', 'xxxx', '***', '...', 'your', 'placeholder', 'changeme', 'change_me', 'change-me', 'dummy', 'redacted',
   'sample', '${', '{{', '%s', 'replaceme', 'replace_me', 'replace-me', 'insert_', 'insert-', 'todo', 'fixme',
 ];
+/**
+ * The same substrings as one case-insensitive regex, for ASCII values (non-unicode `/i` folds only ASCII
+ * letters onto ASCII letters, so for an ASCII value it is exactly `toLowerCase().includes(…)`).
+ */
+const PLACEHOLDER_SUBSTRINGS_RE = /example|xxxx|\*\*\*|\.\.\.|your|placeholder|change[_-]?me|dummy|redacted|sample|\$\{|\{\{|%s|replace[_-]?me|insert[_-]|todo|fixme/i;
 const PLACEHOLDER_WORDS = new Set([
   'password', 'passwd', 'secret', 'token', 'none', 'null', 'nil', 'true', 'false', 'undefined', 'required', 'optional',
   'string', 'hidden', 'empty', 'masked', 'test', 'testing', 'pass', 'admin', 'default', 'unset', 'value', 'apikey',
   'api_key', 'secretkey', 'mysecret', 'mypassword', 'foobar', 'foo', 'bar', 'baz', 'abc123', 'letmein',
 ]);
+const PLACEHOLDER_WORD_MAX = 10;
 
 /** Placeholders and documented examples that look like secrets but are not (`AKIAIOSFODNN7EXAMPLE`, `<token>`, …). */
 export function isPlaceholder(value: string): boolean {
+  const n = value.length;
+  // ASCII fast path (the common case): one pass for the run length, `<…>` and ASCII-ness, no lowercased copy.
+  let run = 1;
+  let maxRun = n > 0 ? 1 : 0;
+  let lt = false;
+  let angle = false;
+  let prev = -1;
+  for (let i = 0; i < n; i++) {
+    let c = value.charCodeAt(i);
+    if (c >= 128) return isPlaceholderSlow(value);
+    if (c >= 65 && c <= 90) c += 32;
+    if (c === 60) lt = true;
+    else if (c === 62 && lt) angle = true;
+    if (i > 0) {
+      run = c === prev ? run + 1 : 1;
+      if (run > maxRun) maxRun = run;
+    }
+    prev = c;
+  }
+  if (angle) return true;
+  if (maxRun >= 8 || (n >= 6 && maxRun === n)) return true;
+  if (n <= PLACEHOLDER_WORD_MAX && PLACEHOLDER_WORDS.has(value.toLowerCase())) return true;
+  return PLACEHOLDER_SUBSTRINGS_RE.test(value);
+}
+
+/** The reference definition (any string). */
+function isPlaceholderSlow(value: string): boolean {
   const l = value.toLowerCase();
   if (PLACEHOLDER_WORDS.has(l)) return true;
   for (const sub of PLACEHOLDER_SUBSTRINGS) if (l.includes(sub)) return true;

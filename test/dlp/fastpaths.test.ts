@@ -1,0 +1,209 @@
+/**
+ * The engine's fast paths against the straightforward definitions they replaced: same answers on seeded
+ * random inputs (ASCII and not), so that speed work cannot change what is detected.
+ */
+import { describe, expect, it } from 'vitest';
+import { createDlpEngine, isPlaceholder, shannonEntropy, validIban } from '../../src/dlp/index.js';
+import { buildTrigger, secretValueOk } from '../../src/dlp/scanner.js';
+import type { KeyClass } from '../../src/dlp/scanner.js';
+import { ENTITY_NAMES } from '../../src/dlp/entities.js';
+
+function rng(seed: number): () => number {
+  let x = seed >>> 0;
+  return () => {
+    x = (x * 1664525 + 1013904223) >>> 0;
+    return x / 2 ** 32;
+  };
+}
+
+const ALPHABET = 'aAbBkKtTxXeEpPsS019-_.:=@ "\'<>*${}%/\\\t\nİıſK\u00a0é';
+function randomString(r: () => number, max: number, alphabet = ALPHABET): string {
+  const n = Math.floor(r() * max);
+  let s = '';
+  for (let i = 0; i < n; i++) s += alphabet[Math.floor(r() * alphabet.length)];
+  return s;
+}
+
+// --- reference definitions (the code before the fast paths) ------------------------------------------
+
+const PLACEHOLDER_SUBSTRINGS = [
+  'example', 'xxxx', '***', '...', 'your', 'placeholder', 'changeme', 'change_me', 'change-me', 'dummy', 'redacted',
+  'sample', '${', '{{', '%s', 'replaceme', 'replace_me', 'replace-me', 'insert_', 'insert-', 'todo', 'fixme',
+];
+const PLACEHOLDER_WORDS = new Set([
+  'password', 'passwd', 'secret', 'token', 'none', 'null', 'nil', 'true', 'false', 'undefined', 'required', 'optional',
+  'string', 'hidden', 'empty', 'masked', 'test', 'testing', 'pass', 'admin', 'default', 'unset', 'value', 'apikey',
+  'api_key', 'secretkey', 'mysecret', 'mypassword', 'foobar', 'foo', 'bar', 'baz', 'abc123', 'letmein',
+]);
+function refIsPlaceholder(value: string): boolean {
+  const l = value.toLowerCase();
+  if (PLACEHOLDER_WORDS.has(l)) return true;
+  for (const sub of PLACEHOLDER_SUBSTRINGS) if (l.includes(sub)) return true;
+  const lt = l.indexOf('<');
+  if (lt !== -1 && l.indexOf('>', lt) !== -1) return true;
+  let run = 1;
+  let maxRun = l.length > 0 ? 1 : 0;
+  for (let i = 1; i < l.length; i++) {
+    run = l.charCodeAt(i) === l.charCodeAt(i - 1) ? run + 1 : 1;
+    if (run > maxRun) maxRun = run;
+  }
+  return maxRun >= 8 || (l.length >= 6 && maxRun === l.length);
+}
+
+function refEntropy(s: string): number {
+  const n = s.length;
+  if (n === 0) return 0;
+  const counts = new Map<number, number>();
+  for (let i = 0; i < n; i++) counts.set(s.charCodeAt(i), (counts.get(s.charCodeAt(i)) ?? 0) + 1);
+  let h = 0;
+  for (const k of counts.values()) h -= (k / n) * Math.log2(k / n);
+  return h;
+}
+
+const REFERENCE_RE = /^(?:\$|%|\{\{|<|env\(|process\.env|os\.environ|getenv|secrets\.|vault:|ENC\[|!|&|\*|@)|\(|^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+$|^[A-Z][A-Z0-9]*_[A-Z0-9_]*$/;
+function refSecretValueOk(kc: KeyClass, value: string): boolean {
+  const len = value.length;
+  if (len === 0 || REFERENCE_RE.test(value) || refIsPlaceholder(value)) return false;
+  if (/^(?:true|false|null|nil|none|yes|no|on|off|\d{1,5})$/i.test(value)) return false;
+  switch (kc) {
+    case 'password':
+      return len >= 6 && !/^\s|\s$|\s\s|[\r\n]/.test(value) && value.split(' ').length <= 4;
+    case 'aws':
+    case 'strong': {
+      if (len < 12 || /\s/.test(value) || value.includes('://')) return false;
+      const mixed = /\d/.test(value) || (/[a-z]/.test(value) && /[A-Z]/.test(value));
+      return refEntropy(value) >= 3 && (mixed || len >= 24);
+    }
+    case 'weak':
+      return len >= 16 && !/\s/.test(value) && !value.includes('://') && /\d/.test(value) && /[A-Za-z]/.test(value) && refEntropy(value) >= 3.5;
+  }
+}
+
+describe('fast paths equal their reference definitions', () => {
+  it('isPlaceholder', () => {
+    const r = rng(1);
+    const fixed = ['', 'AKIAIOSFODNN7EXAMPLE', 'İNSERT_ME', 'ınsert-x', 'ſample', 'x<y>z', '>a<', 'aaaaaaaa', 'aaaaa', 'ABABAB', 'Password', 'PASSWORD', '%S', 'TODO', '***', 'change-ME'];
+    for (const v of fixed) expect(isPlaceholder(v), v).toBe(refIsPlaceholder(v));
+    for (let i = 0; i < 20000; i++) {
+      const v = randomString(r, 24, i % 2 === 0 ? ALPHABET : 'exampleEXAMPLEyourYOURtodoTODOfixme_-.*${}%s<>aaaa');
+      expect(isPlaceholder(v), JSON.stringify(v)).toBe(refIsPlaceholder(v));
+    }
+  });
+
+  it('shannonEntropy', () => {
+    const r = rng(2);
+    for (let i = 0; i < 5000; i++) {
+      const v = randomString(r, 64);
+      expect(shannonEntropy(v)).toBeCloseTo(refEntropy(v), 12);
+    }
+  });
+
+  it('secretValueOk', () => {
+    const r = rng(3);
+    const alpha = 'aZ9x0Q-_/+. \t:${}<>*%@()eEnN\u00a0\u2003é';
+    for (let i = 0; i < 20000; i++) {
+      const v = randomString(r, 40, i % 3 === 0 ? ALPHABET : alpha);
+      for (const kc of ['password', 'strong', 'weak', 'aws'] as const) expect(secretValueOk(kc, v), `${kc} ${JSON.stringify(v)}`).toBe(refSecretValueOk(kc, v));
+    }
+  });
+});
+
+// The trigger before grouping by first character (and before rejecting number continuations and dates in
+// the regex, which `onDigits` rejected): the grouped trigger finds the same positions, minus those.
+function caseless(source: string): string {
+  return source.replace(/[a-z]/gi, (ch) => `[${ch.toLowerCase()}${ch.toUpperCase()}]`);
+}
+const OLD_TRIGGER = new RegExp(
+  [
+    '\\d(?<=(?<![\\w.])\\d)(?:\\d{12,18}(?!\\d)|\\d{8,10}(?!\\d)|\\d{0,5}(?=[ .\\-/][\\d(]|\\) ?\\d)|\\d{0,3}(?=[0-9a-fA-F]{0,3}:(?:[0-9a-fA-F]{1,4}:){2}|[0-9a-fA-F]{0,3}:(?:[0-9a-fA-F]{1,4}:){0,5}:))',
+    '@|\\\\u0040|%40',
+    ':\\/\\/',
+    '-----BEGIN ',
+    `[:=](?<=(?:${caseless('pass(?:word|wd|phrase)?|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|auth|credential|key')})[\\w.-]{0,40}["']?[ \\t]*[:=])`,
+    ':(?<=(?<![\\w:]):):[0-9a-fA-F]|:(?<=(?<![\\w:])[a-fA-F][0-9a-fA-F]{0,3}:)(?=[0-9a-fA-F:])',
+    '_(?<=(?<![\\w-])(?:gh[pousr]|github|[sr]k|npm)_)',
+    '-(?<=(?<![\\w-])(?:sk|gl(?:pat|ptt|dt|rt|cbt|imt|soat|ft|oas|agent)|xox[abposr])-)',
+    'J(?<=(?<![\\w-])eyJ)',
+    'A(?<=(?<![\\w-])A)(?:KIA|SIA|BIA|CCA|GPA|IDA|ROA|IPA|NPA|NVA|PKA|Iza)',
+    '[A-Z](?<=(?<![A-Za-z0-9])[A-Z])[A-Z]\\d\\d',
+    '\\.(?<=hooks\\.)slack\\.com\\/',
+  ].join('|'),
+  'g',
+);
+
+function matches(re: RegExp, s: string): string[] {
+  return [...s.matchAll(re)].map((m) => `${m.index}:${m[0]}`);
+}
+/**
+ * Old matches that `onDigits` returned on at once: `1-2`, `1:2`, `1/2` continuations, `2024-01` years, and
+ * runs of 10-19 digits that cannot start a card or a North-American number.
+ */
+function droppedByOnDigits(s: string, at: string): boolean {
+  const p = Number(at.slice(0, at.indexOf(':')));
+  const tok = at.slice(at.indexOf(':') + 1);
+  if (!/^\d/.test(tok)) return false;
+  if ('-:/'.includes(s[p - 1] ?? 'x') && /\d/.test(s[p - 2] ?? 'x')) return true;
+  if (s[p - 1] === '+') return false;
+  if (/^\d{4}-\d\d(?!\d)/.test(s.slice(p))) return true;
+  // whole runs no card issuer / NANP area can start
+  if (!/^\d+$/.test(tok) || /\d/.test(s[p + tok.length] ?? 'x')) return false;
+  const L = tok.length;
+  if (L >= 13 && L <= 19) return !/^[2-6]/.test(tok);
+  if (L === 10) return /^[01]/.test(tok);
+  if (L === 11) return !/^1[2-9]/.test(tok);
+  return false;
+}
+
+describe('grouped trigger', () => {
+  it('matches where the ungrouped trigger matched, except number continuations, years and runs no detector can start', () => {
+    const trigger = buildTrigger(new Set(ENTITY_NAMES));
+    const r = rng(4);
+    const alpha = '0123456789-:/.+() @%\\u004AKIAeyJGBghp_sk-xoxb-=passwordtoken"\'\tabcdef:::hooks.slack.com/BEGIN-----';
+    const digitsHeavy = '0123456789012345678901234567890123456789 +-.';
+    const fixed = [
+      '2024-01-02T03:04:05.123Z INFO id=1c7bf881-47ac-4614-8e37-e09f38e28ca7 +2024-55-01',
+      '{"id":"x","created":1795576742845,"password":"hunter22x","version":"6.20.14","latency_ms":47.81}',
+      'ts 1700000000 1234567890 2125550143 12125550143 22125550143 4111111111111111 +17000000000000 7111111111111111',
+      'fe80::1 ::ffff:10.0.0.1 2001:db8::1 call (415) 555-2671 or +1 212 555 0143, 4111 1111 1111 1111',
+    ];
+    for (let i = 0; i < 3000; i++) fixed.push(randomString(r, 200, alpha), randomString(r, 200, digitsHeavy));
+    for (const s of fixed) {
+      const expected = matches(OLD_TRIGGER, s).filter((m) => !droppedByOnDigits(s, m));
+      expect(matches(trigger, s), s).toEqual(expected);
+    }
+  });
+
+  it('dates, times, UUIDs and log levels are not findings; a phone after + still is', () => {
+    const e = createDlpEngine();
+    expect(e.detect('2024-01-02T03:04:05Z WARN request_id=1c7bf881-47ac-4614-8e37-e09f38e28ca7 dur=12ms')).toEqual([]);
+    expect(e.detect('call +1 415-555-2671 now').map((f) => f.entity)).toEqual(['phone']);
+  });
+});
+
+describe('maskJson', () => {
+  it('invalid JSON with nothing to mask is returned as it is, like maskText', () => {
+    const e = createDlpEngine();
+    for (const t of ['{"a": 1', 'not json', '{"a": "b"} trailing', '']) expect(e.maskJson(t)).toEqual(e.maskText(t));
+  });
+});
+
+describe('IBAN checksum without a copy', () => {
+  it('finds an IBAN exactly when mod-97 holds, compact or grouped by four', () => {
+    const e = createDlpEngine({ entities: ['iban'] });
+    const r = rng(5);
+    const base = ['GB82WEST12345698765432', 'DE89370400440532013000', 'FR1420041010050500013M02606', 'NO9386011117947'];
+    for (let i = 0; i < 2000; i++) {
+      let v = base[i % base.length]!;
+      if (i % 3 !== 0) {
+        const k = 2 + Math.floor(r() * (v.length - 2));
+        const ch = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ'[Math.floor(r() * 36)]!;
+        v = v.slice(0, k) + ch + v.slice(k + 1);
+      }
+      const grouped = v.replace(/(.{4})(?=.)/g, '$1 ');
+      for (const form of [v, grouped]) {
+        const found = e.detect(`wire to ${form} today`).filter((f) => f.entity === 'iban').length > 0;
+        expect(found, form).toBe(validIban(v));
+      }
+    }
+  });
+});
