@@ -6,7 +6,6 @@
 import type { Config, Policy, Resource } from '../config/types.js';
 import type { SessionStore, Identity } from '../store/types.js';
 import type { TunnelAddress, TunnelEngine } from './tunnel.js';
-import { DlpctlError } from '../errors.js';
 
 export interface EngineFactoryOptions<R extends Resource = Resource> {
   resource: R;
@@ -46,7 +45,9 @@ export async function openEngine(o: EngineFactoryOptions): Promise<OpenedEngine>
       const { createHttpEngine } = await import('./http/factory.js');
       return createHttpEngine({ ...o, resource: r });
     }
-    case 'ssh':
-      throw new DlpctlError('USAGE', `resource "${r.name}" is of kind ${r.kind}, which this version of dlpctl cannot open yet; postgres and http resources work`);
+    case 'ssh': {
+      const { createSshEngine } = await import('./ssh/factory.js');
+      return createSshEngine({ ...o, resource: r });
+    }
   }
 }

@@ -1,0 +1,193 @@
+/**
+ * Edges of the SSH tunnel: port forwarding by rule only, agent and remote forwarding refused, the pinned
+ * host key (mismatch shows both fingerprints; a known_hosts line works), client authentication (tunnel
+ * password through OpenSSH's SSH_ASKPASS, wrong password refused), the host key kept across tunnels, and
+ * bad clients (garbage, abort mid-handshake, 100 channels) ending only their own session.
+ */
+import fs from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import { Client } from 'ssh2';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sh, startSshFixture, type SshFixture, type TestTunnel } from './fixture.js';
+
+let fx: SshFixture;
+let t: TestTunnel;
+let echo: net.Server;
+let echoPort: number;
+let otherPort: number;
+
+beforeAll(async () => {
+  fx = await startSshFixture();
+  echo = net.createServer((s) => s.pipe(s));
+  await new Promise<void>((r) => echo.listen(0, '127.0.0.1', () => r()));
+  echoPort = (echo.address() as net.AddressInfo).port;
+  otherPort = echoPort === 65535 ? 65534 : echoPort + 1;
+  t = await fx.tunnel({
+    policies: `  fwd:
+    - name: echo-only
+      when: { ssh: { channels: [forward], command: "^127\\\\.0\\\\.0\\\\.1:${echoPort}$" } }
+      action: allow
+`,
+    use: ['fwd'],
+  });
+});
+afterAll(async () => {
+  echo?.close();
+  await fx?.stop();
+});
+
+function connect(port: number, password: string): Promise<Client> {
+  return new Promise((resolve, reject) => {
+    const c = new Client();
+    c.on('ready', () => resolve(c)).on('error', reject);
+    c.connect({ host: '127.0.0.1', port, username: 'agent', password, hostVerifier: () => true, readyTimeout: 60_000 });
+  });
+}
+
+function execOut(c: Client, cmd: string): Promise<{ out: string; code: number | null }> {
+  return new Promise((resolve, reject) => {
+    c.exec(cmd, (err, s) => {
+      if (err) return reject(err);
+      let out = '';
+      let code: number | null = null;
+      s.on('data', (d: Buffer) => (out += d.toString()));
+      s.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      s.on('exit', (c2: number | null) => (code = c2));
+      s.on('close', () => resolve({ out, code }));
+    });
+  });
+}
+
+describe('SSH tunnel edges', { timeout: 240_000 }, () => {
+  it('forwards direct-tcpip only to a host:port a rule allows', async () => {
+    const c = await connect(t.port, t.secret);
+    const ok = await new Promise<string>((resolve, reject) => {
+      c.forwardOut('127.0.0.1', 5555, '127.0.0.1', echoPort, (err, s) => {
+        if (err) return reject(err);
+        let got = '';
+        s.on('data', (d: Buffer) => {
+          got += d.toString();
+          if (got.length >= 5) s.end();
+        });
+        s.on('close', () => resolve(got));
+        s.write('hello');
+      });
+    });
+    expect(ok).toBe('hello');
+    const denied = await new Promise<Error | null>((resolve) => c.forwardOut('127.0.0.1', 5555, '127.0.0.1', otherPort, (err) => resolve(err ?? null)));
+    expect(denied).toBeInstanceOf(Error);
+    // Remote forwarding (ssh -R) is refused.
+    const remote = await new Promise<Error | null>((resolve) => c.forwardIn('127.0.0.1', 0, (err) => resolve(err ?? null)));
+    expect(remote).toBeInstanceOf(Error);
+    c.end();
+    const ev = await fx.events();
+    expect(ev.some((e) => e.type === 'ssh.channel' && e.channel === 'forward' && e.target === `127.0.0.1:${echoPort}` && e.decision === 'allow' && e.rule === 'fwd/echo-only')).toBe(true);
+    expect(ev.some((e) => e.type === 'ssh.channel' && e.channel === 'forward' && e.target === `127.0.0.1:${otherPort}` && e.decision === 'deny')).toBe(true);
+    expect(ev.some((e) => e.type === 'ssh.channel' && e.channel === 'forward' && e.phase === 'close' && e.bytesIn === 5 && e.bytesOut === 5)).toBe(true);
+  });
+
+  it('refuses agent forwarding', async () => {
+    const agent = await sh(`eval "$(ssh-agent -s)" >/dev/null; $DLPCTL_SSH -o ForwardAgent=yes box 'echo "sock=\${SSH_AUTH_SOCK:-none}"'; s=$?; ssh-agent -k >/dev/null; exit $s`, { env: { ...process.env, ...t.env } });
+    expect(agent.stdout).toBe('sock=none\n');
+    // The same request straight to sshd is granted, so the tunnel is what refused it.
+    const direct = await sh(`eval "$(ssh-agent -s)" >/dev/null; ${fx.sshd.direct.replace(' 127.0.0.1', ' -o ForwardAgent=yes 127.0.0.1')} 'echo "sock=\${SSH_AUTH_SOCK:-none}"'; s=$?; ssh-agent -k >/dev/null; exit $s`);
+    expect(direct.stdout).toMatch(/^sock=\/tmp\//);
+  });
+
+  it('refuses a target whose host key does not match the pin, showing both fingerprints', async () => {
+    const wrong = `SHA256:${'A'.repeat(43)}`;
+    const bad = await fx.tunnel({ hostKey: wrong });
+    const r = await sh(`$DLPCTL_SSH box 'echo should-not-run'`, { env: { ...process.env, ...bad.env } });
+    expect(r.code).toBe(255);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain(wrong);
+    expect(r.stderr).toContain(fx.sshd.hostFingerprint);
+    expect(r.stderr).toContain('host key mismatch');
+    expect(bad.events.some((e) => e.type === 'error' && e.message.includes(fx.sshd.hostFingerprint))).toBe(true);
+  });
+
+  it('accepts a known_hosts line as the pin', async () => {
+    const kh = await fx.tunnel({ hostKey: fx.sshd.hostKeyLine });
+    const r = await sh(`$DLPCTL_SSH box 'echo pinned'`, { env: { ...process.env, ...kh.env } });
+    expect(r.stdout).toBe('pinned\n');
+  });
+
+  it('lets OpenSSH log in with the tunnel password (SSH_ASKPASS) and refuses a wrong one', async () => {
+    const askpass = path.join(fx.dir, 'askpass');
+    await fs.writeFile(askpass, '#!/bin/sh\nprintf "%s\\n" "$TUNNEL_PW"\n', { mode: 0o700 });
+    const base = `ssh -F none -p ${t.port} -o PreferredAuthentications=password -o PubkeyAuthentication=no -o UserKnownHostsFile=${t.files.knownHosts} -o HostKeyAlias=dlpctl-box -o StrictHostKeyChecking=yes -o NumberOfPasswordPrompts=1 someone@127.0.0.1`;
+    const env = { ...process.env, SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' };
+    const good = await sh(`${base} 'echo via-password'`, { env: { ...env, TUNNEL_PW: t.secret } });
+    expect(good.stdout).toBe('via-password\n');
+    const bad = await sh(`${base} 'echo via-password'`, { env: { ...env, TUNNEL_PW: 'wrong' } });
+    expect(bad.code).toBe(255);
+    expect(bad.stdout).toBe('');
+    expect(bad.stderr).toMatch(/Permission denied/);
+  });
+
+  it('keeps the tunnel host key across tunnels (0600), so one known_hosts line keeps working', async () => {
+    const again = await fx.tunnel({});
+    expect(again.hostKeyFingerprint).toBe(t.hostKeyFingerprint);
+    const st = await fs.stat(path.join(fx.stateDir, 'dlpctl', 'ssh_host_ed25519_key'));
+    expect(st.mode & 0o777).toBe(0o600);
+    // The first tunnel's known_hosts file verifies the second tunnel.
+    const r = await sh(`${again.env.DLPCTL_SSH!.replace(again.files.knownHosts, t.files.knownHosts)} box 'echo same-key'`);
+    expect(r.stdout).toBe('same-key\n');
+  });
+
+  it('a client that speaks garbage or aborts mid-handshake ends only its own session', async () => {
+    const c = await connect(t.port, t.secret);
+    // Garbage instead of an SSH banner.
+    await new Promise<void>((resolve) => {
+      const s = net.connect(t.port, '127.0.0.1', () => s.write(Buffer.alloc(70_000, 0x41)));
+      s.on('error', () => resolve());
+      s.on('close', () => resolve());
+      s.resume();
+    });
+    // A valid banner, the start of a key exchange, then gone.
+    await new Promise<void>((resolve) => {
+      const s = net.connect(t.port, '127.0.0.1', () => s.write('SSH-2.0-bad\r\n\x00\x00\x01\x0c\x0a\x14'));
+      s.once('data', () => s.destroy());
+      s.on('close', () => resolve());
+      s.on('error', () => resolve());
+    });
+    // A banner and a packet length far beyond any limit.
+    await new Promise<void>((resolve) => {
+      const s = net.connect(t.port, '127.0.0.1', () => s.write(Buffer.concat([Buffer.from('SSH-2.0-bad\r\n'), Buffer.from([0xff, 0xff, 0xff, 0xff, 1, 2, 3])])));
+      s.on('close', () => resolve());
+      s.on('error', () => resolve());
+      s.resume();
+    });
+    // The established session is still fine, and new ones work.
+    expect(await execOut(c, 'echo still-here')).toEqual({ out: 'still-here\n', code: 0 });
+    c.end();
+    const r = await sh(`$DLPCTL_SSH box 'echo new-session'`, { env: { ...process.env, ...t.env } });
+    expect(r.stdout).toBe('new-session\n');
+  });
+
+  it('a client opening 100 channels at once gets some refused, and no other session notices', async () => {
+    const small = await fx.tunnel({ tuning: { maxChannels: 16 } });
+    const other = await connect(small.port, small.secret);
+    const greedy = await connect(small.port, small.secret);
+    const results = await Promise.all(
+      Array.from({ length: 100 }, (_, i) =>
+        new Promise<string>((resolve) => {
+          greedy.exec(`echo ch${i}`, (err, s) => {
+            if (err) return resolve('refused');
+            let out = '';
+            s.on('data', (d: Buffer) => (out += d.toString()));
+            s.on('close', () => resolve(out.trim()));
+          });
+        }),
+      ),
+    );
+    const ok = results.filter((r) => /^ch\d+$/.test(r)).length;
+    expect(ok).toBeGreaterThan(0);
+    expect(ok).toBeLessThanOrEqual(16 + 15); // at most the limit at once (some may finish early and free a slot)
+    expect(ok + results.filter((r) => r === 'refused' || r === '').length).toBe(100);
+    expect(await execOut(other, 'echo unaffected')).toEqual({ out: 'unaffected\n', code: 0 });
+    greedy.end();
+    other.end();
+  });
+});
