@@ -22,6 +22,7 @@
 import type { SqlStatementKind } from '../../config/types.js';
 import { Lru } from './lru.js';
 import { parseErrorMessage, parseSqlTree, semicolonByteOffsets } from './parser.js';
+import { literalShape } from './shape.js';
 
 export interface SqlStatement {
   /** The statement's own source text (trimmed). */
@@ -62,10 +63,12 @@ const rankOf = new Map<SqlStatementKind, number>(RANK.map((k, i) => [k, i]));
 const CACHE_MAX_ENTRIES = 10_000;
 const CACHE_MAX_TEXT = 16 * 1024;
 const cache = new Lru<string, SqlClassification>(CACHE_MAX_ENTRIES);
+const shapeCache = new Lru<string, SqlStatement>(CACHE_MAX_ENTRIES);
 
 /** Clears the parse cache (tests and benchmarks). */
 export function clearSqlCache(): void {
   cache.clear();
+  shapeCache.clear();
 }
 
 /**
@@ -75,9 +78,26 @@ export function clearSqlCache(): void {
 export function classifySql(text: string): SqlClassification {
   const hit = cache.get(text);
   if (hit) return hit;
+  // A statement of a shape seen before (same text but for its literals) classifies the same way.
+  const shape = literalShape(text);
+  const same = shape === null ? undefined : shapeCache.get(shape);
+  if (same) {
+    const result = freezeClassification({ statements: [{ ...same, text: ownText(text) }] });
+    if (text.length <= CACHE_MAX_TEXT) cache.set(text, result);
+    return result;
+  }
   const result = classifyUncached(text);
   if (text.length <= CACHE_MAX_TEXT) cache.set(text, result);
+  const only = result.statements[0];
+  if (shape !== null && result.statements.length === 1 && only && !result.error && !only.error && only.program === undefined && only.text === ownText(text)) {
+    shapeCache.set(shape, only);
+  }
   return result;
+}
+
+/** A single statement's own text, as the parser's location and length give it. */
+function ownText(text: string): string {
+  return text.trim().replace(/;\s*$/, '').trim();
 }
 
 function classifyUncached(text: string): SqlClassification {
