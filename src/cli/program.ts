@@ -7,7 +7,9 @@
 import { Command, Option } from 'commander';
 import type { CommandContext } from './context.js';
 
-export const VERSION = '0.1.0';
+import { VERSION } from './version.js';
+
+export { VERSION };
 
 /** A command's work: takes its parsed options/arguments and the context, returns an exit code. */
 export type Runner = (ctx: CommandContext) => Promise<number>;

@@ -55,3 +55,12 @@ describe('dlpctl program', () => {
     expect(r.stdout.trim()).toBe(VERSION);
   });
 });
+
+describe('version', () => {
+  it('matches package.json', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const { repoRoot } = await import('../helpers/cli.js');
+    const pkg = JSON.parse(await readFile(`${repoRoot}/package.json`, 'utf8')) as { version: string };
+    expect(VERSION).toBe(pkg.version);
+  });
+});
