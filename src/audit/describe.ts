@@ -2,22 +2,12 @@
  * One line per event, shared by `audit show`, `audit tail` and `audit replay`. Events hold masked text
  * only; nothing here can reveal an original value.
  */
+import { eventText } from '../store/common.js';
 import type { StoreEvent } from '../store/types.js';
 
 /** The statement / request / command text of an action event, or undefined. */
 export function actionText(e: StoreEvent): string | undefined {
-  switch (e.type) {
-    case 'query':
-      return e.sql;
-    case 'http.request':
-      return `${e.method} ${e.path}`;
-    case 'ssh.command':
-      return e.command;
-    case 'ssh.channel':
-      return e.target === undefined ? e.channel : `${e.channel} ${e.target}`;
-    default:
-      return undefined;
-  }
+  return eventText(e) ?? undefined;
 }
 
 export const ACTION_TYPES = new Set<StoreEvent['type']>(['query', 'http.request', 'ssh.command', 'ssh.channel']);

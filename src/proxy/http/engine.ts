@@ -17,6 +17,7 @@
  *      textual bodies always. Binary bodies pass untouched.
  *   7. a second `http.request` event (phase `response`): status, duration, headers, masked bodies, counts
  */
+import { policyIdentityOf } from '../policy-identity.js';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import http from 'node:http';
@@ -25,7 +26,7 @@ import { pipeline, Readable } from 'node:stream';
 import tls from 'node:tls';
 import { Pool } from 'undici';
 import type { Policy, HttpResource } from '../../config/types.js';
-import { createDlpEngine, PseudonymVault, type CustomDetectorSpec, type DlpEngine } from '../../dlp/index.js';
+import { createDlpEngine, PseudonymVault, type CustomDetectorSpec, type DlpEngine, expandEntities } from '../../dlp/index.js';
 import { DlpctlError } from '../../errors.js';
 import { evaluate, MaskEngineCache, type Decision, type PolicyIdentity } from '../../policy/index.js';
 import { requestApproval } from '../../approvals/request.js';
@@ -234,14 +235,7 @@ export class HttpEngine implements TunnelEngine {
     });
     this.auditDlp = createDlpEngine({ masker: 'redact', customDetectors: o.customDetectors ?? [] });
     this.masks = new MaskEngineCache({ customDetectors: o.customDetectors ?? [], hashKey: randomBytes(32), vault: this.vault });
-    this.policyIdentity = {
-      subject: o.identity.subject,
-      groups: o.identity.groups,
-      kind: o.identity.kind,
-      issuer: o.identity.issuer,
-      ...(o.identity.email ? { email: o.identity.email } : {}),
-      verified: o.identity.verified,
-    };
+    this.policyIdentity = policyIdentityOf(o.identity);
     this.bodyRules = o.policies.some((p) => p.rules.some((r) => r.when?.http?.text !== undefined || (r.when?.entities?.length ?? 0) > 0));
     this.secureContext = o.serverTls ? tls.createSecureContext({ cert: o.serverTls.cert, key: o.serverTls.key }) : null;
     this.server = http.createServer({ requestTimeout: 0, keepAliveTimeout: 65_000, noDelay: true }, (req, res) => {
@@ -461,7 +455,7 @@ export class HttpEngine implements TunnelEngine {
       identity: this.policyIdentity,
       action: { type: 'http', method, path: target, headers: policyHeaders, ...(bodyText !== undefined ? { body: bodyText } : {}) },
       detectEntities: (t) => this.auditDlp.entitiesIn(t),
-      expandEntities: (names) => [...createDlpEngine({ entities: names, customDetectors: this.o.customDetectors ?? [] }).entities],
+      expandEntities: (names) => expandEntities(names, (this.o.customDetectors ?? []).map((d) => d.name)),
     });
     const ruleName = decision.rule ? `${decision.rule.policy}/${decision.rule.rule}` : undefined;
     const label: HttpRequestBody['decision'] = !decision.enforced && decision.wouldBe !== 'allow' ? 'observe' : decision.action;

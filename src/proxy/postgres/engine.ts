@@ -9,13 +9,14 @@
  *   5. the relay (session.ts) decides every statement through `gate` and masks every result through `plan`
  *   6. on any end, the session record closes with its outcome and counters
  */
+import { policyIdentityOf } from '../policy-identity.js';
 import { randomBytes } from 'node:crypto';
 import type net from 'node:net';
 import type { Policy, PostgresResource } from '../../config/types.js';
-import { createDlpEngine, type CustomDetectorSpec, type DlpEngine } from '../../dlp/index.js';
-import { PseudonymVault, type MaskerName } from '../../dlp/maskers.js';
+import { createDlpEngine, expandEntities, type CustomDetectorSpec, type DlpEngine } from '../../dlp/index.js';
+import { PseudonymVault } from '../../dlp/maskers.js';
 import { DlpctlError } from '../../errors.js';
-import { classifySql, evaluate, type MaskDirective, type PolicyIdentity } from '../../policy/index.js';
+import { classifySql, evaluate, MaskEngineCache, type PolicyIdentity } from '../../policy/index.js';
 import { requestApproval } from '../../approvals/request.js';
 import type { Identity, SessionStore } from '../../store/types.js';
 import { SessionRecorder } from '../recorder.js';
@@ -60,7 +61,7 @@ export class PostgresEngine implements TunnelEngine {
   private readonly cancelKeys = new Map<string, { processId: number; secretKey: Buffer }>();
   readonly catalog: CatalogResolver;
   private readonly auditDlp: DlpEngine;
-  private readonly maskEngines = new Map<string, DlpEngine | null>();
+  private readonly masks: MaskEngineCache;
   private readonly hashKey = randomBytes(32);
   private readonly vault = new PseudonymVault();
   private readonly policyIdentity: PolicyIdentity;
@@ -69,14 +70,8 @@ export class PostgresEngine implements TunnelEngine {
     this.o = o;
     this.catalog = new CatalogResolver(o.target);
     this.auditDlp = createDlpEngine({ masker: 'redact', customDetectors: o.customDetectors ?? [] });
-    this.policyIdentity = {
-      subject: o.identity.subject,
-      groups: o.identity.groups,
-      kind: o.identity.kind,
-      issuer: o.identity.issuer,
-      ...(o.identity.email ? { email: o.identity.email } : {}),
-      verified: o.identity.verified,
-    };
+    this.masks = new MaskEngineCache({ customDetectors: o.customDetectors ?? [], hashKey: this.hashKey, vault: this.vault });
+    this.policyIdentity = policyIdentityOf(o.identity);
   }
 
   url(a: TunnelAddress, secret: string): string {
@@ -197,7 +192,7 @@ export class PostgresEngine implements TunnelEngine {
           planResult(fields, {
             masks: verdict.masks,
             resolver: this.catalog,
-            dlp: this.maskEngine(verdict.masks),
+            dlp: this.masks.for(verdict.masks),
             hashKey: this.hashKey,
             vault: this.vault,
             derived: verdict.derived ?? null,
@@ -232,7 +227,7 @@ export class PostgresEngine implements TunnelEngine {
         identity: this.policyIdentity,
         action: { type: 'sql', text: sql, classification },
         detectEntities: (t) => this.auditDlp.entitiesIn(t),
-        expandEntities: (names) => [...createDlpEngine({ entities: names }).entities],
+        expandEntities: (names) => expandEntities(names, (this.o.customDetectors ?? []).map((d) => d.name)),
       });
       const ruleName = decision.rule ? `${decision.rule.policy}/${decision.rule.rule}` : undefined;
       const kinds = [...new Set(classification.statements.map((s) => s.kind))];
@@ -292,33 +287,4 @@ export class PostgresEngine implements TunnelEngine {
     }
   }
 
-  /** One DLP engine per distinct set of entity mask rules (built once, reused for every row). */
-  private maskEngine(masks: readonly MaskDirective[]): DlpEngine | null {
-    const entityRules = masks.filter((m) => m.entities && m.entities.length > 0);
-    if (entityRules.length === 0) return null;
-    const key = JSON.stringify(entityRules.map((m) => [m.entities, m.with, m.keep]));
-    let engine = this.maskEngines.get(key);
-    if (engine === undefined) {
-      const masker: Record<string, MaskerName> = {};
-      const entities: string[] = [];
-      for (const m of entityRules) {
-        for (const e of createDlpEngine({ entities: m.entities! }).entities) {
-          if (!(e in masker)) {
-            masker[e] = m.with ?? 'redact';
-            entities.push(e);
-          }
-        }
-      }
-      engine = createDlpEngine({
-        entities,
-        masker,
-        keep: Math.min(...entityRules.map((m) => m.keep ?? 4)),
-        hashKey: this.hashKey,
-        vault: this.vault,
-        customDetectors: this.o.customDetectors ?? [],
-      });
-      this.maskEngines.set(key, engine);
-    }
-    return engine;
-  }
 }

@@ -26,13 +26,14 @@
  * File transfer commands (scp, rsync --server, git-upload-pack/-receive-pack) are decided and recorded like
  * any exec, but their data is binary and length-framed: it is neither masked nor recorded as frames.
  */
+import { policyIdentityOf } from '../policy-identity.js';
 import { timingSafeEqual } from 'node:crypto';
 import type net from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
 import type * as Ssh2 from 'ssh2';
 import { requestApproval } from '../../approvals/request.js';
 import type { Policy, SshResource } from '../../config/types.js';
-import { createDlpEngine, type CustomDetectorSpec, type DlpEngine } from '../../dlp/index.js';
+import { createDlpEngine, type CustomDetectorSpec, type DlpEngine, expandEntities } from '../../dlp/index.js';
 import { DlpctlError } from '../../errors.js';
 import { evaluate, MaskEngineCache, type MaskDirective, type PolicyIdentity } from '../../policy/index.js';
 import type { Decision, EventBody, Identity, SessionStore, TerminalOutputBody } from '../../store/types.js';
@@ -109,14 +110,7 @@ export class SshEngine implements TunnelEngine {
     this.o = o;
     this.auditDlp = createDlpEngine({ masker: 'redact', customDetectors: o.customDetectors ?? [] });
     this.masks = new MaskEngineCache({ customDetectors: o.customDetectors ?? [] });
-    this.policyIdentity = {
-      subject: o.identity.subject,
-      groups: o.identity.groups,
-      kind: o.identity.kind,
-      issuer: o.identity.issuer,
-      ...(o.identity.email ? { email: o.identity.email } : {}),
-      verified: o.identity.verified,
-    };
+    this.policyIdentity = policyIdentityOf(o.identity);
     this.clientKeyWire = o.clientKey.parsed.getPublicSSH();
     this.envAllow = o.envAllow ?? DEFAULT_ENV_ALLOW;
     this.server = new o.ssh2.Server({ hostKeys: [o.hostKey.privateKey], ident: 'dlpctl' }, (client, info) => {
@@ -237,7 +231,7 @@ export class SshEngine implements TunnelEngine {
         identity: this.policyIdentity,
         action: { type: 'ssh', ...action },
         detectEntities: (t) => this.auditDlp.entitiesIn(t),
-        expandEntities: (names) => [...createDlpEngine({ entities: names }).entities],
+        expandEntities: (names) => expandEntities(names, (this.o.customDetectors ?? []).map((d) => d.name)),
       });
       const ruleName = decision.rule ? `${decision.rule.policy}/${decision.rule.rule}` : undefined;
       let action2 = decision.action;
