@@ -186,6 +186,11 @@ export class SqliteStore implements SessionStore {
     return new SqliteStore(file, display, db, opts);
   }
 
+  /** A statement of the group-commit path, prepared once (exec would compile it on every commit). */
+  private run(sql: string): void {
+    this.stmt(sql).run();
+  }
+
   private stmt(sql: string): StatementSync {
     let s = this.stmts.get(sql);
     if (s === undefined) {
@@ -243,15 +248,15 @@ export class SqliteStore implements SessionStore {
    * in a millisecond or two without blocking the event loop, until the busy timeout has passed.
    */
   private tryBeginImmediate(): boolean {
-    this.db.exec('PRAGMA busy_timeout = 0');
+    this.run('PRAGMA busy_timeout = 0');
     try {
-      this.db.exec('BEGIN IMMEDIATE');
+      this.run('BEGIN IMMEDIATE');
       return true;
     } catch (err) {
       if (((err as { errcode?: number }).errcode ?? 0) % 256 === 5) return false;
       throw err;
     } finally {
-      this.db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(this.busyMs))}`);
+      this.run(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(this.busyMs))}`);
     }
   }
 
@@ -297,17 +302,17 @@ export class SqliteStore implements SessionStore {
     this.batchEvents = 0;
     try {
       for (const w of batch) {
-        this.db.exec('SAVEPOINT unit');
+        this.run('SAVEPOINT unit');
         try {
           results.push({ ok: true, value: w.run() });
-          this.db.exec('RELEASE unit');
+          this.run('RELEASE unit');
         } catch (err) {
-          this.db.exec('ROLLBACK TO unit');
-          this.db.exec('RELEASE unit');
+          this.run('ROLLBACK TO unit');
+          this.run('RELEASE unit');
           results.push({ ok: false, value: this.map(err) });
         }
       }
-      this.db.exec('COMMIT');
+      this.run('COMMIT');
     } catch (err) {
       try {
         this.db.exec('ROLLBACK');
