@@ -158,8 +158,9 @@ function lintRule(
         });
       }
       regex(`${rp}.when.ssh.command`, w.ssh.command);
-      if (w.ssh.command !== undefined && w.ssh.channels && !w.ssh.channels.includes('exec')) {
-        never(`${rp}.when.ssh`, 'only exec channels carry a command line');
+      // The SSH tunnel matches `command` against an exec's command line and a forward's `host:port`.
+      if (w.ssh.command !== undefined && w.ssh.channels && !w.ssh.channels.some((c) => c === 'exec' || c === 'forward')) {
+        never(`${rp}.when.ssh`, 'only exec channels (their command line) and forward channels (host:port) carry something for command to match');
       }
     }
     if (!emptyList(`${rp}.when.entities`, w.entities)) entities(`${rp}.when.entities`, w.entities);

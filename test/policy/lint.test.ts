@@ -108,3 +108,13 @@ describe('lint', () => {
     expect(f[0]!.pos).toEqual(pos);
   });
 });
+
+describe('ssh command conditions', () => {
+  const box = { box: { kind: 'ssh' as const, policies: ['p'] } };
+  it('accept forward channels (command is then host:port) and flag channels that carry nothing', () => {
+    const forward = lint({ p: [{ name: 'db-forward', when: { ssh: { command: '^db\\.internal:5432$', channels: ['forward'] } }, action: 'allow' }] }, box);
+    expect(forward.filter((f) => f.severity === 'error')).toEqual([]);
+    const shell = lint({ p: [{ name: 'shell-cmd', when: { ssh: { command: '^rm', channels: ['shell', 'sftp'] } }, action: 'deny' }] }, box);
+    expect(shell.map((f) => f.message).join('\n')).toMatch(/shell-cmd can never match: only exec channels/);
+  });
+});
