@@ -7,6 +7,7 @@
  */
 import type { Decision, SearchHit, SessionKind, SessionStore, StoreEvent } from '../store/types.js';
 import { actionText, isAction } from './describe.js';
+import { searchAll } from './events.js';
 
 export interface AuditSearchOptions {
   text?: string;
@@ -45,32 +46,13 @@ export async function auditSearch(store: SessionStore, o: AuditSearchOptions): P
   };
   const keep = (h: SearchHit): boolean => isAction(h.event) && (o.kind === undefined || h.session.kind === o.kind);
   const out: SearchHit[] = [];
-  const seen = new Set<string>();
-  let until = o.until;
   // Fetch a few times more than needed when we filter here, so one round usually suffices.
   const filtersHere = (base.text === undefined && base.decision === undefined) || o.kind !== undefined;
-  let page = filtersHere ? Math.min(100_000, limit * 4) : limit;
-  for (let round = 0; round < 50; round++) {
-    const hits = await store.search({ ...base, ...(until !== undefined ? { until } : {}), limit: page });
-    let fresh = 0;
-    let oldest: string | undefined;
-    for (const h of hits) {
-      const key = `${h.event.sessionId}:${h.event.seq}`;
-      if (seen.has(key)) continue;
-      seen.add(key);
-      fresh++;
-      if (oldest === undefined || h.event.time < oldest) oldest = h.event.time;
-      if (keep(h)) {
-        out.push(h);
-        if (out.length >= limit) return out;
-      }
-    }
-    if (hits.length < page || oldest === undefined) return out;
-    // Step back to just after the oldest millisecond seen; if a whole page sat in that millisecond, skip it.
-    const next = fresh === 0 ? oldest : new Date(Date.parse(oldest) + 1).toISOString();
-    if (until !== undefined && next >= until && fresh === 0) return out;
-    until = fresh === 0 ? oldest : next;
-    page = Math.min(100_000, page * 2);
+  const page = filtersHere ? Math.min(100_000, limit * 4) : limit;
+  for await (const h of searchAll(store, { ...base, ...(o.until !== undefined ? { until: o.until } : {}) }, { page, maxPage: 100_000, maxRounds: 50 })) {
+    if (!keep(h)) continue;
+    out.push(h);
+    if (out.length >= limit) break;
   }
   return out;
 }
