@@ -49,7 +49,7 @@ function dlpctl(args: string[]): ReturnType<typeof run> {
 }
 
 /** `dlpctl connect db` in the background: resolves with its first stdout line, then stops it with SIGTERM. */
-async function foreground(extra: string[]): Promise<{ first: string; lines: string[]; code: number | null; stderr: string }> {
+async function foreground(extra: string[]): Promise<{ first: string; lines: string[]; code: number | null; stderr: string; cmdline: string[] }> {
   const child = spawn(process.execPath, [BIN, 'connect', 'db', '--config', config, '--store', `sqlite:${path.join(fx.dir, 'e2e.db')}`, ...extra], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -69,12 +69,13 @@ async function foreground(extra: string[]): Promise<{ first: string; lines: stri
     env: { PATH: process.env['PATH'] },
   });
   expect(ok.stdout.trim()).toBe('1');
+  const cmdline = (await fs.readFile(`/proc/${child.pid}/cmdline`, 'utf8')).split('\0');
   // Let the session finish first (see the report: a SIGTERM racing a session's end is sometimes seen twice).
   for (let i = 0; i < 100 && !/session_end|ended \(ok\)/.test(out + err); i += 1) await new Promise((r) => setTimeout(r, 50));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   child.kill('SIGTERM');
   const code = await exited;
-  return { first, lines: out.split('\n').filter(Boolean), code, stderr: err };
+  return { first, lines: out.split('\n').filter(Boolean), code, stderr: err, cmdline };
 }
 
 describe('the built binary', () => {
@@ -104,6 +105,29 @@ describe('the built binary', () => {
     expect(r.first).toMatch(/^postgres:\/\/postgres:[^@]+@127\.0\.0\.1:\d+\//);
     expect(r.first).not.toContain(fx.pg.password);
     expect(r.code).toBe(0);
+  });
+
+  it('the tunnel runs, under the PID that was started, with the SQL parser kept on the baseline WASM compiler', async () => {
+    const r = await foreground([]);
+    // bin/dlpctl.js re-executes itself in place (process.execve) with --liftoff-only: without it V8's
+    // TurboFan tier-up of libpg-query costs ~550 MB of transient memory during the first burst of statements.
+    expect(r.cmdline).toContain('--liftoff-only');
+    expect(r.cmdline).toContain('connect');
+    expect(r.stderr).not.toMatch(/warning/i);
+    expect(r.code).toBe(0);
+  });
+
+  it('only the tunnel commands re-execute (a short command pays no second start-up)', async () => {
+    const launch = (argv: string[]) =>
+      run(
+        process.execPath,
+        ['--input-type=module', '-e', `process.argv = [process.execPath, ${JSON.stringify(BIN)}, ...${JSON.stringify(argv)}]; process.execve = () => { console.log('REEXEC'); process.exit(9); }; await import(${JSON.stringify(BIN)});`],
+        { env, timeoutMs: 30_000 },
+      );
+    expect((await launch(['policy', '--help'])).stdout).not.toContain('REEXEC');
+    expect((await launch(['audit', 'search', '--', 'connect'])).stdout).not.toContain('REEXEC');
+    expect((await launch(['connect', 'db', '--help'])).stdout).toContain('REEXEC');
+    expect((await launch(['demo', '--help'])).stdout).toContain('REEXEC');
   });
 
   it('--json prints NDJSON, `listening` first', async () => {
