@@ -27,13 +27,12 @@ export async function openStore(url: string, opts: OpenStoreOptions & { homedir?
     const { PostgresStore } = await import('./postgres.js');
     store = await PostgresStore.open(parsed.url, parsed.display, opts);
   }
-  if (opts.migrate !== false) {
-    try {
-      await store.migrate();
-    } catch (err) {
-      await store.close().catch(() => undefined);
-      throw err;
-    }
+  try {
+    if (opts.migrate !== false) await store.migrate();
+    if (opts.writerThread && store instanceof SqliteStore) await store.startWriterThread();
+  } catch (err) {
+    await store.close().catch(() => undefined);
+    throw err;
   }
   return store;
 }

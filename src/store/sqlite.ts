@@ -1,29 +1,19 @@
 /**
  * The embedded SQLite session store (`node:sqlite`, synchronous).
  *
- * Writes go through one group-commit queue per process: `append`, `createSession`, `endSession`, `prune`
- * enqueue a unit of work and the queue runs everything that arrived since the last commit, on the next
- * `setImmediate`, in ONE `BEGIN IMMEDIATE … COMMIT`, each unit inside its own SAVEPOINT so one bad unit
- * fails alone. A promise resolves only after its batch committed: with `synchronous=NORMAL` (the default)
- * that survives a crash of the process; with `synchronous=FULL` (`?sync=full`) the WAL is fsynced at every
- * commit, so "append returned" means "on disk" even across power loss.
- *
- * Several processes may write one file: `BEGIN IMMEDIATE` takes SQLite's write lock (waiting up to
- * `busy_timeout`), and each unit reads its session's head (last seq and hash) inside the transaction, so
- * the chain is correct even when two processes append to the same session.
+ * Reads run on this thread's connection. Writes (`append`, `createSession`, `endSession`, `prune`) go
+ * through the group-commit writer of sqlite-writer.ts: on this thread by default, or on a worker thread
+ * with its own connection when opened with `writerThread: true` (the tunnels). Approvals, migrations and
+ * the full-text catch-up are short transactions on this thread's connection. Every event carries a time
+ * stamped here, with this store's clock.
  */
 import fs from 'node:fs';
-import path from 'node:path';
-import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { DlpctlError } from '../errors.js';
-import { ChainVerifier, GENESIS_HASH, sealEvent } from './chain.js';
+import { ChainVerifier } from './chain.js';
 import {
-  buildEvent,
   clampLimit,
   DEFAULT_SEARCH_LIMIT,
-  eventDecision,
-  eventText,
-  maintenanceSession,
   rowToEvent,
   matchesTerms,
   parseSearch,
@@ -32,6 +22,8 @@ import {
 } from './common.js';
 import { newApprovalId, newSessionId, normalizeApprovalId } from './ids.js';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.js';
+import { mapSqliteError, openSqliteConnection, rowToSession, SqliteWriter, statementCache, type SqliteConnectionOptions, type WriteOp, type WriteValue } from './sqlite-writer.js';
+import { SqliteWriterThread } from './sqlite-writer-thread.js';
 import {
   MAINTENANCE_SESSION_ID,
   zeroCounters,
@@ -58,73 +50,9 @@ import {
 
 type Row = Record<string, unknown>;
 
-interface Work {
-  run(): unknown;
-  resolve(value: unknown): void;
-  reject(err: unknown): void;
-}
-
 export const SQLITE_SCHEMA_VERSION = SQLITE_MIGRATIONS[SQLITE_MIGRATIONS.length - 1]!.version;
 
-/** Translates a node:sqlite / fs error into a DlpctlError with the fix in the message. */
-export function mapSqliteError(err: unknown, display: string, busyMs = 5000): unknown {
-  if (err instanceof DlpctlError) return err;
-  const e = err as { code?: string; errcode?: number; errstr?: string; message?: string };
-  if (e.code === 'ERR_SQLITE_ERROR' && typeof e.errcode === 'number') {
-    const primary = e.errcode & 0xff;
-    const what = e.errstr ?? e.message ?? 'error';
-    switch (primary) {
-      case 5: // SQLITE_BUSY
-      case 6: // SQLITE_LOCKED
-        return new DlpctlError(
-          'STORE_LOCKED',
-          `the store ${display} stayed locked by another process for ${busyMs / 1000} s; retry, or look for a stuck dlpctl process`,
-          { cause: err },
-        );
-      case 11: // SQLITE_CORRUPT
-      case 26: // SQLITE_NOTADB
-        return new DlpctlError(
-          'STORE_CORRUPT',
-          `the store ${display} is not a dlpctl database or is corrupt (${what}); move the file aside and run \`dlpctl store migrate\` to start a new store`,
-          { cause: err },
-        );
-      case 8: // SQLITE_READONLY
-      case 14: // SQLITE_CANTOPEN
-      case 3: // SQLITE_PERM
-        return new DlpctlError(
-          'STORE_READONLY',
-          `cannot write the store ${display} (${what}); check the permissions of the file and its directory, or choose another store with --store`,
-          { cause: err },
-        );
-      default:
-        return err;
-    }
-  }
-  if (e.code === 'EACCES' || e.code === 'EPERM' || e.code === 'EROFS') {
-    return new DlpctlError(
-      'STORE_READONLY',
-      `cannot create the store ${display} (${e.code}: permission denied or read-only file system); choose a writable path with --store`,
-      { cause: err },
-    );
-  }
-  return err;
-}
-
-function rowToSession(r: Row): Session {
-  const s: Session = {
-    id: r['id'] as string,
-    resource: r['resource'] as string,
-    kind: r['kind'] as Session['kind'],
-    identity: JSON.parse(r['identity'] as string) as Session['identity'],
-    clientAddr: r['client_addr'] as string,
-    startedAt: r['started_at'] as string,
-    counters: JSON.parse(r['counters'] as string) as Counters,
-  };
-  if (r['reason'] != null) s.reason = r['reason'] as string;
-  if (r['ended_at'] != null) s.endedAt = r['ended_at'] as string;
-  if (r['outcome'] != null) s.outcome = r['outcome'] as Outcome;
-  return s;
-}
+export { mapSqliteError };
 
 export class SqliteStore implements SessionStore {
   readonly engine = 'sqlite' as const;
@@ -134,70 +62,52 @@ export class SqliteStore implements SessionStore {
   private readonly now: () => Date;
   private readonly busyMs: number;
   private readonly pollMs: number;
-  private queue: Work[] = [];
-  private flushScheduled = false;
   private closed = false;
-  private readonly stmts = new Map<string, StatementSync>();
-  /** Events this process committed that the full-text index may not hold yet. */
-  private unindexed = 0;
-  private batchEvents = 0;
-  private indexTimer: NodeJS.Timeout | undefined;
-  private indexScheduled = false;
+  private readonly stmts: ReturnType<typeof statementCache>;
+  /** The group-commit writer on this thread's connection (all writes, unless a writer thread takes them). */
+  private readonly local: SqliteWriter;
+  private thread: SqliteWriterThread | null = null;
+  private readonly connection: SqliteConnectionOptions;
 
-  private constructor(file: string, display: string, db: DatabaseSync, opts: OpenStoreOptions) {
+  private constructor(file: string, display: string, db: DatabaseSync, opts: OpenStoreOptions, connection: SqliteConnectionOptions) {
     this.path = file;
     this.display = display;
     this.db = db;
     this.now = opts.now ?? (() => new Date());
-    this.busyMs = opts.busyTimeoutMs ?? 5000;
+    this.busyMs = connection.busyMs;
     this.pollMs = opts.pollIntervalMs ?? 250;
+    this.connection = connection;
+    this.local = new SqliteWriter(db, display, this.busyMs);
+    this.stmts = statementCache(db);
   }
 
   static open(file: string, display: string, opts: OpenStoreOptions = {}): SqliteStore {
-    const busyMs = opts.busyTimeoutMs ?? 5000;
-    if (!fs.existsSync(file)) {
-      if (opts.create === false) {
-        throw new DlpctlError('STORE_NOT_FOUND', `no store at ${display}; run \`dlpctl store migrate\` to create it, or check --store`);
-      }
-      try {
-        fs.mkdirSync(path.dirname(file), { recursive: true });
-      } catch (err) {
-        throw mapSqliteError(err, display, busyMs);
-      }
-    }
-    let db: DatabaseSync;
-    try {
-      db = new DatabaseSync(file);
-    } catch (err) {
-      throw mapSqliteError(err, display, busyMs);
-    }
-    try {
-      db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(busyMs))}`);
-      // WAL: readers never block the writer and vice versa; FULL: fsync the WAL at every commit (durable).
-      db.exec('PRAGMA journal_mode = WAL');
-      db.exec(`PRAGMA synchronous = ${opts.sqliteSynchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
-      db.exec('PRAGMA foreign_keys = OFF');
-      // Touch the schema so a file that is not a database fails here, not on first use.
-      db.prepare('SELECT count(*) FROM sqlite_master').get();
-    } catch (err) {
-      db.close();
-      throw mapSqliteError(err, display, busyMs);
-    }
-    return new SqliteStore(file, display, db, opts);
+    const connection: SqliteConnectionOptions = {
+      busyMs: opts.busyTimeoutMs ?? 5000,
+      synchronous: opts.sqliteSynchronous === 'normal' ? 'normal' : 'full',
+      create: opts.create !== false,
+    };
+    return new SqliteStore(file, display, openSqliteConnection(file, display, connection), opts, connection);
   }
 
-  /** A statement of the group-commit path, prepared once (exec would compile it on every commit). */
-  private run(sql: string): void {
-    this.stmt(sql).run();
+  /**
+   * Moves the writes to a worker thread with its own connection (call once, after migrating). For the
+   * long-running tunnels: the commits then cost their thread a message per unit instead of the SQL work.
+   */
+  async startWriterThread(): Promise<void> {
+    this.checkOpen();
+    if (this.thread) return;
+    await this.local.drain();
+    this.thread = await SqliteWriterThread.start(this.path, this.display, this.connection);
+  }
+
+  private write(op: WriteOp): Promise<WriteValue> {
+    if (this.closed) return Promise.reject(new Error('session store is closed'));
+    return (this.thread ?? this.local).submit(op);
   }
 
   private stmt(sql: string): StatementSync {
-    let s = this.stmts.get(sql);
-    if (s === undefined) {
-      s = this.db.prepare(sql);
-      this.stmts.set(sql, s);
-    }
-    return s;
+    return this.stmts.get(sql);
   }
 
   private map(err: unknown): unknown {
@@ -229,165 +139,13 @@ export class SqliteStore implements SessionStore {
     }
   }
 
-  // ---- group commit -------------------------------------------------------------------------------
-
-  private enqueue<T>(run: () => T): Promise<T> {
-    this.checkOpen();
-    return new Promise<T>((resolve, reject) => {
-      this.queue.push({ run, resolve: resolve as (v: unknown) => void, reject });
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        setImmediate(() => this.flush());
-      }
-    });
-  }
-
   /**
-   * Takes SQLite's write lock without its busy handler (which backs off to 100 ms sleeps, so a process that
-   * commits continuously starves the others): try once, and if another process holds the lock, try again
-   * in a millisecond or two without blocking the event loop, until the busy timeout has passed.
-   */
-  private tryBeginImmediate(): boolean {
-    this.run('PRAGMA busy_timeout = 0');
-    try {
-      this.run('BEGIN IMMEDIATE');
-      return true;
-    } catch (err) {
-      if (((err as { errcode?: number }).errcode ?? 0) % 256 === 5) return false;
-      throw err;
-    } finally {
-      this.run(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(this.busyMs))}`);
-    }
-  }
-
-  private lockWaitSince: number | undefined;
-
-  private flush(): void {
-    this.flushScheduled = false;
-    if (this.queue.length === 0 || this.closed) return;
-    let locked: boolean;
-    try {
-      locked = this.tryBeginImmediate();
-    } catch (err) {
-      const batch = this.queue;
-      this.queue = [];
-      const mapped = this.map(err);
-      for (const w of batch) w.reject(mapped);
-      return;
-    }
-    if (!locked) {
-      const now = Date.now();
-      this.lockWaitSince ??= now;
-      if (now - this.lockWaitSince < this.busyMs) {
-        this.flushScheduled = true;
-        setTimeout(() => this.flush(), 1 + Math.floor(Math.random() * 2));
-        return;
-      }
-      this.lockWaitSince = undefined;
-      const batch = this.queue;
-      this.queue = [];
-      const mapped = this.map(Object.assign(new Error('database is locked'), { code: 'ERR_SQLITE_ERROR', errcode: 5, errstr: 'database is locked' }));
-      for (const w of batch) w.reject(mapped);
-      return;
-    }
-    this.lockWaitSince = undefined;
-    // Everything that arrived up to now, including while we waited for the lock, commits together (up to
-    // MAX_BATCH units, so one commit never holds the lock and the event loop for long).
-    const batch = this.queue.splice(0, SqliteStore.MAX_BATCH);
-    if (this.queue.length > 0 && !this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(() => this.flush());
-    }
-    const results: { ok: boolean; value: unknown }[] = [];
-    this.batchEvents = 0;
-    try {
-      for (const w of batch) {
-        this.run('SAVEPOINT unit');
-        try {
-          results.push({ ok: true, value: w.run() });
-          this.run('RELEASE unit');
-        } catch (err) {
-          this.run('ROLLBACK TO unit');
-          this.run('RELEASE unit');
-          results.push({ ok: false, value: this.map(err) });
-        }
-      }
-      this.run('COMMIT');
-    } catch (err) {
-      try {
-        this.db.exec('ROLLBACK');
-      } catch {
-        // the failed COMMIT may already have rolled back
-      }
-      const mapped = this.map(err);
-      for (const w of batch) w.reject(mapped);
-      return;
-    }
-    this.noteAppended(this.batchEvents);
-    batch.forEach((w, i) => {
-      const r = results[i]!;
-      if (r.ok) w.resolve(r.value);
-      else w.reject(r.value);
-    });
-  }
-
-  // ---- deferred full-text indexing -------------------------------------------------------------------
-
-  private static readonly MAX_BATCH = 2000;
-  private static readonly INDEX_EVERY = 2000;
-  private static readonly INDEX_AFTER_MS = 1000;
-
-  private noteAppended(n: number): void {
-    if (n === 0) return;
-    this.unindexed += n;
-    if (this.unindexed >= SqliteStore.INDEX_EVERY) {
-      if (!this.indexScheduled) {
-        this.indexScheduled = true;
-        setImmediate(() => {
-          this.indexScheduled = false;
-          this.indexNow();
-        });
-      }
-    } else if (this.indexTimer === undefined) {
-      this.indexTimer = setTimeout(() => {
-        this.indexTimer = undefined;
-        this.indexNow();
-      }, SqliteStore.INDEX_AFTER_MS);
-      this.indexTimer.unref();
-    }
-  }
-
-  /**
-   * Adds committed events above the watermark to the full-text index, in one transaction. Idempotent and
-   * safe from any process (the watermark moves under the write lock). Errors are ignored: the rows stay
-   * searchable through the unindexed-tail scan and the next run retries.
+   * Adds committed events above the watermark to the full-text index (see SqliteWriter.indexNow); returns how
+   * many rows it indexed.
    */
   indexNow(maxRows = 20_000): number {
     if (this.closed) return 0;
-    if (this.indexTimer !== undefined) {
-      clearTimeout(this.indexTimer);
-      this.indexTimer = undefined;
-    }
-    this.unindexed = 0;
-    try {
-      // Never wait for the write lock here: if another process holds it, try again later.
-      if (!this.tryBeginImmediate()) {
-        this.noteAppended(1);
-        return 0;
-      }
-      return this.tx(() => {
-        const upto = Number((this.stmt('SELECT indexed_upto AS u FROM fts_state WHERE id = 1').get() as Row)['u']);
-        const max = Number((this.stmt('SELECT coalesce(max(id), 0) AS m FROM events').get() as Row)['m']);
-        if (max <= upto) return 0;
-        const hi = Math.min(max, upto + maxRows);
-        this.stmt('INSERT INTO events_fts (rowid, text) SELECT id, text FROM events WHERE id > ? AND id <= ? AND text IS NOT NULL').run(upto, hi);
-        this.stmt('UPDATE fts_state SET indexed_upto = ? WHERE id = 1').run(hi);
-        if (hi < max) this.noteAppended(max - hi);
-        return hi - upto;
-      }, true);
-    } catch {
-      return 0;
-    }
+    return this.local.indexNow(maxRows);
   }
 
   // ---- schema ------------------------------------------------------------------------------------
@@ -453,53 +211,6 @@ export class SqliteStore implements SessionStore {
 
   // ---- sessions and events -----------------------------------------------------------------------
 
-  private insertSession(s: Session): void {
-    this.stmt(
-      `INSERT INTO sessions (id, resource, kind, subject, email, identity, client_addr, reason, started_at, counters, last_seq, last_hash, last_ms)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`,
-    ).run(
-      s.id,
-      s.resource,
-      s.kind,
-      s.identity.subject,
-      s.identity.email ?? null,
-      JSON.stringify(s.identity),
-      s.clientAddr,
-      s.reason ?? null,
-      s.startedAt,
-      JSON.stringify(s.counters),
-      GENESIS_HASH,
-      toMs(s.startedAt, 'startedAt'),
-    );
-  }
-
-  /** Appends events to a session inside the current transaction, reading its head from the row. */
-  private appendInTx(sessionId: string, inputs: NewEvent[]): StoreEvent[] {
-    const head = this.stmt('SELECT last_seq, last_hash, subject FROM sessions WHERE id = ?').get(sessionId) as Row | undefined;
-    if (head === undefined) {
-      throw new DlpctlError('STORE_NOT_FOUND', `session ${sessionId} does not exist in ${this.display}`);
-    }
-    let seq = Number(head['last_seq']);
-    let prev = head['last_hash'] as string;
-    const subject = head['subject'] as string;
-    const ins = this.stmt(
-      'INSERT INTO events (session_id, seq, type, time_ms, decision, text, body, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-    );
-    const out: StoreEvent[] = [];
-    let lastMs = 0;
-    for (const input of inputs) {
-      seq++;
-      const { event, body } = sealEvent(prev, buildEvent(sessionId, seq, subject, input, this.now));
-      lastMs = Date.parse(event.time);
-      ins.run(sessionId, seq, event.type, lastMs, eventDecision(event), eventText(event), body, event.hash);
-      prev = event.hash;
-      out.push(event);
-    }
-    this.stmt('UPDATE sessions SET last_seq = ?, last_hash = ?, last_ms = max(last_ms, ?) WHERE id = ?').run(seq, prev, lastMs, sessionId);
-    this.batchEvents += out.length;
-    return out;
-  }
-
   async createSession(input: NewSession): Promise<Session> {
     const startedAt = input.startedAt ?? this.now().toISOString();
     const session: Session = {
@@ -508,43 +219,26 @@ export class SqliteStore implements SessionStore {
       startedAt,
       counters: zeroCounters(),
     };
-    return this.enqueue(() => {
-      this.insertSession(session);
-      const start: NewEvent = {
-        type: 'session.start',
-        resource: session.resource,
-        kind: session.kind,
-        clientAddr: session.clientAddr,
-        identity: session.identity,
-        time: startedAt,
-        ...(session.reason === undefined ? {} : { reason: session.reason }),
-      };
-      this.appendInTx(session.id, [start]);
-      return session;
-    });
+    return (await this.write({ op: 'createSession', session })) as Session;
   }
 
   async endSession(id: string, outcome: Outcome, counters: Counters): Promise<Session> {
-    return this.enqueue(() => {
-      const [ev] = this.appendInTx(id, [{ type: 'session.end', outcome, counters }]);
-      this.stmt('UPDATE sessions SET ended_at = ?, outcome = ?, counters = ? WHERE id = ?').run(
-        ev!.time,
-        outcome,
-        JSON.stringify(counters),
-        id,
-      );
-      return rowToSession(this.stmt('SELECT * FROM sessions WHERE id = ?').get(id) as Row);
-    });
+    return (await this.write({ op: 'endSession', id, outcome, counters, time: this.now().toISOString() })) as Session;
   }
 
   async append(sessionId: string, event: NewEvent): Promise<StoreEvent> {
-    const [e] = await this.enqueue(() => this.appendInTx(sessionId, [event]));
+    const [e] = (await this.write({ op: 'append', sessionId, events: [this.timed(event)] })) as StoreEvent[];
     return e!;
   }
 
   async appendMany(sessionId: string, events: NewEvent[]): Promise<StoreEvent[]> {
     if (events.length === 0) return [];
-    return this.enqueue(() => this.appendInTx(sessionId, events));
+    return (await this.write({ op: 'append', sessionId, events: events.map((e) => this.timed(e)) })) as StoreEvent[];
+  }
+
+  /** The event with its time: the caller's, or now by this store's clock. */
+  private timed(event: NewEvent): NewEvent {
+    return event.time === undefined ? { ...event, time: this.now().toISOString() } : event;
   }
 
   async getSession(id: string): Promise<Session | undefined> {
@@ -618,7 +312,7 @@ export class SqliteStore implements SessionStore {
       }
       // A long unindexed tail (e.g. left by a process that exited) is indexed first, if we may write.
       const gap = this.stmt('SELECT (SELECT coalesce(max(id), 0) FROM events) - indexed_upto AS n FROM fts_state WHERE id = 1').get() as Row;
-      if (Number(gap['n']) > 5 * SqliteStore.INDEX_EVERY) while (this.indexNow() > 0);
+      if (Number(gap['n']) > 5 * SqliteWriter.INDEX_EVERY) while (this.indexNow() > 0);
       // One read snapshot: the rows above the watermark (matched here) and the index below it.
       this.db.exec('BEGIN');
       try {
@@ -684,24 +378,7 @@ export class SqliteStore implements SessionStore {
   }
 
   async prune(olderThanMs: number, now: Date = this.now()): Promise<PruneResult> {
-    const cutoff = now.getTime() - olderThanMs;
-    return this.enqueue(() => {
-      const sel = `SELECT id FROM sessions WHERE last_ms < ? AND id != '${MAINTENANCE_SESSION_ID}'`;
-      const sessionsRemoved = Number((this.db.prepare(`SELECT count(*) AS n FROM (${sel})`).get(cutoff) as Row)['n']);
-      const eventsRemoved = Number(
-        (this.db.prepare(`SELECT count(*) AS n FROM events WHERE session_id IN (${sel})`).get(cutoff) as Row)['n'],
-      );
-      this.db.prepare(`DELETE FROM events WHERE session_id IN (${sel})`).run(cutoff);
-      this.db.prepare(`DELETE FROM approvals WHERE session_id IN (${sel})`).run(cutoff);
-      this.db.prepare(`DELETE FROM sessions WHERE id IN (${sel})`).run(cutoff);
-      if (this.stmt('SELECT 1 FROM sessions WHERE id = ?').get(MAINTENANCE_SESSION_ID) === undefined) {
-        this.insertSession(maintenanceSession(now));
-      }
-      this.appendInTx(MAINTENANCE_SESSION_ID, [
-        { type: 'store.prune', olderThanMs, cutoff: new Date(cutoff).toISOString(), sessionsRemoved, eventsRemoved, time: now.toISOString() },
-      ]);
-      return { sessionsRemoved, eventsRemoved };
-    });
+    return (await this.write({ op: 'prune', olderThanMs, now: now.toISOString() })) as PruneResult;
   }
 
   // ---- approvals -----------------------------------------------------------------------------------
@@ -800,12 +477,9 @@ export class SqliteStore implements SessionStore {
 
   async close(): Promise<void> {
     if (this.closed) return;
-    // Let queued writes commit first.
-    while (this.queue.length > 0 || this.flushScheduled) {
-      await new Promise<void>((r) => setImmediate(r));
-    }
-    if (this.unindexed > 0) while (this.indexNow() > 0);
-    if (this.indexTimer !== undefined) clearTimeout(this.indexTimer);
+    // Let queued writes commit first, and the full-text index catch up.
+    if (this.thread) await this.thread.close();
+    await this.local.close();
     this.closed = true;
     this.stmts.clear();
     this.db.close();

@@ -369,6 +369,11 @@ export interface OpenStoreOptions {
    * Default 1: the biggest batches, best when each writer awaits its append; more helps writers that pipeline.
    */
   postgresWriteLanes?: number;
+  /**
+   * SQLite: commit on a worker thread with its own connection (default false). For long-running tunnels:
+   * their thread then only posts each unit, and the commits (SQL, hashing, write syscalls) run beside it.
+   */
+  writerThread?: boolean;
   /** Poll interval for `waitForApprovalChange` where notifications are not available (default 250). */
   pollIntervalMs?: number;
 }

@@ -109,7 +109,7 @@ policies:
   );
   const res = cfg.resources['api']!;
   if (res.kind !== 'http') throw new Error('unreachable');
-  const store = await openStore(`sqlite:${path.join(dir, 'store.db')}`, { sqliteSynchronous: 'normal' });
+  const store = await openStore(`sqlite:${path.join(dir, 'store.db')}`, { sqliteSynchronous: 'normal', writerThread: true }); // as `dlpctl connect` opens it
   const opened = await createHttpEngine({
     resource: res,
     config: cfg,
@@ -128,6 +128,7 @@ policies:
     if (m.type === 'rss-reset') peak = process.memoryUsage().rss;
     process.send!({ rss: process.memoryUsage().rss, peak });
   });
+  process.on('SIGTERM', () => process.exit(0)); // a normal exit, so --cpu-prof writes its profile
   process.send!({ port: addr.port, token: tunnel.secret });
 }
 
@@ -141,7 +142,10 @@ interface Party {
 }
 
 function startRole(args: string[]): Promise<{ child: ChildProcess; msg: { port: number; token?: string } }> {
-  const child = fork(self, args, { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  // A tunnel runs as `dlpctl connect` runs it (bin/dlpctl.js adds --liftoff-only); BENCH_PROF=DIR writes its CPU profile.
+  const tunnel = args[1] === 'tunnel';
+  const prof = tunnel && process.env['BENCH_PROF'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['BENCH_PROF']}`] : [];
+  const child = fork(self, args, { execArgv: [...(tunnel ? ['--liftoff-only'] : []), ...prof, '--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   return new Promise((resolve, reject) => {
     child.once('message', (msg) => resolve({ child, msg: msg as { port: number; token?: string } }));
     child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited with ${code}`)));

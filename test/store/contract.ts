@@ -15,11 +15,16 @@ import {
   type Approval,
   type Identity,
   type NewEvent,
+  type OpenStoreOptions,
   type SessionStore,
 } from '../../src/store/index.js';
 
 export interface StoreHarness {
   engine: 'sqlite' | 'postgres';
+  /** Names the variant in the test titles (default: the engine). */
+  label?: string;
+  /** Extra options for every store the contract opens (for example the SQLite writer thread). */
+  options?: OpenStoreOptions;
   newUrl(): Promise<string>;
   exec(url: string, sql: string): Promise<void>;
   /** How quickly waitForApprovalChange must wake after another instance's update. */
@@ -47,7 +52,7 @@ export function storeContract(harness: StoreHarness): void {
   const open: SessionStore[] = [];
   async function fresh(url?: string, now?: () => Date): Promise<{ store: SessionStore; url: string }> {
     const u = url ?? (await harness.newUrl());
-    const store = await openStore(u, { pollIntervalMs: 100, ...(now ? { now } : {}) });
+    const store = await openStore(u, { ...harness.options, pollIntervalMs: 100, ...(now ? { now } : {}) });
     open.push(store);
     return { store, url: u };
   }
@@ -55,10 +60,10 @@ export function storeContract(harness: StoreHarness): void {
     for (const s of open.splice(0)) await s.close();
   });
 
-  describe(`${harness.engine} store contract`, () => {
+  describe(`${harness.label ?? harness.engine} store contract`, () => {
     it('migrates automatically on open, and again is a no-op; concurrent migrators agree', async () => {
       const url = await harness.newUrl();
-      const [a, b] = await Promise.all([openStore(url), openStore(url)]);
+      const [a, b] = await Promise.all([openStore(url, harness.options), openStore(url, harness.options)]);
       open.push(a, b);
       const info = await a.info();
       expect(info.engine).toBe(harness.engine);
@@ -72,7 +77,7 @@ export function storeContract(harness: StoreHarness): void {
       const { store, url } = await fresh();
       await store.close();
       await harness.exec(url, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'future', '2030-01-01T00:00:00Z')");
-      const err = await expectCode(openStore(url), 'STORE_TOO_NEW');
+      const err = await expectCode(openStore(url, harness.options), 'STORE_TOO_NEW');
       expect(err.message).toMatch(/schema 999, this binary knows \d+\); upgrade dlpctl/);
     });
 

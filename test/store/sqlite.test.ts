@@ -14,18 +14,30 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dlpctl-sqlite-'));
 let n = 0;
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
+async function exec(url: string, sql: string): Promise<void> {
+  const db = new DatabaseSync(url.slice('sqlite:'.length));
+  try {
+    db.exec('PRAGMA busy_timeout = 5000');
+    db.exec(sql);
+  } finally {
+    db.close();
+  }
+}
+
 storeContract({
   engine: 'sqlite',
   newUrl: async () => `sqlite:${path.join(dir, `s${++n}`, 'store.db')}`,
-  exec: async (url, sql) => {
-    const db = new DatabaseSync(url.slice('sqlite:'.length));
-    try {
-      db.exec('PRAGMA busy_timeout = 5000');
-      db.exec(sql);
-    } finally {
-      db.close();
-    }
-  },
+  exec,
+  wakeWithinMs: 1000,
+});
+
+// The same contract with the writes on a worker thread (what `dlpctl connect` uses).
+storeContract({
+  engine: 'sqlite',
+  label: 'sqlite (writer thread)',
+  options: { writerThread: true },
+  newUrl: async () => `sqlite:${path.join(dir, `s${++n}`, 'store.db')}`,
+  exec,
   wakeWithinMs: 1000,
 });
 
@@ -36,6 +48,31 @@ async function codeOf(p: Promise<unknown>): Promise<DlpctlError> {
 }
 
 describe('sqlite store specifics', () => {
+  it('with the writer thread, close() lets every append in flight commit, in order, with a valid chain', async () => {
+    const url = `sqlite:${path.join(dir, 'thread-close', 'store.db')}`;
+    const store = await openStore(url, { writerThread: true });
+    const s = await store.createSession({ resource: 'db', kind: 'postgres', identity: alice, clientAddr: '127.0.0.1:1' });
+    const pending = Array.from({ length: 500 }, (_, i) => store.append(s.id, { type: 'query', sql: `select ${i}`, decision: 'allow', kinds: ['select'], tables: [] }));
+    await store.close();
+    const seqs = (await Promise.all(pending)).map((e) => e.seq);
+    expect(seqs).toEqual(Array.from({ length: 500 }, (_, i) => i + 2));
+    const again = await openStore(url);
+    const events = await again.listEvents(s.id, { limit: 1000 });
+    expect(events.map((e) => (e as { sql?: string }).sql).slice(1)).toEqual(Array.from({ length: 500 }, (_, i) => `select ${i}`));
+    expect((await again.verify()).ok).toBe(true);
+    await again.close();
+  });
+
+  it('with the writer thread gone, writes fail with a store error instead of hanging (the tunnels then deny)', async () => {
+    const store = (await openStore(`sqlite:${path.join(dir, 'thread-dies', 'store.db')}`, { writerThread: true })) as SqliteStore;
+    const s = await store.createSession({ resource: 'db', kind: 'postgres', identity: alice, clientAddr: '127.0.0.1:1' });
+    await (store as unknown as { thread: { worker: { terminate(): Promise<number> } } }).thread.worker.terminate();
+    const err = await codeOf(store.append(s.id, { type: 'query', sql: 'select 1', decision: 'allow', kinds: ['select'], tables: [] }));
+    expect(err.code).toBe('STORE_UNREACHABLE');
+    expect(err.message).toMatch(/writer thread/);
+    await store.close();
+  });
+
   it('searches across the bulk-indexed part and the not-yet-indexed tail, and survives edits of indexed rows', async () => {
     const url = `sqlite:${path.join(dir, 'fts', 'store.db')}`;
     const store = (await openStore(url)) as SqliteStore;

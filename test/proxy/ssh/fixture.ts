@@ -164,7 +164,7 @@ export interface SshFixture {
 export async function startSshFixture(): Promise<SshFixture> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dlpctl-sshfx-'));
   const sshd = await startSshd(dir);
-  const store = await openStore(`sqlite:${path.join(dir, 'store.db')}`, { sqliteSynchronous: 'normal' });
+  const store = await openStore(`sqlite:${path.join(dir, 'store.db')}`, { sqliteSynchronous: 'normal', writerThread: true }); // as `dlpctl connect` opens it
   const stateDir = path.join(dir, 'state');
   const open: TestTunnel[] = [];
   const sessionIds = new Set<string>();

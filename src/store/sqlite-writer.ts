@@ -1,0 +1,484 @@
+/**
+ * The write path of the SQLite store: group commit, the hash-chained appends, session start/end, prune and
+ * the deferred full-text indexing. It owns one `DatabaseSync` connection and runs either on the store's
+ * own thread (`SqliteStore` by default) or on a worker thread (`sqlite-worker.ts`, for the long-running
+ * tunnels: the commits, their write syscalls, the canonical JSON and the hashing then leave the thread that
+ * relays the traffic).
+ *
+ * Group commit: `submit` queues a unit of work, and everything that arrived since the last commit runs on
+ * the next `setImmediate` in ONE `BEGIN IMMEDIATE … COMMIT`, each unit inside its own SAVEPOINT so that one
+ * bad unit fails alone. A promise resolves only after its batch committed: with `synchronous=NORMAL` (the
+ * default) that survives a crash of the process; with `synchronous=FULL` the WAL is fsynced at every commit.
+ *
+ * Several processes may write one file: `BEGIN IMMEDIATE` takes SQLite's write lock and each unit reads its
+ * session's head (last seq and hash) inside the transaction, so the chain is correct even when two
+ * processes append to the same session. Units carry their times (stamped by the caller), so the writer
+ * needs no clock and its work is plain data that can cross to a worker.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { DlpctlError } from '../errors.js';
+import { GENESIS_HASH, sealEvent } from './chain.js';
+import { buildEvent, eventDecision, eventText, maintenanceSession, toMs } from './common.js';
+import { MAINTENANCE_SESSION_ID, type Counters, type NewEvent, type Outcome, type PruneResult, type Session, type StoreEvent } from './types.js';
+
+type Row = Record<string, unknown>;
+
+/** One unit of write work; plain data (it may be posted to a worker). */
+export type WriteOp =
+  | { op: 'createSession'; session: Session }
+  | { op: 'endSession'; id: string; outcome: Outcome; counters: Counters; time: string }
+  | { op: 'append'; sessionId: string; events: NewEvent[] }
+  | { op: 'prune'; olderThanMs: number; now: string };
+
+export type WriteValue = Session | StoreEvent[] | PruneResult;
+
+/** The connection settings both threads use. */
+export interface SqliteConnectionOptions {
+  busyMs: number;
+  synchronous: 'full' | 'normal';
+  /** Create the file (and its directory) when missing; false → STORE_NOT_FOUND. */
+  create: boolean;
+}
+
+/** Translates a node:sqlite / fs error into a DlpctlError with the fix in the message. */
+export function mapSqliteError(err: unknown, display: string, busyMs = 5000): unknown {
+  if (err instanceof DlpctlError) return err;
+  const e = err as { code?: string; errcode?: number; errstr?: string; message?: string };
+  if (e.code === 'ERR_SQLITE_ERROR' && typeof e.errcode === 'number') {
+    const primary = e.errcode & 0xff;
+    const what = e.errstr ?? e.message ?? 'error';
+    switch (primary) {
+      case 5: // SQLITE_BUSY
+      case 6: // SQLITE_LOCKED
+        return new DlpctlError(
+          'STORE_LOCKED',
+          `the store ${display} stayed locked by another process for ${busyMs / 1000} s; retry, or look for a stuck dlpctl process`,
+          { cause: err },
+        );
+      case 11: // SQLITE_CORRUPT
+      case 26: // SQLITE_NOTADB
+        return new DlpctlError(
+          'STORE_CORRUPT',
+          `the store ${display} is not a dlpctl database or is corrupt (${what}); move the file aside and run \`dlpctl store migrate\` to start a new store`,
+          { cause: err },
+        );
+      case 8: // SQLITE_READONLY
+      case 14: // SQLITE_CANTOPEN
+      case 3: // SQLITE_PERM
+        return new DlpctlError(
+          'STORE_READONLY',
+          `cannot write the store ${display} (${what}); check the permissions of the file and its directory, or choose another store with --store`,
+          { cause: err },
+        );
+      default:
+        return err;
+    }
+  }
+  if (e.code === 'EACCES' || e.code === 'EPERM' || e.code === 'EROFS') {
+    return new DlpctlError(
+      'STORE_READONLY',
+      `cannot create the store ${display} (${e.code}: permission denied or read-only file system); choose a writable path with --store`,
+      { cause: err },
+    );
+  }
+  return err;
+}
+
+/** Opens a connection with the store's pragmas (WAL, the chosen durability, the busy timeout). */
+export function openSqliteConnection(file: string, display: string, o: SqliteConnectionOptions): DatabaseSync {
+  if (!fs.existsSync(file)) {
+    if (!o.create) {
+      throw new DlpctlError('STORE_NOT_FOUND', `no store at ${display}; run \`dlpctl store migrate\` to create it, or check --store`);
+    }
+    try {
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+    } catch (err) {
+      throw mapSqliteError(err, display, o.busyMs);
+    }
+  }
+  let db: DatabaseSync;
+  try {
+    db = new DatabaseSync(file);
+  } catch (err) {
+    throw mapSqliteError(err, display, o.busyMs);
+  }
+  try {
+    db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(o.busyMs))}`);
+    // WAL: readers never block the writer and vice versa; FULL: fsync the WAL at every commit (durable).
+    db.exec('PRAGMA journal_mode = WAL');
+    db.exec(`PRAGMA synchronous = ${o.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
+    db.exec('PRAGMA foreign_keys = OFF');
+    // Touch the schema so a file that is not a database fails here, not on first use.
+    db.prepare('SELECT count(*) FROM sqlite_master').get();
+  } catch (err) {
+    db.close();
+    throw mapSqliteError(err, display, o.busyMs);
+  }
+  return db;
+}
+
+/** Prepares each SQL text once per connection (exec would compile it on every call). */
+export function statementCache(db: DatabaseSync): { get(sql: string): StatementSync; clear(): void } {
+  const stmts = new Map<string, StatementSync>();
+  return {
+    get(sql) {
+      let s = stmts.get(sql);
+      if (s === undefined) {
+        s = db.prepare(sql);
+        stmts.set(sql, s);
+      }
+      return s;
+    },
+    clear: () => stmts.clear(),
+  };
+}
+
+interface Work {
+  op: WriteOp;
+  resolve(value: WriteValue): void;
+  reject(err: unknown): void;
+}
+
+export class SqliteWriter {
+  private readonly db: DatabaseSync;
+  private readonly display: string;
+  private readonly busyMs: number;
+  private readonly stmts: ReturnType<typeof statementCache>;
+  private queue: Work[] = [];
+  private flushScheduled = false;
+  private closed = false;
+  private lockWaitSince: number | undefined;
+  /** Events committed here that the full-text index may not hold yet. */
+  private unindexed = 0;
+  private batchEvents = 0;
+  private indexTimer: NodeJS.Timeout | undefined;
+  private indexScheduled = false;
+
+  static readonly MAX_BATCH = 2000;
+  static readonly INDEX_EVERY = 2000;
+  static readonly INDEX_AFTER_MS = 1000;
+
+  constructor(db: DatabaseSync, display: string, busyMs: number) {
+    this.db = db;
+    this.display = display;
+    this.busyMs = busyMs;
+    this.stmts = statementCache(db);
+  }
+
+  /** Queues one unit; resolves once the batch holding it has committed. */
+  submit(op: WriteOp): Promise<WriteValue> {
+    if (this.closed) return Promise.reject(new Error('session store is closed'));
+    return new Promise<WriteValue>((resolve, reject) => {
+      this.queue.push({ op, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  /** Whether units are queued or a commit is scheduled. */
+  get busy(): boolean {
+    return this.queue.length > 0 || this.flushScheduled;
+  }
+
+  /** Waits until every queued unit has committed (or failed). */
+  async drain(): Promise<void> {
+    while (this.busy) await new Promise<void>((r) => setImmediate(r));
+  }
+
+  /** Drains, brings the full-text index up to date and stops; the caller closes the connection. */
+  async close(): Promise<void> {
+    await this.drain();
+    if (this.unindexed > 0) while (this.indexNow() > 0);
+    if (this.indexTimer !== undefined) clearTimeout(this.indexTimer);
+    this.indexTimer = undefined;
+    this.closed = true;
+    this.stmts.clear();
+  }
+
+  private schedule(): void {
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  /** A statement of the group-commit path, prepared once (exec would compile it on every commit). */
+  private run(sql: string): void {
+    this.stmt(sql).run();
+  }
+
+  private stmt(sql: string): StatementSync {
+    return this.stmts.get(sql);
+  }
+
+  private map(err: unknown): unknown {
+    return mapSqliteError(err, this.display, this.busyMs);
+  }
+
+  /**
+   * Takes SQLite's write lock without its busy handler (which backs off to 100 ms sleeps, so a process that
+   * commits continuously starves the others): try once, and if another connection holds the lock, try again
+   * in a millisecond or two without blocking the event loop, until the busy timeout has passed.
+   */
+  tryBeginImmediate(): boolean {
+    this.run('PRAGMA busy_timeout = 0');
+    try {
+      this.run('BEGIN IMMEDIATE');
+      return true;
+    } catch (err) {
+      if (((err as { errcode?: number }).errcode ?? 0) % 256 === 5) return false;
+      throw err;
+    } finally {
+      this.run(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(this.busyMs))}`);
+    }
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.queue.length === 0 || this.closed) return;
+    let locked: boolean;
+    try {
+      locked = this.tryBeginImmediate();
+    } catch (err) {
+      this.rejectAll(this.queue.splice(0), this.map(err));
+      return;
+    }
+    if (!locked) {
+      const now = Date.now();
+      this.lockWaitSince ??= now;
+      if (now - this.lockWaitSince < this.busyMs) {
+        this.flushScheduled = true;
+        setTimeout(() => this.flush(), 1 + Math.floor(Math.random() * 2));
+        return;
+      }
+      this.lockWaitSince = undefined;
+      this.rejectAll(
+        this.queue.splice(0),
+        this.map(Object.assign(new Error('database is locked'), { code: 'ERR_SQLITE_ERROR', errcode: 5, errstr: 'database is locked' })),
+      );
+      return;
+    }
+    this.lockWaitSince = undefined;
+    // Everything that arrived up to now, including while we waited for the lock, commits together (up to
+    // MAX_BATCH units, so one commit never holds the lock and the event loop for long).
+    const batch = this.queue.splice(0, SqliteWriter.MAX_BATCH);
+    if (this.queue.length > 0) this.schedule();
+    const results: { ok: boolean; value: unknown }[] = [];
+    this.batchEvents = 0;
+    // One unit alone needs no savepoint: if it fails, the whole (one-unit) transaction rolls back.
+    const savepoints = batch.length > 1;
+    try {
+      for (const w of batch) {
+        if (savepoints) this.run('SAVEPOINT unit');
+        try {
+          results.push({ ok: true, value: this.apply(w.op) });
+          if (savepoints) this.run('RELEASE unit');
+        } catch (err) {
+          if (!savepoints) throw err;
+          this.run('ROLLBACK TO unit');
+          this.run('RELEASE unit');
+          results.push({ ok: false, value: this.map(err) });
+        }
+      }
+      this.run('COMMIT');
+    } catch (err) {
+      try {
+        this.db.exec('ROLLBACK');
+      } catch {
+        // the failed COMMIT may already have rolled back
+      }
+      this.rejectAll(batch, this.map(err));
+      return;
+    }
+    this.noteAppended(this.batchEvents);
+    batch.forEach((w, i) => {
+      const r = results[i]!;
+      if (r.ok) w.resolve(r.value as WriteValue);
+      else w.reject(r.value);
+    });
+  }
+
+  private rejectAll(batch: Work[], err: unknown): void {
+    for (const w of batch) w.reject(err);
+  }
+
+  private apply(op: WriteOp): WriteValue {
+    switch (op.op) {
+      case 'append':
+        return this.appendInTx(op.sessionId, op.events);
+      case 'createSession': {
+        const s = op.session;
+        this.insertSession(s);
+        this.appendInTx(s.id, [
+          {
+            type: 'session.start',
+            resource: s.resource,
+            kind: s.kind,
+            clientAddr: s.clientAddr,
+            identity: s.identity,
+            time: s.startedAt,
+            ...(s.reason === undefined ? {} : { reason: s.reason }),
+          },
+        ]);
+        return s;
+      }
+      case 'endSession': {
+        const [ev] = this.appendInTx(op.id, [{ type: 'session.end', outcome: op.outcome, counters: op.counters, time: op.time }]);
+        this.stmt('UPDATE sessions SET ended_at = ?, outcome = ?, counters = ? WHERE id = ?').run(ev!.time, op.outcome, JSON.stringify(op.counters), op.id);
+        return rowToSession(this.stmt('SELECT * FROM sessions WHERE id = ?').get(op.id) as Row);
+      }
+      case 'prune':
+        return this.pruneInTx(op.olderThanMs, new Date(op.now));
+    }
+  }
+
+  insertSession(s: Session): void {
+    this.stmt(
+      `INSERT INTO sessions (id, resource, kind, subject, email, identity, client_addr, reason, started_at, counters, last_seq, last_hash, last_ms)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`,
+    ).run(
+      s.id,
+      s.resource,
+      s.kind,
+      s.identity.subject,
+      s.identity.email ?? null,
+      JSON.stringify(s.identity),
+      s.clientAddr,
+      s.reason ?? null,
+      s.startedAt,
+      JSON.stringify(s.counters),
+      GENESIS_HASH,
+      toMs(s.startedAt, 'startedAt'),
+    );
+  }
+
+  /** Appends events to a session inside the current transaction, reading its head from the row. */
+  private appendInTx(sessionId: string, inputs: NewEvent[]): StoreEvent[] {
+    const head = this.stmt('SELECT last_seq, last_hash, subject FROM sessions WHERE id = ?').get(sessionId) as Row | undefined;
+    if (head === undefined) {
+      throw new DlpctlError('STORE_NOT_FOUND', `session ${sessionId} does not exist in ${this.display}`);
+    }
+    let seq = Number(head['last_seq']);
+    let prev = head['last_hash'] as string;
+    const subject = head['subject'] as string;
+    const ins = this.stmt('INSERT INTO events (session_id, seq, type, time_ms, decision, text, body, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+    const out: StoreEvent[] = [];
+    let lastMs = 0;
+    for (const input of inputs) {
+      seq++;
+      const { event, body } = sealEvent(prev, buildEvent(sessionId, seq, subject, input, noClock));
+      lastMs = Date.parse(event.time);
+      ins.run(sessionId, seq, event.type, lastMs, eventDecision(event), eventText(event), body, event.hash);
+      prev = event.hash;
+      out.push(event);
+    }
+    this.stmt('UPDATE sessions SET last_seq = ?, last_hash = ?, last_ms = max(last_ms, ?) WHERE id = ?').run(seq, prev, lastMs, sessionId);
+    this.batchEvents += out.length;
+    return out;
+  }
+
+  private pruneInTx(olderThanMs: number, now: Date): PruneResult {
+    const cutoff = now.getTime() - olderThanMs;
+    const sel = `SELECT id FROM sessions WHERE last_ms < ? AND id != '${MAINTENANCE_SESSION_ID}'`;
+    const sessionsRemoved = Number((this.db.prepare(`SELECT count(*) AS n FROM (${sel})`).get(cutoff) as Row)['n']);
+    const eventsRemoved = Number((this.db.prepare(`SELECT count(*) AS n FROM events WHERE session_id IN (${sel})`).get(cutoff) as Row)['n']);
+    this.db.prepare(`DELETE FROM events WHERE session_id IN (${sel})`).run(cutoff);
+    this.db.prepare(`DELETE FROM approvals WHERE session_id IN (${sel})`).run(cutoff);
+    this.db.prepare(`DELETE FROM sessions WHERE id IN (${sel})`).run(cutoff);
+    if (this.stmt('SELECT 1 FROM sessions WHERE id = ?').get(MAINTENANCE_SESSION_ID) === undefined) {
+      this.insertSession(maintenanceSession(now));
+    }
+    this.appendInTx(MAINTENANCE_SESSION_ID, [
+      { type: 'store.prune', olderThanMs, cutoff: new Date(cutoff).toISOString(), sessionsRemoved, eventsRemoved, time: now.toISOString() },
+    ]);
+    return { sessionsRemoved, eventsRemoved };
+  }
+
+  // ---- deferred full-text indexing -------------------------------------------------------------------
+
+  private noteAppended(n: number): void {
+    if (n === 0) return;
+    this.unindexed += n;
+    if (this.unindexed >= SqliteWriter.INDEX_EVERY) {
+      if (!this.indexScheduled) {
+        this.indexScheduled = true;
+        setImmediate(() => {
+          this.indexScheduled = false;
+          this.indexNow();
+        });
+      }
+    } else if (this.indexTimer === undefined) {
+      this.indexTimer = setTimeout(() => {
+        this.indexTimer = undefined;
+        this.indexNow();
+      }, SqliteWriter.INDEX_AFTER_MS);
+      this.indexTimer.unref();
+    }
+  }
+
+  /**
+   * Adds committed events above the watermark to the full-text index, in one transaction. Idempotent and
+   * safe from any connection (the watermark moves under the write lock). Errors are ignored: the rows stay
+   * searchable through the unindexed-tail scan and the next run retries.
+   */
+  indexNow(maxRows = 20_000): number {
+    if (this.closed) return 0;
+    if (this.indexTimer !== undefined) {
+      clearTimeout(this.indexTimer);
+      this.indexTimer = undefined;
+    }
+    this.unindexed = 0;
+    try {
+      // Never wait for the write lock here: if another connection holds it, try again later.
+      if (!this.tryBeginImmediate()) {
+        this.noteAppended(1);
+        return 0;
+      }
+      try {
+        const upto = Number((this.stmt('SELECT indexed_upto AS u FROM fts_state WHERE id = 1').get() as Row)['u']);
+        const max = Number((this.stmt('SELECT coalesce(max(id), 0) AS m FROM events').get() as Row)['m']);
+        let added = 0;
+        if (max > upto) {
+          const hi = Math.min(max, upto + maxRows);
+          this.stmt('INSERT INTO events_fts (rowid, text) SELECT id, text FROM events WHERE id > ? AND id <= ? AND text IS NOT NULL').run(upto, hi);
+          this.stmt('UPDATE fts_state SET indexed_upto = ? WHERE id = 1').run(hi);
+          added = hi - upto;
+          if (hi < max) this.noteAppended(max - hi);
+        }
+        this.run('COMMIT');
+        return added;
+      } catch (err) {
+        try {
+          this.db.exec('ROLLBACK');
+        } catch {
+          // already rolled back
+        }
+        throw err;
+      }
+    } catch {
+      return 0;
+    }
+  }
+}
+
+/** Units carry their times; an event without one is a caller's bug. */
+function noClock(): Date {
+  throw new Error('internal: a store write unit without a time');
+}
+
+export function rowToSession(r: Row): Session {
+  const s: Session = {
+    id: r['id'] as string,
+    resource: r['resource'] as string,
+    kind: r['kind'] as Session['kind'],
+    identity: JSON.parse(r['identity'] as string) as Session['identity'],
+    clientAddr: r['client_addr'] as string,
+    startedAt: r['started_at'] as string,
+    counters: JSON.parse(r['counters'] as string) as Counters,
+  };
+  if (r['reason'] != null) s.reason = r['reason'] as string;
+  if (r['ended_at'] != null) s.endedAt = r['ended_at'] as string;
+  if (r['outcome'] != null) s.outcome = r['outcome'] as Outcome;
+  return s;
+}
