@@ -1,9 +1,9 @@
 /**
- * The tunnel side of the SQLite writer thread (sqlite-worker.ts): posts each write unit, resolves it with
- * the worker's answer. The worker keeps the process alive only while units are in flight, so a pending
- * append is never lost to an exiting event loop and an idle store never holds the process open. If the
- * worker dies, every unit in flight and every later one fails with STORE_UNREACHABLE errors, which
- * the tunnels turn into denials (fail closed).
+ * The tunnel side of the SQLite store's threads (sqlite-worker.ts): posts each write unit to the writer
+ * and resolves it with the answer; a maintenance thread checkpoints and indexes beside it. The writer keeps
+ * the process alive only while units are in flight, so a pending append is never lost to an exiting event
+ * loop and an idle store never holds the process open. If the writer dies, every unit in flight and every
+ * later one fails with STORE_UNREACHABLE, which the tunnels turn into denials (fail closed).
  */
 import { Worker } from 'node:worker_threads';
 import { DlpctlError } from '../errors.js';
@@ -19,14 +19,17 @@ interface Pending {
 
 export class SqliteWriterThread {
   private readonly worker: Worker;
+  /** Checkpoints the WAL and keeps the full-text index up, off the writer's path (sqlite-worker.ts). */
+  private readonly maintenance: Worker;
   private readonly display: string;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private failure: Error | null = null;
   private closing: Promise<void> | null = null;
 
-  private constructor(worker: Worker, display: string) {
+  private constructor(worker: Worker, maintenance: Worker, display: string) {
     this.worker = worker;
+    this.maintenance = maintenance;
     this.display = display;
     worker.on('message', (m: Answer | { closed: true } | { ready: true }) => {
       if (!('id' in m)) return;
@@ -41,43 +44,20 @@ export class SqliteWriterThread {
     worker.on('exit', (code) => {
       if (!this.closing) this.fail(new Error(`the store's writer thread exited (code ${code})`));
     });
+    // A failed maintenance thread costs only a growing WAL and a longer unindexed tail (searched anyway).
+    maintenance.on('error', () => undefined);
   }
 
-  /** Starts the worker; resolves once its connection is open (or rejects with why it could not open). */
+  /** Starts the writer and maintenance threads; resolves once their connections are open. */
   static async start(file: string, display: string, connection: SqliteConnectionOptions): Promise<SqliteWriterThread> {
-    const here = import.meta.url;
-    // From the TypeScript sources (tests) the worker needs the same loader as this thread.
-    const fromSources = here.endsWith('.ts');
-    const worker = new Worker(new URL(fromSources ? './sqlite-worker.ts' : './sqlite-worker.js', here), {
-      workerData: { file, display, connection },
-      // No inherited flags: V8's (--liftoff-only) are process-wide already and a worker refuses them.
-      execArgv: fromSources ? ['--import', 'tsx'] : [],
-    });
-    await new Promise<void>((resolve, reject) => {
-      const onMessage = (m: { ready?: true }) => {
-        if (!m.ready) return;
-        cleanup();
-        resolve();
-      };
-      const onError = (err: unknown) => {
-        cleanup();
-        reject(new DlpctlError('STORE_UNREACHABLE', `the store's writer thread for ${display} could not start: ${err instanceof Error ? err.message : String(err)}`));
-      };
-      const onExit = (code: number) => {
-        cleanup();
-        reject(new DlpctlError('STORE_UNREACHABLE', `the store's writer thread for ${display} exited at start (code ${code})`));
-      };
-      const cleanup = () => {
-        worker.off('message', onMessage);
-        worker.off('error', onError);
-        worker.off('exit', onExit);
-      };
-      worker.on('message', onMessage);
-      worker.on('error', onError);
-      worker.on('exit', onExit);
-    });
-    worker.unref();
-    return new SqliteWriterThread(worker, display);
+    const started = await Promise.allSettled([spawn('writer', file, display, connection), spawn('maintenance', file, display, connection)]);
+    const failed = started.find((r) => r.status === 'rejected');
+    if (failed) {
+      for (const r of started) if (r.status === 'fulfilled') await r.value.terminate().catch(() => undefined);
+      throw (failed as PromiseRejectedResult).reason;
+    }
+    const [worker, maintenance] = started.map((r) => (r as PromiseFulfilledResult<Worker>).value) as [Worker, Worker];
+    return new SqliteWriterThread(worker, maintenance, display);
   }
 
   submit(op: WriteOp): Promise<WriteValue> {
@@ -91,21 +71,11 @@ export class SqliteWriterThread {
     });
   }
 
-  /** Lets every unit in flight commit, then stops the worker. */
+  /** Lets every unit in flight commit, then stops both threads (the maintenance one checkpoints and indexes last). */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      if (this.failure) {
-        await this.worker.terminate().catch(() => undefined);
-        return;
-      }
-      this.worker.ref();
-      const done = new Promise<void>((resolve) => {
-        this.worker.on('message', (m: { closed?: true }) => m.closed && resolve());
-        this.worker.once('exit', () => resolve());
-      });
-      this.worker.postMessage({ close: true });
-      await done;
-      await this.worker.terminate().catch(() => undefined);
+      if (!this.failure) await stop(this.worker);
+      await stop(this.maintenance);
     })();
     return this.closing;
   }
@@ -117,4 +87,52 @@ export class SqliteWriterThread {
     for (const p of this.pending.values()) p.reject(this.failure);
     this.pending.clear();
   }
+}
+
+/** Asks a thread to finish its work and close its connection; then ends it. */
+async function stop(worker: Worker): Promise<void> {
+  worker.ref();
+  const done = new Promise<void>((resolve) => {
+    worker.on('message', (m: { closed?: true }) => m.closed && resolve());
+    worker.once('exit', () => resolve());
+    worker.once('error', () => resolve());
+  });
+  worker.postMessage({ close: true });
+  await done;
+  await worker.terminate().catch(() => undefined);
+}
+
+function spawn(role: 'writer' | 'maintenance', file: string, display: string, connection: SqliteConnectionOptions): Promise<Worker> {
+  const here = import.meta.url;
+  // From the TypeScript sources (tests) the worker needs the same loader as this thread.
+  const fromSources = here.endsWith('.ts');
+  const worker = new Worker(new URL(fromSources ? './sqlite-worker.ts' : './sqlite-worker.js', here), {
+    workerData: { role, file, display, connection },
+    // No inherited flags: V8's (--liftoff-only) are process-wide already and a worker refuses them.
+    execArgv: fromSources ? ['--import', 'tsx'] : [],
+  });
+  return new Promise<Worker>((resolve, reject) => {
+    const onMessage = (m: { ready?: true }) => {
+      if (!m.ready) return;
+      cleanup();
+      worker.unref();
+      resolve(worker);
+    };
+    const onError = (err: unknown) => {
+      cleanup();
+      reject(new DlpctlError('STORE_UNREACHABLE', `the store's ${role} thread for ${display} could not start: ${err instanceof Error ? err.message : String(err)}`));
+    };
+    const onExit = (code: number) => {
+      cleanup();
+      reject(new DlpctlError('STORE_UNREACHABLE', `the store's ${role} thread for ${display} exited at start (code ${code})`));
+    };
+    const cleanup = () => {
+      worker.off('message', onMessage);
+      worker.off('error', onError);
+      worker.off('exit', onExit);
+    };
+    worker.on('message', onMessage);
+    worker.on('error', onError);
+    worker.on('exit', onExit);
+  });
 }

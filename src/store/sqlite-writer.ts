@@ -160,11 +160,15 @@ export class SqliteWriter {
   static readonly INDEX_EVERY = 2000;
   static readonly INDEX_AFTER_MS = 1000;
 
-  constructor(db: DatabaseSync, display: string, busyMs: number) {
+  /** Whether commits schedule the full-text catch-up (off when a maintenance thread does it). */
+  private readonly indexing: boolean;
+
+  constructor(db: DatabaseSync, display: string, busyMs: number, opts: { indexing?: boolean } = {}) {
     this.db = db;
     this.display = display;
     this.busyMs = busyMs;
     this.stmts = statementCache(db);
+    this.indexing = opts.indexing ?? true;
   }
 
   /** Queues one unit; resolves once the batch holding it has committed. */
@@ -398,7 +402,7 @@ export class SqliteWriter {
   // ---- deferred full-text indexing -------------------------------------------------------------------
 
   private noteAppended(n: number): void {
-    if (n === 0) return;
+    if (n === 0 || !this.indexing) return;
     this.unindexed += n;
     if (this.unindexed >= SqliteWriter.INDEX_EVERY) {
       if (!this.indexScheduled) {

@@ -63,6 +63,26 @@ describe('sqlite store specifics', () => {
     await again.close();
   });
 
+  it('with the writer thread, a maintenance thread checkpoints the WAL and brings the full-text index up, off the commit path', async () => {
+    const file = path.join(dir, 'thread-maintenance', 'store.db');
+    const store = await openStore(`sqlite:${file}`, { writerThread: true });
+    const s = await store.createSession({ resource: 'db', kind: 'postgres', identity: alice, clientAddr: '127.0.0.1:1' });
+    const before = fs.statSync(file).size;
+    await Promise.all(Array.from({ length: 600 }, (_, i) => store.append(s.id, { type: 'query', sql: `select tblmaint${i} from x`, decision: 'allow', kinds: ['select'], tables: [] })));
+    const raw = new DatabaseSync(file, { readOnly: true });
+    try {
+      const state = () => raw.prepare('SELECT (SELECT indexed_upto FROM fts_state) AS upto, (SELECT max(id) FROM events) AS max').get() as { upto: number; max: number };
+      for (let i = 0; i < 50 && (state().upto < state().max || fs.statSync(file).size <= before); i += 1) await new Promise((r) => setTimeout(r, 100));
+      expect(state().upto).toBe(state().max);
+      // Only a checkpoint copies pages from the WAL into the database file.
+      expect(fs.statSync(file).size).toBeGreaterThan(before);
+    } finally {
+      raw.close();
+    }
+    expect((await store.search({ text: 'tblmaint599' })).length).toBe(1);
+    await store.close();
+  });
+
   it('with the writer thread gone, writes fail with a store error instead of hanging (the tunnels then deny)', async () => {
     const store = (await openStore(`sqlite:${path.join(dir, 'thread-dies', 'store.db')}`, { writerThread: true })) as SqliteStore;
     const s = await store.createSession({ resource: 'db', kind: 'postgres', identity: alice, clientAddr: '127.0.0.1:1' });
