@@ -174,6 +174,8 @@ export class SshEngine implements TunnelEngine {
       let settled = false;
       c.on('ready', () => {
         settled = true;
+        // A relay: every packet goes out as soon as it is ready (the client side already has TCP_NODELAY).
+        c.setNoDelay(true);
         resolve(c);
       });
       c.on('error', (err) => {

@@ -17,23 +17,59 @@
 export const SFTP_MAX_PACKET = 1024 * 1024;
 
 export class SftpFramer {
-  private buf: Buffer = Buffer.alloc(0);
+  /** The start of a packet that spans chunks: its pieces, how many bytes they hold, its whole size (-1: not known yet). */
+  private parts: Buffer[] = [];
+  private have = 0;
+  private need = -1;
 
-  /** Splits the stream into whole packets (length prefix included). Throws on an oversized length. */
+  /**
+   * Splits the stream into whole packets (length prefix included). Packets inside one chunk are views of
+   * it (no copy); only a packet that spans chunks is copied, once. Throws on an oversized length.
+   */
   push(chunk: Buffer): Buffer[] {
-    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
     const out: Buffer[] = [];
     let off = 0;
-    while (this.buf.length - off >= 4) {
-      const len = this.buf.readUInt32BE(off);
-      if (len > SFTP_MAX_PACKET || len === 0) throw new Error(`sftp packet of ${len} bytes`);
-      if (this.buf.length - off < 4 + len) break;
-      out.push(this.buf.subarray(off, off + 4 + len));
-      off += 4 + len;
+    if (this.have > 0) {
+      if (this.need < 0) {
+        // Fewer than 4 bytes held: complete the length prefix first.
+        const head = Buffer.concat([...this.parts, chunk.subarray(0, 4 - this.have)]);
+        if (head.length < 4) {
+          this.parts = [head];
+          this.have = head.length;
+          return out;
+        }
+        this.need = 4 + packetLength(head, 0);
+      }
+      const take = Math.min(this.need - this.have, chunk.length);
+      this.parts.push(chunk.subarray(0, take));
+      this.have += take;
+      off = take;
+      if (this.have < this.need) return out;
+      out.push(Buffer.concat(this.parts, this.need));
+      this.parts = [];
+      this.have = 0;
+      this.need = -1;
     }
-    this.buf = off === 0 ? this.buf : Buffer.from(this.buf.subarray(off));
+    while (chunk.length - off >= 4) {
+      const total = 4 + packetLength(chunk, off);
+      if (chunk.length - off < total) break;
+      out.push(chunk.subarray(off, off + total));
+      off += total;
+    }
+    if (off < chunk.length) {
+      const rest = chunk.subarray(off);
+      this.parts = [rest];
+      this.have = rest.length;
+      this.need = rest.length >= 4 ? 4 + packetLength(rest, 0) : -1;
+    }
     return out;
   }
+}
+
+function packetLength(b: Buffer, off: number): number {
+  const len = b.readUInt32BE(off);
+  if (len > SFTP_MAX_PACKET || len === 0) throw new Error(`sftp packet of ${len} bytes`);
+  return len;
 }
 
 const PFLAG = { read: 1, write: 2, append: 4, create: 8, truncate: 0x10, exclusive: 0x20 } as const;

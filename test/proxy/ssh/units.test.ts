@@ -144,6 +144,30 @@ describe('sftp', () => {
     }
   });
 
+  it('frames packets split into three pieces at every pair of offsets, and fed one byte at a time', () => {
+    const stream = Buffer.concat([packet(3, str('/etc/hosts'), u32(1), u32(0)), packet(18, str('/a'), str('/b')), packet(13, str('/c'))]);
+    const want = ['sftp open(read) "/etc/hosts"', 'sftp rename "/a" "/b"', 'sftp remove "/c"'];
+    for (let i = 0; i <= stream.length; i++) {
+      for (let j = i; j <= stream.length; j++) {
+        const f = new SftpFramer();
+        const got = [...f.push(stream.subarray(0, i)), ...f.push(stream.subarray(i, j)), ...f.push(stream.subarray(j))];
+        expect(got.map((p) => formatSftpOp(describeSftpPacket(p)!))).toEqual(want);
+      }
+    }
+    const f = new SftpFramer();
+    const got: Buffer[] = [];
+    for (let i = 0; i < stream.length; i++) got.push(...f.push(stream.subarray(i, i + 1)));
+    expect(Buffer.concat(got).equals(stream)).toBe(true);
+    expect(got.map((p) => formatSftpOp(describeSftpPacket(p)!))).toEqual(want);
+  });
+
+  it('rejects an oversized length even when its prefix arrives in pieces', () => {
+    const f = new SftpFramer();
+    const big = u32(SFTP_MAX_PACKET + 1);
+    expect(f.push(big.subarray(0, 2))).toEqual([]);
+    expect(() => f.push(big.subarray(2))).toThrow(/sftp packet/);
+  });
+
   it('rejects an oversized length and tolerates a malformed body', () => {
     expect(() => new SftpFramer().push(u32(SFTP_MAX_PACKET + 1))).toThrow();
     expect(describeSftpPacket(packet(3, u32(1000)))).toMatchObject({ op: 'malformed request type 3' });
