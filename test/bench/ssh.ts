@@ -26,7 +26,9 @@ const ms = (n: number) => `${n.toFixed(2)} ms`;
 function connect(o: { port: number; username: string; password?: string; privateKey?: string }): Promise<Client> {
   return new Promise((resolve, reject) => {
     const c = new Client();
-    c.on('ready', () => resolve(c)).on('error', reject);
+    // TCP_NODELAY as OpenSSH's own client sets it for interactive work: without it, Nagle and delayed ACKs
+    // put ~40 ms into every keystroke and exec round trip on both paths, hiding what the tunnel adds.
+    c.on('ready', () => resolve(c.setNoDelay(true))).on('error', reject);
     c.connect({ host: '127.0.0.1', ...o, hostVerifier: () => true, readyTimeout: 120_000 });
   });
 }
