@@ -129,7 +129,7 @@ export function buildProgram(wrap: ActionWrapper): Command {
     jsonOutput(
       program
         .command('connect')
-        .description('open a local tunnel to RESOURCE (policy, masking, recording); with -- COMMAND, run it against the tunnel and exit with its status')
+        .description('open a local tunnel to RESOURCE (policy, masking, recording); with -- COMMAND, run it against the tunnel and exit with its status. Without a command it prints the tunnel URL on stdout (http: then the tunnel token on a second line) and how to connect on stderr')
         .argument('<resource>', 'a resource name from dlpctl.yaml (see dlpctl resources)')
         .argument('[command...]', 'after --: the command to run with the tunnel in its environment (postgres: DATABASE_URL, PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, PGSSLMODE; http: the resource\'s env map; ssh: DLPCTL_SSH_PORT, DLPCTL_SSH)')
         .option('--port <n>', 'local port (default: the resource\'s listen port, else a free port)')
@@ -142,6 +142,7 @@ export function buildProgram(wrap: ActionWrapper): Command {
         ),
       `one NDJSON event per line on stdout:\n` +
         `{"type":"listening","resource":"db","kind":"postgres","host":"127.0.0.1","port":5433,"url":"postgres://…","time":"…"}\n` +
+        `(an http tunnel's listening event also has "token": the value for Authorization: Bearer)\n` +
         `{"type":"session_start","resource":"db","sessionId":"…","client":"127.0.0.1:50412","time":"…"}\n` +
         `{"type":"decision","resource":"db","sessionId":"…","action":"deny","rule":"recommended/no-drop","kinds":["drop"],"summary":"DROP TABLE t","time":"…"}\n` +
         `{"type":"session_end","resource":"db","sessionId":"…","outcome":"ok","time":"…"}`,

@@ -31,6 +31,11 @@ export interface OpenedEngine {
   childEnv(address: TunnelAddress, secret: string): Record<string, string>;
   /** One line for people: what the tunnel points at (no secrets). */
   describe: string;
+  /**
+   * For `connect` without a command: the lines for stdout (the URL first, then whatever else a client needs,
+   * such as the HTTP tunnel's token) and a hint for people on stderr.
+   */
+  connectHelp(address: TunnelAddress, url: string, secret: string): { stdout: string[]; hint: string };
   close(): Promise<void>;
 }
 

@@ -21,7 +21,8 @@ export interface TunnelAddress {
 }
 
 export type TunnelEvent =
-  | { type: 'listening'; resource: string; kind: string; host: string; port: number; url: string }
+  /** `token`: the HTTP tunnel's credential, which its URL cannot carry (the other kinds' URLs hold theirs). */
+  | { type: 'listening'; resource: string; kind: string; host: string; port: number; url: string; token?: string }
   | { type: 'session_start'; resource: string; sessionId: string; client: string }
   | { type: 'decision'; resource: string; sessionId: string; action: string; rule: string | null; kinds?: string[]; summary: string }
   | { type: 'session_end'; resource: string; sessionId: string; outcome: string; error?: string }
@@ -129,7 +130,7 @@ export class Tunnel extends EventEmitter<{ event: [TunnelEvent] }> {
     });
     const a = server.address() as net.AddressInfo;
     this.addr = { host, port: a.port };
-    this.emitEvent({ type: 'listening', resource: this.resource, kind: this.opts.kind, host, port: a.port, url: this.url });
+    this.emitEvent({ type: 'listening', resource: this.resource, kind: this.opts.kind, host, port: a.port, url: this.url, ...(this.opts.kind === 'http' ? { token: this.secret } : {}) });
     return this.addr;
   }
 

@@ -190,9 +190,10 @@ export async function runConnect(ctx: CommandContext, opts: ConnectOptions): Pro
     if (!ctx.globals.json) {
       const line = `${resource.name} (${opened.describe}) listening on ${address.host}:${address.port}`;
       if (opts.command.length === 0) {
+        const help = opened.connectHelp(address, tunnel.url, tunnel.secret);
         ctx.io.err(`${c.green('✓')} ${line}`);
-        ctx.io.out(tunnel.url);
-        ctx.io.err(c.dim('connect with: psql "$URL"   ·   Ctrl-C closes the tunnel'));
+        for (const l of help.stdout) ctx.io.out(l);
+        ctx.io.err(c.dim(`${help.hint}   ·   Ctrl-C closes the tunnel`));
       } else {
         ctx.io.err(c.dim(`${line}; running ${opts.command.join(' ')}`));
       }

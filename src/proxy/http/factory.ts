@@ -34,6 +34,12 @@ export async function createHttpEngine(o: EngineFactoryOptions<HttpResource>, tu
     clientTls: Boolean(serverTls),
     childEnv: (a, secret) => engine.childEnv(a, secret),
     describe: `http → ${t.origin}${t.pathname === '/' ? '' : t.pathname}`,
+    // The token is the tunnel's own credential (like the password in a PostgreSQL tunnel's URL), never the
+    // injected one: without it on stdout, a tunnel opened without a command could not be used at all.
+    connectHelp: (_a, url, secret) => ({
+      stdout: [url, secret],
+      hint: `send requests to the URL with the token (the second line): curl -H "Authorization: Bearer $TOKEN" ${url}/…`,
+    }),
     close: () => engine.close(),
   };
 }

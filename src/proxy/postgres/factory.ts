@@ -26,6 +26,7 @@ export async function createPostgresEngine(o: EngineFactoryOptions<PostgresResou
     clientTls: Boolean(serverTls),
     childEnv: (a, secret) => engine.childEnv(a, secret),
     describe: `postgres → ${t.host}:${t.port}/${t.database}`,
+    connectHelp: (_a, url) => ({ stdout: [url], hint: 'connect with: psql "$URL"' }),
     close: () => engine.close(),
   };
 }

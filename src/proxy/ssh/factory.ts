@@ -110,6 +110,7 @@ export async function createSshEngine(o: EngineFactoryOptions<SshResource>, tuni
     hostKeyFingerprint: hostKey.fingerprint,
     childEnv: (a) => ({ DLPCTL_SSH_PORT: String(a.port), DLPCTL_SSH: sshPrefix(a) }),
     describe: `ssh → ${t.user}@${t.host}:${t.port} (tunnel host key ${hostKey.fingerprint} as ${alias}; client key ${keyFile})`,
+    connectHelp: (a, url) => ({ stdout: [url], hint: `connect with: ${sshPrefix(a)} ${o.resource.name} [COMMAND]` }),
     close: async () => {
       fs.rmSync(dir, { recursive: true, force: true });
     },
