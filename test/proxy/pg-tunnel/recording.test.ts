@@ -109,6 +109,23 @@ describe('recording', () => {
     const n = (await direct.query(`select product, count(*)::int as n from orders where product in ('before-close', 'after-close') group by 1 order by 1`)).rows;
     expect(n).toEqual([{ product: 'before-close', n: 1 }]);
   });
+
+  it("a store whose writer thread dies mid-session: the next statement is denied, not forwarded", async () => {
+    const dir = await fs.mkdtemp(path.join(fx.dir, 'dying-writer-'));
+    const own = await openStore(`sqlite:${path.join(dir, 's.db')}`, { writerThread: true });
+    const ft = await fx.tunnel({ store: own });
+    const c = await pgClient(ft.url);
+    await c.query(`insert into orders (customer_id, product, quantity) values (1, 'before-death', 1)`);
+    await (own as unknown as { thread: { worker: { terminate(): Promise<number> } } }).thread.worker.terminate();
+    const err = await queryError(c, `insert into orders (customer_id, product, quantity) values (1, 'after-death', 1)`);
+    expect(err.code).toBe('42501');
+    expect(err.message).toMatch(/session store cannot record.*writer thread/);
+    await c.end().catch(() => undefined);
+    await ft.close();
+    await own.close();
+    const n = (await direct.query(`select product, count(*)::int as n from orders where product in ('before-death', 'after-death') group by 1 order by 1`)).rows;
+    expect(n).toEqual([{ product: 'before-death', n: 1 }]);
+  });
 });
 
 describe('approvals', () => {
