@@ -1,14 +1,17 @@
 /**
- * SSH tunnel benchmark: the same work straight to a real sshd and through a dlpctl SSH tunnel (in this
- * process, masking policy on, recording to SQLite), side by side.
+ * SSH tunnel benchmark: the same work straight to a real sshd and through a dlpctl SSH tunnel (the built
+ * binary, `dlpctl connect box`, in its own process as users run it; masking policy on, recording to SQLite),
+ * side by side. `npm run build` first.
  *
- *   scp 200 MB (sftp-based and legacy -O), upload: MB/s each way, ratio, peak RSS of this process (the tunnel)
+ *   scp 200 MB (sftp-based and legacy -O), upload: MB/s each way, ratio, peak RSS (VmHWM) of the tunnel
  *   interactive echo on a pty shell: one keystroke → its echo, p50/p99, added
  *   exec round-trip on an open connection (`true`): p50/p99, added
  *   50 concurrent sessions (connect + auth + exec + result): failures, p50/p99 setup, added
  *
  * Run: npx tsx test/bench/ssh.ts  (or through npm run bench). Needs /usr/sbin/sshd and the OpenSSH client.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -86,19 +89,61 @@ async function echoLatency(c: Client, n: number): Promise<number[]> {
 }
 
 const log = (m: string) => process.stderr.write(`[bench ssh] ${m}\n`);
+const BIN = path.resolve(import.meta.dirname, '../../bin/dlpctl.js');
+
+/** `dlpctl connect box` as its own process; its stdout gives the URL (with the tunnel password), stderr the ssh command. */
+async function binaryTunnel(fx: Awaited<ReturnType<typeof startSshFixture>>, policies: string): Promise<{ port: number; secret: string; ssh: string; child: ChildProcess }> {
+  const file = path.join(fx.dir, 'bench.yaml');
+  await fs.writeFile(
+    file,
+    `version: 1
+resources:
+  box:
+    kind: ssh
+    target: ssh://${fx.sshd.user}@127.0.0.1:${fx.sshd.port}
+    privateKey: \${env:BENCH_SSH_KEY}
+    hostKey: "${fx.sshd.hostFingerprint}"
+    policies: [pii]
+policies:
+${policies}`,
+  );
+  const child = spawn(process.execPath, [BIN, 'connect', 'box', '--config', file, '--store', `sqlite:${path.join(fx.dir, 'bench-store.db')}`], {
+    env: { ...process.env, BENCH_SSH_KEY: fx.sshd.userKey, XDG_STATE_HOME: path.join(fx.dir, 'bench-state'), NO_COLOR: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      const url = /^ssh:\/\/dlpctl:([^@]+)@127\.0\.0\.1:(\d+)$/m.exec(out);
+      const cmd = /connect with: (.*) box \[COMMAND\]/.exec(err);
+      if (url && cmd) resolve({ secret: url[1]!, port: Number(url[2]), ssh: cmd[1]!, child });
+    };
+    child.stdout!.on('data', (d: Buffer) => ((out += d.toString()), check()));
+    child.stderr!.on('data', (d: Buffer) => ((err += d.toString()), check()));
+    child.once('exit', (code) => reject(new Error(`dlpctl connect exited (${code}): ${err}`)));
+  });
+}
+
+function vmHwmMb(pid: number | undefined): number {
+  const m = pid ? /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8')) : null;
+  return m ? Number(m[1]) / 1024 : NaN;
+}
 
 export async function run(): Promise<string> {
   const fx = await startSshFixture();
   const rows: string[][] = [];
+  let tunnelChild: ChildProcess | undefined;
   try {
-    const t = await fx.tunnel({
-      policies: `  pii:
+    const t = await binaryTunnel(
+      fx,
+      `  pii:
     - name: mask
       action: mask
       entities: [email, credit_card, secrets]
 `,
-      use: ['pii'],
-    });
+    );
+    tunnelChild = t.child;
     const work = path.join(fx.dir, 'bench');
     await fs.mkdir(work);
     const size = Number(process.env.DLPCTL_BENCH_SCP_MB ?? 200);
@@ -106,28 +151,24 @@ export async function run(): Promise<string> {
     const direct = path.join(fx.dir, 'direct-ssh');
     await fs.writeFile(direct, `#!/bin/sh\nexec ${fx.sshd.direct.replace(/ 127\.0\.0\.1$/, ' -o HostName=127.0.0.1 -o HostKeyAlias=[127.0.0.1]:' + fx.sshd.port)} "$@"\n`, { mode: 0o755 });
     const tunneled = path.join(fx.dir, 'tunnel-ssh');
-    await fs.writeFile(tunneled, `#!/bin/sh\nexec ${t.env.DLPCTL_SSH} "$@"\n`, { mode: 0o755 });
+    await fs.writeFile(tunneled, `#!/bin/sh\nexec ${t.ssh} "$@"\n`, { mode: 0o755 });
 
     // ── scp ──
     for (const mode of ['', '-O'] as const) {
       const label = mode ? 'scp -O (legacy)' : 'scp (sftp)';
       const speed: number[] = [];
-      let peak = 0;
+      let peak = NaN;
       for (const [i, wrap] of [direct, tunneled].entries()) {
         const dest = `${work}/dst-${i}${mode}`;
-        const base = process.memoryUsage().rss;
-        let top = base;
-        const timer = setInterval(() => (top = Math.max(top, process.memoryUsage().rss)), 50);
         const t0 = performance.now();
         const r = await sh(`scp ${mode} -S ${wrap} ${work}/src box:${dest}`, { timeoutMs: 900_000 });
         const secs = (performance.now() - t0) / 1000;
-        clearInterval(timer);
         if (r.code !== 0) throw new Error(`${label} failed: ${r.stderr}`);
         speed.push(size / secs);
-        if (i === 1) peak = top;
+        if (i === 1) peak = vmHwmMb(t.child.pid);
         await fs.rm(dest, { force: true });
       }
-      rows.push([`${label} ${size} MB upload`, `${speed[0]!.toFixed(1)} MB/s`, `${speed[1]!.toFixed(1)} MB/s`, `${(speed[1]! / speed[0]!).toFixed(2)}×`, `peak RSS ${(peak / MB).toFixed(0)} MB`]);
+      rows.push([`${label} ${size} MB upload`, `${speed[0]!.toFixed(1)} MB/s`, `${speed[1]!.toFixed(1)} MB/s`, `${(speed[1]! / speed[0]!).toFixed(2)}×`, `tunnel peak RSS ${peak.toFixed(0)} MB`]);
     }
 
     const directLogin = { port: fx.sshd.port, username: fx.sshd.user, privateKey: fx.sshd.userKey };
@@ -193,6 +234,11 @@ export async function run(): Promise<string> {
       rows.push(['50 concurrent sessions p99', ms(pct(a.xs, 99)), ms(pct(b.xs, 99)), `+${ms(pct(b.xs, 99) - pct(a.xs, 99))}`, '']);
     }
   } finally {
+    if (tunnelChild) {
+      const exited = new Promise((r) => tunnelChild!.once('exit', r));
+      tunnelChild.kill('SIGTERM');
+      await exited;
+    }
     await fx.stop();
   }
   const head = ['| SSH | direct | through dlpctl | ratio / added | notes |', '|---|---|---|---|---|'];
