@@ -78,6 +78,8 @@ export interface SshEngineOptions {
   recordLimit?: number;
   /** Upstream connect timeout (ms, default 20000). */
   connectTimeoutMs?: number;
+  /** How long a spare upstream connection may wait for the next session (ms, default 60000; 0: no spare). */
+  spareIdleMs?: number;
 }
 
 export const DEFAULT_ENV_ALLOW = ['LANG', 'LC_*', 'TZ', 'GIT_PROTOCOL', 'COLORTERM'] as const;
@@ -105,6 +107,13 @@ export class SshEngine implements TunnelEngine {
   readonly policyIdentity: PolicyIdentity;
   private readonly clientKeyWire: Buffer;
   private readonly envAllow: readonly string[];
+  /** A pre-authenticated upstream connection for the next session (see takeUpstream). */
+  private spare: Ssh2.Client | null = null;
+  private spareTimer: NodeJS.Timeout | null = null;
+  private refilling = false;
+  private closed = false;
+  /** Upstream connections opened so far, spares included. */
+  upstreamConnects = 0;
 
   constructor(o: SshEngineOptions) {
     this.o = o;
@@ -163,8 +172,73 @@ export class SshEngine implements TunnelEngine {
     return 'reject';
   }
 
+  /**
+   * The upstream connection for a new session. A session's own log-in to the target would sit on its
+   * critical path (measured: +70 ms per `ssh box cmd` through the tunnel, about one sshd log-in), so once a
+   * session has connected, the tunnel opens one spare connection in the background for the next. The spare
+   * is dropped when it fails or closes, and after `spareIdleMs` unused; a failed spare is not retried until a
+   * session connects again, so a wrong key or host key never turns into a stream of failed log-ins.
+   */
+  async takeUpstream(): Promise<Ssh2.Client> {
+    const spare = this.spare;
+    if (spare) {
+      this.dropSpare(false);
+      this.refill();
+      return spare;
+    }
+    const c = await this.connectUpstream();
+    this.refill();
+    return c;
+  }
+
+  private refill(): void {
+    const idle = this.o.spareIdleMs ?? 60_000;
+    if (this.closed || this.refilling || this.spare || idle <= 0) return;
+    this.refilling = true;
+    this.connectUpstream().then(
+      (c) => {
+        this.refilling = false;
+        const drop = () => {
+          if (this.spare === c) this.dropSpare(false);
+        };
+        c.on('error', drop);
+        c.once('close', drop);
+        if (this.closed) {
+          c.end();
+          return;
+        }
+        this.spare = c;
+        this.spareTimer = setTimeout(() => this.dropSpare(true), idle);
+        this.spareTimer.unref();
+      },
+      () => {
+        this.refilling = false;
+      },
+    );
+  }
+
+  private dropSpare(end: boolean): void {
+    if (this.spareTimer) clearTimeout(this.spareTimer);
+    this.spareTimer = null;
+    const c = this.spare;
+    this.spare = null;
+    if (end) c?.end();
+  }
+
+  /** Whether a spare upstream connection is ready for the next session. */
+  get hasSpare(): boolean {
+    return this.spare !== null;
+  }
+
+  /** Ends the spare upstream connection; no more are opened. */
+  close(): void {
+    this.closed = true;
+    this.dropSpare(true);
+  }
+
   /** Opens the upstream connection with the injected credential and the pinned host key. */
   connectUpstream(): Promise<Ssh2.Client> {
+    this.upstreamConnects += 1;
     const t = this.o.target;
     const pin = this.o.pin;
     const name = this.o.resource.name;
@@ -404,7 +478,7 @@ class SshConnection {
     }
     this.emit({ type: 'session_start', resource, sessionId: this.recorder.id, client: this.clientAddr });
     try {
-      this.upstream = await this.engine.connectUpstream();
+      this.upstream = await this.engine.takeUpstream();
     } catch (err) {
       this.setupError = err instanceof Error ? err.message : String(err);
       this.errored = true;

@@ -33,7 +33,7 @@ export function parseSshTarget(target: string): { host: string; port: number; us
 }
 
 /** Options for tests and the bench (flush timing, limits); the CLI passes none. */
-export type SshEngineTuning = Partial<Pick<import('./engine.js').SshEngineOptions, 'envAllow' | 'execIdleFlushMs' | 'maxChannels' | 'recordLimit' | 'connectTimeoutMs'>>;
+export type SshEngineTuning = Partial<Pick<import('./engine.js').SshEngineOptions, 'envAllow' | 'execIdleFlushMs' | 'maxChannels' | 'recordLimit' | 'connectTimeoutMs' | 'spareIdleMs'>>;
 
 export async function createSshEngine(o: EngineFactoryOptions<SshResource>, tuning: SshEngineTuning = {}): Promise<OpenedEngine & { engine: SshEngine; files: { dir: string; clientKey: string; knownHosts: string }; hostKeyFingerprint: string }> {
   const r = o.resource;
@@ -112,6 +112,7 @@ export async function createSshEngine(o: EngineFactoryOptions<SshResource>, tuni
     describe: `ssh → ${t.user}@${t.host}:${t.port} (tunnel host key ${hostKey.fingerprint} as ${alias}; client key ${keyFile})`,
     connectHelp: (a, url) => ({ stdout: [url], hint: `connect with: ${sshPrefix(a)} ${o.resource.name} [COMMAND]` }),
     close: async () => {
+      engine.close();
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -9,7 +9,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { Client } from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sh, startSshFixture, type SshFixture, type TestTunnel } from './fixture.js';
+import { eventually, sh, startSshFixture, type SshFixture, type TestTunnel } from './fixture.js';
 
 let fx: SshFixture;
 let t: TestTunnel;
@@ -105,6 +105,36 @@ describe('SSH tunnel edges', { timeout: 240_000 }, () => {
     expect(r.stderr).toContain(fx.sshd.hostFingerprint);
     expect(r.stderr).toContain('host key mismatch');
     expect(bad.events.some((e) => e.type === 'error' && e.message.includes(fx.sshd.hostFingerprint))).toBe(true);
+  });
+
+  it('keeps one spare upstream log-in for the next session, drops it when idle, and never retries a failing one', async () => {
+    const warm = await fx.tunnel({ tuning: { spareIdleMs: 60_000 } });
+    const env = { ...process.env, ...warm.env };
+    const first = await sh(`$DLPCTL_SSH box 'echo one'`, { env });
+    expect(first.stdout).toBe('one\n');
+    // The first session logged in itself, then the tunnel opened a spare for the next one.
+    await eventually(async () => warm.engine.hasSpare, 'the spare upstream connection');
+    expect(warm.engine.upstreamConnects).toBe(2);
+    const second = await sh(`$DLPCTL_SSH box 'echo two'`, { env });
+    expect(second.stdout).toBe('two\n');
+    // The second session took the spare (no log-in of its own) and a new spare replaced it.
+    await eventually(async () => warm.engine.hasSpare, 'the next spare');
+    expect(warm.engine.upstreamConnects).toBe(3);
+    await warm.close();
+    expect(warm.engine.hasSpare).toBe(false);
+
+    const idle = await fx.tunnel({ tuning: { spareIdleMs: 1000 } });
+    expect((await sh(`$DLPCTL_SSH box true`, { env: { ...process.env, ...idle.env } })).code).toBe(0);
+    await eventually(async () => idle.engine.hasSpare, 'the spare upstream connection');
+    await eventually(async () => !idle.engine.hasSpare, 'the idle spare to be dropped');
+    await new Promise((r) => setTimeout(r, 400));
+    expect(idle.engine.hasSpare).toBe(false);
+    expect(idle.engine.upstreamConnects).toBe(2);
+
+    const bad = await fx.tunnel({ hostKey: `SHA256:${'B'.repeat(43)}` });
+    for (let i = 0; i < 2; i++) expect((await sh(`$DLPCTL_SSH box true`, { env: { ...process.env, ...bad.env } })).code).toBe(255);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(bad.engine.upstreamConnects).toBe(2); // one per session, no spares behind a failing target
   });
 
   it('accepts a known_hosts line as the pin', async () => {

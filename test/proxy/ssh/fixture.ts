@@ -141,6 +141,7 @@ export interface TunnelOptions {
 
 export interface TestTunnel {
   tunnel: Tunnel;
+  engine: import('../../../src/proxy/ssh/engine.js').SshEngine;
   port: number;
   secret: string;
   url: string;
@@ -216,6 +217,7 @@ ${o.policies ?? '  {}'}
     const addr = await t.open();
     const tt: TestTunnel = {
       tunnel: t,
+      engine: opened.engine,
       port: addr.port,
       secret: t.secret,
       url: t.url,
