@@ -12,8 +12,18 @@
  *    bound, never leaked), 4 KiB for values;
  *  - never inside a finding (a finding straddling the cut is held whole).
  * A value split across chunks therefore never leaks in part.
+ *
+ * The window is an upper bound, not a delay: text is released sooner when no candidate can still reach it
+ * (`reachableTail`). Every built-in detector's span is one run of characters without a line break, in which
+ * a space or tab only ever joins groups of digits or capitals (cards, SSNs, phones, IBANs); open-ended
+ * values (quoted or bare secret values, JWTs, PEM blocks) are held through `pending` as before. So a
+ * candidate completed by later input can start no earlier than the last line break, or the last space or
+ * tab that follows a lower-case letter, `,`, `;`, `!`, `?`, a quote or another blank: everything before it
+ * is final. Prose from a language model thus flows word by word instead of 256 characters at a time.
+ * Custom detectors (any regex) and text with terminal escapes keep the plain window.
  */
 import type { Core, Finding } from './core.js';
+import { hasEscapes } from './ansi.js';
 import { countFindings, detectRaw, render } from './core.js';
 import { MAX_SPAN, pemTailEnd } from './scanner.js';
 
@@ -61,11 +71,13 @@ export function createStreamMaskerCore(core: Core, window = DEFAULT_WINDOW): Str
     }
     const text = ctx + buf;
     const base = ctx.length;
-    if (!final && text.length - base <= W) return '';
+    // Terminal escapes (`\x1b[0m`) put letters between the groups of a number: keep the plain window there.
+    const early = !final && core.cfg.custom.length === 0 && !hasEscapes(text) ? reachableTail(text, base) : base;
+    if (!final && text.length - base <= W && early <= base) return '';
     const det = detectRaw(core, text, final, base);
     let cut = text.length;
     if (!final) {
-      cut = text.length - W;
+      cut = Math.max(text.length - W, early);
       if (det.pending < cut) cut = det.pending;
       for (const s of det.spans) {
         if (s.start >= cut) break;
@@ -113,6 +125,22 @@ export function createStreamMaskerCore(core: Core, window = DEFAULT_WINDOW): Str
       return buf.length;
     },
   };
+}
+
+/**
+ * Where the tail that later input could still extend begins (see the module doc): walking back from the end,
+ * the first line break, or the first space or tab after a character no entity joins across a blank.
+ */
+export function reachableTail(text: string, from: number): number {
+  for (let i = text.length; i > from; i--) {
+    const c = text.charCodeAt(i - 1);
+    if (c === 10 || c === 13) return i;
+    if (c === 32 || c === 9) {
+      const p = i >= 2 ? text.charCodeAt(i - 2) : -1;
+      if ((p >= 97 && p <= 122) || p === 44 || p === 59 || p === 33 || p === 63 || p === 34 || p === 39 || p === 32 || p === 9) return i;
+    }
+  }
+  return from;
 }
 
 /** Byte-level wrapper: UTF-8 sequences split across chunks are reassembled (TextDecoder stream mode). */

@@ -26,6 +26,8 @@ const self = fileURLToPath(import.meta.url);
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 5);
 const NGINX = '/usr/sbin/nginx';
 const KEY = 'sk-bench-upstream-key-0123456789abcdef';
+/** What a model streams: a word per delta. */
+const WORDS = 'Sure, here is the summary you asked for: the quarterly numbers look fine and the team is on track.'.split(' ');
 
 // ───────────────────────────── roles (child processes) ─────────────────────────────
 
@@ -61,7 +63,7 @@ async function upstreamRole(): Promise<void> {
           res.end('data: [DONE]\n\n');
           return;
         }
-        res.write(`data: ${JSON.stringify({ object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content: `tok${i} ` }, finish_reason: null }] })}\n\n`);
+        res.write(`data: ${JSON.stringify({ object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content: `${WORDS[i % WORDS.length]} ` }, finish_reason: null }] })}\n\n`);
         i++;
         setTimeout(tick, 1);
       };

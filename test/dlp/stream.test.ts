@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createDlpEngine } from '../../src/dlp/index.js';
 import type { DlpEngineOptions } from '../../src/dlp/index.js';
+import { generateCorpus } from '../dlp-eval/corpus.js';
 
 const PEM = `-----BEGIN OPENSSH PRIVATE KEY-----\n${'b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n'.repeat(6)}-----END OPENSSH PRIVATE KEY-----`;
 const JWT = `eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.${'eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiYWRtaW4iOnRydWV9'.repeat(5)}.${'Sflk'.repeat(60)}`;
@@ -91,6 +92,58 @@ describe('stream masker', () => {
         i += n;
       }
       expect(runChunks({}, chunks).out).toBe(whole);
+    }
+  });
+
+  it('every document of the evaluation corpus (all entities and near-misses, all formats): word-sized and random chunks equal whole-input masking', () => {
+    const engine = createDlpEngine({ masker: 'partial' });
+    const r = rng(7);
+    const docs = generateCorpus(11, 12, 6);
+    expect(docs.length).toBeGreaterThan(200);
+    for (const d of docs) {
+      const whole = engine.maskText(d.text).text;
+      // LLM-like deltas: 1–6 characters; and a few coarser random splits.
+      for (const maxLen of [6, 40]) {
+        const chunks: string[] = [];
+        for (let i = 0; i < d.text.length; ) {
+          const n = 1 + Math.floor(r() * maxLen);
+          chunks.push(d.text.slice(i, i + n));
+          i += n;
+        }
+        const sm = engine.stream();
+        const out = chunks.map((c) => sm.push(c)).join('') + sm.end();
+        expect(out, `${d.format}: ${JSON.stringify(d.text.slice(0, 80))}`).toBe(whole);
+      }
+    }
+  });
+
+  it('releases clean prose word by word: the window is an upper bound, not a delay', () => {
+    const sm = createDlpEngine().stream();
+    const words = 'The quarterly report is ready and the numbers look fine overall for the team this time'.split(' ');
+    let released = '';
+    let sent = '';
+    for (const w of words) {
+      sent += `${w} `;
+      released += sm.push(`${w} `);
+      // Everything but the word being written may go out at once.
+      expect(sent.length - released.length).toBeLessThanOrEqual(w.length + 1);
+    }
+    expect(released + sm.end()).toBe(sent);
+  });
+
+  it('still holds a value whose start arrived first: an email, a card and a phone number split at a blank', () => {
+    for (const [head, tail, secret] of [
+      ['write to alice', '.smith@example.com today. ', 'alice'],
+      ['card 4111 1111 ', '1111 1111 please. ', '4111 1111'],
+      ['call +1 (415) ', '555-2671 now. ', '(415)'],
+      ['IBAN GB82 WEST ', '1234 5698 7654 32 ok. ', 'GB82 WEST'],
+    ] as const) {
+      const sm = createDlpEngine({ masker: 'redact' }).stream();
+      const first = sm.push(head);
+      expect(first).not.toContain(secret);
+      const out = first + sm.push(tail) + sm.end();
+      expect(out).not.toContain(secret);
+      expect(out).toBe(createDlpEngine({ masker: 'redact' }).maskText(head + tail).text);
     }
   });
 
