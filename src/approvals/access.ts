@@ -7,7 +7,7 @@
  */
 import { DlpctlError, ExitCode } from '../errors.js';
 import type { Approval, Identity, SessionStore } from '../store/types.js';
-import { requestApproval, sha256Hex, type ApprovalOutcome } from './request.js';
+import { DEFAULT_APPROVAL_TIMEOUT_MS, requestApproval, sha256Hex, type ApprovalOutcome } from './request.js';
 
 export interface AccessRequest {
   /** The session that records the request (the connect session, or one created for it). */
@@ -59,7 +59,7 @@ export async function requestAccess(
       rule: `access/${req.resource}`,
       approvers: req.approvers,
       minApprovals: 1,
-      timeoutMs: req.timeoutMs ?? 15 * 60_000,
+      timeoutMs: req.timeoutMs ?? DEFAULT_APPROVAL_TIMEOUT_MS,
     },
     hooks,
   );
@@ -79,7 +79,7 @@ export async function fileAccessRequest(store: SessionStore, req: AccessRequest,
     rule: `access/${req.resource}`,
     approvers: req.approvers,
     minApprovals: 1,
-    expiresAt: new Date(now().getTime() + (req.timeoutMs ?? 15 * 60_000)).toISOString(),
+    expiresAt: new Date(now().getTime() + (req.timeoutMs ?? DEFAULT_APPROVAL_TIMEOUT_MS)).toISOString(),
   });
 }
 

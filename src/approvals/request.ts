@@ -7,6 +7,9 @@
 import { createHash } from 'node:crypto';
 import type { Approval, Identity, SessionStore } from '../store/types.js';
 
+/** How long an approval waits when the rule names no timeout. */
+export const DEFAULT_APPROVAL_TIMEOUT_MS = 15 * 60_000;
+
 export interface ApprovalRequest {
   sessionId: string;
   resource: string;

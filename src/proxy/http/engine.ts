@@ -17,7 +17,7 @@
  *      textual bodies always. Binary bodies pass untouched.
  *   7. a second `http.request` event (phase `response`): status, duration, headers, masked bodies, counts
  */
-import { policyIdentityOf } from '../policy-identity.js';
+import { approvalRequest, auditLabel, decide, ruleNameOf, tunnelPolicyOf, type TunnelPolicy } from '../decide.js';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import http from 'node:http';
@@ -26,9 +26,9 @@ import { pipeline, Readable } from 'node:stream';
 import tls from 'node:tls';
 import { Pool } from 'undici';
 import type { Policy, HttpResource } from '../../config/types.js';
-import { createDlpEngine, PseudonymVault, type CustomDetectorSpec, type DlpEngine, expandEntities } from '../../dlp/index.js';
+import { createDlpEngine, PseudonymVault, type CustomDetectorSpec, type DlpEngine } from '../../dlp/index.js';
 import { DlpctlError } from '../../errors.js';
-import { evaluate, MaskEngineCache, type Decision, type PolicyIdentity } from '../../policy/index.js';
+import { MaskEngineCache, type Decision } from '../../policy/index.js';
 import { requestApproval } from '../../approvals/request.js';
 import type { HttpRequestBody, Identity, SessionStore } from '../../store/types.js';
 import { SessionRecorder } from '../recorder.js';
@@ -204,7 +204,7 @@ export class HttpEngine implements TunnelEngine {
   private readonly auditDlp: DlpEngine;
   readonly vault = new PseudonymVault();
   private readonly masks: MaskEngineCache;
-  private readonly policyIdentity: PolicyIdentity;
+  private readonly tunnelPolicy: TunnelPolicy;
   private readonly bodyRules: boolean;
   private readonly rate = new RateLimiter();
   private readonly inspectCap: number;
@@ -235,7 +235,7 @@ export class HttpEngine implements TunnelEngine {
     });
     this.auditDlp = createDlpEngine({ masker: 'redact', customDetectors: o.customDetectors ?? [] });
     this.masks = new MaskEngineCache({ customDetectors: o.customDetectors ?? [], hashKey: randomBytes(32), vault: this.vault });
-    this.policyIdentity = policyIdentityOf(o.identity);
+    this.tunnelPolicy = tunnelPolicyOf(o, this.auditDlp);
     this.bodyRules = o.policies.some((p) => p.rules.some((r) => r.when?.http?.text !== undefined || (r.when?.entities?.length ?? 0) > 0));
     this.secureContext = o.serverTls ? tls.createSecureContext({ cert: o.serverTls.cert, key: o.serverTls.key }) : null;
     this.server = http.createServer({ requestTimeout: 0, keepAliveTimeout: 65_000, noDelay: true }, (req, res) => {
@@ -449,16 +449,9 @@ export class HttpEngine implements TunnelEngine {
 
     // 3. policy
     const policyHeaders = this.scrubRecord(recordableHeaders(req.headers));
-    const decision: Decision = evaluate({
-      resource,
-      policies: this.o.policies,
-      identity: this.policyIdentity,
-      action: { type: 'http', method, path: target, headers: policyHeaders, ...(bodyText !== undefined ? { body: bodyText } : {}) },
-      detectEntities: (t) => this.auditDlp.entitiesIn(t),
-      expandEntities: (names) => expandEntities(names, (this.o.customDetectors ?? []).map((d) => d.name)),
-    });
-    const ruleName = decision.rule ? `${decision.rule.policy}/${decision.rule.rule}` : undefined;
-    const label: HttpRequestBody['decision'] = !decision.enforced && decision.wouldBe !== 'allow' ? 'observe' : decision.action;
+    const decision: Decision = decide(this.tunnelPolicy, { type: 'http', method, path: target, headers: policyHeaders, ...(bodyText !== undefined ? { body: bodyText } : {}) });
+    const ruleName = ruleNameOf(decision);
+    const label: HttpRequestBody['decision'] = auditLabel(decision);
     rec.counters.statements += 1;
     const size = raw ? raw.length : declared;
     const maxBody = decision.limits.maxBodyBytes;
@@ -538,18 +531,7 @@ export class HttpEngine implements TunnelEngine {
       const auditText = `${method} ${requestEvent.path}${recordText !== undefined ? `\n${requestEvent.reqBody ?? ''}` : ''}`;
       const outcome = await requestApproval(
         this.o.store,
-        {
-          sessionId: rec.id,
-          resource: resource.name,
-          exact: `${method} ${target}\n${bodyText ?? ''}`,
-          maskedText: auditText,
-          requester: this.o.identity,
-          ...(this.o.reason ? { reason: this.o.reason } : {}),
-          rule: ruleName ?? 'approve',
-          approvers: decision.approvers,
-          minApprovals: decision.minApprovals ?? 1,
-          timeoutMs: decision.timeout ?? 15 * 60_000,
-        },
+        approvalRequest(decision, { sessionId: rec.id, resource: resource.name, exact: `${method} ${target}\n${bodyText ?? ''}`, maskedText: auditText, requester: this.o.identity, reason: this.o.reason }),
         {
           signal,
           onPending: (a) => {

@@ -9,14 +9,14 @@
  *   5. the relay (session.ts) decides every statement through `gate` and masks every result through `plan`
  *   6. on any end, the session record closes with its outcome and counters
  */
-import { policyIdentityOf } from '../policy-identity.js';
+import { approvalRequest, auditLabel, decide, ruleNameOf, tunnelPolicyOf, type TunnelPolicy } from '../decide.js';
 import { randomBytes } from 'node:crypto';
 import type net from 'node:net';
 import type { Policy, PostgresResource } from '../../config/types.js';
-import { createDlpEngine, expandEntities, type CustomDetectorSpec, type DlpEngine } from '../../dlp/index.js';
+import { createDlpEngine, type CustomDetectorSpec, type DlpEngine } from '../../dlp/index.js';
 import { PseudonymVault } from '../../dlp/maskers.js';
 import { DlpctlError } from '../../errors.js';
-import { classifySql, evaluate, MaskEngineCache, type PolicyIdentity } from '../../policy/index.js';
+import { classifySql, MaskEngineCache } from '../../policy/index.js';
 import { requestApproval } from '../../approvals/request.js';
 import type { Identity, SessionStore } from '../../store/types.js';
 import { SessionRecorder } from '../recorder.js';
@@ -64,14 +64,14 @@ export class PostgresEngine implements TunnelEngine {
   private readonly masks: MaskEngineCache;
   private readonly hashKey = randomBytes(32);
   private readonly vault = new PseudonymVault();
-  private readonly policyIdentity: PolicyIdentity;
+  private readonly tunnelPolicy: TunnelPolicy;
 
   constructor(o: PostgresEngineOptions) {
     this.o = o;
     this.catalog = new CatalogResolver(o.target);
     this.auditDlp = createDlpEngine({ masker: 'redact', customDetectors: o.customDetectors ?? [] });
     this.masks = new MaskEngineCache({ customDetectors: o.customDetectors ?? [], hashKey: this.hashKey, vault: this.vault });
-    this.policyIdentity = policyIdentityOf(o.identity);
+    this.tunnelPolicy = tunnelPolicyOf(o, this.auditDlp);
   }
 
   url(a: TunnelAddress, secret: string): string {
@@ -221,15 +221,8 @@ export class PostgresEngine implements TunnelEngine {
     try {
       auditText = this.auditDlp.maskText(sql).text;
       const classification = classifySql(sql);
-      const decision = evaluate({
-        resource,
-        policies: this.o.policies,
-        identity: this.policyIdentity,
-        action: { type: 'sql', text: sql, classification },
-        detectEntities: (t) => this.auditDlp.entitiesIn(t),
-        expandEntities: (names) => expandEntities(names, (this.o.customDetectors ?? []).map((d) => d.name)),
-      });
-      const ruleName = decision.rule ? `${decision.rule.policy}/${decision.rule.rule}` : undefined;
+      const decision = decide(this.tunnelPolicy, { type: 'sql', text: sql, classification });
+      const ruleName = ruleNameOf(decision);
       const kinds = [...new Set(classification.statements.map((s) => s.kind))];
       const tables = [...new Set(classification.statements.flatMap((s) => [...s.reads, ...s.writes]))];
       const limitRule = decision.limitSources.maxRows ?? decision.limitSources.maxBytes;
@@ -241,25 +234,14 @@ export class PostgresEngine implements TunnelEngine {
       };
       let action = decision.action;
       let message = decision.message;
-      const label = !decision.enforced && decision.wouldBe !== 'allow' ? 'observe' : action;
+      const label = auditLabel(decision);
       await recorder.record({ type: 'query', sql: auditText, decision: label, ...(ruleName ? { rule: ruleName } : {}), kinds, tables });
       recorder.counters.statements += 1;
 
       if (action === 'approve') {
         const outcome = await requestApproval(
           this.o.store,
-          {
-            sessionId: recorder.id,
-            resource: resource.name,
-            exact: sql,
-            maskedText: auditText,
-            requester: this.o.identity,
-            ...(this.o.reason ? { reason: this.o.reason } : {}),
-            rule: ruleName ?? 'approve',
-            approvers: decision.approvers,
-            minApprovals: decision.minApprovals ?? 1,
-            timeoutMs: decision.timeout ?? 15 * 60_000,
-          },
+          approvalRequest(decision, { sessionId: recorder.id, resource: resource.name, exact: sql, maskedText: auditText, requester: this.o.identity, reason: this.o.reason }),
           {
             onPending: (a) => {
               void recorder.record({ type: 'approval.requested', approvalId: a.id, rule: ruleName ?? 'approve' }).catch(() => {});

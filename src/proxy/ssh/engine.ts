@@ -26,16 +26,16 @@
  * File transfer commands (scp, rsync --server, git-upload-pack/-receive-pack) are decided and recorded like
  * any exec, but their data is binary and length-framed: it is neither masked nor recorded as frames.
  */
-import { policyIdentityOf } from '../policy-identity.js';
+import { approvalRequest, auditLabel, decide, ruleNameOf, tunnelPolicyOf, type TunnelPolicy } from '../decide.js';
 import { timingSafeEqual } from 'node:crypto';
 import type net from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
 import type * as Ssh2 from 'ssh2';
 import { requestApproval } from '../../approvals/request.js';
 import type { Policy, SshResource } from '../../config/types.js';
-import { createDlpEngine, type CustomDetectorSpec, type DlpEngine, expandEntities } from '../../dlp/index.js';
+import { createDlpEngine, type CustomDetectorSpec, type DlpEngine } from '../../dlp/index.js';
 import { DlpctlError } from '../../errors.js';
-import { evaluate, MaskEngineCache, type MaskDirective, type PolicyIdentity } from '../../policy/index.js';
+import { MaskEngineCache, type MaskDirective } from '../../policy/index.js';
 import type { Decision, EventBody, Identity, SessionStore, TerminalOutputBody } from '../../store/types.js';
 import { SessionRecorder } from '../recorder.js';
 import type { TunnelAddress, TunnelEngine, TunnelEvent, TunnelSession } from '../tunnel.js';
@@ -104,7 +104,7 @@ export class SshEngine implements TunnelEngine {
   private readonly waiting = new Map<string, SshConnection>();
   readonly auditDlp: DlpEngine;
   readonly masks: MaskEngineCache;
-  readonly policyIdentity: PolicyIdentity;
+  readonly tunnelPolicy: TunnelPolicy;
   private readonly clientKeyWire: Buffer;
   private readonly envAllow: readonly string[];
   /** A pre-authenticated upstream connection for the next session (see takeUpstream). */
@@ -119,7 +119,7 @@ export class SshEngine implements TunnelEngine {
     this.o = o;
     this.auditDlp = createDlpEngine({ masker: 'redact', customDetectors: o.customDetectors ?? [] });
     this.masks = new MaskEngineCache({ customDetectors: o.customDetectors ?? [] });
-    this.policyIdentity = policyIdentityOf(o.identity);
+    this.tunnelPolicy = tunnelPolicyOf(o, this.auditDlp);
     this.clientKeyWire = o.clientKey.parsed.getPublicSSH();
     this.envAllow = o.envAllow ?? DEFAULT_ENV_ALLOW;
     this.server = new o.ssh2.Server({ hostKeys: [o.hostKey.privateKey], ident: 'dlpctl' }, (client, info) => {
@@ -303,40 +303,29 @@ export class SshEngine implements TunnelEngine {
     let auditText = action.command;
     try {
       if (action.command !== undefined) auditText = this.auditDlp.maskText(action.command).text;
-      const decision = evaluate({
-        resource,
-        policies: this.o.policies,
-        identity: this.policyIdentity,
-        action: { type: 'ssh', ...action },
-        detectEntities: (t) => this.auditDlp.entitiesIn(t),
-        expandEntities: (names) => expandEntities(names, (this.o.customDetectors ?? []).map((d) => d.name)),
-      });
-      const ruleName = decision.rule ? `${decision.rule.policy}/${decision.rule.rule}` : undefined;
+      const decision = decide(this.tunnelPolicy, { type: 'ssh', ...action });
+      const ruleName = ruleNameOf(decision);
       let action2 = decision.action;
       let message = decision.message;
       if (hooks.requireRule && decision.basis !== 'rule' && decision.enforced) {
         action2 = 'deny';
         message = `forwarding to ${action.target} is denied unless a rule allows it`;
       }
-      const label: Decision = !decision.enforced && decision.wouldBe !== 'allow' ? 'observe' : action2;
+      const label: Decision = auditLabel(decision, action2);
       await recorder.record(rec({ label, ...(ruleName ? { rule: ruleName } : {}), ...(auditText !== undefined ? { text: auditText } : {}) }));
       if (action.command !== undefined && action.channel !== 'forward') recorder.counters.statements += 1;
       const summary = (auditText ?? action.target ?? action.channel).slice(0, 200);
       if (action2 === 'approve') {
         const outcome = await requestApproval(
           this.o.store,
-          {
+          approvalRequest(decision, {
             sessionId: recorder.id,
             resource: resource.name,
             exact: action.command ?? action.target ?? action.channel,
             maskedText: auditText ?? action.target ?? action.channel,
             requester: this.o.identity,
-            ...(this.o.reason ? { reason: this.o.reason } : {}),
-            rule: ruleName ?? 'approve',
-            approvers: decision.approvers,
-            minApprovals: decision.minApprovals ?? 1,
-            timeoutMs: decision.timeout ?? 15 * 60_000,
-          },
+            reason: this.o.reason,
+          }),
           {
             signal: conn.abort.signal,
             onPending: (a) => {

@@ -1,0 +1,81 @@
+/**
+ * What the three tunnels share around the policy engine: the session identity in the policy engine's
+ * shape; evaluating an action with the tunnel's policies,
+ * identity and audit detectors; naming the rule that decided; the label the audit trail records (observe
+ * mode); and the approval request a decision asks for (its approvers, minimum and timeout).
+ */
+import { DEFAULT_APPROVAL_TIMEOUT_MS, type ApprovalRequest } from '../approvals/request.js';
+import { expandEntities, type CustomDetectorSpec, type DlpEngine } from '../dlp/index.js';
+import { evaluate, type PolicyIdentity } from '../policy/index.js';
+import type { EvaluationContext } from '../policy/types.js';
+import type { Decision as PolicyDecision } from '../policy/types.js';
+import type { Decision as AuditLabel, Identity } from '../store/types.js';
+
+export interface TunnelPolicy {
+  resource: EvaluationContext['resource'];
+  policies: EvaluationContext['policies'];
+  identity: PolicyIdentity;
+  /** Finds the entities of `entities` conditions (the tunnel's audit detectors). */
+  auditDlp: DlpEngine;
+  customDetectors?: readonly CustomDetectorSpec[] | undefined;
+}
+
+/** The identity a tunnel's session was opened with, in the shape the policy engine matches on. */
+export function policyIdentityOf(identity: Identity): PolicyIdentity {
+  return {
+    subject: identity.subject,
+    groups: identity.groups,
+    kind: identity.kind,
+    issuer: identity.issuer,
+    ...(identity.email ? { email: identity.email } : {}),
+    verified: identity.verified,
+  };
+}
+
+/** A tunnel's policy context, from its options and its audit detectors. */
+export function tunnelPolicyOf(
+  o: { resource: TunnelPolicy['resource']; policies: TunnelPolicy['policies']; identity: Identity; customDetectors?: readonly CustomDetectorSpec[] | undefined },
+  auditDlp: DlpEngine,
+): TunnelPolicy {
+  return { resource: o.resource, policies: o.policies, identity: policyIdentityOf(o.identity), auditDlp, customDetectors: o.customDetectors };
+}
+
+export function decide(t: TunnelPolicy, action: EvaluationContext['action']): PolicyDecision {
+  return evaluate({
+    resource: t.resource,
+    policies: t.policies,
+    identity: t.identity,
+    action,
+    detectEntities: (text) => t.auditDlp.entitiesIn(text),
+    expandEntities: (names) => expandEntities(names, (t.customDetectors ?? []).map((d) => d.name)),
+  });
+}
+
+/** `policy/rule` of the deciding rule, if a rule decided. */
+export function ruleNameOf(d: PolicyDecision): string | undefined {
+  return d.rule ? `${d.rule.policy}/${d.rule.rule}` : undefined;
+}
+
+/** What the audit trail records: `observe` when observe-only mode let through what a rule would stop. */
+export function auditLabel(d: PolicyDecision, action: PolicyDecision['action'] = d.action): AuditLabel {
+  return !d.enforced && d.wouldBe !== 'allow' ? 'observe' : action;
+}
+
+/** The approval request for an `approve` decision. */
+export function approvalRequest(
+  d: PolicyDecision,
+  what: { sessionId: string; resource: string; exact: string; maskedText: string; requester: Identity; reason?: string | undefined },
+): ApprovalRequest {
+  return {
+    sessionId: what.sessionId,
+    resource: what.resource,
+    exact: what.exact,
+    maskedText: what.maskedText,
+    requester: what.requester,
+    ...(what.reason ? { reason: what.reason } : {}),
+    rule: ruleNameOf(d) ?? 'approve',
+    approvers: d.approvers,
+    minApprovals: d.minApprovals ?? 1,
+    timeoutMs: d.timeout ?? DEFAULT_APPROVAL_TIMEOUT_MS,
+  };
+}
