@@ -19,9 +19,12 @@
  * transaction, skips to Sync and answers ReadyForQuery with the right status, so the client and the server
  * never disagree about the session's state; we only rewrite that one error into the denial.
  *
- * Limits: past maxRows/maxBytes the rest of the result is dropped, the query is cancelled upstream, and
- * the client gets SQLSTATE 54000 in place of the result's end; what the server sends until ReadyForQuery is
- * swallowed.
+ * Limits: past maxRows/maxBytes the rest of the result is dropped and the client gets SQLSTATE 54000 in
+ * place of the result's end; what the server sends until ReadyForQuery is swallowed. A query still running
+ * CANCEL_AFTER_MS after the limit is cancelled upstream. Not at once: a cancel that reaches a backend whose
+ * query has just ended can cancel the session's *next* statement instead (PostgreSQL cancels whatever runs
+ * when the signal lands), so the next statement waits until the limited one has reached ReadyForQuery and
+ * any cancel has been delivered.
  */
 import { randomBytes } from 'node:crypto';
 import type { Decision, MaskDirective } from '../../policy/index.js';
@@ -109,6 +112,8 @@ interface ResultState {
 }
 
 const POISON_PREFIX = 'dlpctl_denied_';
+/** How long a query may go on sending past its limit before it is cancelled upstream. */
+const CANCEL_AFTER_MS = 100;
 
 function poisonSql(nonce: string): string {
   return `SELECT 1 FROM "${POISON_PREFIX}${nonce}"`;
@@ -129,6 +134,8 @@ export class PgSession {
   private ending: string | null = null;
   /** A cancel sent for a limit: the next statement waits for it, so it cannot cancel that one. */
   private cancelling: Promise<void> | null = null;
+  /** Past a limit, until ReadyForQuery: the timer that cancels a query still running, and its end. */
+  private limited: { timer: NodeJS.Timeout; ready: Promise<void>; resolve: () => void } | null = null;
 
   constructor(deps: PgSessionDeps) {
     this.d = deps;
@@ -144,6 +151,7 @@ export class PgSession {
     );
     this.d.client.destroy();
     this.d.upstream.destroy();
+    this.limitEnded();
     await Promise.allSettled([clientSide, upstreamSide]);
     if (this.ending) return 'terminated';
     if (first === 'client' || first === 'upstream') return 'ok';
@@ -274,6 +282,7 @@ export class PgSession {
   }
 
   private async settleCancel(): Promise<void> {
+    if (this.limited) await this.limited.ready;
     if (!this.cancelling) return;
     await this.cancelling;
     this.cancelling = null;
@@ -393,6 +402,7 @@ export class PgSession {
         }
         this.swallowUntilReady = false;
         this.result = null;
+        this.limitEnded();
         return frame.raw;
       }
       default:
@@ -438,7 +448,7 @@ export class PgSession {
     if ((maxRows !== undefined && r.rows > maxRows) || (maxBytes !== undefined && r.bytes > maxBytes)) {
       const which = maxRows !== undefined && r.rows > maxRows ? `more than ${maxRows} rows` : `more than ${maxBytes} bytes`;
       r.over = `dlpctl: the result has ${which}, the limit of ${r.verdict.limitRule ? `rule ${r.verdict.limitRule}` : 'this resource'}; add a LIMIT or narrow the query`;
-      this.cancelling = this.d.cancel().catch(() => {});
+      this.limitReached();
       return null;
     }
     if (!r.plan?.active) return frame.raw;
@@ -446,6 +456,26 @@ export class PgSession {
     const outcome = r.plan.mask(cells);
     for (const [entity, n] of Object.entries(outcome.counts)) this.d.recorder.masked(entity, n);
     return outcome.cells ? encodeDataRow(outcome.cells) : frame.raw;
+  }
+
+  /** Cancels the limited query if it is still running CANCEL_AFTER_MS from now (see the module doc). */
+  private limitReached(): void {
+    if (this.limited) return;
+    let resolve!: () => void;
+    const ready = new Promise<void>((r) => (resolve = r));
+    const timer = setTimeout(() => {
+      this.cancelling = this.d.cancel().catch(() => {});
+    }, CANCEL_AFTER_MS);
+    timer.unref();
+    this.limited = { timer, ready, resolve };
+  }
+
+  /** The limited query ended (ReadyForQuery) or the session did: no cancel is needed any more. */
+  private limitEnded(): void {
+    if (!this.limited) return;
+    clearTimeout(this.limited.timer);
+    this.limited.resolve();
+    this.limited = null;
   }
 
   private onCopyData(frame: Frame, head: Pending | undefined): Buffer | null | Promise<Buffer | null> {

@@ -65,6 +65,16 @@ describe('limits', () => {
     await c.end();
   });
 
+  it('a limited query that ends by itself is not cancelled: the next statement is never the one cancelled', async () => {
+    // A cancel sent at the limit used to land, now and then, on the statement after it (57014).
+    const c = await pgClient(t.url);
+    for (let i = 0; i < 25; i += 1) {
+      expect((await queryError(c, 'select * from payments')).code).toBe('54000');
+      expect((await c.query('select id from payments where id = 1')).rows).toEqual([{ id: 1 }]);
+    }
+    await c.end();
+  });
+
   it('a huge result under a small limit ends (the server query is cancelled)', async () => {
     const c = await pgClient(t.url);
     const err = await queryError(c, 'select g, md5(g::text) from generate_series(1, 20000000) g');
