@@ -12,9 +12,10 @@ import type { SessionStore } from '../../src/store/types.js';
 import { binPath, repoRoot, testEnv } from '../helpers/cli.js';
 import { openTestStore, pending, requesterSession } from './helpers.js';
 
-// util-linux `script` gives the binary a real pty; it is on every Debian system (bsdutils). Without it the
-// ink screen is still covered through ink-testing-library in screen.test.ts.
-const hasScript = spawnSync('script', ['--version'], { encoding: 'utf8' }).status === 0;
+// util-linux `script` gives the binary a real pty; it is on every Debian system (bsdutils), so under CI it
+// must be there (the test runs and fails without it). Elsewhere, without it, the ink screen is still covered
+// through ink-testing-library in screen.test.ts.
+const hasScript = Boolean(process.env['CI']) || spawnSync('script', ['--version'], { encoding: 'utf8' }).status === 0;
 let dir: string;
 let url: string;
 let store: SessionStore;
