@@ -130,7 +130,18 @@ describe('the built binary', () => {
     expect((await launch(['demo', '--help'])).stdout).toContain('REEXEC');
   });
 
-  it('--json prints NDJSON, `listening` first', async () => {
+  it('dlpctl demo --script: masked customers and cards, the DROP denied, the row limit, an intact audit trail', async () => {
+    const r = await run(process.execPath, [BIN, 'demo', '--script'], { env, timeoutMs: 120_000 });
+    expect({ code: r.code, stderr: r.stderr }).toMatchObject({ code: 0 });
+    expect(r.stdout).toMatch(/\[REDACTED:ssn\]/);
+    expect(r.stdout).toMatch(/\*{11,12}\d{4}\s/); // card numbers keep their last four
+    expect(r.stdout).toMatch(/ERROR 42501 dlpctl: denied by policy recommended rule no-drop-truncate/);
+    expect(r.stdout).toMatch(/ERROR 54000 dlpctl: the result has more than 25 rows/);
+    expect(r.stdout).toMatch(/hash chain: intact \(\d+ events\)/);
+    expect(r.stdout).not.toMatch(/\b\d{3}-\d{2}-\d{4}\b/); // no SSN in the clear
+  });
+
+    it('--json prints NDJSON, `listening` first', async () => {
     const r = await foreground(['--json']);
     const events = r.lines.map((l) => JSON.parse(l) as { type: string });
     expect(events[0]!.type).toBe('listening');
