@@ -9,7 +9,23 @@ import { expandEntities, type CustomDetectorSpec, type DlpEngine } from '../dlp/
 import { evaluate, type PolicyIdentity } from '../policy/index.js';
 import type { EvaluationContext } from '../policy/types.js';
 import type { Decision as PolicyDecision } from '../policy/types.js';
-import type { Decision as AuditLabel, Identity } from '../store/types.js';
+import type { Policy } from '../config/types.js';
+import type { Decision as AuditLabel, Identity, SessionStore } from '../store/types.js';
+
+/** The options every kind of tunnel engine takes besides its own. */
+export interface EngineBaseOptions {
+  /** The resource's policies, resolved (built-ins included). */
+  policies: readonly Policy[];
+  store: SessionStore;
+  /** Who the tunnel's sessions run as. */
+  identity: Identity;
+  /** `--reason`, stored on each session and shown to approvers. */
+  reason?: string;
+  /** The configuration's custom detectors, for `entities:` conditions and masking. */
+  customDetectors?: readonly CustomDetectorSpec[];
+  /** Called when a statement, request or command waits for approval (the CLI prints the approve command). */
+  onApprovalPending?: (id: string, text: string) => void;
+}
 
 export interface TunnelPolicy {
   resource: EvaluationContext['resource'];

@@ -17,7 +17,7 @@
  *      textual bodies always. Binary bodies pass untouched.
  *   7. a second `http.request` event (phase `response`): status, duration, headers, masked bodies, counts
  */
-import { approvalRequest, auditLabel, decide, ruleNameOf, tunnelPolicyOf, type TunnelPolicy } from '../decide.js';
+import { approvalRequest, auditLabel, decide, ruleNameOf, tunnelPolicyOf, type EngineBaseOptions, type TunnelPolicy } from '../decide.js';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import http from 'node:http';
@@ -25,12 +25,12 @@ import type net from 'node:net';
 import { pipeline, Readable } from 'node:stream';
 import tls from 'node:tls';
 import { Pool } from 'undici';
-import type { Policy, HttpResource } from '../../config/types.js';
-import { createDlpEngine, PseudonymVault, type CustomDetectorSpec, type DlpEngine } from '../../dlp/index.js';
+import type { HttpResource } from '../../config/types.js';
+import { createDlpEngine, PseudonymVault, type DlpEngine } from '../../dlp/index.js';
 import { DlpctlError } from '../../errors.js';
 import { MaskEngineCache, type Decision } from '../../policy/index.js';
 import { requestApproval } from '../../approvals/request.js';
-import type { HttpRequestBody, Identity, SessionStore } from '../../store/types.js';
+import type { HttpRequestBody } from '../../store/types.js';
 import { SessionRecorder } from '../recorder.js';
 import type { TunnelAddress, TunnelEngine, TunnelEvent, TunnelSession } from '../tunnel.js';
 import { bodyKind, codingOf, decoders, decodeSync, DECODABLE, UnsupportedCoding, type BodyKind } from './content.js';
@@ -38,7 +38,7 @@ import { clientResponseHeaders, presentedToken, recordableHeaders, tokenMatches,
 import { scrubText, SecretScrubber, secretValues, StreamRestorer } from './restore.js';
 import { SseMasker } from './sse-mask.js';
 
-export interface HttpEngineOptions {
+export interface HttpEngineOptions extends EngineBaseOptions {
   resource: HttpResource;
   /** The injected headers, resolved (never print them). */
   headers: Readonly<Record<string, string>>;
@@ -46,12 +46,6 @@ export interface HttpEngineOptions {
   ca?: string;
   /** TLS toward local clients (PEM), when configured. */
   serverTls?: { cert: string; key: string };
-  policies: readonly Policy[];
-  store: SessionStore;
-  identity: Identity;
-  reason?: string;
-  customDetectors?: readonly CustomDetectorSpec[];
-  onApprovalPending?: (id: string, text: string) => void;
   /** Upstream timeouts in ms: connect (default 10 s), response headers and between body chunks (default 10 min). */
   connectTimeoutMs?: number;
   headersTimeoutMs?: number;

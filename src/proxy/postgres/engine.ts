@@ -9,16 +9,15 @@
  *   5. the relay (session.ts) decides every statement through `gate` and masks every result through `plan`
  *   6. on any end, the session record closes with its outcome and counters
  */
-import { approvalRequest, auditLabel, decide, ruleNameOf, tunnelPolicyOf, type TunnelPolicy } from '../decide.js';
+import { approvalRequest, auditLabel, decide, ruleNameOf, tunnelPolicyOf, type EngineBaseOptions, type TunnelPolicy } from '../decide.js';
 import { randomBytes } from 'node:crypto';
 import type net from 'node:net';
-import type { Policy, PostgresResource } from '../../config/types.js';
-import { createDlpEngine, type CustomDetectorSpec, type DlpEngine } from '../../dlp/index.js';
+import type { PostgresResource } from '../../config/types.js';
+import { createDlpEngine, type DlpEngine } from '../../dlp/index.js';
 import { PseudonymVault } from '../../dlp/maskers.js';
 import { DlpctlError } from '../../errors.js';
 import { classifySql, MaskEngineCache } from '../../policy/index.js';
 import { requestApproval } from '../../approvals/request.js';
-import type { Identity, SessionStore } from '../../store/types.js';
 import { SessionRecorder } from '../recorder.js';
 import type { TunnelAddress, TunnelEngine, TunnelEvent, TunnelSession } from '../tunnel.js';
 import { CatalogResolver } from './catalog.js';
@@ -36,20 +35,12 @@ import { planResult } from './result-mask.js';
 import { PgSession, type Verdict } from './session.js';
 import { cancelUpstream, connectUpstream, type UpstreamTarget } from './upstream.js';
 
-export interface PostgresEngineOptions {
+export interface PostgresEngineOptions extends EngineBaseOptions {
   resource: PostgresResource;
   /** The target with its credential resolved. */
   target: UpstreamTarget;
-  policies: readonly Policy[];
-  store: SessionStore;
-  identity: Identity;
-  reason?: string;
   /** TLS toward clients (PEM text), when configured. */
   serverTls?: { cert: string; key: string };
-  /** The detectors of the configuration (built-in and custom), for `entities:` conditions and masking. */
-  customDetectors?: readonly CustomDetectorSpec[];
-  /** Called when a statement waits for approval (the CLI prints the approve command). */
-  onApprovalPending?: (id: string, text: string) => void;
 }
 
 let nextSessionNumber = 0;

@@ -26,17 +26,17 @@
  * File transfer commands (scp, rsync --server, git-upload-pack/-receive-pack) are decided and recorded like
  * any exec, but their data is binary and length-framed: it is neither masked nor recorded as frames.
  */
-import { approvalRequest, auditLabel, decide, ruleNameOf, tunnelPolicyOf, type TunnelPolicy } from '../decide.js';
+import { approvalRequest, auditLabel, decide, ruleNameOf, tunnelPolicyOf, type EngineBaseOptions, type TunnelPolicy } from '../decide.js';
 import { timingSafeEqual } from 'node:crypto';
 import type net from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
 import type * as Ssh2 from 'ssh2';
 import { requestApproval } from '../../approvals/request.js';
-import type { Policy, SshResource } from '../../config/types.js';
-import { createDlpEngine, type CustomDetectorSpec, type DlpEngine } from '../../dlp/index.js';
+import type { SshResource } from '../../config/types.js';
+import { createDlpEngine, type DlpEngine } from '../../dlp/index.js';
 import { DlpctlError } from '../../errors.js';
 import { MaskEngineCache, type MaskDirective } from '../../policy/index.js';
-import type { Decision, EventBody, Identity, SessionStore, TerminalOutputBody } from '../../store/types.js';
+import type { Decision, EventBody, TerminalOutputBody } from '../../store/types.js';
 import { SessionRecorder } from '../recorder.js';
 import type { TunnelAddress, TunnelEngine, TunnelEvent, TunnelSession } from '../tunnel.js';
 import { fingerprint, hostKeyMatches, type ClientKey, type LocalHostKey, type PinnedHostKey } from './keys.js';
@@ -53,7 +53,7 @@ export interface SshTarget {
   password?: string;
 }
 
-export interface SshEngineOptions {
+export interface SshEngineOptions extends EngineBaseOptions {
   ssh2: typeof Ssh2;
   resource: SshResource;
   target: SshTarget;
@@ -62,12 +62,6 @@ export interface SshEngineOptions {
   hostKey: LocalHostKey;
   /** The key `DLPCTL_SSH` uses; clients may also log in with the tunnel password. */
   clientKey: ClientKey;
-  policies: readonly Policy[];
-  store: SessionStore;
-  identity: Identity;
-  reason?: string;
-  customDetectors?: readonly CustomDetectorSpec[];
-  onApprovalPending?: (id: string, text: string) => void;
   /** Environment variable names (or `PREFIX*`) a client may set. */
   envAllow?: readonly string[];
   /** Idle time after which held output of non-pty channels is flushed (ms, default 200). */
