@@ -28,7 +28,7 @@
  */
 import { approvalRequest, auditLabel, decide, ruleNameOf, tunnelPolicyOf, type EngineBaseOptions, type TunnelPolicy } from '../decide.js';
 import { timingSafeEqual } from 'node:crypto';
-import type net from 'node:net';
+import net from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
 import type * as Ssh2 from 'ssh2';
 import { requestApproval } from '../../approvals/request.js';
@@ -37,6 +37,7 @@ import { createDlpEngine, type DlpEngine } from '../../dlp/index.js';
 import { DlpctlError } from '../../errors.js';
 import { MaskEngineCache, type MaskDirective } from '../../policy/index.js';
 import type { Decision, EventBody, TerminalOutputBody } from '../../store/types.js';
+import { coalesceWrites } from '../coalesce-writes.js';
 import { SessionRecorder } from '../recorder.js';
 import type { TunnelAddress, TunnelEngine, TunnelEvent, TunnelSession } from '../tunnel.js';
 import { fingerprint, hostKeyMatches, type ClientKey, type LocalHostKey, type PinnedHostKey } from './keys.js';
@@ -143,7 +144,7 @@ export class SshEngine implements TunnelEngine {
     socket.once('close', () => {
       if (this.waiting.get(key) === conn) this.waiting.delete(key);
     });
-    this.server.injectSocket(socket);
+    this.server.injectSocket(coalesceWrites(socket));
     return { id: conn.id, done: conn.done, terminate: (reason) => conn.terminate(reason) };
   }
 
@@ -268,7 +269,10 @@ export class SshEngine implements TunnelEngine {
         const why = level === 'client-authentication' ? `the target refused the injected credential for ${t.user}` : err.message;
         reject(new DlpctlError('INTERNAL', `cannot connect to ${t.host}:${t.port}: ${why}`, { cause: err }));
       });
+      // Our own socket, so that its writes coalesce (see coalesce-writes.ts); ssh2 waits for its 'connect'.
+      const sock = coalesceWrites(net.connect({ host: t.host, port: t.port }));
       c.connect({
+        sock,
         host: t.host,
         port: t.port,
         username: t.user,
