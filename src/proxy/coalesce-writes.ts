@@ -1,14 +1,20 @@
 /**
- * Write coalescing for sockets that a library writes to piecemeal. ssh2 writes every packet as two or three
- * separate `socket.write` calls (length, ciphertext, MAC); with TCP_NODELAY on, each becomes its own system
- * call and its own TCP segment, and a loopback write costs tens of microseconds on a small VM. Corking the
+ * Write coalescing for sockets written to piecemeal. ssh2 writes every packet as two or three separate
+ * `socket.write` calls (length, ciphertext, MAC), and the PostgreSQL relay forwards an extended-protocol
+ * batch (Parse, Bind, Describe, Execute, Sync) one message at a time; with TCP_NODELAY on, each write becomes
+ * its own system call and its own TCP segment, and a loopback write costs tens of microseconds on a small VM. Corking the
  * socket at the first write of a turn and uncorking it on the next tick turns all the writes of one turn
  * (one packet, or every packet a relayed chunk produced) into a single `writev`: the same bytes in the same
  * order, no added wait beyond the current turn.
  */
 import type { Socket } from 'node:net';
 
+const wrapped = new WeakSet<Socket>();
+
+/** Makes `sock` coalesce its writes (idempotent: a socket is wrapped once). Returns the socket. */
 export function coalesceWrites(sock: Socket): Socket {
+  if (wrapped.has(sock)) return sock;
+  wrapped.add(sock);
   const write = sock.write;
   let corked = false;
   const flush = (): void => {

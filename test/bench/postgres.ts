@@ -40,6 +40,9 @@ interface Row {
   tps?: number;
   p50?: number;
   p99?: number;
+  /** The same with a parameter (extended protocol). */
+  xp50?: number;
+  xp99?: number;
   mbps?: number;
   rssMb?: number;
   note?: string;
@@ -92,14 +95,16 @@ async function pgbenchTps(url: string): Promise<number | undefined> {
   return m ? Number(m[1]) : undefined;
 }
 
-async function latency(url: string): Promise<{ p50: number; p99: number }> {
+/** Sequential statements: `SELECT 1` (simple protocol), or with a parameter (extended: Parse/Bind/Describe/Execute/Sync). */
+async function latency(url: string, extended = false): Promise<{ p50: number; p99: number }> {
   const c = new pg.Client({ connectionString: url });
   await c.connect();
-  for (let i = 0; i < 200; i += 1) await c.query('SELECT 1');
+  const q = extended ? () => c.query('SELECT $1::int AS n', [1]) : () => c.query('SELECT 1');
+  for (let i = 0; i < 200; i += 1) await q();
   const times: number[] = [];
   for (let i = 0; i < LATENCY_N; i += 1) {
     const t0 = performance.now();
-    await c.query('SELECT 1');
+    await q();
     times.push(performance.now() - t0);
   }
   await c.end();
@@ -207,29 +212,31 @@ resources:
       process.stderr.write(`bench: ${p.name}\n`);
       const tps = await pgbenchTps(p.url);
       const lat = await latency(p.url);
+      const ext = await latency(p.url, true);
       const beforeLarge = vmHwmMb(p.pid);
       if (beforeLarge !== undefined) process.stderr.write(`bench: ${p.name} peak RSS before the large result ${beforeLarge.toFixed(1)} MB\n`);
       const mbps = await largeMbps(p.url, bytes);
-      rows.push({ name: p.name, ...(tps !== undefined ? { tps } : {}), p50: lat.p50, p99: lat.p99, ...(mbps !== undefined ? { mbps } : {}), ...(p.pid ? { rssMb: vmHwmMb(p.pid) } : {}) } as Row);
+      rows.push({ name: p.name, ...(tps !== undefined ? { tps } : {}), p50: lat.p50, p99: lat.p99, xp50: ext.p50, xp99: ext.p99, ...(mbps !== undefined ? { mbps } : {}), ...(p.pid ? { rssMb: vmHwmMb(p.pid) } : {}) } as Row);
     }
     if (!bouncer) rows.push({ name: 'pgbouncer', note: `skipped: ${PGBOUNCER} is not installed (Debian package pgbouncer)` });
 
     const base = rows[0]!;
     const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b ? `${(a / b).toFixed(2)}×` : '–');
     const lines = [
-      `PostgreSQL tunnel, ${os.cpus().length} CPUs, pgbench -S -c 8 -T ${SECONDS} (simple), SELECT 1 ×${LATENCY_N} sequential, 1M-row result (${(bytes / 1e6).toFixed(1)} MB of text)`,
+      `PostgreSQL tunnel, ${os.cpus().length} CPUs, pgbench -S -c 8 -T ${SECONDS} (simple), SELECT 1 ×${LATENCY_N} sequential (simple protocol; then SELECT $1 with a parameter: extended protocol), 1M-row result (${(bytes / 1e6).toFixed(1)} MB of text)`,
       '',
-      '| path | pgbench TPS | vs direct | SELECT 1 p50 ms | p99 ms | added p50 / p99 ms | large result MB/s | vs direct | peak RSS MB |',
-      '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+      '| path | pgbench TPS | vs direct | SELECT 1 p50 ms | p99 ms | added p50 / p99 ms | SELECT $1 p50 / p99 ms | added p50 / p99 ms | large result MB/s | vs direct | peak RSS MB |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ];
     for (const r of rows) {
       if (r.note) {
-        lines.push(`| ${r.name} | ${r.note} | | | | | | | |`);
+        lines.push(`| ${r.name} | ${r.note} | | | | | | | | | |`);
         continue;
       }
       const added = r === base ? '–' : `${f((r.p50 ?? 0) - (base.p50 ?? 0), 3)} / ${f((r.p99 ?? 0) - (base.p99 ?? 0), 3)}`;
+      const xadded = r === base ? '–' : `${f((r.xp50 ?? 0) - (base.xp50 ?? 0), 3)} / ${f((r.xp99 ?? 0) - (base.xp99 ?? 0), 3)}`;
       lines.push(
-        `| ${r.name} | ${f(r.tps)} | ${r === base ? '1.00×' : ratio(r.tps, base.tps)} | ${f(r.p50, 3)} | ${f(r.p99, 3)} | ${added} | ${f(r.mbps, 1)} | ${r === base ? '1.00×' : ratio(r.mbps, base.mbps)} | ${f(r.rssMb, 1)} |`,
+        `| ${r.name} | ${f(r.tps)} | ${r === base ? '1.00×' : ratio(r.tps, base.tps)} | ${f(r.p50, 3)} | ${f(r.p99, 3)} | ${added} | ${f(r.xp50, 3)} / ${f(r.xp99, 3)} | ${xadded} | ${f(r.mbps, 1)} | ${r === base ? '1.00×' : ratio(r.mbps, base.mbps)} | ${f(r.rssMb, 1)} |`,
       );
     }
     return lines.join('\n');

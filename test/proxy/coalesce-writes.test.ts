@@ -92,6 +92,21 @@ describe('coalesceWrites', () => {
     expect((await p.received).toString()).toBe(expected);
   });
 
+  it('wraps a socket once, however often it is asked', async () => {
+    const p = await pair();
+    closers.push(p.close);
+    const sock = coalesceWrites(p.client);
+    const write = sock.write;
+    expect(coalesceWrites(sock)).toBe(sock);
+    expect(sock.write).toBe(write);
+    sock.write('a');
+    expect(sock.writableCorked).toBe(1);
+    await tick();
+    expect(sock.writableCorked).toBe(0);
+    sock.end();
+    expect((await p.received).toString()).toBe('a');
+  });
+
   it('passes through the return value and the callback of write', async () => {
     const p = await pair();
     closers.push(p.close);

@@ -5,6 +5,7 @@
  * paused once more than `highWaterMark` bytes wait in the framer. Writes wait for 'drain'.
  */
 import type net from 'node:net';
+import { coalesceWrites } from '../coalesce-writes.js';
 import { Framer, type Frame, type FramerMode } from './framer.js';
 
 export class ConnectionClosed extends Error {
@@ -37,6 +38,8 @@ export class PgConn {
   }
 
   private attach(socket: net.Socket): void {
+    // the messages relayed in one turn leave in one write (see coalesce-writes.ts)
+    coalesceWrites(socket);
     socket.on('data', this.onData);
     socket.on('end', this.onEnd);
     socket.on('close', this.onEnd);
