@@ -146,9 +146,12 @@ export function buildTrigger(entities: ReadonlySet<string>): RegExp {
   // start no card, SSN, phone or IP unless preceded by `+`). Long runs that no issuer, NANP area or SSN
   // can start are rejected too (unless after `+`): 13-19 digits not starting with 2-6 (epoch milliseconds),
   // 10 digits starting with 0 or 1 (epoch seconds), 11 digits not of the form 1[2-9]….
+  // Unlike the other alternatives, this one checks its look-behinds *before* the digit: digits inside words
+  // (UUIDs, hashes, timestamps) are the most common rejection, and this form rejects them faster (measured
+  // on the bench corpora, paired runs: JSON and logs ~10% faster, the same matches).
   if (numeric) {
     alts.push(
-      '\\d(?<=(?<![\\w.])(?<!\\d[\\-:/])\\d)(?!(?<!\\+\\d)\\d{3}-\\d\\d(?!\\d))(?:(?<=\\+\\d|[2-6])\\d{12,18}(?!\\d)|(?:(?<=\\+\\d)\\d{8,10}|\\d{8}|(?<=[2-9])\\d{9}|(?<=1)[2-9]\\d{9})(?!\\d)|\\d{0,5}(?=[ .\\-/][\\d(]|\\) ?\\d)|\\d{0,3}(?=[0-9a-fA-F]{0,3}:(?:[0-9a-fA-F]{1,4}:){2}|[0-9a-fA-F]{0,3}:(?:[0-9a-fA-F]{1,4}:){0,5}:))',
+      '(?<![\\w.])(?<!\\d[\\-:/])\\d(?!(?<!\\+\\d)\\d{3}-\\d\\d(?!\\d))(?:(?<=\\+\\d|[2-6])\\d{12,18}(?!\\d)|(?:(?<=\\+\\d)\\d{8,10}|\\d{8}|(?<=[2-9])\\d{9}|(?<=1)[2-9]\\d{9})(?!\\d)|\\d{0,5}(?=[ .\\-/][\\d(]|\\) ?\\d)|\\d{0,3}(?=[0-9a-fA-F]{0,3}:(?:[0-9a-fA-F]{1,4}:){2}|[0-9a-fA-F]{0,3}:(?:[0-9a-fA-F]{1,4}:){0,5}:))',
     );
   }
   if (has('email')) alts.push('@|\\\\u0040|%40');
@@ -156,8 +159,9 @@ export function buildTrigger(entities: ReadonlySet<string>): RegExp {
   // The look-behind of a key separator: a secret keyword within the key characters before it. Only a
   // filter (onSeparator classifies the key itself), so it may match more than the keyword list: the short
   // roots below with a longer window (46 = 40 + the longest suffix a root stands for, "phrase") match
-  // every key the full list does, and run at every `:` and `=` about 15% faster.
-  const keyLB = `(?<=(?:${caseless(SECRET_KEY_ROOTS)})[\\w.-]{0,46}["']?[ \\t]*[:=])`;
+  // every key the full list does, and run at every `:` and `=` about 15% faster. The window is lazy: a
+  // keyword next to the separator, the common case, is found first (the same set of matches).
+  const keyLB = `(?<=(?:${caseless(SECRET_KEY_ROOTS)})[\\w.-]{0,46}?["']?[ \\t]*[:=])`;
   const colon: string[] = [];
   if (has('connection_string') || has('slack_webhook')) colon.push('\\/\\/');
   if (keyed) colon.push(keyLB);
