@@ -445,10 +445,15 @@ class SshConnection {
     client.on('close', () => void this.finish());
   }
 
-  /** After client authentication: open the record and the upstream connection. */
+  /**
+   * After client authentication: open the record and the upstream connection, side by side (the log-in to
+   * the target does not wait for the durable session record; nothing is forwarded before both are ready).
+   */
   private async setUp(): Promise<void> {
     const o = this.engine.o;
     const resource = o.resource.name;
+    const upstream = this.engine.takeUpstream();
+    upstream.catch(() => undefined); // awaited below, once the session is recorded
     try {
       this.recorder = await SessionRecorder.start(o.store, {
         resource,
@@ -461,11 +466,12 @@ class SshConnection {
       this.setupError = err instanceof Error ? err.message : String(err);
       this.errored = true;
       this.emit({ type: 'error', resource, message: this.setupError });
+      upstream.then((c) => c.end(), () => undefined);
       throw err;
     }
     this.emit({ type: 'session_start', resource, sessionId: this.recorder.id, client: this.clientAddr });
     try {
-      this.upstream = await this.engine.takeUpstream();
+      this.upstream = await upstream;
     } catch (err) {
       this.setupError = err instanceof Error ? err.message : String(err);
       this.errored = true;
