@@ -271,8 +271,12 @@ export class SshEngine implements TunnelEngine {
       });
       // Our own socket, so that its writes coalesce (see coalesce-writes.ts); ssh2 waits for its 'connect'.
       const sock = coalesceWrites(net.connect({ host: t.host, port: t.port }));
+      // Only the methods we hold a credential for: ssh2 would otherwise open with a 'none' attempt, one
+      // more round trip to the target on every session's critical path.
+      const methods = [...(t.privateKey !== undefined ? ['publickey'] : []), ...(t.password !== undefined ? ['password'] : [])];
       c.connect({
         sock,
+        ...(methods.length > 0 ? { authHandler: methods as Ssh2.AuthenticationType[] } : {}),
         host: t.host,
         port: t.port,
         username: t.user,

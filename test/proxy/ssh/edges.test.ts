@@ -2,7 +2,8 @@
  * Edges of the SSH tunnel: port forwarding by rule only, agent and remote forwarding refused, the pinned
  * host key (mismatch shows both fingerprints; a known_hosts line works), client authentication (tunnel
  * password through OpenSSH's SSH_ASKPASS, wrong password refused), the host key kept across tunnels, and
- * bad clients (garbage, abort mid-handshake, 100 channels) ending only their own session.
+ * bad clients (garbage, abort mid-handshake, 100 channels) ending only their own session, and the log-in to
+ * the target using only the injected credential (no "none" round trip).
  */
 import fs from 'node:fs/promises';
 import net from 'node:net';
@@ -135,6 +136,24 @@ describe('SSH tunnel edges', { timeout: 240_000 }, () => {
     for (let i = 0; i < 2; i++) expect((await sh(`$DLPCTL_SSH box true`, { env: { ...process.env, ...bad.env } })).code).toBe(255);
     await new Promise((r) => setTimeout(r, 300));
     expect(bad.engine.upstreamConnects).toBe(2); // one per session, no spares behind a failing target
+  });
+
+  it('logs in to the target with the injected key alone: no "none" attempt (one round trip less per session)', async () => {
+    // its own sshd: at DEBUG1 sshd logs each method a client tries (and copies debug lines to a root session's stderr)
+    const dbg = await startSshFixture({ sshdLogLevel: 'DEBUG1' });
+    try {
+      const t2 = await dbg.tunnel();
+      const from = dbg.sshd.log().length;
+      const r = await sh(`$DLPCTL_SSH box 'echo in'`, { env: { ...process.env, ...t2.env } });
+      expect(r.stdout).toBe('in\n');
+      await eventually(async () => t2.engine.hasSpare, 'the spare upstream connection');
+      await t2.close();
+      const methods = [...dbg.sshd.log().slice(from).matchAll(/userauth-request for user \S+ service ssh-connection method (\S+)/g)].map((m) => m[1]);
+      // two log-ins (the session's and the spare's), each a publickey query and the signed request
+      expect(methods).toEqual(['publickey', 'publickey', 'publickey', 'publickey']);
+    } finally {
+      await dbg.stop();
+    }
   });
 
   it('accepts a known_hosts line as the pin', async () => {

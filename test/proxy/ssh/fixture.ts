@@ -57,10 +57,13 @@ export interface Sshd {
   hostKeyLine: string;
   /** `ssh` options that reach sshd directly (for the bench and the direct comparisons). */
   direct: string;
+  /** What sshd has logged so far (LogLevel ${logLevel}: connections and each authentication attempt). */
+  log(): string;
   stop(): Promise<void>;
 }
 
-export async function startSshd(dir: string): Promise<Sshd> {
+/** `logLevel`: sshd's LogLevel (default ERROR; DEBUG1 also logs each authentication method a client tries). */
+export async function startSshd(dir: string, logLevel = 'ERROR'): Promise<Sshd> {
   await fs.mkdir('/run/sshd', { recursive: true, mode: 0o755 });
   await sh(`ssh-keygen -q -t ed25519 -N '' -f ${dir}/host_key && ssh-keygen -q -t ed25519 -N '' -C upstream -f ${dir}/user_key && cp ${dir}/user_key.pub ${dir}/authorized_keys`);
   const port = await freePort();
@@ -85,7 +88,7 @@ AllowAgentForwarding yes
 X11Forwarding no
 MaxSessions 200
 MaxStartups 200:30:400
-LogLevel ERROR
+LogLevel ${logLevel}
 SetEnv SHLVL=1
 `;
   await fs.writeFile(`${dir}/sshd_config`, config);
@@ -118,6 +121,7 @@ SetEnv SHLVL=1
     userKeyFile: `${dir}/user_key`,
     hostFingerprint,
     hostKeyLine: `[127.0.0.1]:${port} ${pub[0]} ${pub[1]}`,
+    log: () => log,
     direct: `ssh -F none -p ${port} -i ${dir}/user_key -o IdentitiesOnly=yes -o UserKnownHostsFile=${dir}/direct_known_hosts -o StrictHostKeyChecking=yes -o BatchMode=yes -o LogLevel=ERROR 127.0.0.1`,
     async stop() {
       child.kill('SIGTERM');
@@ -166,9 +170,9 @@ export interface SshFixture {
   stop(): Promise<void>;
 }
 
-export async function startSshFixture(): Promise<SshFixture> {
+export async function startSshFixture(o: { sshdLogLevel?: string } = {}): Promise<SshFixture> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dlpctl-sshfx-'));
-  const sshd = await startSshd(dir);
+  const sshd = await startSshd(dir, o.sshdLogLevel);
   const store = await openStore(`sqlite:${path.join(dir, 'store.db')}`, { sqliteSynchronous: 'normal', writerThread: true }); // as `dlpctl connect` opens it
   const stateDir = path.join(dir, 'state');
   const open: TestTunnel[] = [];
