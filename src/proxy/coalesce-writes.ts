@@ -1,11 +1,11 @@
 /**
  * Write coalescing for sockets written to piecemeal. ssh2 writes every packet as two or three separate
  * `socket.write` calls (length, ciphertext, MAC), and the PostgreSQL relay forwards an extended-protocol
- * batch (Parse, Bind, Describe, Execute, Sync) one message at a time; with TCP_NODELAY on, each write becomes
- * its own system call and its own TCP segment, and a loopback write costs tens of microseconds on a small VM. Corking the
- * socket at the first write of a turn and uncorking it on the next tick turns all the writes of one turn
- * (one packet, or every packet a relayed chunk produced) into a single `writev`: the same bytes in the same
- * order, no added wait beyond the current turn.
+ * batch (Parse, Bind, Describe, Execute, Sync) one message at a time. With TCP_NODELAY on, each write
+ * becomes its own system call and its own TCP segment, and a loopback write costs tens of microseconds on
+ * a small VM. Corking the socket at the first write of a turn and uncorking it on the next tick turns all
+ * the writes of one turn (one packet, or every packet a relayed chunk produced) into a single `writev`:
+ * the same bytes in the same order, no added wait beyond the current turn.
  */
 import type { Socket } from 'node:net';
 

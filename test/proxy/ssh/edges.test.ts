@@ -156,6 +156,22 @@ describe('SSH tunnel edges', { timeout: 240_000 }, () => {
     }
   });
 
+  it('tells the client when the target is unreachable (ECONNREFUSED), and other tunnels keep working', async () => {
+    const closed = net.createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', () => r()));
+    const port = (closed.address() as net.AddressInfo).port;
+    await new Promise((r) => closed.close(r)); // nothing listens there now
+    const down = await fx.tunnel({ targetPort: port });
+    const r = await sh(`$DLPCTL_SSH box 'echo should-not-run'`, { env: { ...process.env, ...down.env } });
+    expect(r.code).toBe(255);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain(`cannot connect to 127.0.0.1:${port}`);
+    expect(r.stderr).toContain('ECONNREFUSED');
+    expect(down.events.some((e) => e.type === 'error' && e.message.includes(`127.0.0.1:${port}`))).toBe(true);
+    // the shared tunnel to the live target is unaffected
+    expect((await sh(`$DLPCTL_SSH box 'echo alive'`, { env: { ...process.env, ...t.env } })).stdout).toBe('alive\n');
+  });
+
   it('accepts a known_hosts line as the pin', async () => {
     const kh = await fx.tunnel({ hostKey: fx.sshd.hostKeyLine });
     const r = await sh(`$DLPCTL_SSH box 'echo pinned'`, { env: { ...process.env, ...kh.env } });

@@ -137,6 +137,8 @@ export interface TunnelOptions {
   /** Extra YAML lines of the resource (indented by 4). */
   resource?: string;
   hostKey?: string;
+  /** Target port (default: the fixture's sshd). */
+  targetPort?: number;
   /** Replaces the injected private key (by env var) with a password reference. */
   password?: string;
   tuning?: SshEngineTuning;
@@ -184,7 +186,7 @@ export async function startSshFixture(o: { sshdLogLevel?: string } = {}): Promis
 resources:
   box:
     kind: ssh
-    target: ssh://${sshd.user}@127.0.0.1:${sshd.port}
+    target: ssh://${sshd.user}@127.0.0.1:${o.targetPort ?? sshd.port}
 ${cred}
     hostKey: "${o.hostKey ?? sshd.hostFingerprint}"
     policies: [${(o.use ?? []).join(', ')}]
