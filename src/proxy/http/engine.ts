@@ -84,6 +84,8 @@ class Reply extends Error {
 }
 
 const MiB = 1024 * 1024;
+/** Responses up to this declared length are scrubbed whole and sent with a content-length (see passResponse). */
+const SMALL_BODY = 64 * 1024;
 
 /** Sliding one-minute window per identity. */
 class RateLimiter {
@@ -657,11 +659,27 @@ export class HttpEngine implements TunnelEngine {
   ): Promise<void> {
     const scrubber = scrub ? new SecretScrubber(this.secrets) : null;
     const rewritten = scrubber?.active === true;
-    res.writeHead(status, this.scrubHeaders(clientResponseHeaders(upHeaders, rewritten)));
-    if (bodyKind(upHeaders['content-type']) === 'sse') res.flushHeaders();
+    const kind = bodyKind(upHeaders['content-type']);
     const cap = this.recordCap;
     let captured = '';
     const capture = scrub && cap > 0;
+    const declared = Number(upHeaders['content-length']);
+    if (scrubber && rewritten && kind !== 'sse' && Number.isSafeInteger(declared) && declared >= 0 && declared <= SMALL_BODY) {
+      // A small body is scrubbed whole and goes out with its new length, headers and body in one write;
+      // streamed, it would be chunked, and the chunked terminator would cost a write of its own.
+      const parts: Buffer[] = [];
+      for await (const c of up.body) {
+        parts.push(c as Buffer);
+        result.resBytes += (c as Buffer).length;
+      }
+      const out = Buffer.concat([scrubber.push(Buffer.concat(parts)), scrubber.end()]);
+      res.writeHead(status, { ...this.scrubHeaders(clientResponseHeaders(upHeaders, true)), 'content-length': String(out.length) });
+      res.end(out);
+      if (capture) result.resBody = this.recordable(out.toString('utf8', 0, Math.min(out.length, cap)), kind);
+      return;
+    }
+    res.writeHead(status, this.scrubHeaders(clientResponseHeaders(upHeaders, rewritten)));
+    if (kind === 'sse') res.flushHeaders();
     if (!rewritten && !capture) {
       up.body.on('data', (c: Buffer) => (result.resBytes += c.length));
       await new Promise<void>((resolve, reject) => pipeline(up.body, res, (err) => (err ? reject(err) : resolve())));
@@ -676,7 +694,7 @@ export class HttpEngine implements TunnelEngine {
     }
     if (scrubber) await write(res, scrubber.end());
     res.end();
-    if (capture) result.resBody = this.recordable(captured, bodyKind(upHeaders['content-type']));
+    if (capture) result.resBody = this.recordable(captured, kind);
   }
 
   private async maskedResponse(

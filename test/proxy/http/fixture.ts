@@ -187,6 +187,11 @@ export async function startUpstream(): Promise<Upstream> {
         case '/echo-auth':
           // A careless upstream that echoes the credential in its body and a header.
           res.setHeader('x-echo', String(req.headers['authorization']));
+          if (u.searchParams.has('sized')) {
+            // the same answer with a declared length (not chunked)
+            const text = JSON.stringify({ error: { message: `Incorrect API key provided: ${String(req.headers['authorization'])}` } });
+            return json(401, JSON.parse(text), { 'content-length': String(Buffer.byteLength(text)) });
+          }
           return json(401, { error: { message: `Incorrect API key provided: ${String(req.headers['authorization'])}` } });
         case '/json':
           return json(200, JSON.parse(u.searchParams.get('body') ?? '{}'));
@@ -223,7 +228,7 @@ export async function startUpstream(): Promise<Upstream> {
         case '/slow':
           return; // never answers
         case '/drop':
-          res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '1000' });
+          res.writeHead(200, { 'content-type': 'text/plain', 'content-length': u.searchParams.get('length') ?? '1000' });
           res.write('partial');
           setTimeout(() => res.socket?.destroy(), 20);
           return;

@@ -74,12 +74,20 @@ describe('tunnel token and injected credential', () => {
   });
 
   it('an upstream that echoes the key in its body and headers: scrubbed before the client sees it', async () => {
-    const r = await request(`${t.url}/echo-auth`, { headers: auth() });
-    expect(r.statusCode).toBe(401);
-    const text = await r.body.text();
-    expect(text).toContain('Incorrect API key provided');
-    expect(text).not.toContain(REAL_KEY);
-    expect(JSON.stringify(r.headers)).not.toContain(REAL_KEY);
+    for (const path of ['/echo-auth', '/echo-auth?sized']) {
+      const r = await request(`${t.url}${path}`, { headers: auth() });
+      expect(r.statusCode).toBe(401);
+      const text = await r.body.text();
+      expect(text).toContain('Incorrect API key provided');
+      expect(text).toContain('[REDACTED:dlpctl-credential]');
+      expect(text).not.toContain(REAL_KEY);
+      expect(JSON.stringify(r.headers)).not.toContain(REAL_KEY);
+      if (path.endsWith('sized')) {
+        // a small body of declared length is scrubbed whole and sent with its new length, not chunked
+        expect(r.headers['transfer-encoding']).toBeUndefined();
+        expect(r.headers['content-length']).toBe(String(Buffer.byteLength(text)));
+      } else expect(r.headers['transfer-encoding']).toBe('chunked');
+    }
   });
 
   it('curl as a plain client, and the URL/env the child gets', async () => {
@@ -199,9 +207,13 @@ describe('upstream failures', () => {
     await slow.close();
   });
 
-  it('an upstream that drops mid-body: the client sees the response end early, the tunnel goes on', async () => {
-    const r = await request(`${t.url}/drop`, { headers: auth() });
-    await expect(r.body.text()).rejects.toThrow();
+  it('an upstream that drops mid-body: a small body (scrubbed whole) gets a 502 that says so, a large one ends early; the tunnel goes on', async () => {
+    const small = await request(`${t.url}/drop`, { headers: auth() });
+    expect(small.statusCode).toBe(502);
+    expect(((await small.body.json()) as { error: { code: string; message: string } }).error).toMatchObject({ code: 'upstream_reset', message: expect.stringContaining('closed the connection') });
+    const large = await request(`${t.url}/drop?length=${1024 * 1024}`, { headers: auth() });
+    expect(large.statusCode).toBe(200);
+    await expect(large.body.text()).rejects.toThrow();
     const ok = await request(`${t.url}/echo/after-drop`, { headers: auth() });
     expect(ok.statusCode).toBe(200);
     await ok.body.dump();
