@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createDlpEngine, isPlaceholder, shannonEntropy, validIban } from '../../src/dlp/index.js';
-import { buildTrigger, secretValueOk } from '../../src/dlp/scanner.js';
+import { buildTrigger, cannotTrigger, secretValueOk } from '../../src/dlp/scanner.js';
 import type { KeyClass } from '../../src/dlp/scanner.js';
 import { ENTITY_NAMES } from '../../src/dlp/entities.js';
 
@@ -177,6 +177,36 @@ describe('grouped trigger', () => {
     const e = createDlpEngine();
     expect(e.detect('2024-01-02T03:04:05Z WARN request_id=1c7bf881-47ac-4614-8e37-e09f38e28ca7 dur=12ms')).toEqual([]);
     expect(e.detect('call +1 415-555-2671 now').map((f) => f.entity)).toEqual(['phone']);
+  });
+});
+
+describe('cells that cannot trigger skip the regex', () => {
+  it('whenever cannotTrigger says so, the full trigger finds nothing (and it says so for ids, digests, words)', () => {
+    const trigger = buildTrigger(new Set(ENTITY_NAMES));
+    const r = rng(6);
+    const cellish = '0123456789abcdefxyz';
+    let skipped = 0;
+    const cases = ['', '0', '1234567', '12345678', '123456789', '4111111111111111', 'd41d8cd98f00b204e9800998ecf8427e', 'hello', '9a', '2024'];
+    for (let i = 0; i < 20000; i++) {
+      const lead = '0123456789'.slice(0, Math.floor(r() * 11));
+      cases.push(lead + randomString(r, 40, cellish), randomString(r, 24, i % 2 ? cellish : ALPHABET));
+    }
+    for (const s of cases) {
+      if (!cannotTrigger(s)) continue;
+      skipped++;
+      expect(matches(trigger, s), s).toEqual([]);
+    }
+    expect(skipped).toBeGreaterThan(10000);
+    for (const s of ['1234567', 'd41d8cd98f00b204e9800998ecf8427e', '123456', 'abc']) expect(cannotTrigger(s), s).toBe(true);
+    // a leading run a detector can start, upper case, punctuation: the regex must run
+    for (const s of ['123456789', '12345678', '4111111111111111', 'AKIA', 'a@b', 'a-b', 'x.y', 'ü']) expect(cannotTrigger(s), s).toBe(false);
+    expect(matches(trigger, '123456789')).not.toEqual([]);
+  });
+
+  it('a key given as context still decides a cell the regex never sees', () => {
+    const e = createDlpEngine();
+    expect(e.maskValue('hunter2hunter2', 'password')).not.toBe('hunter2hunter2');
+    expect(e.maskValue('123456', 'id')).toBe('123456');
   });
 });
 
