@@ -14,7 +14,7 @@ import { maskFormCore } from './form.js';
 import { maskJsonCore } from './json.js';
 import type { MaskerName } from './maskers.js';
 import { isMaskerName, PseudonymVault } from './maskers.js';
-import { buildTrigger } from './scanner.js';
+import { buildTrigger, cannotTriggerBytes } from './scanner.js';
 import type { ByteStreamMasker, StreamMasker } from './stream.js';
 import { createByteStreamMaskerCore, createStreamMaskerCore, DEFAULT_WINDOW } from './stream.js';
 
@@ -57,6 +57,12 @@ export interface DlpEngine {
   byteStream(): ByteStreamMasker;
   /** Cheap check: stops at the first finding. */
   containsAny(text: string): boolean;
+  /**
+   * True when masking these UTF-8 bytes as text (no key context) certainly finds nothing, decided without
+   * decoding them: short ids, hex digests and lower-case words (see cannotTrigger), and no custom detectors.
+   * False means "scan it", not "there is a finding".
+   */
+  cleanBytes(bytes: Uint8Array): boolean;
   entitiesIn(text: string): Set<string>;
   maskerFor(entity: string): MaskerName;
 }
@@ -118,6 +124,7 @@ export function createDlpEngine(options: DlpEngineOptions = {}): DlpEngine {
     stream: () => createStreamMaskerCore(core, window),
     byteStream: () => createByteStreamMaskerCore(core, window),
     containsAny: (text) => detectRaw(core, text, true, 0, undefined, true).spans.length > 0,
+    cleanBytes: (bytes) => custom.length === 0 && bytes.length <= 256 && cannotTriggerBytes(bytes),
     entitiesIn: (text) => new Set(detectRaw(core, text, true, 0).spans.map((c) => c.entity)),
     maskerFor,
   };

@@ -228,6 +228,23 @@ export function cannotTrigger(s: string): boolean {
   return true;
 }
 
+/** cannotTrigger on the UTF-8 bytes of a text (any non-ASCII byte: false), without decoding them. */
+export function cannotTriggerBytes(b: Uint8Array): boolean {
+  const n = b.length;
+  let i = 0;
+  while (i < n) {
+    const c = b[i]!;
+    if (c < 48 || c > 57) break;
+    i++;
+  }
+  if (i >= 8) return false;
+  for (; i < n; i++) {
+    const c = b[i]!;
+    if (!((c >= 97 && c <= 122) || (c >= 48 && c <= 57))) return false;
+  }
+  return true;
+}
+
 export function scan(s: string, cfg: ScanConfig, inp: ScanInput): ScanResult {
   const st: State = { s, cfg, inp, out: [], pending: Infinity, pemEndFrom: -1, pemEndAt: -1 };
   const re = cfg.trigger;

@@ -203,6 +203,27 @@ describe('cells that cannot trigger skip the regex', () => {
     expect(matches(trigger, '123456789')).not.toEqual([]);
   });
 
+  it('cleanBytes decides on the UTF-8 bytes what cannotTrigger decides on the text; never with custom detectors', () => {
+    const e = createDlpEngine();
+    const withCustom = createDlpEngine({ customDetectors: [{ name: 'order_id', pattern: '\\bord[0-9]{4}\\b' }] });
+    const r = rng(7);
+    let clean = 0;
+    for (let i = 0; i < 5000; i++) {
+      const s = '0123456789'.slice(0, Math.floor(r() * 11)) + randomString(r, 30, i % 3 ? '0123456789abcdefxyz' : ALPHABET);
+      const b = Buffer.from(s, 'utf8');
+      expect(e.cleanBytes(b), s).toBe(cannotTrigger(s));
+      if (e.cleanBytes(b)) {
+        clean++;
+        expect(e.maskText(s).changed, s).toBe(false);
+      }
+    }
+    expect(clean).toBeGreaterThan(1000);
+    expect(e.cleanBytes(Buffer.from('ord1234'))).toBe(true);
+    expect(withCustom.cleanBytes(Buffer.from('ord1234'))).toBe(false);
+    expect(withCustom.maskText('ord1234').changed).toBe(true);
+    expect(e.cleanBytes(Buffer.from('x'.repeat(300)))).toBe(false); // long cells take the regex
+  });
+
   it('a key given as context still decides a cell the regex never sees', () => {
     const e = createDlpEngine();
     expect(e.maskValue('hunter2hunter2', 'password')).not.toBe('hunter2hunter2');

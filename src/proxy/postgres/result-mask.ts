@@ -118,6 +118,8 @@ export async function planResult(fields: readonly FieldDescription[] | null, opt
           if (a.masker === 'null' || !a.textLike || a.json) replacement = null;
           else replacement = Buffer.from(applyMasker(a.masker, a.label, cell.toString('utf8'), { ...mctx, keep: a.keep }), 'utf8');
         } else if (dlp) {
+          // ids, digests, lower-case words: nothing to find, no need to decode the cell
+          if (!a.binary && !a.json && dlp.cleanBytes(cell)) continue;
           const jsonbBinary = a.binary && a.jsonb;
           const text = jsonbBinary ? cell.subarray(1).toString('utf8') : cell.toString('utf8');
           const r = a.json ? dlp.maskJson(text) : dlp.maskText(text);
