@@ -116,6 +116,14 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/**
+ * A session's row values in the column order both engines insert them: id, resource, kind, subject, email,
+ * identity (JSON), client_addr, reason, started_at, counters (JSON).
+ */
+export function sessionRowValues(s: Session): [string, string, string, string, string | null, string, string, string | null, string, string] {
+  return [s.id, s.resource, s.kind, s.identity.subject, s.identity.email ?? null, JSON.stringify(s.identity), s.clientAddr, s.reason ?? null, s.startedAt, JSON.stringify(s.counters)];
+}
+
 /** The session that records store maintenance (`store.prune`), created on first use. */
 export function maintenanceSession(now: Date): Session {
   return {

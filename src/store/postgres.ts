@@ -19,7 +19,7 @@
 import type { Client, Pool, PoolClient } from 'pg';
 import { DlpctlError } from '../errors.js';
 import { ChainVerifier, GENESIS_HASH, sealEvent } from './chain.js';
-import { buildEvent, clampLimit, DEFAULT_SEARCH_LIMIT, eventDecision, eventText, maintenanceSession, parseSearch, rowToEvent, toMs } from './common.js';
+import { buildEvent, clampLimit, DEFAULT_SEARCH_LIMIT, eventDecision, eventText, maintenanceSession, parseSearch, rowToEvent, sessionRowValues, toMs } from './common.js';
 import { newApprovalId, newSessionId, normalizeApprovalId } from './ids.js';
 import { POSTGRES_MIGRATIONS } from './postgres-migrations.js';
 import {
@@ -331,20 +331,7 @@ export class PostgresStore implements SessionStore {
        )
        INSERT INTO events (session_id, seq, type, time, subject, decision, text, body, hash)
        VALUES ($1, 1, 'session.start', $9, $4, NULL, NULL, $12, $11)`,
-      [
-        session.id,
-        session.resource,
-        session.kind,
-        session.identity.subject,
-        session.identity.email ?? null,
-        JSON.stringify(session.identity),
-        session.clientAddr,
-        session.reason ?? null,
-        startedAt,
-        JSON.stringify(session.counters),
-        event.hash,
-        body,
-      ],
+      [...sessionRowValues(session), event.hash, body],
     );
     this.heads.set(session.id, { seq: 1, hash: event.hash, subject: session.identity.subject });
     return session;
@@ -572,8 +559,8 @@ export class PostgresStore implements SessionStore {
       const m = maintenanceSession(now);
       await c.query(
         `INSERT INTO sessions (id, resource, kind, subject, email, identity, client_addr, reason, started_at, counters, last_seq, last_hash, last_time)
-         VALUES ($1, $2, $3, $4, NULL, $5, $6, NULL, $7, $8, 0, $9, $7) ON CONFLICT (id) DO NOTHING`,
-        [m.id, m.resource, m.kind, m.identity.subject, JSON.stringify(m.identity), m.clientAddr, m.startedAt, JSON.stringify(m.counters), GENESIS_HASH],
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $9) ON CONFLICT (id) DO NOTHING`,
+        [...sessionRowValues(m), GENESIS_HASH],
       );
       // Locks the maintenance chain's head: concurrent prunes append one after the other.
       const head = (await c.query('SELECT last_seq, last_hash, subject FROM sessions WHERE id = $1 FOR UPDATE', [MAINTENANCE_SESSION_ID])).rows[0] as Row;

@@ -20,7 +20,7 @@ import path from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { DlpctlError } from '../errors.js';
 import { GENESIS_HASH, sealEvent } from './chain.js';
-import { buildEvent, eventDecision, eventText, maintenanceSession, toMs } from './common.js';
+import { buildEvent, eventDecision, eventText, maintenanceSession, sessionRowValues, toMs } from './common.js';
 import { MAINTENANCE_SESSION_ID, type Counters, type NewEvent, type Outcome, type PruneResult, type Session, type StoreEvent } from './types.js';
 
 type Row = Record<string, unknown>;
@@ -341,20 +341,7 @@ export class SqliteWriter {
     this.stmt(
       `INSERT INTO sessions (id, resource, kind, subject, email, identity, client_addr, reason, started_at, counters, last_seq, last_hash, last_ms)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`,
-    ).run(
-      s.id,
-      s.resource,
-      s.kind,
-      s.identity.subject,
-      s.identity.email ?? null,
-      JSON.stringify(s.identity),
-      s.clientAddr,
-      s.reason ?? null,
-      s.startedAt,
-      JSON.stringify(s.counters),
-      GENESIS_HASH,
-      toMs(s.startedAt, 'startedAt'),
-    );
+    ).run(...sessionRowValues(s), GENESIS_HASH, toMs(s.startedAt, 'startedAt'));
   }
 
   /** Appends events to a session inside the current transaction, reading its head from the row. */

@@ -56,7 +56,7 @@ describe('psycopg2 through the tunnel', () => {
     // without the Debian package skips this one client (node-postgres, psql and pgbench cover the protocol).
     if (probe.code !== 0) {
       if (process.env['CI']) throw new Error(`python3-psycopg2 is missing at ${PYTHON}: .ci/run should have installed it`);
-      ctx.skip();
+      ctx.skip(`python3-psycopg2 is not installed at ${PYTHON} (apt install python3-psycopg2); node-postgres, psql and pgbench still cover the protocol`);
     }
     const r = await run(PYTHON, ['-c', SCRIPT, t.url]);
     expect(r.stderr).toBe('');
