@@ -2,8 +2,15 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { coalesceWrites } from '../../src/proxy/coalesce-writes.js';
 
-/** A loopback pair: the client socket (wrapped or not) and a promise of everything the server side read. */
-async function pair(): Promise<{ client: net.Socket; received: Promise<Buffer>; close: () => void }> {
+/** Servers to close after each test. */
+const closers: (() => void)[] = [];
+afterEach(() => closers.splice(0).forEach((c) => c()));
+
+/**
+ * A loopback pair: the client socket (wrapped or not) and a promise of everything the server side read.
+ * The server closes after the test.
+ */
+async function pair(): Promise<{ client: net.Socket; received: Promise<Buffer> }> {
   let resolveRx!: (b: Buffer) => void;
   const received = new Promise<Buffer>((r) => (resolveRx = r));
   const server = net.createServer((s) => {
@@ -15,7 +22,15 @@ async function pair(): Promise<{ client: net.Socket; received: Promise<Buffer>; 
   const port = (server.address() as net.AddressInfo).port;
   const client = net.connect(port, '127.0.0.1');
   await new Promise<void>((r) => client.once('connect', r));
-  return { client, received, close: () => server.close() };
+  closers.push(() => server.close());
+  return { client, received };
+}
+
+/** One ssh2-style packet: three writes (length, ciphertext, MAC) in the same turn. */
+function writePacket(sock: net.Socket): void {
+  sock.write(Buffer.from('len:'));
+  sock.write(Buffer.from('ciphertext:'));
+  sock.write(Buffer.from('mac'));
 }
 
 /** Counts the calls that reach the socket's transport (each is one write or writev system call). */
@@ -40,17 +55,11 @@ function countTransportCalls(sock: net.Socket): { calls: number; chunks: number 
 const tick = () => new Promise((r) => setImmediate(r));
 
 describe('coalesceWrites', () => {
-  const closers: (() => void)[] = [];
-  afterEach(() => closers.splice(0).forEach((c) => c()));
-
   it('sends the writes of one turn as a single transport call, in order', async () => {
     const p = await pair();
-    closers.push(p.close);
     const sock = coalesceWrites(p.client);
     const n = countTransportCalls(sock);
-    sock.write(Buffer.from('len:'));
-    sock.write(Buffer.from('ciphertext:'));
-    sock.write(Buffer.from('mac'));
+    writePacket(sock);
     expect(sock.writableCorked).toBe(1);
     expect(n.calls).toBe(0);
     await tick();
@@ -62,11 +71,8 @@ describe('coalesceWrites', () => {
 
   it('an unwrapped socket makes more than one transport call for the same writes (what the wrapper saves)', async () => {
     const p = await pair();
-    closers.push(p.close);
     const n = countTransportCalls(p.client);
-    p.client.write(Buffer.from('len:'));
-    p.client.write(Buffer.from('ciphertext:'));
-    p.client.write(Buffer.from('mac'));
+    writePacket(p.client);
     await tick();
     expect(n.calls).toBeGreaterThan(1);
     p.client.end();
@@ -75,7 +81,6 @@ describe('coalesceWrites', () => {
 
   it('keeps every byte in order across many turns, with end() inside a corked turn', async () => {
     const p = await pair();
-    closers.push(p.close);
     const sock = coalesceWrites(p.client);
     let expected = '';
     for (let turn = 0; turn < 50; turn++) {
@@ -94,7 +99,6 @@ describe('coalesceWrites', () => {
 
   it('wraps a socket once, however often it is asked', async () => {
     const p = await pair();
-    closers.push(p.close);
     const sock = coalesceWrites(p.client);
     const write = sock.write;
     expect(coalesceWrites(sock)).toBe(sock);
@@ -109,7 +113,6 @@ describe('coalesceWrites', () => {
 
   it('passes through the return value and the callback of write', async () => {
     const p = await pair();
-    closers.push(p.close);
     const sock = coalesceWrites(p.client);
     const done = new Promise<Error | null | undefined>((r) => sock.write('x', (err) => r(err)));
     expect(sock.write('y')).toBe(true);
