@@ -14,8 +14,9 @@ import { maskFormCore } from './form.js';
 import { maskJsonCore } from './json.js';
 import type { MaskerName } from './maskers.js';
 import { isMaskerName, PseudonymVault } from './maskers.js';
-import { buildTrigger, cannotTriggerBytes } from './scanner.js';
+import { cannotTriggerBytes } from './scanner.js';
 import type { ByteStreamMasker, StreamMasker } from './stream.js';
+import { Trigger } from './trigger.js';
 import { createByteStreamMaskerCore, createStreamMaskerCore, DEFAULT_WINDOW } from './stream.js';
 
 /** One masker for everything, or per entity/group with an optional `default` (else `redact`). */
@@ -98,7 +99,7 @@ export function createDlpEngine(options: DlpEngineOptions = {}): DlpEngine {
   const maskerFor = (e: string): MaskerName => maskerMap.get(e) ?? defaultMasker;
   const vault = options.vault ?? new PseudonymVault();
   const core: Core = {
-    cfg: { entities, allowPrivateIps: options.allowPrivateIps ?? false, custom, trigger: buildTrigger(entities) },
+    cfg: { entities, allowPrivateIps: options.allowPrivateIps ?? false, custom, trigger: new Trigger(entities) },
     maskerFor,
     mctx: { keep: options.keep ?? 4, hashKey: options.hashKey ?? randomBytes(32), vault },
   };

@@ -14,6 +14,7 @@
  * they reach the end of a non-final buffer.
  */
 import type { CustomDetector } from './custom.js';
+import type { Trigger } from './trigger.js';
 import {
   cardIssuer,
   countryCodeLength,
@@ -36,7 +37,7 @@ export interface ScanConfig {
   entities: ReadonlySet<string>;
   allowPrivateIps: boolean;
   custom: readonly CustomDetector[];
-  trigger: RegExp;
+  trigger: Trigger;
 }
 
 export interface ScanInput {
@@ -112,76 +113,6 @@ function isSpaceOrTab(c: number): boolean {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// trigger regex
-
-/** Roots of the secret key words (pass(word|wd|phrase), pwd, secret, token, (api|access|private)key, auth, credential). */
-const SECRET_KEY_ROOTS = 'p(?:ass|wd)|secret|token|auth|credential|key';
-
-/**
- * `[pP][aA]…` for each ASCII letter: case-insensitive matching of one part of a regex without the `(?i:)`
- * modifier group, which Node 22 (V8 12.4) does not support. Only for sources whose letters are all literal.
- */
-function caseless(source: string): string {
-  return source.replace(/[a-z]/gi, (ch) => `[${ch.toLowerCase()}${ch.toUpperCase()}]`);
-}
-
-/**
- * Builds the combined trigger regex for the enabled entities. Every alternative starts on a character that
- * is rare in ordinary text (a digit not inside a word, `@`, `:`, `=`, `_`, `-`, `J`, `A`, two capitals and
- * two digits, …); the context that makes it a candidate is checked by a look-behind inside the regex engine,
- * so clean text costs one native scan and no JavaScript per character.
- */
-export function buildTrigger(entities: ReadonlySet<string>): RegExp {
-  const has = (e: string): boolean => entities.has(e);
-  const numeric = has('credit_card') || has('us_ssn') || has('phone') || has('ipv4') || has('ipv6');
-  // Each alternative starts with a concrete character and checks its context with a look-behind *after*
-  // it, so that the regex engine can skip quickly to the next possible first character. Alternatives are
-  // grouped by their first character (one top-level branch per character: fewer branches to try at every
-  // position; within a group the original order is kept, so every match is the same as ungrouped).
-  const alts: string[] = [];
-  // digit runs: only the shapes a numeric detector can start on (13-19 digits; 9-11 digits; a group of
-  // 1-6 digits followed by a separator and a digit; the first group of an IPv6 address). Rejected in the
-  // regex, because `onDigits` would reject them: a digit after a word character or `.`, a digit continuing
-  // a number (`1-2`, `1:2`, `1/2`), and a date's year (`2024-01-…`: four digits, a dash and two digits can
-  // start no card, SSN, phone or IP unless preceded by `+`). Long runs that no issuer, NANP area or SSN
-  // can start are rejected too (unless after `+`): 13-19 digits not starting with 2-6 (epoch milliseconds),
-  // 10 digits starting with 0 or 1 (epoch seconds), 11 digits not of the form 1[2-9]….
-  // Unlike the other alternatives, this one checks its look-behinds *before* the digit: digits inside words
-  // (UUIDs, hashes, timestamps) are the most common rejection, and this form rejects them faster (measured
-  // on the bench corpora, paired runs: JSON and logs ~10% faster, the same matches).
-  if (numeric) {
-    alts.push(
-      '(?<![\\w.])(?<!\\d[\\-:/])\\d(?!(?<!\\+\\d)\\d{3}-\\d\\d(?!\\d))(?:(?<=\\+\\d|[2-6])\\d{12,18}(?!\\d)|(?:(?<=\\+\\d)\\d{8,10}|\\d{8}|(?<=[2-9])\\d{9}|(?<=1)[2-9]\\d{9})(?!\\d)|\\d{0,5}(?=[ .\\-/][\\d(]|\\) ?\\d)|\\d{0,3}(?=[0-9a-fA-F]{0,3}:(?:[0-9a-fA-F]{1,4}:){2}|[0-9a-fA-F]{0,3}:(?:[0-9a-fA-F]{1,4}:){0,5}:))',
-    );
-  }
-  if (has('email')) alts.push('@|\\\\u0040|%40');
-  const keyed = has('generic_secret') || has('aws_secret_access_key');
-  // The look-behind of a key separator: a secret keyword within the key characters before it. Only a
-  // filter (onSeparator classifies the key itself), so it may match more than the keyword list: the short
-  // roots below with a longer window (46 = 40 + the longest suffix a root stands for, "phrase") match
-  // every key the full list does, and run at every `:` and `=` about 15% faster. The window is lazy: a
-  // keyword next to the separator, the common case, is found first (the same set of matches).
-  const keyLB = `(?<=(?:${caseless(SECRET_KEY_ROOTS)})[\\w.-]{0,46}?["']?[ \\t]*[:=])`;
-  const colon: string[] = [];
-  if (has('connection_string') || has('slack_webhook')) colon.push('\\/\\/');
-  if (keyed) colon.push(keyLB);
-  if (has('ipv6')) colon.push('(?<=(?<![\\w:]):):[0-9a-fA-F]', '(?<=(?<![\\w:])[a-fA-F][0-9a-fA-F]{0,3}:)(?=[0-9a-fA-F:])');
-  if (colon.length > 0) alts.push(`:(?:${colon.join('|')})`);
-  if (keyed) alts.push(`=${keyLB}`);
-  const dash: string[] = [];
-  if (has('private_key')) dash.push('----BEGIN ');
-  dash.push('(?<=(?<![\\w-])(?:sk|gl(?:pat|ptt|dt|rt|cbt|imt|soat|ft|oas|agent)|xox[abposr])-)');
-  alts.push(`-(?:${dash.join('|')})`);
-  alts.push('_(?<=(?<![\\w-])(?:gh[pousr]|github|[sr]k|npm)_)');
-  alts.push('\\.(?<=hooks\\.)slack\\.com\\/');
-  // capitals: `eyJ` (JWT), `AKIA`… and `AIza`, then two capitals and two digits (IBAN, GR1348941)
-  const caps = ['(?<=(?<![\\w-])eyJ)', '(?<=(?<![\\w-])A)(?:KIA|SIA|BIA|CCA|GPA|IDA|ROA|IPA|NPA|NVA|PKA|Iza)'];
-  if (has('iban') || has('gitlab_token')) caps.push('(?<=(?<![A-Za-z0-9])[A-Z])[A-Z]\\d\\d');
-  alts.push(`[A-Z](?:${caps.join('|')})`);
-  return new RegExp(alts.join('|'), 'g');
-}
-
-// ---------------------------------------------------------------------------------------------------------
 // scan state
 
 interface State {
@@ -247,63 +178,56 @@ export function cannotTriggerBytes(b: Uint8Array): boolean {
 
 export function scan(s: string, cfg: ScanConfig, inp: ScanInput): ScanResult {
   const st: State = { s, cfg, inp, out: [], pending: Infinity, pemEndFrom: -1, pemEndAt: -1 };
-  const re = cfg.trigger;
   const ents = cfg.entities;
-  re.lastIndex = Math.max(0, inp.from - LOOKBEHIND);
-  let m: RegExpExecArray | null;
-  // short cells of the shape that cannot trigger skip the regex (see cannotTrigger)
-  const skip = s.length <= 256 && cannotTrigger(s);
-  while (!skip && (m = re.exec(s)) !== null) {
-    const p = m.index;
-    const tok = m[0];
-    const c0 = tok.charCodeAt(0);
-    if (isDigit(c0)) {
-      onDigits(st, p, p + tok.length);
-    } else if (c0 === 64 /* @ */ || c0 === 92 /* \\ */ || c0 === 37 /* % */) {
-      onAt(st, p, tok.length);
-    } else if (c0 === 58 /* : */) {
-      if (tok === '://') onScheme(st, p);
-      else if (tok.length > 1 && tok.charCodeAt(1) === 58) {
-        if (ents.has('ipv6')) tryIpv6(st, p);
-        re.lastIndex = p + 1;
-      } else {
-        onSeparator(st, p, tok.length);
-        if (ents.has('ipv6') && tok.length === 1) ipv6FromColon(st, p);
-      }
-    } else if (c0 === 61 /* = */) {
-      onSeparator(st, p, tok.length);
-    } else if (c0 === 45 /* - */) {
-      if (tok.length > 1) {
-        const next = onPem(st, p);
-        if (next > re.lastIndex) re.lastIndex = next;
-      } else {
-        const start = dashPrefixStart(s, p);
-        if (start >= 0) {
-          const next = onPrefix(st, start, s.slice(start, p + 1));
-          if (next > re.lastIndex) re.lastIndex = next;
+  // short cells of the shape that cannot trigger skip the trigger (see cannotTrigger)
+  if (!(s.length <= 256 && cannotTrigger(s))) {
+    const tr = cfg.trigger;
+    tr.start(s);
+    let at = Math.max(0, inp.from - LOOKBEHIND);
+    let p: number;
+    while ((p = tr.next(at)) >= 0) {
+      const len = tr.length;
+      at = p + len;
+      const c0 = s.charCodeAt(p);
+      let next = -1;
+      if (isDigit(c0)) {
+        onDigits(st, p, p + len);
+      } else if (c0 === 64 /* @ */ || c0 === 92 /* \\ */ || c0 === 37 /* % */) {
+        onAt(st, p, len);
+      } else if (c0 === 58 /* : */) {
+        if (len === 3 && s.charCodeAt(p + 1) === 47) onScheme(st, p);
+        else if (len > 1) {
+          if (ents.has('ipv6')) tryIpv6(st, p);
+          at = p + 1;
+        } else {
+          onSeparator(st, p, len);
+          if (ents.has('ipv6')) ipv6FromColon(st, p);
         }
+      } else if (c0 === 61 /* = */) {
+        onSeparator(st, p, len);
+      } else if (c0 === 45 /* - */) {
+        if (len > 1) next = onPem(st, p);
+        else {
+          const start = dashPrefixStart(s, p);
+          if (start >= 0) next = onPrefix(st, start, s.slice(start, p + 1));
+        }
+      } else if (c0 === 95 /* _ */) {
+        const pre = underscorePrefix(s, p);
+        if (pre !== null) next = onPrefix(st, pre.start, pre.tok);
+      } else if (c0 === 74 /* J */ && len === 1) {
+        next = onPrefix(st, p - 2, 'eyJ');
+      } else if (c0 === 46 /* . */) {
+        if (!s.startsWith('://', p - 8)) tryWebhook(st, p - 5);
+      } else if (len === 4 && isDigit(s.charCodeAt(p + 2))) {
+        if (s.startsWith('GR1348941', p)) onPrefix(st, p, 'GR1348941');
+        else if (ents.has('iban')) tryIban(st, p);
+      } else {
+        next = onPrefix(st, p, s.slice(p, p + len));
       }
-    } else if (c0 === 95 /* _ */) {
-      const pre = underscorePrefix(s, p);
-      if (pre !== null) {
-        const next = onPrefix(st, pre.start, pre.tok);
-        if (next > re.lastIndex) re.lastIndex = next;
-      }
-    } else if (c0 === 74 /* J */ && tok.length === 1) {
-      const next = onPrefix(st, p - 2, 'eyJ');
-      if (next > re.lastIndex) re.lastIndex = next;
-    } else if (c0 === 46 /* . */) {
-      if (!s.startsWith('://', p - 8)) tryWebhook(st, p - 5);
-    } else if (tok.length === 4 && isDigit(tok.charCodeAt(2))) {
-      if (s.startsWith('GR1348941', p)) onPrefix(st, p, 'GR1348941');
-      else if (ents.has('iban')) tryIban(st, p);
-    } else {
-      const next = onPrefix(st, p, tok);
-      if (next > re.lastIndex) re.lastIndex = next;
+      if (next > at) at = next;
+      if (inp.first === true && st.out.length > 0) break;
     }
-    if (inp.first === true && st.out.length > 0) break;
   }
-  re.lastIndex = 0;
   if (cfg.custom.length > 0) runCustom(st);
   if (inp.keyHint !== undefined) keyHintWholeValue(st, inp.keyHint);
   return { candidates: st.out, pending: st.pending };

@@ -4,7 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createDlpEngine, isPlaceholder, shannonEntropy, validIban } from '../../src/dlp/index.js';
-import { buildTrigger, cannotTrigger, secretValueOk } from '../../src/dlp/scanner.js';
+import { cannotTrigger, secretValueOk } from '../../src/dlp/scanner.js';
+import { buildTriggerRegex as buildTrigger } from './trigger-spec.js';
 import type { KeyClass } from '../../src/dlp/scanner.js';
 import { ENTITY_NAMES } from '../../src/dlp/entities.js';
 
