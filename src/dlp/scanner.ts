@@ -1,5 +1,5 @@
 /**
- * The detection core: one pass of a combined "trigger" regex finds candidate positions (digit runs, `@`,
+ * The detection core: one pass of the trigger (trigger.ts) finds candidate positions (digit runs, `@`,
  * `://`, `-----BEGIN`, known secret prefixes, IBAN country codes, secret-looking keys followed by `=`/`:`),
  * and the specific validator for that trigger runs only there. Every detector reads a bounded number of
  * characters from its trigger, so a scan is linear in the input.
@@ -137,11 +137,11 @@ function markPending(st: State, start: number): void {
 }
 
 /**
- * True when the trigger regex cannot match anywhere in `s`: only ASCII digits and lower-case letters, and
+ * True when the trigger cannot match anywhere in `s`: only ASCII digits and lower-case letters, and
  * fewer than 8 leading digits. No alternative starts on a lower-case letter; a digit after a word character
  * starts none; the leading digit run starts one only with a separator or colon after it (absent here) or
  * with 9+ digits. Database cells (ids, hex digests, lower-case words) are mostly of this shape, and for a
- * short cell this pass is several times cheaper than entering the regex.
+ * short cell this pass is several times cheaper than loading it for the trigger.
  */
 export function cannotTrigger(s: string): boolean {
   const n = s.length;
@@ -846,7 +846,7 @@ function isUpperDigit(c: number): boolean {
   return isUpper(c) || isDigit(c);
 }
 
-/** Returns where the trigger regex may continue. */
+/** Returns where the trigger may continue. */
 function onPrefix(st: State, p: number, tok: string): number {
   const s = st.s;
   const c0 = tok.charCodeAt(0);
@@ -1079,7 +1079,7 @@ function isKeyChar(c: number): boolean {
   return isWord(c) || c === 46 || c === 45;
 }
 
-/** A `=`, `:`, `=>` or `:=` after a secret-looking key (the regex checked the keyword): read key and value. */
+/** A `=`, `:`, `=>` or `:=` after a secret-looking key (the trigger checked the keyword): read key and value. */
 function onSeparator(st: State, sep: number, sepLen: number): void {
   const s = st.s;
   let k1 = sep;
@@ -1100,7 +1100,7 @@ function onSeparator(st: State, sep: number, sepLen: number): void {
   valueAt(st, i, kc, k0);
 }
 
-/** An IPv6 address starting with a hex letter (`fe80::1`): the regex anchored on its first colon. */
+/** An IPv6 address starting with a hex letter (`fe80::1`): the trigger anchored on its first colon. */
 function ipv6FromColon(st: State, colon: number): void {
   const s = st.s;
   let k = colon;
