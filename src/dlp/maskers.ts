@@ -12,8 +12,14 @@ export function isMaskerName(x: string): x is MaskerName {
   return (MASKER_NAMES as readonly string[]).includes(x);
 }
 
+const REDACTED = new Map<string, string>();
 export function redact(entity: string): string {
-  return `[REDACTED:${entity}]`;
+  let r = REDACTED.get(entity);
+  if (r === undefined) {
+    r = `[REDACTED:${entity}]`;
+    if (REDACTED.size < 1024) REDACTED.set(entity, r); // entity names come from config: a bounded set
+  }
+  return r;
 }
 
 function isAlnumChar(c: number): boolean {

@@ -97,6 +97,26 @@ describe('fast paths equal their reference definitions', () => {
       const v = randomString(r, 64);
       expect(shannonEntropy(v)).toBeCloseTo(refEntropy(v), 12);
     }
+    expect(shannonEntropy('x'.repeat(5000) + 'y'.repeat(5000))).toBeCloseTo(1, 12); // longer than the k·log2(k) table
+  });
+
+  it("shannonEntropy decides the detectors' thresholds (3 and 3.5 bits) like the textbook sum, for every count distribution of up to 26 characters", () => {
+    let checked = 0;
+    const visit = (counts: number[], left: number, max: number): void => {
+      if (left === 0) {
+        const v = counts.map((k, i) => String.fromCharCode(48 + i).repeat(k)).join('');
+        for (const t of [3, 3.5]) expect(shannonEntropy(v) >= t, `${JSON.stringify(counts)} ${t}`).toBe(refEntropy(v) >= t);
+        checked++;
+        return;
+      }
+      for (let k = Math.min(left, max); k >= 1; k--) {
+        counts.push(k);
+        visit(counts, left - k, k);
+        counts.pop();
+      }
+    };
+    for (let n = 1; n <= 26; n++) visit([], n, n);
+    expect(checked).toBeGreaterThan(10000);
   });
 
   it('secretValueOk', () => {
