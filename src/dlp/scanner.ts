@@ -847,37 +847,45 @@ function isUpperDigit(c: number): boolean {
 }
 
 /** Returns where the trigger may continue. */
+function isB64urlOrDot(c: number): boolean {
+  return isB64url(c) || c === 46;
+}
+
+/**
+ * A prefixed token from p whose body runs from `body` to `end`: reported when the body's length is in
+ * [min, max] and it is no placeholder. Returns where the trigger may continue.
+ */
+function emitPrefixed(st: State, entity: string, p: number, body: number, end: number, min: number, max: number): number {
+  const len = end - body;
+  if (len < min || len > max) return body;
+  if (isPlaceholder(st.s.slice(body, end))) return end;
+  add(st, entity, p, end, P_SECRET);
+  return end;
+}
+
 function onPrefix(st: State, p: number, tok: string): number {
   const s = st.s;
   const c0 = tok.charCodeAt(0);
   if (tok === 'eyJ') return tryJwt(st, p);
   const body = p + tok.length;
-  const emit = (entity: string, end: number, min: number, max: number): number => {
-    const len = end - body;
-    if (len < min || len > max) return body;
-    const value = s.slice(p, end);
-    if (isPlaceholder(value.slice(tok.length))) return end;
-    add(st, entity, p, end, P_SECRET);
-    return end;
-  };
   switch (c0) {
     case 65: // A
-      if (tok === 'AIza') return emit('google_api_key', runEnd(s, body, 40, isB64url), 35, 35);
-      return emit('aws_access_key_id', runEnd(s, body, 20, isUpperDigit), 16, 16);
+      if (tok === 'AIza') return emitPrefixed(st, 'google_api_key', p, body, runEnd(s, body, 40, isB64url), 35, 35);
+      return emitPrefixed(st, 'aws_access_key_id', p, body, runEnd(s, body, 20, isUpperDigit), 16, 16);
     case 103: // g
-      if (tok === 'github_pat_') return emit('github_token', runEnd(s, body, 255, isAlnumUnderscore), 50, 255);
-      if (tok.startsWith('gh')) return emit('github_token', runEnd(s, body, 255, isAlnum), 36, 251);
-      return emit('gitlab_token', trimDot(s, body, runEnd(s, body, 120, (c) => isB64url(c) || c === 46), false), 20, 120);
+      if (tok === 'github_pat_') return emitPrefixed(st, 'github_token', p, body, runEnd(s, body, 255, isAlnumUnderscore), 50, 255);
+      if (tok.startsWith('gh')) return emitPrefixed(st, 'github_token', p, body, runEnd(s, body, 255, isAlnum), 36, 251);
+      return emitPrefixed(st, 'gitlab_token', p, body, trimDot(s, body, runEnd(s, body, 120, isB64urlOrDot), false), 20, 120);
     case 71: // GR1348941 runner registration token
-      return emit('gitlab_token', runEnd(s, body, 60, isB64url), 20, 60);
+      return emitPrefixed(st, 'gitlab_token', p, body, runEnd(s, body, 60, isB64url), 20, 60);
     case 115: // s
     case 114: // r
-      if (tok.includes('_')) return emit('stripe_key', runEnd(s, body, 247, isAlnum), 16, 247);
+      if (tok.includes('_')) return emitPrefixed(st, 'stripe_key', p, body, runEnd(s, body, 247, isAlnum), 16, 247);
       return onSk(st, p, body);
     case 120: // x
       return onSlackToken(st, p, body);
     case 110: // n
-      return emit('npm_token', runEnd(s, body, 36, isAlnum), 36, 36);
+      return emitPrefixed(st, 'npm_token', p, body, runEnd(s, body, 36, isAlnum), 36, 36);
     case 104: // hooks.slack.com/
       if (!s.startsWith('://', p - 3)) tryWebhook(st, p);
       return p + 1;
@@ -1253,8 +1261,8 @@ export function resolve(cands: Candidate[], from: number): Candidate[] {
       break;
     }
   }
-  // The candidates are ours (fresh from `scan`): the kept ones are extended in place.
-  const out: Candidate[] = [];
+  // The candidates are ours (fresh from `scan`): the kept ones are extended and compacted in place.
+  let w = 0;
   let last: Candidate | null = null;
   for (let k = 0; k < n; k++) {
     const c = cands[k]!;
@@ -1264,9 +1272,10 @@ export function resolve(cands: Candidate[], from: number): Candidate[] {
       continue;
     }
     last = c;
-    out.push(c);
+    cands[w++] = c;
   }
-  return out;
+  cands.length = w;
+  return cands;
 }
 
 function candOrder(a: Candidate, b: Candidate): number {
