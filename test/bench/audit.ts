@@ -29,7 +29,7 @@ const approver: Identity = { issuer: 'https://idp.bench', subject: 'dba-1', grou
 
 let seed = 7;
 function rnd(n: number): number {
-  seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+  seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff; // imul: the plain product loses its low bits past 2^53
   return seed % n;
 }
 function pick<T>(a: readonly T[]): T {

@@ -25,7 +25,7 @@ const identity: Identity = { issuer: 'https://idp.bench', subject: 'bench-bot', 
 
 let seed = 42;
 function rnd(n: number): number {
-  seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+  seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff; // imul: the plain product loses its low bits past 2^53
   return seed % n;
 }
 function pick<T>(a: readonly T[]): T {
