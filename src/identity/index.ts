@@ -15,6 +15,7 @@ import type { Config, IdentityConfig } from '../config/types.js';
 import { DlpctlError } from '../errors.js';
 import type { Identity } from '../store/types.js';
 import { systemClock, type Clock } from './clock.js';
+import { withRefreshLock } from './refresh-lock.js';
 import { deviceLogin, refreshLogin, verifyStored, type DeviceCodePrompt, type HumanLogin } from './human.js';
 import { discoverIssuer, issuerSettings, type Issuer } from './issuer.js';
 import { localIdentity } from './local.js';
@@ -172,16 +173,20 @@ class HumanCredential {
   }
 
   async renew(): Promise<VerifiedToken> {
-    // Another dlpctl process may have rotated the refresh token since we read it: use the newest.
-    const latest = await this.#store.get(this.#iss.settings.issuer).catch(() => null);
-    if (latest && latest.login.savedAt > this.#login.savedAt) {
-      this.#login = latest.login;
-      this.#backend = latest.backend;
-    }
-    const next = await refreshLogin(this.#iss, this.#login);
-    this.#login = next.login;
-    await this.#backend.set(next.login);
-    return next.verified;
+    // One renewal at a time across processes: a refresh token used twice revokes the login (refresh-lock.ts).
+    return withRefreshLock(this.#store.stateDir, this.#iss.settings.issuer, async () => {
+      // Another dlpctl process may have rotated the refresh token since we read it. Under the lock the stored
+      // login is the latest any process wrote (its savedAt may still be older: clocks differ), so use it.
+      const latest = await this.#store.get(this.#iss.settings.issuer).catch(() => null);
+      if (latest && latest.login.clientId === this.#login.clientId) {
+        this.#login = latest.login;
+        this.#backend = latest.backend;
+      }
+      const next = await refreshLogin(this.#iss, this.#login);
+      this.#login = next.login;
+      await this.#backend.set(next.login);
+      return next.verified;
+    });
   }
 }
 

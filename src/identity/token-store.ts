@@ -163,10 +163,13 @@ export class TokenStore {
   readonly #opts: TokenStoreOptions;
   #keychain: Promise<TokenBackend | null> | undefined;
   readonly file: TokenBackend;
+  /** `$XDG_STATE_HOME/dlpctl`: the token file and the renewal lock (refresh-lock.ts). */
+  readonly stateDir: string;
 
   constructor(opts: TokenStoreOptions) {
     this.#opts = opts;
     this.file = fileBackend(opts.env, opts.homedir);
+    this.stateDir = stateDir(opts.env, opts.homedir);
   }
 
   keychain(): Promise<TokenBackend | null> {

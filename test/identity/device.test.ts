@@ -151,6 +151,18 @@ describe('refresh and revocation', () => {
     expect(err.code).toBe('AUTH_REQUIRED');
   });
 
+  it('two processes renewing one login at once both get it, and the refresh token is never used twice', async () => {
+    const { store, env, home } = await loggedIn('dave');
+    const cfg = { identity: { issuer: op.issuer, clientId: CLIENT_ID, groupsClaim: 'groups' } };
+    // Each "process" has its own token store over the same files, and its own clock.
+    const processes = Array.from({ length: 3 }, () => ({ store: new TokenStore({ env, homedir: home, prefer: 'file', keychain: async () => null }), clock: manualClock(Date.now()) }));
+    const results = await Promise.allSettled(processes.map((p) => currentIdentity({ config: cfg, env, homedir: home, clock: p.clock, tokenStore: p.store, fresh: true })));
+    // With refresh-token rotation, a second use of one refresh token makes the provider revoke the grant.
+    expect(results.map((r) => (r.status === 'fulfilled' ? r.value.subject : String(r.reason)))).toEqual(['dave', 'dave', 'dave']);
+    const again = await currentIdentity({ config: cfg, env, homedir: home, clock: manualClock(Date.now()), tokenStore: store, fresh: true });
+    expect(again.subject).toBe('dave');
+  });
+
   it('never prompts without a terminal or in CI: AUTH_REQUIRED naming the CI options', async () => {
     const { store, env, home } = await setup();
     const cfg = { identity: { issuer: op.issuer, clientId: CLIENT_ID, groupsClaim: 'groups' } };
