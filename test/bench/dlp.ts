@@ -117,6 +117,12 @@ export async function run(): Promise<string> {
   });
   row('logs (maskText)', data.logs!, (t) => engine.maskText(t));
   row('PII-dense text (maskText)', data.pii!, (t) => engine.maskText(t));
+  // How the HTTP tunnel calls it: a body of up to 64 KiB is masked whole, a larger one is streamed.
+  const bodies: string[] = [];
+  for (let i = 0; i < data.pii!.length; i += 64 * 1024) bodies.push(data.pii!.slice(i, i + 64 * 1024));
+  row('PII-dense text, 64 KiB bodies (maskText each)', data.pii!, () => {
+    for (const b of bodies) engine.maskText(b);
+  });
   const mixed = data.prose!.slice(0, MB) + data.json!.slice(0, MB) + data.logs!.slice(0, MB) + data.pii!.slice(0, MB);
   row('mixed, streaming in 4 KiB chunks', mixed, (t) => {
     const sm = engine.stream();
