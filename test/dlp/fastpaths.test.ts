@@ -279,3 +279,26 @@ describe('IBAN checksum without a copy', () => {
     }
   });
 });
+
+describe('maskText result made from the spans on demand', () => {
+  it('has the findings, counts and JSON form of an eager result, for every masker', () => {
+    const text = 'mail ann@example.com, card 4111 1111 1111 1111, ssn 234-56-7890, mail bob@example.org\n\x1b[31m4012888888881881\x1b[0m';
+    for (const masker of ['redact', 'partial', 'hash', 'null', 'pseudonymize'] as const) {
+      const e = createDlpEngine({ masker, hashKey: 'k' });
+      const r = e.maskText(text);
+      const expected = e.detect(text);
+      expect(expected.length).toBe(5);
+      expect(r.findings).toEqual(expected);
+      expect(r.findings).toBe(r.findings); // made once
+      const counts: Record<string, number> = {};
+      for (const f of expected) counts[f.entity] = (counts[f.entity] ?? 0) + 1;
+      expect(r.counts).toEqual(counts);
+      expect(JSON.parse(JSON.stringify(r))).toEqual({ text: r.text, findings: expected, counts, changed: true });
+      // the streaming masker, which keeps eager findings, reports the same
+      const sm = e.stream();
+      const out = sm.push(text) + sm.end();
+      expect(sm.findings).toEqual(expected);
+      if (masker !== 'pseudonymize' && masker !== 'hash') expect(out).toBe(r.text);
+    }
+  });
+});
