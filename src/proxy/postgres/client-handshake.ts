@@ -1,7 +1,8 @@
 /**
  * The client half of start-up: a local client (psql, node-postgres, pgbench, the agent) meeting dlpctl.
  *
- *   SSLRequest    → 'S' and TLS when the resource has serverTls, else 'N' (the client retries in clear)
+ *   SSLRequest    → 'S' and TLS when the resource has serverTls, else 'N' (the client retries in clear);
+ *                   with serverTls a start-up message in clear is refused (28000)
  *   GSSENCRequest → 'N'
  *   CancelRequest → handed back to the engine, which maps the key to the upstream backend's key
  *   StartupMessage(user, database, …)
@@ -88,6 +89,10 @@ export async function clientHandshake(socket: net.Socket, opts: ClientHandshakeO
         conn.destroy();
         return { kind: 'cancel', processId: packet.processId, secretKey: packet.secretKey };
       case 'StartupMessage': {
+        // serverTls is what makes a non-loopback listener safe: no session starts in clear next to it.
+        if (opts.serverTls && !secured) {
+          return fatal(conn, '28000', 'this tunnel accepts TLS connections only', 'connect with sslmode=require (or verify-full with the tunnel certificate), as in the URL dlpctl printed');
+        }
         if (packet.protocolVersion !== PROTOCOL_3_0 || [...packet.params.keys()].some((k) => k.startsWith('_pq_.'))) {
           // We speak 3.0 to both sides: tell a newer client so, as PostgreSQL itself does.
           await conn.write(

@@ -332,7 +332,7 @@ ${o.policies ?? '  {}'}
     },
     o.tuning ?? {},
   );
-  const tunnel = new Tunnel({ resource: 'api', kind: 'http', clientTls: false, engine: opened.engine, graceMs: 1000 });
+  const tunnel = new Tunnel({ resource: 'api', kind: 'http', clientTls: opened.clientTls, engine: opened.engine, graceMs: 1000 });
   const events: TunnelEvent[] = [];
   tunnel.on('event', (e) => events.push(e));
   const addr = await tunnel.open();

@@ -49,6 +49,8 @@ export interface TunnelOptions {
   port?: number;
   database?: string;
   store?: SessionStore;
+  /** TLS toward clients (the resource's serverTls, PEM text). */
+  serverTls?: { cert: string; key: string };
 }
 
 export interface TestTunnel {
@@ -108,8 +110,9 @@ ${o.policies ?? '  {}'}
       policies: resolvePolicies(res.policies, cfg.policies),
       store: o.store ?? store,
       identity: IDENTITY,
+      ...(o.serverTls ? { serverTls: o.serverTls } : {}),
     });
-    const t = new Tunnel({ resource: 'db', kind: 'postgres', clientTls: false, engine, graceMs: 2000 });
+    const t = new Tunnel({ resource: 'db', kind: 'postgres', clientTls: o.serverTls !== undefined, engine, graceMs: 2000 });
     const events: TunnelEvent[] = [];
     t.on('event', (e) => events.push(e));
     const addr = await t.open();
