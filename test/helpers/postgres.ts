@@ -52,7 +52,8 @@ function withDatabase(url: string, db: string): string {
   return u.toString();
 }
 
-export async function startPostgres(): Promise<TestPostgres> {
+/** `flags`: extra server settings (`-c name=value`), for the embedded server only. */
+export async function startPostgres(o: { flags?: string[] } = {}): Promise<TestPostgres> {
   const external = process.env['DLPCTL_TEST_PG_URL'];
   if (external) {
     const created: string[] = [];
@@ -80,7 +81,7 @@ export async function startPostgres(): Promise<TestPostgres> {
 
   let server: Awaited<ReturnType<typeof startEmbeddedPostgres>>;
   try {
-    server = await startEmbeddedPostgres({ dirPrefix: `dlpctl-pg-${process.pid}-`, flags: ['-c', 'max_connections=200'] });
+    server = await startEmbeddedPostgres({ dirPrefix: `dlpctl-pg-${process.pid}-`, flags: ['-c', 'max_connections=200', ...(o.flags ?? [])] });
   } catch (err) {
     throw new Error(`could not start embedded PostgreSQL: ${(err as Error).message}`);
   }

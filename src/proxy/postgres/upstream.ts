@@ -96,6 +96,9 @@ async function startTls(conn: PgConn, t: UpstreamTarget): Promise<void> {
   const verify = t.tls.mode === 'verify-full';
   const secure = tls.connect({
     socket: raw,
+    // `host` is the name the certificate is checked against (without it Node checks "localhost");
+    // SNI (`servername`) cannot carry an IP address.
+    host: t.host,
     servername: net.isIP(t.host) ? undefined : t.host,
     rejectUnauthorized: verify,
     ...(t.tls.ca ? { ca: t.tls.ca } : {}),

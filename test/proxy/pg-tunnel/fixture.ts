@@ -51,6 +51,9 @@ export interface TunnelOptions {
   store?: SessionStore;
   /** TLS toward clients (the resource's serverTls, PEM text). */
   serverTls?: { cert: string; key: string };
+  /** TLS toward the database (default: disable) and the host name to reach it by (default 127.0.0.1). */
+  upstreamTls?: { mode: 'require' | 'verify-full'; ca?: string };
+  host?: string;
 }
 
 export interface TestTunnel {
@@ -75,9 +78,9 @@ export interface Fixture {
   stop(): Promise<void>;
 }
 
-export async function startFixture(opts: { customers?: number } = {}): Promise<Fixture> {
+export async function startFixture(opts: { customers?: number; serverFlags?: string[] } = {}): Promise<Fixture> {
   await initSqlParser();
-  const server = await startPostgres();
+  const server = await startPostgres(opts.serverFlags ? { flags: opts.serverFlags } : {});
   const admin = new pg.Client({ connectionString: server.url });
   await admin.connect();
   await admin.query(demoSeedSql(opts.customers ?? 20));
@@ -106,7 +109,7 @@ ${o.policies ?? '  {}'}
     const res = cfg.resources['db'] as PostgresResource;
     const engine = new PostgresEngine({
       resource: res,
-      target: { ...parseTargetUrl(res.target), password: o.password ?? server.password, tls: { mode: 'disable' } },
+      target: { ...parseTargetUrl(res.target), ...(o.host ? { host: o.host } : {}), password: o.password ?? server.password, tls: o.upstreamTls ?? { mode: 'disable' } },
       policies: resolvePolicies(res.policies, cfg.policies),
       store: o.store ?? store,
       identity: IDENTITY,
