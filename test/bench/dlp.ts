@@ -119,7 +119,8 @@ export async function run(): Promise<string> {
   row('PII-dense text (maskText)', data.pii!, (t) => engine.maskText(t));
   // How the HTTP tunnel calls it: a body of up to 64 KiB is masked whole, a larger one is streamed.
   const bodies: string[] = [];
-  for (let i = 0; i < data.pii!.length; i += 64 * 1024) bodies.push(data.pii!.slice(i, i + 64 * 1024));
+  // (decoded from bytes as the tunnel decodes a body: flat strings, not slices of the whole text)
+  for (let i = 0; i < data.pii!.length; i += 64 * 1024) bodies.push(Buffer.from(data.pii!.slice(i, i + 64 * 1024)).toString('utf8'));
   row('PII-dense text, 64 KiB bodies (maskText each)', data.pii!, () => {
     for (const b of bodies) engine.maskText(b);
   });
