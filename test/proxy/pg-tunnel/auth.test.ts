@@ -29,6 +29,18 @@ describe('start-up and authentication', () => {
     await c.end();
   });
 
+  it('listens on ::1 when asked, and the printed URL (with [::1]) works for psql and node-postgres', async () => {
+    const t6 = await fx.tunnel({ bind: '::1' });
+    expect(new URL(t6.url).hostname).toBe('[::1]');
+    const r = await psql(t6.url, ['-At', '-c', 'select 1']);
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe('1');
+    const c = await pgClient(t6.url);
+    expect((await c.query('select inet_client_addr() is not null as tcp')).rows).toEqual([{ tcp: true }]);
+    await c.end();
+    await t6.close();
+  });
+
   it('a wrong tunnel password gets FATAL 28P01', async () => {
     const r = await psql(withPassword(t.url, 'not-the-secret'), ['-c', 'select 1']);
     expect(r.code).toBe(2);

@@ -54,6 +54,8 @@ export interface TunnelOptions {
   /** TLS toward the database (default: disable) and the host name to reach it by (default 127.0.0.1). */
   upstreamTls?: { mode: 'require' | 'verify-full'; ca?: string };
   host?: string;
+  /** The tunnel's own listen address (default 127.0.0.1). */
+  bind?: string;
 }
 
 export interface TestTunnel {
@@ -115,7 +117,7 @@ ${o.policies ?? '  {}'}
       identity: IDENTITY,
       ...(o.serverTls ? { serverTls: o.serverTls } : {}),
     });
-    const t = new Tunnel({ resource: 'db', kind: 'postgres', clientTls: o.serverTls !== undefined, engine, graceMs: 2000 });
+    const t = new Tunnel({ resource: 'db', kind: 'postgres', clientTls: o.serverTls !== undefined, engine, graceMs: 2000, ...(o.bind ? { host: o.bind } : {}) });
     const events: TunnelEvent[] = [];
     t.on('event', (e) => events.push(e));
     const addr = await t.open();
