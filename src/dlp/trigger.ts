@@ -248,9 +248,22 @@ function candidate(b: Uint8Array, filter: Uint8Array, j: number, end: number): n
 }
 
 const encoder = new TextEncoder();
-/** Reused for texts up to this size; a larger text gets a buffer of its own. */
+/**
+ * The byte buffer is reused for texts up to SHARED_MAX; a larger text gets one of its own (a fresh
+ * multi-megabyte buffer per call made repeated large scans ~40% slower: page faults and GC of external
+ * memory). A buffer above KEEP is given back after RELEASE_AFTER loads that did not need it, so that one
+ * large statement or body does not hold megabytes for the life of a tunnel.
+ */
 const SHARED_MAX = 16 << 20;
+const KEEP = 1 << 20;
+const RELEASE_AFTER = 64;
 let shared = new Uint8Array(4096);
+let smallLoads = 0;
+
+/** Bytes held by the reused buffer (tests). */
+export function retainedTriggerBytes(): number {
+  return shared.length;
+}
 
 /**
  * Copies `s` into a byte buffer at PAD, zero bytes on both sides: ASCII as is, any other character as
@@ -260,9 +273,11 @@ let shared = new Uint8Array(4096);
 function load(s: string): Uint8Array {
   const n = s.length;
   const need = n + 2 * PAD;
+  if (need > KEEP) smallLoads = 0;
+  else if (shared.length > KEEP && ++smallLoads >= RELEASE_AFTER) shared = new Uint8Array(KEEP);
   let b: Uint8Array;
   if (need <= shared.length) b = shared;
-  else if (need <= SHARED_MAX) b = shared = new Uint8Array(Math.max(need, shared.length * 2));
+  else if (need <= SHARED_MAX) b = shared = new Uint8Array(Math.min(SHARED_MAX, Math.max(need, shared.length * 2)));
   else b = new Uint8Array(need);
   let done = false;
   if (n >= 64) {

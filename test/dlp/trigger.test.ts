@@ -8,7 +8,7 @@
 import { faker } from '@faker-js/faker';
 import { describe, expect, it } from 'vitest';
 import { ENTITY_GROUPS, ENTITY_NAMES } from '../../src/dlp/entities.js';
-import { Trigger } from '../../src/dlp/trigger.js';
+import { retainedTriggerBytes, Trigger } from '../../src/dlp/trigger.js';
 import { generateCorpus } from '../dlp-eval/corpus.js';
 import { buildTriggerRegex } from './trigger-spec.js';
 
@@ -127,5 +127,20 @@ describe('trigger: the same matches as its specification regex', () => {
     while (big.length < 17 * 1024 * 1024) big += randomText(r, 4000, false) + '\n';
     const tail = ['1234', '4111 1111', 'x=', 'fe80:', 'eyJ', 'sk-', ''];
     expect(expectSame(ALL, [big.slice(0, 600_000), ...tail, big, ...tail])).toBeGreaterThan(1000);
+  });
+});
+
+describe('trigger buffer', () => {
+  it('keeps the buffer of a large text only while large texts keep coming', () => {
+    const t = new Trigger(ALL);
+    const large = 'x=1 '.repeat(1 << 20); // 4 MiB
+    t.start(large);
+    expect(retainedTriggerBytes()).toBeGreaterThan(4 << 20);
+    for (let i = 0; i < 63; i++) t.start('a short text 4111 1111 1111 1111');
+    expect(retainedTriggerBytes()).toBeGreaterThan(4 << 20);
+    t.start('one more');
+    expect(retainedTriggerBytes()).toBeLessThanOrEqual(1 << 20);
+    // and it still finds what it should
+    expect(viaTrigger(t, 'card 4111 1111 1111 1111')).toEqual(viaRegex(buildTriggerRegex(ALL), 'card 4111 1111 1111 1111'));
   });
 });
