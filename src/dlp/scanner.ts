@@ -227,6 +227,7 @@ export function scan(s: string, cfg: ScanConfig, inp: ScanInput): ScanResult {
       if (next > at) at = next;
       if (inp.first === true && st.out.length > 0) break;
     }
+    tr.finish();
   }
   if (cfg.custom.length > 0) runCustom(st);
   if (inp.keyHint !== undefined) keyHintWholeValue(st, inp.keyHint);

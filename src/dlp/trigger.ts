@@ -258,6 +258,7 @@ const SHARED_MAX = 16 << 20;
 const KEEP = 1 << 20;
 const RELEASE_AFTER = 64;
 let shared = new Uint8Array(4096);
+const NONE = new Uint8Array(2 * PAD);
 let smallLoads = 0;
 
 /** Bytes held by the reused buffer (tests). */
@@ -300,7 +301,7 @@ export class Trigger {
   readonly #w: Wanted;
   /** kind of byte c after a byte of group g, at g | c (0: no match can start there). */
   readonly #filter: Uint8Array;
-  #b: Uint8Array = shared;
+  #b: Uint8Array = NONE;
   #n = 0;
 
   constructor(entities: ReadonlySet<string>) {
@@ -339,6 +340,12 @@ export class Trigger {
   start(s: string): void {
     this.#b = load(s);
     this.#n = s.length;
+  }
+
+  /** Lets go of the text's buffer (which may be large) once the scan is over. */
+  finish(): void {
+    this.#b = NONE;
+    this.#n = 0;
   }
 
   /** Index in the started text of the next match at or after `from` (its length in `length`), or -1. */
