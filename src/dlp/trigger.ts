@@ -5,7 +5,8 @@
  *
  * It is a hand-written matcher over the text's bytes: the text is copied once into a byte buffer (ASCII
  * as is, through the native UTF-8 encoder when it is all ASCII; any other character as 0x80, which no
- * check accepts), with zero bytes around it, and one pass of a character-class table finds the
+ * check accepts, through a native latin1 write and a regex over the runs of non-ASCII characters),
+ * with zero bytes around it, and one pass of a character-class table finds the
  * candidates, each checked by a few byte comparisons. It used to be one combined regex: V8's regex engine
  * spent ~8 ns per character entering its alternatives at every digit, capital and punctuation mark of
  * logs and JSON, and a loop over the string's characters costs ~2.6 ns per character on its own; over
@@ -258,6 +259,7 @@ const SHARED_MAX = 16 << 20;
 const KEEP = 1 << 20;
 const RELEASE_AFTER = 64;
 let shared = new Uint8Array(4096);
+const NON_ASCII = /[^\x00-\x7f]+/g;
 const NONE = new Uint8Array(2 * PAD);
 let smallLoads = 0;
 
@@ -280,15 +282,21 @@ function load(s: string): Uint8Array {
   if (need <= shared.length) b = shared;
   else if (need <= SHARED_MAX) b = shared = new Uint8Array(Math.min(SHARED_MAX, Math.max(need, shared.length * 2)));
   else b = new Uint8Array(need);
-  let done = false;
-  if (n >= 64) {
-    const r = encoder.encodeInto(s, b.subarray(PAD, PAD + n));
-    done = r.read === n && r.written === n; // all ASCII
-  }
-  if (!done) {
+  if (n < 64) {
     for (let i = 0; i < n; i++) {
       const c = s.charCodeAt(i);
       b[PAD + i] = c < 128 ? c : 128;
+    }
+  } else {
+    const r = encoder.encodeInto(s, b.subarray(PAD, PAD + n));
+    if (r.read !== n || r.written !== n) {
+      // Not all ASCII (model output is full of ’ and “”): the low byte of every character natively, then
+      // each run of non-ASCII characters overwritten with 0x80 (a low byte alone can look like `=` or `0`).
+      // (a Buffer view for the write only: the matcher sees plain Uint8Arrays, one shape for V8)
+      Buffer.from(b.buffer, b.byteOffset, b.length).write(s, PAD, n, 'latin1');
+      NON_ASCII.lastIndex = 0;
+      let m: RegExpExecArray | null;
+      while ((m = NON_ASCII.exec(s)) !== null) b.fill(0x80, PAD + m.index, PAD + m.index + m[0].length);
     }
   }
   b.fill(0, PAD + n, need);
