@@ -40,7 +40,16 @@ export interface ClientHandshakeOptions {
   serverTls?: { cert: string; key: string };
   /** The database this tunnel serves: another name is refused. */
   database: string;
+  /** Start-up and authentication must be complete within this (default 60 s, PostgreSQL's authentication_timeout). */
+  timeoutMs?: number;
 }
+
+/**
+ * How long a client may take from connecting to authenticated. A client that connects and says nothing
+ * (or half a packet) would otherwise hold its socket for good; enough of them exhaust the process's file
+ * descriptors and every other session with them.
+ */
+export const STARTUP_TIMEOUT_MS = 60_000;
 
 export class ClientRejected extends Error {
   constructor(message: string) {
@@ -56,6 +65,30 @@ async function fatal(conn: PgConn, code: string, message: string, hint?: string)
 
 export async function clientHandshake(socket: net.Socket, opts: ClientHandshakeOptions): Promise<ClientHello> {
   const conn = new PgConn(socket, { side: 'the client', mode: 'startup' });
+  const limit = opts.timeoutMs ?? STARTUP_TIMEOUT_MS;
+  const why = `the client did not complete start-up and authentication within ${limit / 1000} s`;
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    // The pending read (or TLS handshake) then fails, which is reported below as this rejection.
+    try {
+      void conn.end(encodeErrorResponse({ severity: 'FATAL', code: '08P01', message: why })).catch(() => {});
+    } catch {
+      // mid-TLS-handshake the connection has no socket to write to: just close
+    }
+    setTimeout(() => socket.destroy(), 1000).unref();
+  }, limit);
+  try {
+    return await handshake(conn, opts);
+  } catch (err) {
+    if (timedOut && !(err instanceof ClientRejected)) throw new ClientRejected(why);
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function handshake(conn: PgConn, opts: ClientHandshakeOptions): Promise<ClientHello> {
   let secured = false;
   let params: Map<string, string> | null = null;
   while (!params) {

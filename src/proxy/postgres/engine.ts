@@ -41,6 +41,8 @@ export interface PostgresEngineOptions extends EngineBaseOptions {
   target: UpstreamTarget;
   /** TLS toward clients (PEM text), when configured. */
   serverTls?: { cert: string; key: string };
+  /** Start-up and authentication of a client must end within this (default 60 s). */
+  startupTimeoutMs?: number;
 }
 
 let nextSessionNumber = 0;
@@ -115,7 +117,12 @@ export class PostgresEngine implements TunnelEngine {
     const clientAddr = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
     let hello;
     try {
-      hello = await clientHandshake(socket, { scramSecret: this.scram!.value, database: this.o.target.database, ...(this.o.serverTls ? { serverTls: this.o.serverTls } : {}) });
+      hello = await clientHandshake(socket, {
+        scramSecret: this.scram!.value,
+        database: this.o.target.database,
+        ...(this.o.serverTls ? { serverTls: this.o.serverTls } : {}),
+        ...(this.o.startupTimeoutMs !== undefined ? { timeoutMs: this.o.startupTimeoutMs } : {}),
+      });
     } catch (err) {
       if (err instanceof ClientRejected) {
         ctx.emit({ type: 'error', resource, message: `client ${clientAddr} rejected: ${err.message}` });

@@ -69,6 +69,8 @@ export interface SshEngineOptions extends EngineBaseOptions {
   execIdleFlushMs?: number;
   /** Open channels per client connection (default 64); more are refused. */
   maxChannels?: number;
+  /** A client must log in within this (default 60 s). */
+  loginGraceMs?: number;
   /** Terminal output recorded per session (bytes, default 8 MiB); beyond it frames are dropped (noted once). */
   recordLimit?: number;
   /** Upstream connect timeout (ms, default 20000). */
@@ -367,6 +369,9 @@ interface PtyInfo {
 }
 
 /** One client connection: its authentication, its upstream connection, its channels, its record. */
+/** How long a client may take from connecting to logged in (OpenSSH's LoginGraceTime is 120 s). */
+export const LOGIN_GRACE_MS = 60_000;
+
 class SshConnection {
   readonly id: string;
   readonly engine: SshEngine;
@@ -406,7 +411,19 @@ class SshConnection {
     this.emit = ctx.emit;
     this.id = id;
     this.done = new Promise((r) => (this.resolveDone = r));
-    socket.once('close', () => void this.finish());
+    // Like OpenSSH's LoginGraceTime: a client that does not log in within the limit is disconnected, so
+    // that silent connections cannot pile up until the process runs out of file descriptors.
+    const limit = engine.o.loginGraceMs ?? LOGIN_GRACE_MS;
+    const grace = setTimeout(() => {
+      if (this.ready !== null) return;
+      this.emit({ type: 'error', resource: engine.o.resource.name, message: `client ${this.clientAddr} rejected: it did not log in within ${limit / 1000} s` });
+      socket.destroy();
+    }, limit);
+    grace.unref();
+    socket.once('close', () => {
+      clearTimeout(grace);
+      void this.finish();
+    });
   }
 
   get clientAddr(): string {

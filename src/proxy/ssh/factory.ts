@@ -33,7 +33,7 @@ export function parseSshTarget(target: string): { host: string; port: number; us
 }
 
 /** Options for tests and the bench (flush timing, limits); the CLI passes none. */
-export type SshEngineTuning = Partial<Pick<import('./engine.js').SshEngineOptions, 'envAllow' | 'execIdleFlushMs' | 'maxChannels' | 'recordLimit' | 'connectTimeoutMs' | 'spareIdleMs'>>;
+export type SshEngineTuning = Partial<Pick<import('./engine.js').SshEngineOptions, 'envAllow' | 'execIdleFlushMs' | 'maxChannels' | 'loginGraceMs' | 'recordLimit' | 'connectTimeoutMs' | 'spareIdleMs'>>;
 
 export async function createSshEngine(o: EngineFactoryOptions<SshResource>, tuning: SshEngineTuning = {}): Promise<OpenedEngine & { engine: SshEngine; files: { dir: string; clientKey: string; knownHosts: string }; hostKeyFingerprint: string }> {
   const r = o.resource;

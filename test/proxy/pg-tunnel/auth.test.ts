@@ -1,3 +1,4 @@
+import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../helpers/postgres.js';
@@ -116,5 +117,53 @@ describe('start-up and authentication', () => {
     // And the healthy tunnel is unaffected.
     const ok = await psql(t.url, ['-At', '-c', 'select 2']);
     expect(ok.stdout.trim()).toBe('2');
+  });
+});
+
+describe('start-up timeout', () => {
+  /** Connects, writes `bytes`, and resolves with everything received until the tunnel closes the connection. */
+  function idleClient(port: number, bytes: Buffer): Promise<{ data: Buffer; ms: number }> {
+    return new Promise((resolve, reject) => {
+      const t0 = performance.now();
+      const parts: Buffer[] = [];
+      const s = net.connect({ host: '127.0.0.1', port }, () => s.write(bytes));
+      s.on('data', (d: Buffer) => parts.push(d));
+      s.on('close', () => resolve({ data: Buffer.concat(parts), ms: performance.now() - t0 }));
+      s.on('error', reject);
+    });
+  }
+
+  it('a client that connects and says nothing, or half a packet, is closed with FATAL 08P01 after the limit; others go on', async () => {
+    const tt = await fx.tunnel({ startupTimeoutMs: 300 });
+    const silent = idleClient(tt.port, Buffer.alloc(0));
+    const half = idleClient(tt.port, Buffer.from([0, 0, 0, 8])); // the length of an SSLRequest, then nothing
+    // meanwhile a real client connects and works
+    const ok = await psql(tt.url, ['-At', '-c', 'select 3']);
+    expect(ok.stdout.trim()).toBe('3');
+    for (const r of await Promise.all([silent, half])) {
+      expect(r.ms).toBeGreaterThanOrEqual(250);
+      expect(r.data[0]).toBe(0x45); // ErrorResponse
+      const text = r.data.toString('latin1');
+      expect(text).toContain('C08P01');
+      expect(text).toContain('the client did not complete start-up and authentication within 0.3 s');
+    }
+    // (the tunnel reports the rejection once it has seen the connection close, which can be just after the client did)
+    const rejected = () => tt.events.filter((e) => e.type === 'error' && /rejected: the client did not complete start-up/.test(e.message)).length;
+    for (let i = 0; i < 100 && rejected() < 2; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(rejected()).toBe(2);
+    await tt.close();
+  });
+
+  it('the limit covers authentication too: a client that stops after its start-up message is closed', async () => {
+    const tt = await fx.tunnel({ startupTimeoutMs: 300 });
+    const user = Buffer.from(`user\0postgres\0database\0${fx.database}\0\0`);
+    const startup = Buffer.alloc(8 + user.length);
+    startup.writeInt32BE(startup.length, 0);
+    startup.writeInt32BE(196608, 4);
+    user.copy(startup, 8);
+    const r = await idleClient(tt.port, startup);
+    expect(r.data[0]).toBe(0x52); // AuthenticationSASL first
+    expect(r.data.toString('latin1')).toContain('the client did not complete start-up and authentication within 0.3 s');
+    await tt.close();
   });
 });

@@ -56,6 +56,7 @@ export interface TunnelOptions {
   host?: string;
   /** The tunnel's own listen address (default 127.0.0.1). */
   bind?: string;
+  startupTimeoutMs?: number;
 }
 
 export interface TestTunnel {
@@ -116,6 +117,7 @@ ${o.policies ?? '  {}'}
       store: o.store ?? store,
       identity: IDENTITY,
       ...(o.serverTls ? { serverTls: o.serverTls } : {}),
+      ...(o.startupTimeoutMs !== undefined ? { startupTimeoutMs: o.startupTimeoutMs } : {}),
     });
     const t = new Tunnel({ resource: 'db', kind: 'postgres', clientTls: o.serverTls !== undefined, engine, graceMs: 2000, ...(o.bind ? { host: o.bind } : {}) });
     const events: TunnelEvent[] = [];

@@ -255,4 +255,29 @@ describe('SSH tunnel edges', { timeout: 240_000 }, () => {
     greedy.end();
     other.end();
   });
+
+  it('a client that does not log in within the grace time is disconnected; a logged-in session is not', async () => {
+    const tt = await fx.tunnel({ tuning: { loginGraceMs: 400 } });
+    const closed = (bytes: string) =>
+      new Promise<{ data: string; ms: number }>((resolve, reject) => {
+        const t0 = performance.now();
+        let data = '';
+        const s = net.connect({ host: '127.0.0.1', port: tt.port }, () => s.write(bytes));
+        s.on('data', (d: Buffer) => (data += d.toString('latin1')));
+        s.on('close', () => resolve({ data, ms: performance.now() - t0 }));
+        s.on('error', reject);
+      });
+    const logged = await connect(tt.port, tt.secret);
+    const [silent, banner] = await Promise.all([closed(''), closed('SSH-2.0-stalled\r\n')]);
+    for (const r of [silent, banner]) {
+      expect(r.ms).toBeGreaterThanOrEqual(350);
+      expect(r.data.startsWith('SSH-2.0-')).toBe(true); // the tunnel's identification, then nothing more from it
+    }
+    expect(tt.events.filter((e) => e.type === 'error' && /rejected: it did not log in within 0\.4 s/.test(e.message))).toHaveLength(2);
+    // past the grace time, the session that logged in still works
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await execOut(logged, 'echo still')).toEqual({ out: 'still\n', code: 0 });
+    logged.end();
+    await tt.close();
+  });
 });
