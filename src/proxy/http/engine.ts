@@ -69,6 +69,9 @@ interface ConnState {
 }
 
 /** An answer dlpctl gives itself. */
+const NOT_A_PROXY =
+  "dlpctl: the tunnel is not a forward proxy: point the client's base URL at the tunnel (for example OPENAI_BASE_URL=<tunnel URL>/v1) and send paths, not absolute URLs or CONNECT";
+
 class Reply extends Error {
   readonly status: number;
   readonly code: string;
@@ -237,6 +240,11 @@ export class HttpEngine implements TunnelEngine {
     this.server = http.createServer({ requestTimeout: 0, keepAliveTimeout: 65_000, noDelay: true }, (req, res) => {
       void this.handle(req, res);
     });
+    // A client configured with the tunnel as a forward proxy (`curl -p -x`, HTTPS_PROXY) sends CONNECT.
+    this.server.on('connect', (_req: http.IncomingMessage, socket: net.Socket) => {
+      const body = JSON.stringify(errorBody('not_a_proxy', NOT_A_PROXY));
+      socket.end(`HTTP/1.1 405 Method Not Allowed\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    });
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
       if (socket.writable && err.code !== 'ECONNRESET') {
         const body = JSON.stringify(errorBody('bad_request', `dlpctl: malformed HTTP request (${err.code ?? err.message})`));
@@ -344,6 +352,27 @@ export class HttpEngine implements TunnelEngine {
         errorBody('tunnel_token_required', 'dlpctl: this tunnel needs its token: send it as "Authorization: Bearer <token>" or "x-api-key: <token>" (`dlpctl connect … -- cmd` gives it to the command as {token})'),
         { 'www-authenticate': 'Bearer realm="dlpctl"' },
       );
+      return;
+    }
+    if (/\bwebsocket\b/i.test(req.headers.upgrade ?? '')) {
+      // The tunnel declines upgrades (the header is hop-by-hop and dropped, so an h2c offer just gets
+      // HTTP/1.1). A WebSocket client cannot do without one, and upgraded bytes would bypass policy and
+      // masking: it gets a reason instead of a bare 200, and nothing reaches the upstream.
+      req.resume();
+      sendJson(
+        res,
+        501,
+        errorBody(
+          'upgrade_unsupported',
+          `dlpctl: the tunnel does not relay protocol upgrades (${String(req.headers.upgrade).slice(0, 40)}): every request and answer must pass policy and masking as HTTP; use the API's HTTP endpoints (for example chat completions rather than the Realtime WebSocket)`,
+        ),
+        { connection: 'close' },
+      );
+      return;
+    }
+    if (!req.url?.startsWith('/')) {
+      req.resume();
+      sendJson(res, 400, errorBody('not_a_proxy', NOT_A_PROXY), { connection: 'close' });
       return;
     }
     let rec: SessionRecorder;

@@ -219,3 +219,32 @@ describe('upstream failures', () => {
     await ok.body.dump();
   });
 });
+
+describe('requests the tunnel refuses with an explanation, reaching nothing', () => {
+  it('a WebSocket upgrade: 501 upgrade_unsupported (upgraded bytes would bypass policy and masking)', async () => {
+    const before = up.received.length;
+    const r = await curl(['-i', '--max-time', '10', '-H', `Authorization: Bearer ${t.token}`, '-H', 'Connection: Upgrade', '-H', 'Upgrade: websocket', '-H', 'Sec-WebSocket-Version: 13', '-H', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', `${t.url}/v1/realtime`]);
+    expect(r.stdout).toMatch(/^HTTP\/1\.1 501 /);
+    expect(r.stdout).toContain('"code":"upgrade_unsupported"');
+    expect(r.stdout).toContain('does not relay protocol upgrades (websocket)');
+    expect(up.received.length).toBe(before);
+    // without the token it is the usual 401
+    const anon = await curl(['-i', '--max-time', '10', '-H', 'Connection: Upgrade', '-H', 'Upgrade: websocket', `${t.url}/v1/realtime`]);
+    expect(anon.stdout).toMatch(/^HTTP\/1\.1 401 /);
+  });
+
+  it('used as a forward proxy: CONNECT gets 405 and an absolute URL 400, both not_a_proxy', async () => {
+    const before = up.received.length;
+    const connect = await curl(['-i', '--max-time', '10', '-X', 'CONNECT', '--request-target', 'example.com:443', t.url]);
+    expect(connect.stdout).toMatch(/^HTTP\/1\.1 405 /);
+    expect(connect.stdout).toContain('"code":"not_a_proxy"');
+    const absolute = await curl(['-i', '--max-time', '10', '-x', t.url, '-H', `Authorization: Bearer ${t.token}`, 'http://example.com/v1/models']);
+    expect(absolute.stdout).toMatch(/^HTTP\/1\.1 400 /);
+    expect(absolute.stdout).toContain("point the client's base URL at the tunnel");
+    expect(up.received.length).toBe(before);
+    // the tunnel goes on serving
+    const ok = await request(`${t.url}/v1/models`, { headers: auth() });
+    expect(ok.statusCode).toBe(200);
+    await ok.body.dump();
+  });
+});
