@@ -50,6 +50,8 @@ export interface HttpEngineOptions extends EngineBaseOptions {
   connectTimeoutMs?: number;
   headersTimeoutMs?: number;
   bodyTimeoutMs?: number;
+  /** A client must send a request's headers within this (default 60 s, Node's); also how long an idle new connection may stay silent. */
+  clientHeadersTimeoutMs?: number;
   /** Largest body held whole to inspect and mask (default 16 MiB). Larger text bodies are masked as streams. */
   inspectCapBytes?: number;
   /** Characters of each body kept, masked, in the recording (default 64 KiB). */
@@ -66,12 +68,20 @@ interface ConnState {
   active: { abort: AbortController; res: http.ServerResponse } | null;
   terminated: string | null;
   outcome: 'ok' | 'error';
+  /** Requests whose headers have arrived on this connection. */
+  requests: number;
 }
 
-/** An answer dlpctl gives itself. */
 const NOT_A_PROXY =
   "dlpctl: the tunnel is not a forward proxy: point the client's base URL at the tunnel (for example OPENAI_BASE_URL=<tunnel URL>/v1) and send paths, not absolute URLs or CONNECT";
 
+/** Writes a whole JSON error response on a socket the HTTP server cannot answer through, and ends it. */
+function rawReply(socket: net.Socket, status: string, code: string, message: string): void {
+  const body = JSON.stringify(errorBody(code, message));
+  socket.end(`HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+}
+
+/** An answer dlpctl gives itself. */
 class Reply extends Error {
   readonly status: number;
   readonly code: string;
@@ -242,14 +252,15 @@ export class HttpEngine implements TunnelEngine {
     });
     // A client configured with the tunnel as a forward proxy (`curl -p -x`, HTTPS_PROXY) sends CONNECT.
     this.server.on('connect', (_req: http.IncomingMessage, socket: net.Socket) => {
-      const body = JSON.stringify(errorBody('not_a_proxy', NOT_A_PROXY));
-      socket.end(`HTTP/1.1 405 Method Not Allowed\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+      rawReply(socket, '405 Method Not Allowed', 'not_a_proxy', NOT_A_PROXY);
     });
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
-      if (socket.writable && err.code !== 'ECONNRESET') {
-        const body = JSON.stringify(errorBody('bad_request', `dlpctl: malformed HTTP request (${err.code ?? err.message})`));
-        socket.end(`HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
-      } else socket.destroy();
+      if (!socket.writable || err.code === 'ECONNRESET') {
+        socket.destroy();
+        return;
+      }
+      if (err.code === 'HPE_HEADER_OVERFLOW') rawReply(socket, '431 Request Header Fields Too Large', 'headers_too_large', 'dlpctl: the request headers are too large (over 16 KiB)');
+      else rawReply(socket, '400 Bad Request', 'bad_request', `dlpctl: malformed HTTP request (${err.code ?? err.message})`);
     });
   }
 
@@ -282,9 +293,25 @@ export class HttpEngine implements TunnelEngine {
       active: null,
       terminated: null,
       outcome: 'ok',
+      requests: 0,
     };
     this.conns.set(conn, st);
-    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    // The HTTP server is fed sockets and never listens itself, so Node's header timeout (which it starts on
+    // 'listening') does not run: a connection must bring its first request's headers within the limit, or it
+    // is answered 408 and closed. (Between requests, keepAliveTimeout closes an idle connection.)
+    const limit = this.o.clientHeadersTimeoutMs ?? 60_000;
+    const firstRequest = setTimeout(() => {
+      if (st.active !== null || st.requests > 0) return;
+      rawReply(conn, '408 Request Timeout', 'request_timeout', `dlpctl: no complete request headers within ${limit / 1000} s; connection closed`);
+      setTimeout(() => conn.destroy(), 1000).unref();
+    }, limit);
+    firstRequest.unref();
+    const closed = new Promise<void>((resolve) =>
+      socket.once('close', () => {
+        clearTimeout(firstRequest);
+        resolve();
+      }),
+    );
     this.server.emit('connection', conn);
     const done = closed.then(() => this.endSession(st));
     return {
@@ -339,6 +366,7 @@ export class HttpEngine implements TunnelEngine {
       res.destroy();
       return;
     }
+    st.requests += 1;
     res.setHeader('via', '1.1 dlpctl');
     if (st.terminated) {
       sendJson(res, 503, errorBody('tunnel_closing', `dlpctl: ${st.terminated}`), { connection: 'close' });

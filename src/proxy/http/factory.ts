@@ -7,7 +7,7 @@ export type { HttpEngineOptions } from './engine.js';
 export { HttpEngine } from './engine.js';
 
 /** Tuning the CLI does not set (timeouts, caps); tests and benchmarks pass them. */
-export type HttpEngineTuning = Pick<HttpEngineOptions, 'connectTimeoutMs' | 'headersTimeoutMs' | 'bodyTimeoutMs' | 'inspectCapBytes' | 'recordBodyChars' | 'now'>;
+export type HttpEngineTuning = Pick<HttpEngineOptions, 'connectTimeoutMs' | 'headersTimeoutMs' | 'bodyTimeoutMs' | 'clientHeadersTimeoutMs' | 'inspectCapBytes' | 'recordBodyChars' | 'now'>;
 
 export async function createHttpEngine(o: EngineFactoryOptions<HttpResource>, tuning: HttpEngineTuning = {}): Promise<OpenedEngine & { engine: HttpEngine }> {
   const r = o.resource;

@@ -248,3 +248,24 @@ describe('requests the tunnel refuses with an explanation, reaching nothing', ()
     await ok.body.dump();
   });
 });
+
+describe('clients that do not send a proper request', () => {
+  it('a connection that stays silent gets 408 after the header timeout; oversized headers get 431', async () => {
+    const tt = await openTunnel(up, { tuning: { clientHeadersTimeoutMs: 400 } });
+    try {
+      const silent = await rawRequest(tt.url, '');
+      expect(silent).toMatch(/^HTTP\/1\.1 408 /);
+      expect(silent).toContain('"code":"request_timeout"');
+      const half = await rawRequest(tt.url, `GET /v1/models HTTP/1.1\r\nAuthorization: Bearer ${tt.token}\r\n`);
+      expect(half).toMatch(/^HTTP\/1\.1 408 /);
+      const big = await rawRequest(tt.url, `GET /v1/models HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+      expect(big).toMatch(/^HTTP\/1\.1 431 /);
+      expect(big).toContain('"code":"headers_too_large"');
+      const ok = await request(`${tt.url}/v1/models`, { headers: { authorization: `Bearer ${tt.token}` } });
+      expect(ok.statusCode).toBe(200);
+      await ok.body.dump();
+    } finally {
+      await tt.close();
+    }
+  });
+});
