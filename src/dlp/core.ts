@@ -97,7 +97,8 @@ export function render(core: Core, raw: string, spans: readonly Candidate[], fro
   return out;
 }
 
-export function countFindings(findings: readonly Finding[]): Record<string, number> {
+/** Findings (or spans) per entity. */
+export function countFindings(findings: readonly { entity: string }[]): Record<string, number> {
   const counts: Record<string, number> = {};
   for (const f of findings) counts[f.entity] = (counts[f.entity] ?? 0) + 1;
   return counts;
@@ -136,11 +137,7 @@ class SpanMaskResult implements MaskResult {
   }
 
   get counts(): Record<string, number> {
-    if (this.#counts === undefined) {
-      const counts: Record<string, number> = {};
-      for (const c of this.#spans) counts[c.entity] = (counts[c.entity] ?? 0) + 1;
-      this.#counts = counts;
-    }
+    this.#counts ??= countFindings(this.#spans);
     return this.#counts;
   }
 

@@ -58,6 +58,14 @@ export interface TunnelOptions {
   maxSessionMs?: number;
 }
 
+/**
+ * How long a client of any tunnel may take from connecting to logged in (PostgreSQL's own
+ * authentication_timeout; OpenSSH's LoginGraceTime is 120 s). A client that connects and says nothing, or
+ * half of it, is disconnected then: otherwise enough of them exhaust the process's file descriptors and
+ * every other session with them.
+ */
+export const LOGIN_GRACE_MS = 60_000;
+
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }

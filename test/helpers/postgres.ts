@@ -52,10 +52,10 @@ function withDatabase(url: string, db: string): string {
   return u.toString();
 }
 
-/** `flags`: extra server settings (`-c name=value`), for the embedded server only. */
+/** `flags`: extra server settings (`-c name=value`); with them the embedded server is started even when DLPCTL_TEST_PG_URL names another. */
 export async function startPostgres(o: { flags?: string[] } = {}): Promise<TestPostgres> {
   const external = process.env['DLPCTL_TEST_PG_URL'];
-  if (external) {
+  if (external && o.flags === undefined) {
     const created: string[] = [];
     const u = new URL(external);
     const newDatabase = async (): Promise<string> => {

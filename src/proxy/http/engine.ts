@@ -32,7 +32,7 @@ import { MaskEngineCache, type Decision } from '../../policy/index.js';
 import { requestApproval } from '../../approvals/request.js';
 import type { HttpRequestBody } from '../../store/types.js';
 import { SessionRecorder } from '../recorder.js';
-import type { TunnelAddress, TunnelEngine, TunnelEvent, TunnelSession } from '../tunnel.js';
+import { LOGIN_GRACE_MS, type TunnelAddress, type TunnelEngine, type TunnelEvent, type TunnelSession } from '../tunnel.js';
 import { bodyKind, codingOf, decoders, decodeSync, DECODABLE, UnsupportedCoding, type BodyKind } from './content.js';
 import { clientResponseHeaders, presentedToken, recordableHeaders, tokenMatches, upstreamHeaders, type HeaderMap } from './headers.js';
 import { scrubText, SecretScrubber, secretValues, StreamRestorer } from './restore.js';
@@ -50,7 +50,7 @@ export interface HttpEngineOptions extends EngineBaseOptions {
   connectTimeoutMs?: number;
   headersTimeoutMs?: number;
   bodyTimeoutMs?: number;
-  /** A client must send a request's headers within this (default 60 s, Node's); also how long an idle new connection may stay silent. */
+  /** A new connection must bring its first request's headers within this (default LOGIN_GRACE_MS). */
   clientHeadersTimeoutMs?: number;
   /** Largest body held whole to inspect and mask (default 16 MiB). Larger text bodies are masked as streams. */
   inspectCapBytes?: number;
@@ -299,7 +299,7 @@ export class HttpEngine implements TunnelEngine {
     // The HTTP server is fed sockets and never listens itself, so Node's header timeout (which it starts on
     // 'listening') does not run: a connection must bring its first request's headers within the limit, or it
     // is answered 408 and closed. (Between requests, keepAliveTimeout closes an idle connection.)
-    const limit = this.o.clientHeadersTimeoutMs ?? 60_000;
+    const limit = this.o.clientHeadersTimeoutMs ?? LOGIN_GRACE_MS;
     const firstRequest = setTimeout(() => {
       if (st.active !== null || st.requests > 0) return;
       rawReply(conn, '408 Request Timeout', 'request_timeout', `dlpctl: no complete request headers within ${limit / 1000} s; connection closed`);

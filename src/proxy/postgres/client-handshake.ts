@@ -13,6 +13,7 @@
  */
 import tls from 'node:tls';
 import type net from 'node:net';
+import { LOGIN_GRACE_MS } from '../tunnel.js';
 import { PgConn } from './conn.js';
 import {
   decodeFrontend,
@@ -40,16 +41,9 @@ export interface ClientHandshakeOptions {
   serverTls?: { cert: string; key: string };
   /** The database this tunnel serves: another name is refused. */
   database: string;
-  /** Start-up and authentication must be complete within this (default 60 s, PostgreSQL's authentication_timeout). */
+  /** Start-up and authentication must be complete within this (default LOGIN_GRACE_MS). */
   timeoutMs?: number;
 }
-
-/**
- * How long a client may take from connecting to authenticated. A client that connects and says nothing
- * (or half a packet) would otherwise hold its socket for good; enough of them exhaust the process's file
- * descriptors and every other session with them.
- */
-export const STARTUP_TIMEOUT_MS = 60_000;
 
 export class ClientRejected extends Error {
   constructor(message: string) {
@@ -65,7 +59,7 @@ async function fatal(conn: PgConn, code: string, message: string, hint?: string)
 
 export async function clientHandshake(socket: net.Socket, opts: ClientHandshakeOptions): Promise<ClientHello> {
   const conn = new PgConn(socket, { side: 'the client', mode: 'startup' });
-  const limit = opts.timeoutMs ?? STARTUP_TIMEOUT_MS;
+  const limit = opts.timeoutMs ?? LOGIN_GRACE_MS;
   const why = `the client did not complete start-up and authentication within ${limit / 1000} s`;
   let timedOut = false;
   const timer = setTimeout(() => {

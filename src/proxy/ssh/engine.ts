@@ -39,7 +39,7 @@ import { MaskEngineCache, type MaskDirective } from '../../policy/index.js';
 import type { Decision, EventBody, TerminalOutputBody } from '../../store/types.js';
 import { coalesceWrites } from '../coalesce-writes.js';
 import { SessionRecorder } from '../recorder.js';
-import type { TunnelAddress, TunnelEngine, TunnelEvent, TunnelSession } from '../tunnel.js';
+import { LOGIN_GRACE_MS, type TunnelAddress, type TunnelEngine, type TunnelEvent, type TunnelSession } from '../tunnel.js';
 import { fingerprint, hostKeyMatches, type ClientKey, type LocalHostKey, type PinnedHostKey } from './keys.js';
 import { LineTracker, looksLikeSecretPrompt } from './line.js';
 import { OutputMasker } from './output.js';
@@ -369,9 +369,6 @@ interface PtyInfo {
 }
 
 /** One client connection: its authentication, its upstream connection, its channels, its record. */
-/** How long a client may take from connecting to logged in (OpenSSH's LoginGraceTime is 120 s). */
-export const LOGIN_GRACE_MS = 60_000;
-
 class SshConnection {
   readonly id: string;
   readonly engine: SshEngine;
@@ -411,8 +408,7 @@ class SshConnection {
     this.emit = ctx.emit;
     this.id = id;
     this.done = new Promise((r) => (this.resolveDone = r));
-    // Like OpenSSH's LoginGraceTime: a client that does not log in within the limit is disconnected, so
-    // that silent connections cannot pile up until the process runs out of file descriptors.
+    // A client that does not log in within the limit is disconnected (LOGIN_GRACE_MS).
     const limit = engine.o.loginGraceMs ?? LOGIN_GRACE_MS;
     const grace = setTimeout(() => {
       if (this.ready !== null) return;

@@ -7,6 +7,7 @@
  *
  * The upstream records every request it receives (`up.received`), so tests assert on what left dlpctl.
  */
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import http from 'node:http';
@@ -368,4 +369,13 @@ export async function storeBytes(file: string): Promise<string> {
   let out = '';
   for (const p of parts) out += await fs.readFile(p, 'latin1').catch(() => '');
   return out;
+}
+
+/** curl -sS with `args`: its exit code, stdout and stderr. */
+export function curl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile('curl', ['-sS', ...args], { encoding: 'utf8', timeout: 30_000, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? -1) : 0, stdout, stderr });
+    });
+  });
 }

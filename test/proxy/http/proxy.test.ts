@@ -1,11 +1,10 @@
 /** Proxying: the tunnel token, the injected credential, HTTP/1.1 semantics, streaming, upstream failures. */
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import net from 'node:net';
 import { Readable } from 'node:stream';
 import { Client, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openTunnel, REAL_KEY, startUpstream, type TestTunnel, type Upstream } from './fixture.js';
+import { curl, openTunnel, REAL_KEY, startUpstream, type TestTunnel, type Upstream } from './fixture.js';
 
 let up: Upstream;
 let t: TestTunnel;
@@ -19,13 +18,6 @@ afterAll(async () => {
   await up?.close();
 });
 
-function curl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile('curl', ['-sS', ...args], { encoding: 'utf8', timeout: 30_000, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? -1) : 0, stdout, stderr });
-    });
-  });
-}
 
 function rawRequest(url: string, text: string): Promise<string> {
   const u = new URL(url);

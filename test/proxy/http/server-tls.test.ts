@@ -2,13 +2,12 @@
  * serverTls on the HTTP tunnel: clients speak HTTPS to it (curl verifying the tunnel certificate), the URL
  * and the child's environment say https, and a client in clear gets no HTTP answer and reaches nothing.
  */
-import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selfSignedCert, type TestCert } from '../../helpers/tls.js';
-import { openTunnel, REAL_KEY, startUpstream, type TestTunnel, type Upstream } from './fixture.js';
+import { curl, openTunnel, REAL_KEY, startUpstream, type TestTunnel, type Upstream } from './fixture.js';
 
 let up: Upstream;
 let t: TestTunnel;
@@ -27,13 +26,6 @@ afterAll(async () => {
   await fs.rm(dir, { recursive: true, force: true });
 });
 
-function curl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile('curl', ['-sS', ...args], { encoding: 'utf8', timeout: 30_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? -1) : 0, stdout, stderr });
-    });
-  });
-}
 
 describe('HTTP tunnel with serverTls', () => {
   it('serves HTTPS: curl verifies the tunnel certificate, and the upstream gets the injected key', async () => {

@@ -12,14 +12,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selfSignedCert, type TestCert } from '../../helpers/tls.js';
 import { pgClient, psql, queryError, startFixture, type Fixture } from './fixture.js';
 
-const external = process.env['DLPCTL_TEST_PG_URL'] !== undefined;
 let fx: Fixture;
 let plain: Fixture;
 let cert: TestCert;
 let certDir: string;
 
 beforeAll(async () => {
-  if (external) return;
   certDir = await fs.mkdtemp(path.join(os.tmpdir(), 'dlpctl-pg-tls-'));
   await fs.chmod(certDir, 0o755);
   cert = await selfSignedCert(certDir, 'db');
@@ -51,8 +49,7 @@ async function upstreamSsl(url: string): Promise<boolean> {
 }
 
 describe('PostgreSQL tunnel: TLS toward the database', () => {
-  it('tls.mode require: the tunnel talks to the database over TLS', async (ctx) => {
-    if (external) return ctx.skip('needs the embedded server, started with ssl=on by this test');
+  it('tls.mode require: the tunnel talks to the database over TLS', async () => {
     const t = await fx.tunnel({ upstreamTls: { mode: 'require' } });
     expect(await upstreamSsl(t.url)).toBe(true);
     const r = await psql(t.url, ['-At', '-c', 'select count(*) from customers']);
@@ -63,14 +60,12 @@ describe('PostgreSQL tunnel: TLS toward the database', () => {
     expect(await upstreamSsl(clear.url)).toBe(false);
   });
 
-  it('tls.mode verify-full with the CA: connects to 127.0.0.1 (an IP address in the certificate)', async (ctx) => {
-    if (external) return ctx.skip('needs the embedded server, started with ssl=on by this test');
+  it('tls.mode verify-full with the CA: connects to 127.0.0.1 (an IP address in the certificate)', async () => {
     const t = await fx.tunnel({ upstreamTls: { mode: 'verify-full', ca: cert.cert } });
     expect(await upstreamSsl(t.url)).toBe(true);
   });
 
-  it('tls.mode verify-full refuses a certificate from another CA, and a host name the certificate does not name', async (ctx) => {
-    if (external) return ctx.skip('needs the embedded server, started with ssl=on by this test');
+  it('tls.mode verify-full refuses a certificate from another CA, and a host name the certificate does not name', async () => {
     const other = await selfSignedCert(certDir, 'other');
     const wrongCa = await fx.tunnel({ upstreamTls: { mode: 'verify-full', ca: other.cert } });
     const e1 = await pgClient(wrongCa.url).then(
@@ -87,8 +82,7 @@ describe('PostgreSQL tunnel: TLS toward the database', () => {
     expect(e2?.message).toMatch(/TLS with the database at localhost:\d+ failed: .*(localhost|altnames|Hostname)/i);
   });
 
-  it('a database without TLS under tls.mode require: refused, never downgraded', async (ctx) => {
-    if (external) return ctx.skip('needs the embedded server, started with ssl=on by this test');
+  it('a database without TLS under tls.mode require: refused, never downgraded', async () => {
     const t = await plain.tunnel({ upstreamTls: { mode: 'require' } });
     const c = await pgClient(t.url).then(
       (c) => c,
