@@ -3,7 +3,8 @@
  * with its own connection to the store file:
  *
  * - `writer`: runs the group commits, so the tunnel's thread only posts each unit and awaits the answer.
- *   Messages in: `{ id, op }` and `{ close: true }`; out: `{ id, ok, value | error }` and `{ closed: true }`.
+ *   Messages in: `{ units: [{ id, op }…] }` and `{ close: true }`; out: `{ answers: [{ id, ok, value | error }…] }`
+ *   (the answers of units that committed together) and `{ closed: true }`.
  *   Errors cross as plain data (serializeError) and are rebuilt on the other side. It never checkpoints
  *   the WAL nor indexes: both would stall the commit that triggered them for milliseconds (a WAL
  *   checkpoint every ~80 statements cost 8–10 ms each, the p99 of the added latency).
@@ -11,7 +12,8 @@
  *   it) and the full-text catch-up in short transactions.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { openSqliteConnection, SqliteWriter, type SqliteConnectionOptions, type WriteOp } from './sqlite-writer.js';
+import { openSqliteConnection, SqliteWriter, type SqliteConnectionOptions } from './sqlite-writer.js';
+import type { Answer, Unit } from './sqlite-writer-thread.js';
 import { serializeError } from './sqlite-thread-errors.js';
 
 interface Init {
@@ -32,7 +34,18 @@ const db = openSqliteConnection(init.file, init.display, init.connection);
 if (init.role === 'writer') {
   db.exec('PRAGMA wal_autocheckpoint = 0');
   const writer = new SqliteWriter(db, init.display, init.connection.busyMs, { indexing: false });
-  port.on('message', (m: { id: number; op: WriteOp } | { close: true }) => {
+  /** Answers of the units that committed together, posted in one message once they are all settled. */
+  let answers: Answer[] = [];
+  const answer = (a: Answer): void => {
+    if (answers.push(a) === 1) {
+      queueMicrotask(() => {
+        const out = answers;
+        answers = [];
+        port.postMessage({ answers: out });
+      });
+    }
+  };
+  port.on('message', (m: { units: Unit[] } | { close: true }) => {
     if ('close' in m) {
       void writer.close().finally(() => {
         db.close();
@@ -41,10 +54,12 @@ if (init.role === 'writer') {
       });
       return;
     }
-    writer.submit(m.op).then(
-      (value) => port.postMessage({ id: m.id, ok: true, value }),
-      (err: unknown) => port.postMessage({ id: m.id, ok: false, error: serializeError(err) }),
-    );
+    for (const u of m.units) {
+      writer.submit(u.op).then(
+        (value) => answer({ id: u.id, ok: true, value }),
+        (err: unknown) => answer({ id: u.id, ok: false, error: serializeError(err) }),
+      );
+    }
   });
 } else {
   const indexer = new SqliteWriter(db, init.display, init.connection.busyMs, { indexing: false });

@@ -10,7 +10,11 @@ import { DlpctlError } from '../errors.js';
 import { deserializeError, type SerializedError } from './sqlite-thread-errors.js';
 import type { SqliteConnectionOptions, WriteOp, WriteValue } from './sqlite-writer.js';
 
-type Answer = { id: number; ok: true; value: WriteValue } | { id: number; ok: false; error: SerializedError };
+export type Answer = { id: number; ok: true; value: WriteValue } | { id: number; ok: false; error: SerializedError };
+export interface Unit {
+  id: number;
+  op: WriteOp;
+}
 
 interface Pending {
   resolve(v: WriteValue): void;
@@ -24,6 +28,8 @@ export class SqliteWriterThread {
   private readonly display: string;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
+  /** Units submitted in this turn of the event loop, posted together (see `submit`). */
+  private outbox: Unit[] = [];
   private failure: Error | null = null;
   private closing: Promise<void> | null = null;
 
@@ -31,14 +37,16 @@ export class SqliteWriterThread {
     this.worker = worker;
     this.maintenance = maintenance;
     this.display = display;
-    worker.on('message', (m: Answer | { closed: true } | { ready: true }) => {
-      if (!('id' in m)) return;
-      const p = this.pending.get(m.id);
-      if (!p) return;
-      this.pending.delete(m.id);
+    worker.on('message', (m: { answers: Answer[] } | { closed: true } | { ready: true }) => {
+      if (!('answers' in m)) return;
+      for (const a of m.answers) {
+        const p = this.pending.get(a.id);
+        if (!p) continue;
+        this.pending.delete(a.id);
+        if (a.ok) p.resolve(a.value);
+        else p.reject(deserializeError(a.error));
+      }
       if (this.pending.size === 0) worker.unref();
-      if (m.ok) p.resolve(m.value);
-      else p.reject(deserializeError(m.error));
     });
     worker.on('error', (err) => this.fail(err));
     worker.on('exit', (code) => {
@@ -60,6 +68,11 @@ export class SqliteWriterThread {
     return new SqliteWriterThread(worker, maintenance, display);
   }
 
+  /**
+   * Queues one unit for the writer. Units submitted during one turn of the event loop (every socket that
+   * was readable in it) cross to the writer in one message, posted after the turn: one wake-up of the writer
+   * instead of one per unit, and the writer commits them together.
+   */
   submit(op: WriteOp): Promise<WriteValue> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.closing) return Promise.reject(new Error('session store is closed'));
@@ -67,13 +80,21 @@ export class SqliteWriterThread {
     return new Promise<WriteValue>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       if (this.pending.size === 1) this.worker.ref();
-      this.worker.postMessage({ id, op });
+      if (this.outbox.push({ id, op }) === 1) setImmediate(this.post);
     });
   }
+
+  private readonly post = (): void => {
+    if (this.outbox.length === 0) return;
+    const units = this.outbox;
+    this.outbox = [];
+    this.worker.postMessage({ units });
+  };
 
   /** Lets every unit in flight commit, then stops both threads (the maintenance one checkpoints and indexes last). */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      this.post();
       if (!this.failure) await stop(this.worker);
       await stop(this.maintenance);
     })();

@@ -124,11 +124,11 @@ policies:
   });
   const tunnel = new Tunnel({ resource: 'api', kind: 'http', clientTls: false, engine: opened.engine });
   const addr = await tunnel.open();
-  let peak = process.memoryUsage().rss;
-  setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20).unref();
+  let peak = process.memoryUsage.rss(); // rss() alone: memoryUsage() walks the heap spaces too, 1% of the tunnel CPU at this polling rate
+  setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 20).unref();
   process.on('message', (m: { type: string }) => {
-    if (m.type === 'rss-reset') peak = process.memoryUsage().rss;
-    process.send!({ rss: process.memoryUsage().rss, peak });
+    if (m.type === 'rss-reset') peak = process.memoryUsage.rss();
+    process.send!({ rss: process.memoryUsage.rss(), peak });
   });
   process.on('SIGTERM', () => process.exit(0)); // a normal exit, so --cpu-prof writes its profile
   process.send!({ port: addr.port, token: tunnel.secret });

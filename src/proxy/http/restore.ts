@@ -87,11 +87,12 @@ export class SecretScrubber {
       parts.push(buf.subarray(from));
       buf = Buffer.concat(parts);
     }
-    // Hold the longest tail that is a proper prefix of a secret.
+    // Hold the longest tail that is a proper prefix of a secret (compared in place: this runs per chunk).
     let hold = 0;
     for (const s of this.secrets) {
       for (let k = Math.min(s.length - 1, buf.length); k > hold; k--) {
-        if (buf.subarray(buf.length - k).equals(s.subarray(0, k))) {
+        const at = buf.length - k;
+        if (buf[at] === s[0] && buf.compare(s, 0, k, at) === 0) {
           hold = k;
           break;
         }

@@ -158,5 +158,10 @@ describe('StreamRestorer and SecretScrubber', () => {
     }
     const s = new SecretScrubber([secret]);
     expect(s.push(Buffer.from('data: x\n\n')).toString()).toBe('data: x\n\n');
+    // Only the longest tail that can still become the secret is held back; everything before it goes out.
+    expect(s.push(Buffer.from('sk-a sk-upstream-RE')).toString()).toBe('sk-a ');
+    expect(s.push(Buffer.from('st')).toString()).toBe('sk-upstream-REst');
+    expect(s.push(Buffer.from('s')).toString()).toBe('');
+    expect(s.end().toString()).toBe('s');
   });
 });
