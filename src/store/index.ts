@@ -29,7 +29,7 @@ export async function openStore(url: string, opts: OpenStoreOptions & { homedir?
   }
   try {
     if (opts.migrate !== false) await store.migrate();
-    if (opts.writerThread && store instanceof SqliteStore) await store.startWriterThread();
+    if (opts.threads && opts.threads !== 'none' && store instanceof SqliteStore) await store.startThreads(opts.threads);
   } catch (err) {
     await store.close().catch(() => undefined);
     throw err;

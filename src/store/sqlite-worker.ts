@@ -1,5 +1,5 @@
 /**
- * The SQLite store's worker threads (see sqlite-writer.ts and `writerThread` in OpenStoreOptions), each
+ * The SQLite store's worker threads (see sqlite-writer.ts and `threads` in OpenStoreOptions), each
  * with its own connection to the store file:
  *
  * - `writer`: runs the group commits, so the tunnel's thread only posts each unit and awaits the answer.
@@ -60,6 +60,9 @@ if (init.role === 'writer') {
         (err: unknown) => answer({ id: u.id, ok: false, error: serializeError(err) }),
       );
     }
+    // The units of one message came from one turn of the tunnel's loop: commit them now rather than after
+    // another turn of this one.
+    writer.flush();
   });
 } else {
   const indexer = new SqliteWriter(db, init.display, init.connection.busyMs, { indexing: false });

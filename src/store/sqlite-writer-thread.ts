@@ -1,9 +1,11 @@
 /**
- * The tunnel side of the SQLite store's threads (sqlite-worker.ts): posts each write unit to the writer
- * and resolves it with the answer; a maintenance thread checkpoints and indexes beside it. The writer keeps
- * the process alive only while units are in flight, so a pending append is never lost to an exiting event
- * loop and an idle store never holds the process open. If the writer dies, every unit in flight and every
- * later one fails with STORE_UNREACHABLE, which the tunnels turn into denials (fail closed).
+ * The tunnel side of the SQLite store's threads (sqlite-worker.ts).
+ *
+ * SqliteMaintenanceThread checkpoints the WAL and keeps the full-text index up, off the thread that relays
+ * traffic. SqliteWriterThread adds a writer: it posts each write unit there and resolves it with the answer.
+ * The writer keeps the process alive only while units are in flight, so a pending append is never lost to
+ * an exiting event loop and an idle store never holds the process open. If the writer dies, every unit in
+ * flight and every later one fails with STORE_UNREACHABLE, which the tunnels turn into denials (fail closed).
  */
 import { Worker } from 'node:worker_threads';
 import { DlpctlError } from '../errors.js';
@@ -21,10 +23,29 @@ interface Pending {
   reject(e: unknown): void;
 }
 
+/** Checkpoints and full-text indexing on their own thread and connection. */
+export class SqliteMaintenanceThread {
+  private readonly worker: Worker;
+
+  private constructor(worker: Worker) {
+    this.worker = worker;
+    // A failed maintenance thread costs only a growing WAL and a longer unindexed tail (searched anyway).
+    worker.on('error', () => undefined);
+  }
+
+  static async start(file: string, display: string, connection: SqliteConnectionOptions): Promise<SqliteMaintenanceThread> {
+    return new SqliteMaintenanceThread(await spawn('maintenance', file, display, connection));
+  }
+
+  /** Checkpoints and indexes one last time, then stops. */
+  close(): Promise<void> {
+    return stop(this.worker);
+  }
+}
+
 export class SqliteWriterThread {
   private readonly worker: Worker;
-  /** Checkpoints the WAL and keeps the full-text index up, off the writer's path (sqlite-worker.ts). */
-  private readonly maintenance: Worker;
+  private readonly maintenance: SqliteMaintenanceThread;
   private readonly display: string;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
@@ -33,7 +54,7 @@ export class SqliteWriterThread {
   private failure: Error | null = null;
   private closing: Promise<void> | null = null;
 
-  private constructor(worker: Worker, maintenance: Worker, display: string) {
+  private constructor(worker: Worker, maintenance: SqliteMaintenanceThread, display: string) {
     this.worker = worker;
     this.maintenance = maintenance;
     this.display = display;
@@ -52,20 +73,17 @@ export class SqliteWriterThread {
     worker.on('exit', (code) => {
       if (!this.closing) this.fail(new Error(`the store's writer thread exited (code ${code})`));
     });
-    // A failed maintenance thread costs only a growing WAL and a longer unindexed tail (searched anyway).
-    maintenance.on('error', () => undefined);
   }
 
   /** Starts the writer and maintenance threads; resolves once their connections are open. */
   static async start(file: string, display: string, connection: SqliteConnectionOptions): Promise<SqliteWriterThread> {
-    const started = await Promise.allSettled([spawn('writer', file, display, connection), spawn('maintenance', file, display, connection)]);
-    const failed = started.find((r) => r.status === 'rejected');
-    if (failed) {
-      for (const r of started) if (r.status === 'fulfilled') await r.value.terminate().catch(() => undefined);
-      throw (failed as PromiseRejectedResult).reason;
+    const [writer, maintenance] = await Promise.allSettled([spawn('writer', file, display, connection), SqliteMaintenanceThread.start(file, display, connection)]);
+    if (writer.status === 'rejected' || maintenance.status === 'rejected') {
+      if (writer.status === 'fulfilled') await writer.value.terminate().catch(() => undefined);
+      if (maintenance.status === 'fulfilled') await maintenance.value.close().catch(() => undefined);
+      throw writer.status === 'rejected' ? writer.reason : (maintenance as PromiseRejectedResult).reason;
     }
-    const [worker, maintenance] = started.map((r) => (r as PromiseFulfilledResult<Worker>).value) as [Worker, Worker];
-    return new SqliteWriterThread(worker, maintenance, display);
+    return new SqliteWriterThread(writer.value, maintenance.value, display);
   }
 
   /**
@@ -96,7 +114,7 @@ export class SqliteWriterThread {
     this.closing ??= (async () => {
       this.post();
       if (!this.failure) await stop(this.worker);
-      await stop(this.maintenance);
+      await this.maintenance.close();
     })();
     return this.closing;
   }

@@ -161,7 +161,7 @@ export class SqliteWriter {
   static readonly INDEX_AFTER_MS = 1000;
 
   /** Whether commits schedule the full-text catch-up (off when a maintenance thread does it). */
-  private readonly indexing: boolean;
+  private indexing: boolean;
 
   constructor(db: DatabaseSync, display: string, busyMs: number, opts: { indexing?: boolean } = {}) {
     this.db = db;
@@ -169,6 +169,13 @@ export class SqliteWriter {
     this.busyMs = busyMs;
     this.stmts = statementCache(db);
     this.indexing = opts.indexing ?? true;
+  }
+
+  /** Leaves the full-text catch-up to another connection (a maintenance thread) from now on. */
+  stopIndexing(): void {
+    this.indexing = false;
+    if (this.indexTimer !== undefined) clearTimeout(this.indexTimer);
+    this.indexTimer = undefined;
   }
 
   /** Queues one unit; resolves once the batch holding it has committed. */
@@ -238,7 +245,8 @@ export class SqliteWriter {
     }
   }
 
-  private flush(): void {
+  /** Commits what is queued now (normally run on the next turn of the loop; see `schedule`). */
+  flush(): void {
     this.flushScheduled = false;
     if (this.queue.length === 0 || this.closed) return;
     let locked: boolean;

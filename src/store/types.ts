@@ -370,10 +370,12 @@ export interface OpenStoreOptions {
    */
   postgresWriteLanes?: number;
   /**
-   * SQLite: commit on a worker thread with its own connection (default false). For long-running tunnels:
-   * their thread then only posts each unit, and the commits (SQL, hashing, write syscalls) run beside it.
+   * SQLite threads (default `none`: everything on the caller's thread, for short commands).
+   * `tunnel`, for long-running tunnels: WAL checkpoints and full-text indexing on a maintenance thread, the
+   * commits on the caller's thread — or, with `sync=full`, on a writer thread, so an fsync never stalls the
+   * traffic. `writer`: always a writer thread (and a maintenance thread).
    */
-  writerThread?: boolean;
+  threads?: 'none' | 'tunnel' | 'writer';
   /** Poll interval for `waitForApprovalChange` where notifications are not available (default 250). */
   pollIntervalMs?: number;
 }

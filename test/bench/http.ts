@@ -111,7 +111,7 @@ policies:
   );
   const res = cfg.resources['api']!;
   if (res.kind !== 'http') throw new Error('unreachable');
-  const store = await openStore(`sqlite:${path.join(dir, 'store.db')}`, { sqliteSynchronous: 'normal', writerThread: true }); // as `dlpctl connect` opens it
+  const store = await openStore(`sqlite:${path.join(dir, 'store.db')}`, { sqliteSynchronous: 'normal', threads: 'tunnel' }); // as `dlpctl connect` opens it
   const opened = await createHttpEngine({
     resource: res,
     config: cfg,

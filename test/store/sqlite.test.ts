@@ -31,15 +31,18 @@ storeContract({
   wakeWithinMs: 1000,
 });
 
-// The same contract with the writes on a worker thread (what `dlpctl connect` uses).
-storeContract({
-  engine: 'sqlite',
-  label: 'sqlite (writer thread)',
-  options: { writerThread: true },
-  newUrl: async () => `sqlite:${path.join(dir, `s${++n}`, 'store.db')}`,
-  exec,
-  wakeWithinMs: 1000,
-});
+// The same contract as `dlpctl connect` opens the store (commits here, a maintenance thread beside), and
+// with the writes on a worker thread (what it uses with sync=full).
+for (const threads of ['tunnel', 'writer'] as const) {
+  storeContract({
+    engine: 'sqlite',
+    label: `sqlite (threads: ${threads})`,
+    options: { threads },
+    newUrl: async () => `sqlite:${path.join(dir, `s${++n}`, 'store.db')}`,
+    exec,
+    wakeWithinMs: 1000,
+  });
+}
 
 async function codeOf(p: Promise<unknown>): Promise<DlpctlError> {
   const err = await p.then(() => undefined, (e: unknown) => e);
@@ -48,9 +51,9 @@ async function codeOf(p: Promise<unknown>): Promise<DlpctlError> {
 }
 
 describe('sqlite store specifics', () => {
-  it('with the writer thread, close() lets every append in flight commit, in order, with a valid chain', async () => {
-    const url = `sqlite:${path.join(dir, 'thread-close', 'store.db')}`;
-    const store = await openStore(url, { writerThread: true });
+  it.each(['tunnel', 'writer'] as const)('with threads: %s, close() lets every append in flight commit, in order, with a valid chain', async (threads) => {
+    const url = `sqlite:${path.join(dir, `thread-close-${threads}`, 'store.db')}`;
+    const store = await openStore(url, { threads });
     const s = await store.createSession({ resource: 'db', kind: 'postgres', identity: alice, clientAddr: '127.0.0.1:1' });
     const pending = Array.from({ length: 500 }, (_, i) => store.append(s.id, { type: 'query', sql: `select ${i}`, decision: 'allow', kinds: ['select'], tables: [] }));
     await store.close();
@@ -63,9 +66,27 @@ describe('sqlite store specifics', () => {
     await again.close();
   });
 
-  it('with the writer thread, a maintenance thread checkpoints the WAL and brings the full-text index up, off the commit path', async () => {
-    const file = path.join(dir, 'thread-maintenance', 'store.db');
-    const store = await openStore(`sqlite:${file}`, { writerThread: true });
+  it('tunnel threads commit on this thread with sync=normal, and on a writer thread with sync=full (an fsync never stalls the traffic)', async () => {
+    const threadOf = (st: unknown) => (st as { thread: unknown }).thread;
+    const normal = await openStore(`sqlite:${path.join(dir, 'threads-normal', 'store.db')}`, { threads: 'tunnel' });
+    const full = await openStore(`sqlite:${path.join(dir, 'threads-full', 'store.db')}?sync=full`, { threads: 'tunnel' });
+    expect(threadOf(normal)).toBeNull();
+    expect(threadOf(full)).not.toBeNull();
+    // Checkpoints and indexing are the maintenance thread's: neither may stall a commit on this thread.
+    const inner = normal as unknown as { db: DatabaseSync; local: { indexing: boolean } };
+    expect(inner.db.prepare('PRAGMA wal_autocheckpoint').get()).toEqual({ wal_autocheckpoint: 0 });
+    expect(inner.local.indexing).toBe(false);
+    for (const st of [normal, full]) {
+      const s = await st.createSession({ resource: 'db', kind: 'postgres', identity: alice, clientAddr: '127.0.0.1:1' });
+      await st.append(s.id, { type: 'query', sql: 'select 1', decision: 'allow', kinds: ['select'], tables: [] });
+      expect((await st.verify()).ok).toBe(true);
+      await st.close();
+    }
+  });
+
+  it.each(['tunnel', 'writer'] as const)('with threads: %s, a maintenance thread checkpoints the WAL and brings the full-text index up, off the commit path', async (threads) => {
+    const file = path.join(dir, `thread-maintenance-${threads}`, 'store.db');
+    const store = await openStore(`sqlite:${file}`, { threads });
     const s = await store.createSession({ resource: 'db', kind: 'postgres', identity: alice, clientAddr: '127.0.0.1:1' });
     const before = fs.statSync(file).size;
     await Promise.all(Array.from({ length: 600 }, (_, i) => store.append(s.id, { type: 'query', sql: `select tblmaint${i} from x`, decision: 'allow', kinds: ['select'], tables: [] })));
@@ -84,7 +105,7 @@ describe('sqlite store specifics', () => {
   });
 
   it('with the writer thread gone, writes fail with a store error instead of hanging (the tunnels then deny)', async () => {
-    const store = (await openStore(`sqlite:${path.join(dir, 'thread-dies', 'store.db')}`, { writerThread: true })) as SqliteStore;
+    const store = (await openStore(`sqlite:${path.join(dir, 'thread-dies', 'store.db')}`, { threads: 'writer' })) as SqliteStore;
     const s = await store.createSession({ resource: 'db', kind: 'postgres', identity: alice, clientAddr: '127.0.0.1:1' });
     await (store as unknown as { thread: { worker: { terminate(): Promise<number> } } }).thread.worker.terminate();
     const err = await codeOf(store.append(s.id, { type: 'query', sql: 'select 1', decision: 'allow', kinds: ['select'], tables: [] }));

@@ -70,8 +70,8 @@ export async function runConnect(ctx: CommandContext, opts: ConnectOptions): Pro
     import('../../proxy/tunnel.js'),
     import('../../proxy/child.js'),
   ]);
-  // The tunnel's thread relays traffic; the store's commits run on a writer thread beside it.
-  const store = await openStore(storeUrl, { writerThread: true });
+  // WAL checkpoints and full-text indexing run beside the thread that relays traffic (see SqliteStore).
+  const store = await openStore(storeUrl, { threads: 'tunnel' });
   const webhook = config.approvals?.webhook ? await resolveSecret(config.approvals.webhook, secretOpts).catch(() => undefined) : undefined;
   const [{ pendingNotice, waitingSpinner }, { postWebhook }] = await Promise.all([import('../../approvals/notice.js'), import('../../approvals/webhook.js')]);
   /** The requester's side of an approval: one line, a spinner with the time left on a TTY, the webhook. */

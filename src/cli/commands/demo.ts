@@ -67,7 +67,7 @@ export async function runDemo(ctx: CommandContext, opts: { script?: boolean }): 
     if (!resource || resource.kind !== 'postgres') throw new DlpctlError('INTERNAL', 'demo configuration is broken');
     await policy.initSqlParser();
     const storeUrl = `sqlite:${path.join(server.dir, 'store.db')}`;
-    const st = await store.openStore(storeUrl, { writerThread: true });
+    const st = await store.openStore(storeUrl, { threads: 'tunnel' });
     cleanup.unshift(() => st.close());
     const identity = local.localIdentity(ctx.env);
     const engine = new engineMod.PostgresEngine({

@@ -90,7 +90,7 @@ export async function startFixture(opts: { customers?: number; serverFlags?: str
   await admin.end();
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dlpctl-pgt-'));
   const storeUrl = `sqlite:${path.join(dir, 'store.db')}`;
-  const store = await openStore(storeUrl, { sqliteSynchronous: 'normal', writerThread: true }); // as `dlpctl connect` opens it
+  const store = await openStore(storeUrl, { sqliteSynchronous: 'normal', threads: 'tunnel' }); // as `dlpctl connect` opens it
   const u = new URL(server.url);
   const database = decodeURIComponent(u.pathname.slice(1));
   const open: TestTunnel[] = [];

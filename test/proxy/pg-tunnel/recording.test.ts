@@ -112,7 +112,7 @@ describe('recording', () => {
 
   it("a store whose writer thread dies mid-session: the next statement is denied, not forwarded", async () => {
     const dir = await fs.mkdtemp(path.join(fx.dir, 'dying-writer-'));
-    const own = await openStore(`sqlite:${path.join(dir, 's.db')}`, { writerThread: true });
+    const own = await openStore(`sqlite:${path.join(dir, 's.db')}`, { threads: 'writer' });
     const ft = await fx.tunnel({ store: own });
     const c = await pgClient(ft.url);
     await c.query(`insert into orders (customer_id, product, quantity) values (1, 'before-death', 1)`);

@@ -175,7 +175,7 @@ export interface SshFixture {
 export async function startSshFixture(o: { sshdLogLevel?: string } = {}): Promise<SshFixture> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dlpctl-sshfx-'));
   const sshd = await startSshd(dir, o.sshdLogLevel);
-  const store = await openStore(`sqlite:${path.join(dir, 'store.db')}`, { sqliteSynchronous: 'normal', writerThread: true }); // as `dlpctl connect` opens it
+  const store = await openStore(`sqlite:${path.join(dir, 'store.db')}`, { sqliteSynchronous: 'normal', threads: 'tunnel' }); // as `dlpctl connect` opens it
   const stateDir = path.join(dir, 'state');
   const open: TestTunnel[] = [];
   const sessionIds = new Set<string>();
