@@ -5,7 +5,7 @@
  * denies the statement (fail closed). Masking is recorded as counts per entity, never the values.
  */
 import { DlpctlError } from '../errors.js';
-import type { Counters, EventBody, Identity, Outcome, SessionStore } from '../store/types.js';
+import type { AppendOptions, Counters, EventBody, Identity, Outcome, SessionStore } from '../store/types.js';
 import { zeroCounters } from '../store/types.js';
 
 export interface RecorderStart {
@@ -50,10 +50,13 @@ export class SessionRecorder {
     return this.sessionId;
   }
 
-  /** Durable before the caller acts on it; throws a DlpctlError the caller turns into a denial. */
-  async record(body: EventBody): Promise<void> {
+  /**
+   * Durable before the caller acts on it; throws a DlpctlError the caller turns into a denial. `defer` for
+   * what is recorded after the fact (a result the client already has): it commits with the next writes.
+   */
+  async record(body: EventBody, options?: AppendOptions): Promise<void> {
     try {
-      await this.store.append(this.id, body);
+      await this.store.append(this.id, body, options);
     } catch (err) {
       throw storeFailure(err);
     }
@@ -65,11 +68,12 @@ export class SessionRecorder {
     this.counters.masked += count;
   }
 
+  /** Records the counts gathered since the last summary (always after the fact, so deferred). */
   async flushMasks(rule?: string): Promise<void> {
     if (Object.keys(this.pendingMasks).length === 0) return;
     const entities = this.pendingMasks;
     this.pendingMasks = {};
-    await this.record({ type: 'mask.summary', entities, ...(rule ? { rule } : {}) });
+    await this.record({ type: 'mask.summary', entities, ...(rule ? { rule } : {}) }, { defer: true });
   }
 
   async end(outcome: Outcome): Promise<void> {

@@ -1,6 +1,9 @@
 /** Helpers shared by both engines: what to index, how to tokenise search text, limits. */
 import { MAINTENANCE_SESSION_ID, zeroCounters, type EventBody, type NewEvent, type Session, type StoreEvent } from './types.js';
 
+/** How long a deferred write (AppendOptions.defer) may wait for company before it commits alone. */
+export const DEFER_WRITE_MS = 10;
+
 /** The searchable text of an event (statement, request line, command), or null. */
 export function eventText(e: EventBody): string | null {
   switch (e.type) {

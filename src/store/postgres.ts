@@ -19,12 +19,13 @@
 import type { Client, Pool, PoolClient } from 'pg';
 import { DlpctlError } from '../errors.js';
 import { ChainVerifier, GENESIS_HASH, sealEvent } from './chain.js';
-import { buildEvent, clampLimit, DEFAULT_SEARCH_LIMIT, eventDecision, eventText, maintenanceSession, parseSearch, rowToEvent, sessionRowValues, toMs } from './common.js';
+import { buildEvent, clampLimit, DEFAULT_SEARCH_LIMIT, DEFER_WRITE_MS, eventDecision, eventText, maintenanceSession, parseSearch, rowToEvent, sessionRowValues, toMs } from './common.js';
 import { newApprovalId, newSessionId, normalizeApprovalId } from './ids.js';
 import { POSTGRES_MIGRATIONS } from './postgres-migrations.js';
 import {
   MAINTENANCE_SESSION_ID,
   zeroCounters,
+  type AppendOptions,
   type Approval,
   type ApprovalMutator,
   type ApprovalState,
@@ -70,6 +71,8 @@ interface Item {
 interface Lane {
   queue: Item[];
   busy: boolean;
+  /** Set while only deferred items wait (AppendOptions.defer). */
+  timer?: NodeJS.Timeout | undefined;
 }
 
 const UNREACHABLE_CODES: Record<string, string> = {
@@ -337,14 +340,23 @@ export class PostgresStore implements SessionStore {
     return session;
   }
 
-  private enqueue(item: Omit<Item, 'resolve' | 'reject'>): Promise<StoreEvent[]> {
+  /** Queues an item on its session's lane; a deferred one waits up to DEFER_WRITE_MS for company. */
+  private enqueue(item: Omit<Item, 'resolve' | 'reject'>, defer = false): Promise<StoreEvent[]> {
     this.checkOpen();
     return new Promise<StoreEvent[]>((resolve, reject) => {
       const lane = this.lanes[laneOf(item.sessionId, this.lanes.length)]!;
       lane.queue.push({ ...item, resolve, reject });
+      const start = (): void => {
+        lane.timer = undefined;
+        void this.drain(lane);
+      };
       if (!lane.busy) {
         lane.busy = true;
-        queueMicrotask(() => void this.drain(lane));
+        if (defer) lane.timer = setTimeout(start, DEFER_WRITE_MS);
+        else queueMicrotask(start);
+      } else if (!defer && lane.timer !== undefined) {
+        clearTimeout(lane.timer);
+        queueMicrotask(start);
       }
     });
   }
@@ -453,14 +465,14 @@ export class PostgresStore implements SessionStore {
     return session;
   }
 
-  async append(sessionId: string, event: NewEvent): Promise<StoreEvent> {
-    const [e] = await this.enqueue({ sessionId, inputs: [event] });
+  async append(sessionId: string, event: NewEvent, options: AppendOptions = {}): Promise<StoreEvent> {
+    const [e] = await this.enqueue({ sessionId, inputs: [event] }, options.defer);
     return e!;
   }
 
-  async appendMany(sessionId: string, events: NewEvent[]): Promise<StoreEvent[]> {
+  async appendMany(sessionId: string, events: NewEvent[], options: AppendOptions = {}): Promise<StoreEvent[]> {
     if (events.length === 0) return [];
-    return this.enqueue({ sessionId, inputs: events });
+    return this.enqueue({ sessionId, inputs: events }, options.defer);
   }
 
   async getSession(id: string): Promise<Session | undefined> {

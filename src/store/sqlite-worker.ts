@@ -55,14 +55,14 @@ if (init.role === 'writer') {
       return;
     }
     for (const u of m.units) {
-      writer.submit(u.op).then(
+      writer.submit(u.op, u.defer).then(
         (value) => answer({ id: u.id, ok: true, value }),
         (err: unknown) => answer({ id: u.id, ok: false, error: serializeError(err) }),
       );
     }
     // The units of one message came from one turn of the tunnel's loop: commit them now rather than after
-    // another turn of this one.
-    writer.flush();
+    // another turn of this one (unless all of them may wait; see AppendOptions.defer).
+    if (m.units.some((u) => !u.defer)) writer.flush();
   });
 } else {
   const indexer = new SqliteWriter(db, init.display, init.connection.busyMs, { indexing: false });

@@ -16,6 +16,8 @@ export type Answer = { id: number; ok: true; value: WriteValue } | { id: number;
 export interface Unit {
   id: number;
   op: WriteOp;
+  /** AppendOptions.defer */
+  defer?: true;
 }
 
 interface Pending {
@@ -91,14 +93,14 @@ export class SqliteWriterThread {
    * was readable in it) cross to the writer in one message, posted after the turn: one wake-up of the writer
    * instead of one per unit, and the writer commits them together.
    */
-  submit(op: WriteOp): Promise<WriteValue> {
+  submit(op: WriteOp, defer = false): Promise<WriteValue> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.closing) return Promise.reject(new Error('session store is closed'));
     const id = this.nextId++;
     return new Promise<WriteValue>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       if (this.pending.size === 1) this.worker.ref();
-      if (this.outbox.push({ id, op }) === 1) setImmediate(this.post);
+      if (this.outbox.push(defer ? { id, op, defer } : { id, op }) === 1) setImmediate(this.post);
     });
   }
 

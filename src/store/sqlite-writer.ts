@@ -20,7 +20,7 @@ import path from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { DlpctlError } from '../errors.js';
 import { GENESIS_HASH, sealEvent } from './chain.js';
-import { buildEvent, eventDecision, eventText, maintenanceSession, sessionRowValues, toMs } from './common.js';
+import { buildEvent, DEFER_WRITE_MS, eventDecision, eventText, maintenanceSession, sessionRowValues, toMs } from './common.js';
 import { MAINTENANCE_SESSION_ID, type Counters, type NewEvent, type Outcome, type PruneResult, type Session, type StoreEvent } from './types.js';
 
 type Row = Record<string, unknown>;
@@ -148,6 +148,8 @@ export class SqliteWriter {
   private readonly stmts: ReturnType<typeof statementCache>;
   private queue: Work[] = [];
   private flushScheduled = false;
+  /** Set while only deferred units wait (AppendOptions.defer): commits them if nothing else comes first. */
+  private deferTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private lockWaitSince: number | undefined;
   /** Events committed here that the full-text index may not hold yet. */
@@ -178,12 +180,21 @@ export class SqliteWriter {
     this.indexTimer = undefined;
   }
 
-  /** Queues one unit; resolves once the batch holding it has committed. */
-  submit(op: WriteOp): Promise<WriteValue> {
+  /**
+   * Queues one unit; resolves once the batch holding it has committed. A deferred unit waits up to
+   * DEFER_WRITE_MS for a unit that is not, and commits with it: one commit instead of two.
+   */
+  submit(op: WriteOp, defer = false): Promise<WriteValue> {
     if (this.closed) return Promise.reject(new Error('session store is closed'));
     return new Promise<WriteValue>((resolve, reject) => {
       this.queue.push({ op, resolve, reject });
-      this.schedule();
+      if (!defer) this.schedule();
+      else if (!this.flushScheduled && this.deferTimer === undefined) {
+        this.deferTimer = setTimeout(() => {
+          this.deferTimer = undefined;
+          this.schedule();
+        }, DEFER_WRITE_MS);
+      }
     });
   }
 
@@ -192,9 +203,12 @@ export class SqliteWriter {
     return this.queue.length > 0 || this.flushScheduled;
   }
 
-  /** Waits until every queued unit has committed (or failed). */
+  /** Commits every queued unit now (deferred ones too) and waits until they have committed (or failed). */
   async drain(): Promise<void> {
-    while (this.busy) await new Promise<void>((r) => setImmediate(r));
+    while (this.busy) {
+      if (this.queue.length > 0) this.schedule();
+      await new Promise<void>((r) => setImmediate(r));
+    }
   }
 
   /** Drains, brings the full-text index up to date and stops; the caller closes the connection. */
@@ -208,6 +222,10 @@ export class SqliteWriter {
   }
 
   private schedule(): void {
+    if (this.deferTimer !== undefined) {
+      clearTimeout(this.deferTimer);
+      this.deferTimer = undefined;
+    }
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => this.flush());
@@ -248,6 +266,10 @@ export class SqliteWriter {
   /** Commits what is queued now (normally run on the next turn of the loop; see `schedule`). */
   flush(): void {
     this.flushScheduled = false;
+    if (this.deferTimer !== undefined) {
+      clearTimeout(this.deferTimer);
+      this.deferTimer = undefined;
+    }
     if (this.queue.length === 0 || this.closed) return;
     let locked: boolean;
     try {

@@ -28,6 +28,7 @@ import { SqliteMaintenanceThread, SqliteWriterThread } from './sqlite-writer-thr
 import {
   MAINTENANCE_SESSION_ID,
   zeroCounters,
+  type AppendOptions,
   type Approval,
   type ApprovalMutator,
   type ApprovalState,
@@ -121,9 +122,9 @@ export class SqliteStore implements SessionStore {
     this.local.stopIndexing();
   }
 
-  private write(op: WriteOp): Promise<WriteValue> {
+  private write(op: WriteOp, defer = false): Promise<WriteValue> {
     if (this.closed) return Promise.reject(new Error('session store is closed'));
-    return (this.thread ?? this.local).submit(op);
+    return (this.thread ?? this.local).submit(op, defer);
   }
 
   private stmt(sql: string): StatementSync {
@@ -246,14 +247,14 @@ export class SqliteStore implements SessionStore {
     return (await this.write({ op: 'endSession', id, outcome, counters, time: this.now().toISOString() })) as Session;
   }
 
-  async append(sessionId: string, event: NewEvent): Promise<StoreEvent> {
-    const [e] = (await this.write({ op: 'append', sessionId, events: [this.timed(event)] })) as StoreEvent[];
+  async append(sessionId: string, event: NewEvent, options: AppendOptions = {}): Promise<StoreEvent> {
+    const [e] = (await this.write({ op: 'append', sessionId, events: [this.timed(event)] }, options.defer)) as StoreEvent[];
     return e!;
   }
 
-  async appendMany(sessionId: string, events: NewEvent[]): Promise<StoreEvent[]> {
+  async appendMany(sessionId: string, events: NewEvent[], options: AppendOptions = {}): Promise<StoreEvent[]> {
     if (events.length === 0) return [];
-    return (await this.write({ op: 'append', sessionId, events: events.map((e) => this.timed(e)) })) as StoreEvent[];
+    return (await this.write({ op: 'append', sessionId, events: events.map((e) => this.timed(e)) }, options.defer)) as StoreEvent[];
   }
 
   /** The event with its time: the caller's, or now by this store's clock. */

@@ -315,6 +315,15 @@ export interface PruneResult {
   eventsRemoved: number;
 }
 
+export interface AppendOptions {
+  /**
+   * Nothing waits on this write before acting (a statement's result, recorded after the client has it):
+   * the store may hold it up to DEFER_WRITE_MS to commit it with the next writes instead of on its own.
+   * Order within a session is kept either way, and closing the store commits it.
+   */
+  defer?: boolean;
+}
+
 export interface SessionStore {
   readonly engine: 'sqlite' | 'postgres';
   /** Applies pending migrations; idempotent. Throws STORE_TOO_NEW for a store migrated by a newer binary. */
@@ -325,9 +334,9 @@ export interface SessionStore {
   /** Records `session.end` and sets outcome, end time and counters. */
   endSession(id: string, outcome: Outcome, counters: Counters): Promise<Session>;
   /** Appends one event; resolves with the stored event once it is durable (group-committed). */
-  append(sessionId: string, event: NewEvent): Promise<StoreEvent>;
+  append(sessionId: string, event: NewEvent, options?: AppendOptions): Promise<StoreEvent>;
   /** Appends several events of one session in order; all in the same commit. */
-  appendMany(sessionId: string, events: NewEvent[]): Promise<StoreEvent[]>;
+  appendMany(sessionId: string, events: NewEvent[], options?: AppendOptions): Promise<StoreEvent[]>;
   getSession(id: string): Promise<Session | undefined>;
   listEvents(sessionId: string, options?: ListEventsOptions): Promise<StoreEvent[]>;
   /** Newest first. */

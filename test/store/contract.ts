@@ -130,6 +130,28 @@ export function storeContract(harness: StoreHarness): void {
       expect(await store.verify()).toEqual({ ok: true, sessionsChecked: 1, eventsChecked: 14 });
     });
 
+    it('deferred appends keep their order among urgent ones, resolve once durable, and close commits them', async () => {
+      const { store, url } = await fresh();
+      const s = await store.createSession({ resource: 'db', kind: 'postgres', identity: alice, clientAddr: 'x' });
+      const done = await Promise.all([
+        store.append(s.id, q('SELECT 1'), { defer: true }),
+        store.append(s.id, q('SELECT 2')),
+        store.appendMany(s.id, [q('SELECT 3'), q('SELECT 4')], { defer: true }),
+      ]);
+      expect(done.flat().map((e) => e.seq)).toEqual([2, 3, 4, 5]);
+      // Alone, a deferred append still commits (after the short wait) and is then visible elsewhere.
+      const alone = await store.append(s.id, q('SELECT 5'), { defer: true });
+      const other = await openStore(url, harness.options);
+      open.push(other);
+      expect((await other.listEvents(s.id)).map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, alone.seq]);
+      // Closing commits a deferred append at once rather than losing it.
+      const last = store.append(s.id, q('SELECT 6'), { defer: true });
+      await store.close();
+      expect((await last).seq).toBe(7);
+      expect((await other.listEvents(s.id)).map((e) => (e as { sql?: string }).sql).slice(1)).toEqual(['SELECT 1', 'SELECT 2', 'SELECT 3', 'SELECT 4', 'SELECT 5', 'SELECT 6']);
+      expect((await other.verify(s.id)).ok).toBe(true);
+    });
+
     it('verify names the first edited event', async () => {
       const { store, url } = await fresh();
       const a = await store.createSession({ resource: 'db', kind: 'postgres', identity: alice, clientAddr: 'x' });

@@ -4,9 +4,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { fileURLToPath } from 'node:url';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { DlpctlError } from '../../src/errors.js';
-import { defaultStoreUrl, openStore, redactStoreUrl } from '../../src/store/index.js';
+import { DEFER_WRITE_MS } from '../../src/store/common.js';
+import { defaultStoreUrl, openStore, redactStoreUrl, type NewEvent } from '../../src/store/index.js';
 import type { SqliteStore } from '../../src/store/sqlite.js';
 import { alice, storeContract } from './contract.js';
 
@@ -64,6 +65,40 @@ describe('sqlite store specifics', () => {
     expect(events.map((e) => (e as { sql?: string }).sql).slice(1)).toEqual(Array.from({ length: 500 }, (_, i) => `select ${i}`));
     expect((await again.verify()).ok).toBe(true);
     await again.close();
+  });
+
+  it('a deferred append waits for the next urgent write and commits with it, or for DEFER_WRITE_MS alone', async () => {
+    const file = path.join(dir, 'deferred', 'store.db');
+    const store = await openStore(`sqlite:${file}`);
+    const s = await store.createSession({ resource: 'db', kind: 'postgres', identity: alice, clientAddr: '127.0.0.1:1' });
+    const raw = new DatabaseSync(file, { readOnly: true });
+    const committed = () => (raw.prepare('SELECT count(*) AS n FROM events WHERE session_id = ?').get(s.id) as { n: number }).n;
+    const turns = async (n: number) => {
+      for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+    };
+    const ev = (sql: string): NewEvent => ({ type: 'query', sql, decision: 'allow', kinds: ['select'], tables: [] });
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      let settled = false;
+      const deferred = store.append(s.id, ev('select 1'), { defer: true }).then((e) => ((settled = true), e));
+      await turns(5);
+      expect(settled).toBe(false);
+      expect(committed()).toBe(1); // session.start only: the deferred append is still waiting
+      await store.append(s.id, ev('select 2')); // an urgent write carries it along, without the timer
+      expect((await deferred).seq).toBe(2);
+      expect(committed()).toBe(3);
+      settled = false;
+      const alone = store.append(s.id, ev('select 3'), { defer: true }).then((e) => ((settled = true), e));
+      await turns(5);
+      expect(settled).toBe(false);
+      vi.advanceTimersByTime(DEFER_WRITE_MS);
+      expect((await alone).seq).toBe(4);
+      expect(committed()).toBe(4);
+    } finally {
+      vi.useRealTimers();
+      raw.close();
+      await store.close();
+    }
   });
 
   it('tunnel threads commit on this thread with sync=normal, and on a writer thread with sync=full (an fsync never stalls the traffic)', async () => {

@@ -923,7 +923,8 @@ export class HttpEngine implements TunnelEngine {
       ...(Object.keys(counts).length ? { masked: counts } : {}),
     };
     try {
-      await rec.record(body);
+      // After the fact (the client has the response): commits with the next writes (AppendOptions.defer).
+      await rec.record(body, { defer: true });
       await rec.flushMasks(request.rule);
     } catch (err) {
       st.ctx.emit({ type: 'error', resource: this.o.resource.name, sessionId: rec.id, message: err instanceof Error ? err.message : String(err) });

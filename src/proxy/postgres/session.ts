@@ -540,7 +540,7 @@ export class PgSession {
   }
 
   private record(body: Parameters<SessionRecorder['record']>[0]): void {
-    this.d.recorder.record(body).catch((err: unknown) => this.storeError(err));
+    this.d.recorder.record(body, { defer: true }).catch((err: unknown) => this.storeError(err));
   }
 
   private storeError(err: unknown): void {

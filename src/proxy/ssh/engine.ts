@@ -926,7 +926,7 @@ class SshConnection {
 
   private async recordClose(b: Omit<Extract<EventBody, { type: 'ssh.channel' }>, 'type' | 'phase'>): Promise<void> {
     if (!this.recorder) return;
-    await this.recorder.record({ type: 'ssh.channel', phase: 'close', ...b }).catch(() => this.failClosed());
+    await this.recorder.record({ type: 'ssh.channel', phase: 'close', ...b }, { defer: true }).catch(() => this.failClosed());
   }
 
   // ───────────────────────────── terminal frames ─────────────────────────────
@@ -957,7 +957,7 @@ class SshConnection {
     this.frameBytes = 0;
     const rec = this.recorder!;
     this.frameChain = this.frameChain.then(() =>
-      this.engine.o.store.appendMany(rec.id, batch).then(
+      this.engine.o.store.appendMany(rec.id, batch, { defer: true }).then(
         () => undefined,
         () => this.failClosed(),
       ),
