@@ -13,7 +13,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { openSqliteConnection, SqliteWriter, type SqliteConnectionOptions } from './sqlite-writer.js';
-import type { Answer, Unit } from './sqlite-writer-thread.js';
+import type { Answer, Unit } from './sqlite-threads.js';
 import { serializeError } from './sqlite-thread-errors.js';
 
 interface Init {

@@ -1,13 +1,13 @@
 /**
  * The write path of the SQLite store: group commit, the hash-chained appends, session start/end, prune and
  * the deferred full-text indexing. It owns one `DatabaseSync` connection and runs either on the store's
- * own thread (`SqliteStore` by default) or on a worker thread (`sqlite-worker.ts`, for the long-running
- * tunnels: the commits, their write syscalls, the canonical JSON and the hashing then leave the thread that
- * relays the traffic).
+ * own thread (`SqliteStore`; a tunnel's commits run there) or on a worker thread (`sqlite-worker.ts`: a
+ * `sync=full` tunnel's commits, so an fsync never stalls the traffic; and the maintenance thread's indexing).
  *
  * Group commit: `submit` queues a unit of work, and everything that arrived since the last commit runs on
  * the next `setImmediate` in ONE `BEGIN IMMEDIATE … COMMIT`, each unit inside its own SAVEPOINT so that one
- * bad unit fails alone. A promise resolves only after its batch committed: with `synchronous=NORMAL` (the
+ * bad unit fails alone. A deferred unit (AppendOptions.defer) does not ask for a commit: it waits for the
+ * next one, or DEFER_WRITE_MS. A promise resolves only after its batch committed: with `synchronous=NORMAL` (the
  * default) that survives a crash of the process; with `synchronous=FULL` the WAL is fsynced at every commit.
  *
  * Several processes may write one file: `BEGIN IMMEDIATE` takes SQLite's write lock and each unit reads its
@@ -221,15 +221,18 @@ export class SqliteWriter {
     this.stmts.clear();
   }
 
+  /** Everything queued commits on the next turn (a deferred unit's wait ends: it goes with this commit). */
   private schedule(): void {
-    if (this.deferTimer !== undefined) {
-      clearTimeout(this.deferTimer);
-      this.deferTimer = undefined;
-    }
+    this.cancelDeferTimer();
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => this.flush());
     }
+  }
+
+  private cancelDeferTimer(): void {
+    if (this.deferTimer !== undefined) clearTimeout(this.deferTimer);
+    this.deferTimer = undefined;
   }
 
   /** A statement of the group-commit path, prepared once (exec would compile it on every commit). */
@@ -266,10 +269,7 @@ export class SqliteWriter {
   /** Commits what is queued now (normally run on the next turn of the loop; see `schedule`). */
   flush(): void {
     this.flushScheduled = false;
-    if (this.deferTimer !== undefined) {
-      clearTimeout(this.deferTimer);
-      this.deferTimer = undefined;
-    }
+    this.cancelDeferTimer();
     if (this.queue.length === 0 || this.closed) return;
     let locked: boolean;
     try {

@@ -24,7 +24,7 @@ import {
 import { newApprovalId, newSessionId, normalizeApprovalId } from './ids.js';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.js';
 import { mapSqliteError, openSqliteConnection, rowToSession, SqliteWriter, statementCache, type SqliteConnectionOptions, type WriteOp, type WriteValue } from './sqlite-writer.js';
-import { SqliteMaintenanceThread, SqliteWriterThread } from './sqlite-writer-thread.js';
+import { SqliteMaintenanceThread, SqliteWriterThread } from './sqlite-threads.js';
 import {
   MAINTENANCE_SESSION_ID,
   zeroCounters,
