@@ -22,6 +22,12 @@ if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
   const { VERSION } = await import('../dist/cli/version.js');
   process.stdout.write(`${VERSION}\n`);
 } else {
+  // An older Node would fail on the store's import with an "internal error": say what to install instead.
+  const problem = (await import('../dist/cli/node-support.js')).nodeSupportProblem(process.versions.node);
+  if (problem) {
+    process.stderr.write(`dlpctl: ${problem}\n`);
+    process.exit(1);
+  }
   const { main } = await import('../dist/cli/main.js');
   process.exitCode = await main(process.argv, { handleSignals: true });
 }

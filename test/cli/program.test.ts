@@ -1,12 +1,43 @@
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { nodeSupportProblem } from '../../src/cli/node-support.js';
 import { runBin, runCli } from '../helpers/cli.js';
 import { VERSION } from '../../src/cli/program.js';
+
+/** A Node.js on this machine too old for dlpctl (Debian's nodejs package is one), or null. */
+function oldNode(): string | null {
+  for (const bin of ['/usr/bin/node', '/usr/local/bin/node']) {
+    if (!fs.existsSync(bin)) continue;
+    const v = execFileSync(bin, ['-p', 'process.versions.node'], { encoding: 'utf8' }).trim();
+    if (nodeSupportProblem(v) !== null) return bin;
+  }
+  return null;
+}
 
 describe('dlpctl program', () => {
   it('prints its version', async () => {
     const r = await runCli(['--version']);
     expect(r.code).toBe(0);
     expect(r.stdout.trim()).toBe(VERSION);
+  });
+
+  it('runs on the Node.js versions where node:sqlite needs no flag, and names the fix on others', () => {
+    for (const v of ['22.13.0', '22.20.1', '23.4.0', '23.11.1', '24.0.0', '24.21.0', '25.2.0']) expect(nodeSupportProblem(v), v).toBeNull();
+    for (const v of ['18.20.8', '20.20.2', '22.5.1', '22.12.0', '23.0.0', '23.3.0']) {
+      const p = nodeSupportProblem(v);
+      expect(p, v).toContain(`this is Node.js ${v}`);
+      expect(p, v).toContain('needs 22.13 or newer');
+    }
+  });
+
+  it('on a Node.js without node:sqlite, says which version to install and exits 1, instead of an internal error', async (ctx) => {
+    const node = oldNode();
+    if (!node) return ctx.skip('no Node.js older than 22.13 on this machine to run it with');
+    const r = await runBin(['resources'], { node });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^dlpctl: this is Node\.js \d+\.\d+\.\d+; dlpctl needs 22\.13 or newer/);
+    expect(r.stderr).not.toContain('internal error');
   });
 
   it('lists only the commands that are registered, with the global options and exit codes', async () => {

@@ -54,10 +54,10 @@ export async function runCli(
 
 export function runBin(
   args: string[],
-  opts: { env?: NodeJS.ProcessEnv; cwd?: string; stdin?: string | Buffer; timeoutMs?: number } = {},
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string; stdin?: string | Buffer; timeoutMs?: number; node?: string } = {},
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [binPath, ...args], {
+    const child = spawn(opts.node ?? process.execPath, [binPath, ...args], {
       cwd: opts.cwd ?? repoRoot,
       env: opts.env ?? testEnv('/nonexistent-home'),
       stdio: ['pipe', 'pipe', 'pipe'],
