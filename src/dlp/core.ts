@@ -5,8 +5,9 @@
 import { escapesIn, hasEscapes, stripAnsi } from './ansi.js';
 import type { MaskerContext, MaskerName } from './maskers.js';
 import { applyMasker, redact } from './maskers.js';
-import type { Candidate, ScanConfig } from './scanner.js';
+import type { ScanConfig } from './scanner.js';
 import { resolve, scan } from './scanner.js';
+import type { SpanList } from './spans.js';
 
 /** One detected value: its entity, its span in the input, and the masker applied. Never the value. */
 export interface Finding {
@@ -32,7 +33,8 @@ export interface Core {
 }
 
 export interface RawDetection {
-  spans: Candidate[];
+  /** Resolved: sorted, not overlapping, so their ends increase too. */
+  spans: SpanList;
   pending: number;
 }
 
@@ -53,18 +55,19 @@ export function detectRaw(core: Core, raw: string, final: boolean, from: number,
     else hi = mid;
   }
   const r = scan(st.clean, core.cfg, { final, from: lo, keyHint, first });
-  const spans = resolve(r.candidates, lo).map((c) => ({ ...c, start: map[c.start]!, end: map[c.end - 1]! + 1 }));
+  const spans = resolve(r.candidates, lo);
+  for (let k = 0; k < spans.length; k++) spans.setRange(k, map[spans.start(k)]!, map[spans.end(k) - 1]! + 1);
   let pending = r.pending === Infinity ? Infinity : map[Math.min(r.pending, map.length - 1)]!;
   if (st.incomplete !== -1 && st.incomplete < pending) pending = st.incomplete;
   return { spans, pending };
 }
 
 /**
- * Renders raw[from, to) with the spans (all inside [from, to)) replaced; escapes inside a span are kept after
- * its replacement. Each replaced span is pushed to `findings` (at `offset`) unless that is null.
+ * Renders raw[from, to) with the first `count` spans (all inside [from, to)) replaced; escapes inside a span
+ * are kept after its replacement. Each replaced span is pushed to `findings` (at `offset`) unless that is null.
  */
-export function render(core: Core, raw: string, spans: readonly Candidate[], from: number, to: number, findings: Finding[] | null, offset = 0): string {
-  if (spans.length === 0) return from === 0 && to === raw.length ? raw : raw.slice(from, to);
+export function render(core: Core, raw: string, spans: SpanList, count: number, from: number, to: number, findings: Finding[] | null, offset = 0): string {
+  if (count === 0) return from === 0 && to === raw.length ? raw : raw.slice(from, to);
   // String concatenation (a rope, flattened once by its first reader) is several times faster in V8
   // than collecting tens of thousands of parts and joining them.
   let out = '';
@@ -74,10 +77,11 @@ export function render(core: Core, raw: string, spans: readonly Candidate[], fro
   let lastEntity = '';
   let lastMasker: MaskerName = 'redact';
   let lastRedacted = '';
-  for (let k = 0; k < spans.length; k++) {
-    const c = spans[k]!;
-    if (c.start < pos || c.end > to) continue;
-    const entity = c.entity;
+  for (let k = 0; k < count; k++) {
+    const start = spans.start(k);
+    const end = spans.end(k);
+    if (start < pos || end > to) continue;
+    const entity = spans.entity(k);
     if (entity !== lastEntity) {
       lastEntity = entity;
       lastMasker = core.maskerFor(entity);
@@ -86,18 +90,28 @@ export function render(core: Core, raw: string, spans: readonly Candidate[], fro
     const masker = lastMasker;
     let rep: string;
     if (masker === 'redact' || masker === 'null') rep = lastRedacted;
-    else rep = applyMasker(masker, entity, esc ? stripAnsi(raw.slice(c.start, c.end), true).clean : raw.slice(c.start, c.end), mctx);
-    out += raw.slice(pos, c.start);
+    else rep = applyMasker(masker, entity, esc ? stripAnsi(raw.slice(start, end), true).clean : raw.slice(start, end), mctx);
+    out += raw.slice(pos, start);
     out += rep;
-    if (esc) out += escapesIn(raw, c.start, c.end);
-    if (findings !== null) findings.push({ entity, start: c.start + offset, end: c.end + offset, masker });
-    pos = c.end;
+    if (esc) out += escapesIn(raw, start, end);
+    if (findings !== null) findings.push({ entity, start: start + offset, end: end + offset, masker });
+    pos = end;
   }
   out += raw.slice(pos, to);
   return out;
 }
 
-/** Findings (or spans) per entity. */
+/** The spans as findings. */
+export function spanFindings(spans: SpanList, maskerFor: (entity: string) => MaskerName): Finding[] {
+  const out: Finding[] = new Array<Finding>(spans.length);
+  for (let k = 0; k < spans.length; k++) {
+    const entity = spans.entity(k);
+    out[k] = { entity, start: spans.start(k), end: spans.end(k), masker: maskerFor(entity) };
+  }
+  return out;
+}
+
+/** Findings per entity. */
 export function countFindings(findings: readonly { entity: string }[]): Record<string, number> {
   const counts: Record<string, number> = {};
   for (const f of findings) counts[f.entity] = (counts[f.entity] ?? 0) + 1;
@@ -107,7 +121,7 @@ export function countFindings(findings: readonly { entity: string }[]): Record<s
 export function maskTextCore(core: Core, text: string, keyHint?: string): MaskResult {
   const { spans } = detectRaw(core, text, true, 0, keyHint);
   if (spans.length === 0) return { text, findings: [], counts: {}, changed: false };
-  const out = render(core, text, spans, 0, text.length, null);
+  const out = render(core, text, spans, spans.length, 0, text.length, null);
   return new SpanMaskResult(out, out !== text, spans, core.maskerFor);
 }
 
@@ -119,12 +133,12 @@ export function maskTextCore(core: Core, text: string, keyHint?: string): MaskRe
 class SpanMaskResult implements MaskResult {
   readonly text: string;
   readonly changed: boolean;
-  readonly #spans: readonly Candidate[];
+  readonly #spans: SpanList;
   readonly #maskerFor: (entity: string) => MaskerName;
   #findings: Finding[] | undefined;
   #counts: Record<string, number> | undefined;
 
-  constructor(text: string, changed: boolean, spans: readonly Candidate[], maskerFor: (entity: string) => MaskerName) {
+  constructor(text: string, changed: boolean, spans: SpanList, maskerFor: (entity: string) => MaskerName) {
     this.text = text;
     this.changed = changed;
     this.#spans = spans;
@@ -132,12 +146,12 @@ class SpanMaskResult implements MaskResult {
   }
 
   get findings(): Finding[] {
-    this.#findings ??= this.#spans.map((c) => ({ entity: c.entity, start: c.start, end: c.end, masker: this.#maskerFor(c.entity) }));
+    this.#findings ??= spanFindings(this.#spans, this.#maskerFor);
     return this.#findings;
   }
 
   get counts(): Record<string, number> {
-    this.#counts ??= countFindings(this.#spans);
+    this.#counts ??= this.#spans.counts();
     return this.#counts;
   }
 

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { DlpctlError } from '../errors.js';
 import type { Core, Finding, MaskResult } from './core.js';
-import { detectRaw, maskTextCore } from './core.js';
+import { detectRaw, maskTextCore, spanFindings } from './core.js';
 import type { CustomDetector, CustomDetectorSpec } from './custom.js';
 import { compileCustomDetector } from './custom.js';
 import { ENTITY_GROUPS, ENTITY_NAMES, expandEntities } from './entities.js';
@@ -106,7 +106,7 @@ export function createDlpEngine(options: DlpEngineOptions = {}): DlpEngine {
   const window = options.window ?? DEFAULT_WINDOW;
 
   const detect = (text: string): Finding[] =>
-    detectRaw(core, text, true, 0).spans.map((c) => ({ entity: c.entity, start: c.start, end: c.end, masker: maskerFor(c.entity) }));
+    spanFindings(detectRaw(core, text, true, 0).spans, maskerFor);
 
   return {
     entities,
@@ -126,7 +126,7 @@ export function createDlpEngine(options: DlpEngineOptions = {}): DlpEngine {
     byteStream: () => createByteStreamMaskerCore(core, window),
     containsAny: (text) => detectRaw(core, text, true, 0, undefined, true).spans.length > 0,
     cleanBytes: (bytes) => custom.length === 0 && bytes.length <= 256 && cannotTriggerBytes(bytes),
-    entitiesIn: (text) => new Set(detectRaw(core, text, true, 0).spans.map((c) => c.entity)),
+    entitiesIn: (text) => new Set(Object.keys(detectRaw(core, text, true, 0).spans.counts())),
     maskerFor,
   };
 }

@@ -14,6 +14,7 @@
  * they reach the end of a non-final buffer.
  */
 import type { CustomDetector } from './custom.js';
+import { SpanList } from './spans.js';
 import type { Trigger } from './trigger.js';
 import {
   cardIssuer,
@@ -25,13 +26,6 @@ import {
   validNanp,
   validSsn,
 } from './validators.js';
-
-export interface Candidate {
-  entity: string;
-  start: number;
-  end: number;
-  prio: number;
-}
 
 export interface ScanConfig {
   entities: ReadonlySet<string>;
@@ -52,7 +46,7 @@ export interface ScanInput {
 }
 
 export interface ScanResult {
-  candidates: Candidate[];
+  candidates: SpanList;
   /** Smallest start of a candidate that cannot be decided until more text arrives (Infinity if none). */
   pending: number;
 }
@@ -119,7 +113,7 @@ interface State {
   s: string;
   cfg: ScanConfig;
   inp: ScanInput;
-  out: Candidate[];
+  out: SpanList;
   pending: number;
   /** Memo for the PEM END search so that many BEGINs without END stay linear. */
   pemEndFrom: number;
@@ -129,7 +123,7 @@ interface State {
 function add(st: State, entity: string, start: number, end: number, prio: number): void {
   if (start < st.inp.from || end <= start) return;
   if (!st.cfg.entities.has(entity)) return;
-  st.out.push({ entity, start, end, prio });
+  st.out.push(entity, start, end, prio);
 }
 
 function markPending(st: State, start: number): void {
@@ -177,7 +171,7 @@ export function cannotTriggerBytes(b: Uint8Array): boolean {
 }
 
 export function scan(s: string, cfg: ScanConfig, inp: ScanInput): ScanResult {
-  const st: State = { s, cfg, inp, out: [], pending: Infinity, pemEndFrom: -1, pemEndAt: -1 };
+  const st: State = { s, cfg, inp, out: new SpanList(), pending: Infinity, pemEndFrom: -1, pemEndAt: -1 };
   const ents = cfg.entities;
   // short cells of the shape that cannot trigger skip the trigger (see cannotTrigger)
   if (!(s.length <= 256 && cannotTrigger(s))) {
@@ -1251,34 +1245,31 @@ function runCustom(st: State): void {
 // ---------------------------------------------------------------------------------------------------------
 // resolution
 
-/** Greedy left-to-right resolution; overlapping later candidates extend the kept span. */
-export function resolve(cands: Candidate[], from: number): Candidate[] {
+/** Greedy left-to-right resolution, in place; overlapping later candidates extend the kept span. */
+export function resolve(cands: SpanList, from: number): SpanList {
   const n = cands.length;
   if (n === 0) return cands;
-  // Candidates arrive almost in order (one trigger after the other): sort only when needed.
-  for (let k = 1; k < n; k++) {
-    if (candOrder(cands[k - 1]!, cands[k]!) > 0) {
-      cands.sort(candOrder);
-      break;
-    }
-  }
-  // The candidates are ours (fresh from `scan`): the kept ones are extended and compacted in place.
+  // Earliest start first, at equal starts the longer span, then the more specific detector.
+  const order = (a: number, b: number): number =>
+    cands.start(a) - cands.start(b) || cands.end(b) - cands.start(b) - (cands.end(a) - cands.start(a)) || cands.prio(b) - cands.prio(a);
+  if (!cands.isSorted(order)) cands.sort(order);
   let w = 0;
-  let last: Candidate | null = null;
+  let lastEnd = -1;
   for (let k = 0; k < n; k++) {
-    const c = cands[k]!;
-    if (c.start < from) continue;
-    if (last !== null && c.start < last.end) {
-      if (c.end > last.end) last.end = c.end;
+    const start = cands.start(k);
+    if (start < from) continue;
+    const end = cands.end(k);
+    if (w > 0 && start < lastEnd) {
+      if (end > lastEnd) {
+        lastEnd = end;
+        cands.setRange(w - 1, cands.start(w - 1), end);
+      }
       continue;
     }
-    last = c;
-    cands[w++] = c;
+    if (k !== w) cands.move(k, w);
+    w++;
+    lastEnd = end;
   }
-  cands.length = w;
+  cands.truncate(w);
   return cands;
-}
-
-function candOrder(a: Candidate, b: Candidate): number {
-  return a.start - b.start || b.end - b.start - (a.end - a.start) || b.prio - a.prio;
 }

@@ -75,27 +75,30 @@ export function createStreamMaskerCore(core: Core, window = DEFAULT_WINDOW): Str
     const early = !final && core.cfg.custom.length === 0 && !hasEscapes(text) ? reachableTail(text, base) : base;
     if (!final && text.length - base <= W && early <= base) return '';
     const det = detectRaw(core, text, final, base);
+    const spans = det.spans;
     let cut = text.length;
     if (!final) {
       cut = Math.max(text.length - W, early);
       if (det.pending < cut) cut = det.pending;
-      for (const s of det.spans) {
-        if (s.start >= cut) break;
-        if (s.end > cut) {
-          cut = s.start;
+      for (let k = 0; k < spans.length; k++) {
+        if (spans.start(k) >= cut) break;
+        if (spans.end(k) > cut) {
+          cut = spans.start(k);
           break;
         }
       }
       if (cut <= base) return '';
     }
-    const emit = det.spans.filter((s) => s.end <= cut);
-    const last = emit[emit.length - 1];
-    if (last && last.entity === 'private_key' && !final && !text.slice(last.start, last.end).endsWith('-----')) {
+    // resolved spans do not overlap, so their ends increase: the ones to emit are a prefix
+    let emit = 0;
+    while (emit < spans.length && spans.end(emit) <= cut) emit++;
+    const last = emit - 1;
+    if (last >= 0 && spans.entity(last) === 'private_key' && !final && !text.slice(spans.start(last), spans.end(last)).endsWith('-----')) {
       // Cut at the bound: what follows is still the key's body; swallow it on the next pushes.
-      cut = last.end;
+      cut = spans.end(last);
       pemTail = true;
     }
-    const out = render(core, text, emit, base, cut, findings, offset - base);
+    const out = render(core, text, spans, emit, base, cut, findings, offset - base);
     offset += cut - base;
     ctx = text.slice(Math.max(0, cut - CONTEXT), cut);
     buf = text.slice(cut);
