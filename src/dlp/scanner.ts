@@ -16,13 +16,16 @@
 import type { CustomDetector } from './custom.js';
 import { SpanList } from './spans.js';
 import type { Trigger } from './trigger.js';
+import { TRIGGER_PAD } from './trigger.js';
+import { bytesOf } from './text-bytes.js';
 import {
   cardIssuer,
   countryCodeLength,
   IBAN_LENGTHS,
   isPlaceholder,
+  isPlaceholderAt,
   luhn,
-  shannonEntropy,
+  shannonEntropyAt,
   validNanp,
   validSsn,
 } from './validators.js';
@@ -111,6 +114,9 @@ function isSpaceOrTab(c: number): boolean {
 
 interface State {
   s: string;
+  /** The text as bytes while the trigger has it loaded: s[i] is b[o + i] (text-bytes.ts). */
+  b: Uint8Array;
+  o: number;
   cfg: ScanConfig;
   inp: ScanInput;
   out: SpanList;
@@ -170,13 +176,17 @@ export function cannotTriggerBytes(b: Uint8Array): boolean {
   return true;
 }
 
+const NO_BYTES = new Uint8Array(0);
+
 export function scan(s: string, cfg: ScanConfig, inp: ScanInput): ScanResult {
-  const st: State = { s, cfg, inp, out: new SpanList(), pending: Infinity, pemEndFrom: -1, pemEndAt: -1 };
+  const st: State = { s, cfg, inp, b: NO_BYTES, o: 0, out: new SpanList(), pending: Infinity, pemEndFrom: -1, pemEndAt: -1 };
   const ents = cfg.entities;
   // short cells of the shape that cannot trigger skip the trigger (see cannotTrigger)
   if (!(s.length <= 256 && cannotTrigger(s))) {
     const tr = cfg.trigger;
     tr.start(s);
+    st.b = tr.bytes;
+    st.o = TRIGGER_PAD;
     let at = Math.max(0, inp.from - LOOKBEHIND);
     let p: number;
     while ((p = tr.next(at)) >= 0) {
@@ -222,6 +232,7 @@ export function scan(s: string, cfg: ScanConfig, inp: ScanInput): ScanResult {
       if (inp.first === true && st.out.length > 0) break;
     }
     tr.finish();
+    st.b = NO_BYTES;
   }
   if (cfg.custom.length > 0) runCustom(st);
   if (inp.keyHint !== undefined) keyHintWholeValue(st, inp.keyHint);
@@ -828,22 +839,30 @@ function isPemBodyChar(c: number): boolean {
 // ---------------------------------------------------------------------------------------------------------
 // prefixed secrets
 
-function runEnd(s: string, i: number, max: number, ok: (c: number) => boolean): number {
-  const lim = Math.min(s.length, i + max + 1);
-  while (i < lim && ok(s.charCodeAt(i))) i++;
+// byte classes for the runs that prefixed secrets are made of
+const B_DIGIT = 1;
+const B_UPPER = 2;
+const B_LOWER = 4;
+const B_UNDERSCORE = 8;
+const B_DASH = 16;
+const B_DOT = 32;
+const B_ALNUM = B_DIGIT | B_UPPER | B_LOWER;
+const B_B64URL = B_ALNUM | B_DASH | B_UNDERSCORE;
+const BYTE_CLASS = new Uint8Array(256);
+for (let c = 48; c <= 57; c++) BYTE_CLASS[c] = B_DIGIT;
+for (let c = 65; c <= 90; c++) BYTE_CLASS[c] = B_UPPER;
+for (let c = 97; c <= 122; c++) BYTE_CLASS[c] = B_LOWER;
+BYTE_CLASS[95] = B_UNDERSCORE;
+BYTE_CLASS[45] = B_DASH;
+BYTE_CLASS[46] = B_DOT;
+
+/** End of the run from i (read up to max + 1 characters) of characters in the byte classes `mask`. */
+function runEnd(st: State, i: number, max: number, mask: number): number {
+  const b = st.b;
+  const o = st.o;
+  const lim = Math.min(st.s.length, i + max + 1);
+  while (i < lim && (BYTE_CLASS[b[o + i]!]! & mask) !== 0) i++;
   return i;
-}
-
-function isAlnumUnderscore(c: number): boolean {
-  return isAlnum(c) || c === 95;
-}
-function isUpperDigit(c: number): boolean {
-  return isUpper(c) || isDigit(c);
-}
-
-/** Returns where the trigger may continue. */
-function isB64urlOrDot(c: number): boolean {
-  return isB64url(c) || c === 46;
 }
 
 /**
@@ -853,7 +872,7 @@ function isB64urlOrDot(c: number): boolean {
 function emitPrefixed(st: State, entity: string, p: number, body: number, end: number, min: number, max: number): number {
   const len = end - body;
   if (len < min || len > max) return body;
-  if (isPlaceholder(st.s.slice(body, end))) return end;
+  if (isPlaceholderAt(st.s, st.b, st.o, body, end)) return end;
   add(st, entity, p, end, P_SECRET);
   return end;
 }
@@ -865,22 +884,22 @@ function onPrefix(st: State, p: number, tok: string): number {
   const body = p + tok.length;
   switch (c0) {
     case 65: // A
-      if (tok === 'AIza') return emitPrefixed(st, 'google_api_key', p, body, runEnd(s, body, 40, isB64url), 35, 35);
-      return emitPrefixed(st, 'aws_access_key_id', p, body, runEnd(s, body, 20, isUpperDigit), 16, 16);
+      if (tok === 'AIza') return emitPrefixed(st, 'google_api_key', p, body, runEnd(st, body, 40, B_B64URL), 35, 35);
+      return emitPrefixed(st, 'aws_access_key_id', p, body, runEnd(st, body, 20, B_UPPER | B_DIGIT), 16, 16);
     case 103: // g
-      if (tok === 'github_pat_') return emitPrefixed(st, 'github_token', p, body, runEnd(s, body, 255, isAlnumUnderscore), 50, 255);
-      if (tok.startsWith('gh')) return emitPrefixed(st, 'github_token', p, body, runEnd(s, body, 255, isAlnum), 36, 251);
-      return emitPrefixed(st, 'gitlab_token', p, body, trimDot(s, body, runEnd(s, body, 120, isB64urlOrDot), false), 20, 120);
+      if (tok === 'github_pat_') return emitPrefixed(st, 'github_token', p, body, runEnd(st, body, 255, B_ALNUM | B_UNDERSCORE), 50, 255);
+      if (tok.startsWith('gh')) return emitPrefixed(st, 'github_token', p, body, runEnd(st, body, 255, B_ALNUM), 36, 251);
+      return emitPrefixed(st, 'gitlab_token', p, body, trimDot(s, body, runEnd(st, body, 120, B_B64URL | B_DOT), false), 20, 120);
     case 71: // GR1348941 runner registration token
-      return emitPrefixed(st, 'gitlab_token', p, body, runEnd(s, body, 60, isB64url), 20, 60);
+      return emitPrefixed(st, 'gitlab_token', p, body, runEnd(st, body, 60, B_B64URL), 20, 60);
     case 115: // s
     case 114: // r
-      if (tok.includes('_')) return emitPrefixed(st, 'stripe_key', p, body, runEnd(s, body, 247, isAlnum), 16, 247);
+      if (tok.includes('_')) return emitPrefixed(st, 'stripe_key', p, body, runEnd(st, body, 247, B_ALNUM), 16, 247);
       return onSk(st, p, body);
     case 120: // x
       return onSlackToken(st, p, body);
     case 110: // n
-      return emitPrefixed(st, 'npm_token', p, body, runEnd(s, body, 36, isAlnum), 36, 36);
+      return emitPrefixed(st, 'npm_token', p, body, runEnd(st, body, 36, B_ALNUM), 36, 36);
     case 104: // hooks.slack.com/
       if (!s.startsWith('://', p - 3)) tryWebhook(st, p);
       return p + 1;
@@ -915,7 +934,7 @@ function trimDot(s: string, body: number, end: number, dash = true): number {
 
 function onSk(st: State, p: number, body: number): number {
   const s = st.s;
-  const end = runEnd(s, body, 220, isB64url);
+  const end = runEnd(st, body, 220, B_B64URL);
   const len = end - body;
   if (len > 220) return body;
   const rest = s.slice(body, end);
@@ -937,7 +956,7 @@ function onSk(st: State, p: number, body: number): number {
 
 function onSlackToken(st: State, p: number, body: number): number {
   const s = st.s;
-  const end = trimDot(s, body, runEnd(s, body, 255, (c) => isAlnum(c) || c === 45));
+  const end = trimDot(s, body, runEnd(st, body, 255, B_ALNUM | B_DASH));
   const len = end - body;
   if (len < 10 || len > 255) return body;
   const rest = s.slice(body, end);
@@ -1021,29 +1040,25 @@ const CH_LOWER = 2;
 const CH_UPPER = 4;
 const CH_SPACE = 8;
 const CH_NON_ASCII = 16;
-
-/** Character classes present in `v` (ASCII whitespace; CH_NON_ASCII when a regex must decide `\s`). */
-function charClasses(v: string): number {
-  let f = 0;
-  for (let i = 0; i < v.length; i++) {
-    const c = v.charCodeAt(i);
-    if (c >= 97 && c <= 122) f |= CH_LOWER;
-    else if (c >= 65 && c <= 90) f |= CH_UPPER;
-    else if (c >= 48 && c <= 57) f |= CH_DIGIT;
-    else if (c === 32 || (c >= 9 && c <= 13)) f |= CH_SPACE;
-    else if (c >= 128) f |= CH_NON_ASCII;
-  }
-  return f;
-}
-
-function hasSpace(v: string, f: number): boolean {
-  return (f & CH_SPACE) !== 0 || ((f & CH_NON_ASCII) !== 0 && /\s/.test(v));
-}
+const CH_COLON = 32;
+/** By byte, without branches: a value's random characters made an if-chain mispredict at every one. */
+const CH_OF = new Uint8Array(256);
+for (let c = 97; c <= 122; c++) CH_OF[c] = CH_LOWER;
+for (let c = 65; c <= 90; c++) CH_OF[c] = CH_UPPER;
+for (let c = 48; c <= 57; c++) CH_OF[c] = CH_DIGIT;
+for (const c of [9, 10, 11, 12, 13, 32]) CH_OF[c] = CH_SPACE;
+CH_OF[58] = CH_COLON;
+for (let c = 128; c < 256; c++) CH_OF[c] = CH_NON_ASCII;
 
 /** Whether `value` under a key of class `kc` is a secret worth reporting. */
 export function secretValueOk(kc: KeyClass, value: string): boolean {
-  const len = value.length;
-  if (len === 0) return false;
+  return secretValueOkAt(kc, value, bytesOf(value), 0, 0, value.length);
+}
+
+/** secretValueOk of s[from, to), whose characters are b[o + from, o + to) as bytes (text-bytes.ts). */
+export function secretValueOkAt(kc: KeyClass, s: string, b: Uint8Array, o: number, from: number, to: number): boolean {
+  const len = to - from;
+  if (len <= 0) return false;
   // Cheap exits first (length, character classes); every condition is a conjunct, so the order is free.
   switch (kc) {
     case 'password':
@@ -1057,24 +1072,28 @@ export function secretValueOk(kc: KeyClass, value: string): boolean {
       if (len < 16) return false;
       break;
   }
-  const f = kc === 'password' ? 0 : charClasses(value);
+  let f = 0;
   if (kc !== 'password') {
-    if (hasSpace(value, f)) return false;
+    // the character classes present (ASCII whitespace; CH_NON_ASCII when a regex must decide `\s`)
+    for (let i = o + from; i < o + to; i++) f |= CH_OF[b[i]!]!;
+    if ((f & CH_SPACE) !== 0 || ((f & CH_NON_ASCII) !== 0 && /\s/.test(s.slice(from, to)))) return false;
     if (kc === 'weak' && ((f & CH_DIGIT) === 0 || (f & (CH_LOWER | CH_UPPER)) === 0)) return false;
-    if (value.includes('://')) return false;
+    if ((f & CH_COLON) !== 0 && s.slice(from, to).includes('://')) return false;
   }
-  if (REFERENCE_RE.test(value) || isPlaceholder(value)) return false;
-  if (len <= 5 && NOT_A_SECRET_WORD.test(value)) return false;
+  if (REFERENCE_RE.test(s.slice(from, to)) || isPlaceholderAt(s, b, o, from, to)) return false;
+  if (len <= 5 && NOT_A_SECRET_WORD.test(s.slice(from, to))) return false;
   switch (kc) {
-    case 'password':
+    case 'password': {
+      const value = s.slice(from, to);
       return !/^\s|\s$|\s\s|[\r\n]/.test(value) && value.split(' ').length <= 4;
+    }
     case 'aws':
     case 'strong': {
       const mixed = (f & CH_DIGIT) !== 0 || ((f & CH_LOWER) !== 0 && (f & CH_UPPER) !== 0);
-      return (mixed || len >= 24) && shannonEntropy(value) >= 3;
+      return (mixed || len >= 24) && shannonEntropyAt(s, b, o, from, to) >= 3;
     }
     case 'weak':
-      return shannonEntropy(value) >= 3.5;
+      return shannonEntropyAt(s, b, o, from, to) >= 3.5;
   }
 }
 
@@ -1111,8 +1130,12 @@ function ipv6FromColon(st: State, colon: number): void {
   if (k < colon && !isDigit(s.charCodeAt(k))) tryIpv6(st, k);
 }
 
+/** Characters that end an unquoted value: blanks and controls, quotes, `,;&)}]<>`. */
+const BARE_STOP = new Uint8Array(256);
+for (let c = 0; c <= 32; c++) BARE_STOP[c] = 1;
+for (const ch of '"\'`,;&)}]><') BARE_STOP[ch.charCodeAt(0)] = 1;
 function isBareStop(c: number): boolean {
-  return c <= 32 || c === 34 || c === 39 || c === 96 || c === 44 || c === 59 || c === 38 || c === 41 || c === 125 || c === 93 || c === 62 || c === 60;
+  return BARE_STOP[c] === 1;
 }
 
 const AUTH_SCHEME = /^(?:bearer|basic|token|digest|apikey|key)[ \t]+/i;
@@ -1131,17 +1154,20 @@ function valueAt(st: State, i: number, kc: KeyClass, pendingAt: number): void {
   let q = s[i];
   let v0: number;
   let v1: number;
+  const b = st.b;
+  const o = st.o;
   if (q === '"' || q === "'" || q === '`') {
     v0 = i + 1;
     let j = v0;
-    const lim = v0 + MAX_VALUE;
-    while (j < s.length && j < lim) {
-      const c = s.charCodeAt(j);
+    const lim = Math.min(s.length, v0 + MAX_VALUE);
+    const qc = q.charCodeAt(0);
+    while (j < lim) {
+      const c = b[o + j]!;
       if (c === 92 /* \ */) {
         j += 2;
         continue;
       }
-      if (s[j] === q || c === 10 || c === 13) break;
+      if (c === qc || c === 10 || c === 13) break;
       j++;
     }
     if (j >= s.length && !st.inp.final) {
@@ -1159,12 +1185,12 @@ function valueAt(st: State, i: number, kc: KeyClass, pendingAt: number): void {
     }
     v0 = i;
     let j = i;
-    const lim = i + MAX_BARE_VALUE;
-    while (j < s.length && j < lim) {
-      const c = s.charCodeAt(j);
+    const lim = Math.min(s.length, i + MAX_BARE_VALUE);
+    while (j < lim) {
+      const c = b[o + j]!;
       if (isBareStop(c)) break;
       // '=' ends a bare value unless it is base64 padding (followed by '=' or the end of the value)
-      if (c === 61 && j + 1 < s.length && s.charCodeAt(j + 1) !== 61 && !isBareStop(s.charCodeAt(j + 1))) break;
+      if (c === 61 && j + 1 < s.length && b[o + j + 1] !== 61 && !isBareStop(b[o + j + 1]!)) break;
       j++;
     }
     if (j >= s.length && !st.inp.final) {
@@ -1182,12 +1208,14 @@ function valueAt(st: State, i: number, kc: KeyClass, pendingAt: number): void {
       if (kc === 'weak' || kc === 'password') kc = 'strong';
     }
   }
-  const value = s.slice(v0, v1);
-  if (kc === 'aws' && /^[A-Za-z0-9/+]{40}$/.test(value) && !isPlaceholder(value)) {
-    add(st, 'aws_secret_access_key', v0, v1, P_AWS_SECRET);
-    return;
+  if (kc === 'aws' && v1 - v0 === 40) {
+    const value = s.slice(v0, v1);
+    if (/^[A-Za-z0-9/+]{40}$/.test(value) && !isPlaceholder(value)) {
+      add(st, 'aws_secret_access_key', v0, v1, P_AWS_SECRET);
+      return;
+    }
   }
-  if (!secretValueOk(kc, value)) return;
+  if (!secretValueOkAt(kc, s, st.b, st.o, v0, v1)) return;
   add(st, 'generic_secret', v0, v1, P_GENERIC);
 }
 

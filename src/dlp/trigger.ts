@@ -14,6 +14,8 @@
  * which check that both find the same matches with the same lengths.
  */
 
+import { writeTextBytes } from './text-bytes.js';
+
 /** The enabled entity groups the trigger looks for. */
 interface Wanted {
   numeric: boolean;
@@ -52,7 +54,8 @@ const C_UNDERSCORE_END = 256;
 const C_ALNUM = C_DIGIT | C_UPPER | C_LOWER;
 
 /** Zero bytes before and after the text: every look-around stops at them or stays within them. */
-const PAD = 64;
+export const TRIGGER_PAD = 64;
+const PAD = TRIGGER_PAD;
 
 const CLASS = new Uint16Array(256);
 for (let c = 48; c <= 57; c++) CLASS[c] = C_DIGIT | C_WORD | C_HEX | C_KEY;
@@ -248,7 +251,6 @@ function candidate(b: Uint8Array, filter: Uint8Array, j: number, end: number): n
   return -1;
 }
 
-const encoder = new TextEncoder();
 /**
  * The byte buffer is reused for texts up to SHARED_MAX; a larger text gets one of its own (a fresh
  * multi-megabyte buffer per call made repeated large scans ~40% slower: page faults and GC of external
@@ -259,7 +261,6 @@ const SHARED_MAX = 16 << 20;
 const KEEP = 1 << 20;
 const RELEASE_AFTER = 64;
 let shared = new Uint8Array(4096);
-const NON_ASCII = /[^\x00-\x7f]+/g;
 const NONE = new Uint8Array(2 * PAD);
 let smallLoads = 0;
 
@@ -270,8 +271,8 @@ export function retainedTriggerBytes(): number {
 
 /**
  * Copies `s` into a byte buffer at PAD, zero bytes on both sides: ASCII as is, any other character as
- * 0x80 (class 0: it is neither a word character nor any character a check looks for, as in the regex
- * without the `u` flag).
+ * 0x80 (text-bytes.ts; class 0 here: it is neither a word character nor any character a check looks for,
+ * as in the regex without the `u` flag).
  */
 function load(s: string): Uint8Array {
   const n = s.length;
@@ -282,23 +283,7 @@ function load(s: string): Uint8Array {
   if (need <= shared.length) b = shared;
   else if (need <= SHARED_MAX) b = shared = new Uint8Array(Math.min(SHARED_MAX, Math.max(need, shared.length * 2)));
   else b = new Uint8Array(need);
-  if (n < 64) {
-    for (let i = 0; i < n; i++) {
-      const c = s.charCodeAt(i);
-      b[PAD + i] = c < 128 ? c : 128;
-    }
-  } else {
-    const r = encoder.encodeInto(s, b.subarray(PAD, PAD + n));
-    if (r.read !== n || r.written !== n) {
-      // Not all ASCII (model output is full of ’ and “”): the low byte of every character natively, then
-      // each run of non-ASCII characters overwritten with 0x80 (a low byte alone can look like `=` or `0`).
-      // (a Buffer view for the write only: the matcher sees plain Uint8Arrays, one shape for V8)
-      Buffer.from(b.buffer, b.byteOffset, b.length).write(s, PAD, n, 'latin1');
-      NON_ASCII.lastIndex = 0;
-      let m: RegExpExecArray | null;
-      while ((m = NON_ASCII.exec(s)) !== null) b.fill(0x80, PAD + m.index, PAD + m.index + m[0].length);
-    }
-  }
+  writeTextBytes(s, b, PAD);
   b.fill(0, PAD + n, need);
   return b;
 }
@@ -348,6 +333,14 @@ export class Trigger {
   start(s: string): void {
     this.#b = load(s);
     this.#n = s.length;
+  }
+
+  /**
+   * The started text as bytes (text-bytes.ts) from index TRIGGER_PAD, zero bytes around it, for the
+   * detectors' loops. Valid until finish(); beyond the text and its padding it holds stale bytes.
+   */
+  get bytes(): Uint8Array {
+    return this.#b;
   }
 
   /** Lets go of the text's buffer (which may be large) once the scan is over. */

@@ -1,7 +1,9 @@
 /**
  * Checksums and structural rules used by the detectors (and by custom detectors through `validator:`).
- * All functions are total: they return false on malformed input rather than throwing.
+ * All functions are total: they return false on malformed input rather than throwing. The `…At` forms
+ * read a span of a text through its bytes (text-bytes.ts), as the scanner has them.
  */
+import { bytesOf } from './text-bytes.js';
 
 /** Luhn (mod 10) over the decimal digits of `s`; other characters are ignored. */
 export function luhn(s: string): boolean {
@@ -132,22 +134,29 @@ for (let k = 2; k < K_LOG_K.length; k++) K_LOG_K[k] = k * Math.log2(k);
  * characters in the tests).
  */
 export function shannonEntropy(s: string): number {
-  const n = s.length;
-  if (n === 0) return 0;
-  if (n >= K_LOG_K.length) return entropyExact(s);
+  return shannonEntropyAt(s, bytesOf(s), 0, 0, s.length);
+}
+
+/** shannonEntropy of s[from, to), whose characters are b[o + from, o + to) as bytes (text-bytes.ts). */
+export function shannonEntropyAt(s: string, b: Uint8Array, o: number, from: number, to: number): number {
+  const n = to - from;
+  if (n <= 0) return 0;
+  if (n >= K_LOG_K.length) return entropyExact(s.slice(from, to));
   // One shared count table, cleared by the second pass: no allocation per call.
   const counts = ENTROPY_COUNTS;
-  for (let i = 0; i < n; i++) {
-    const c = s.charCodeAt(i);
+  const a = o + from;
+  const z = o + to;
+  for (let i = a; i < z; i++) {
+    const c = b[i]!;
     if (c >= 128) {
-      for (let j = 0; j < i; j++) counts[s.charCodeAt(j)] = 0;
-      return entropyExact(s);
+      for (let j = a; j < i; j++) counts[b[j]!] = 0;
+      return entropyExact(s.slice(from, to));
     }
     counts[c]!++;
   }
   let sum = 0;
-  for (let i = 0; i < n; i++) {
-    const c = s.charCodeAt(i);
+  for (let i = a; i < z; i++) {
+    const c = b[i]!;
     const k = counts[c]!;
     if (k !== 0) {
       sum += K_LOG_K[k]!;
@@ -197,9 +206,18 @@ for (const b of ['ex', 'xx', '**', '..', 'yo', 'pl', 'ch', 'du', 're', 'sa', '${
   PLACEHOLDER_BIGRAMS[(b.charCodeAt(0) << 7) | b.charCodeAt(1)] = 1;
 }
 
+/** ASCII letters in lower case by byte (a table: the case of random characters defeats branch prediction). */
+const LOWER_CASE = new Uint8Array(256);
+for (let c = 0; c < 256; c++) LOWER_CASE[c] = c >= 65 && c <= 90 ? c + 32 : c;
+
 /** Placeholders and documented examples that look like secrets but are not (`AKIAIOSFODNN7EXAMPLE`, `<token>`, …). */
 export function isPlaceholder(value: string): boolean {
-  const n = value.length;
+  return isPlaceholderAt(value, bytesOf(value), 0, 0, value.length);
+}
+
+/** isPlaceholder of s[from, to), whose characters are b[o + from, o + to) as bytes (text-bytes.ts). */
+export function isPlaceholderAt(s: string, b: Uint8Array, o: number, from: number, to: number): boolean {
+  const n = to - from;
   // ASCII fast path (the common case): one pass for the run length, `<…>` and ASCII-ness, no lowercased copy.
   let run = 1;
   let maxRun = n > 0 ? 1 : 0;
@@ -207,13 +225,14 @@ export function isPlaceholder(value: string): boolean {
   let angle = false;
   let bigram = false;
   let prev = -1;
-  for (let i = 0; i < n; i++) {
-    let c = value.charCodeAt(i);
-    if (c >= 128) return isPlaceholderSlow(value);
-    if (c >= 65 && c <= 90) c += 32;
+  const a = o + from;
+  const z = o + to;
+  for (let i = a; i < z; i++) {
+    const c = LOWER_CASE[b[i]!]!;
+    if (c >= 128) return isPlaceholderSlow(s.slice(from, to));
     if (c === 60) lt = true;
     else if (c === 62 && lt) angle = true;
-    if (i > 0) {
+    if (i > a) {
       run = c === prev ? run + 1 : 1;
       if (run > maxRun) maxRun = run;
       if (PLACEHOLDER_BIGRAMS[(prev << 7) | c] !== 0) bigram = true;
@@ -222,8 +241,8 @@ export function isPlaceholder(value: string): boolean {
   }
   if (angle) return true;
   if (maxRun >= 8 || (n >= 6 && maxRun === n)) return true;
-  if (n <= PLACEHOLDER_WORD_MAX && PLACEHOLDER_WORDS.has(value.toLowerCase())) return true;
-  return bigram && PLACEHOLDER_SUBSTRINGS_RE.test(value);
+  if (n <= PLACEHOLDER_WORD_MAX && PLACEHOLDER_WORDS.has(s.slice(from, to).toLowerCase())) return true;
+  return bigram && PLACEHOLDER_SUBSTRINGS_RE.test(s.slice(from, to));
 }
 
 /** The reference definition (any string). */

@@ -4,7 +4,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createDlpEngine, isPlaceholder, shannonEntropy, validIban } from '../../src/dlp/index.js';
-import { cannotTrigger, secretValueOk } from '../../src/dlp/scanner.js';
+import { cannotTrigger, secretValueOk, secretValueOkAt } from '../../src/dlp/scanner.js';
+import { isPlaceholderAt, shannonEntropyAt } from '../../src/dlp/validators.js';
+import { NON_ASCII, bytesOf, writeTextBytes } from '../../src/dlp/text-bytes.js';
 import { buildTriggerRegex as buildTrigger } from './trigger-spec.js';
 import type { KeyClass } from '../../src/dlp/scanner.js';
 import { ENTITY_NAMES } from '../../src/dlp/entities.js';
@@ -125,6 +127,47 @@ describe('fast paths equal their reference definitions', () => {
     for (let i = 0; i < 20000; i++) {
       const v = randomString(r, 40, i % 3 === 0 ? ALPHABET : alpha);
       for (const kc of ['password', 'strong', 'weak', 'aws'] as const) expect(secretValueOk(kc, v), `${kc} ${JSON.stringify(v)}`).toBe(refSecretValueOk(kc, v));
+    }
+  });
+});
+
+describe('checks over a text\'s bytes equal the same checks over its slices', () => {
+  it('writeTextBytes: ASCII as is, every other UTF-16 code unit as 0x80, short and long, at any offset', () => {
+    const r = rng(11);
+    for (let i = 0; i < 2000; i++) {
+      const text = randomString(r, i % 10 === 0 ? 400 : 90);
+      const at = Math.floor(r() * 9);
+      const b = new Uint8Array(at + text.length + 3).fill(7);
+      writeTextBytes(text, b, at);
+      for (let k = 0; k < text.length; k++) {
+        const c = text.charCodeAt(k);
+        expect(b[at + k]).toBe(c < 128 ? c : NON_ASCII);
+      }
+      expect(b[at + text.length]).toBe(7); // nothing written past the text
+    }
+    const big = 'é'.repeat(5000) + 'a';
+    const own = bytesOf(big);
+    expect(own.length).toBe(5001);
+    expect(own[0]).toBe(NON_ASCII);
+    expect(own[5000]).toBe(97);
+  });
+
+  it('isPlaceholderAt, shannonEntropyAt and secretValueOkAt on spans of a loaded text', () => {
+    const r = rng(12);
+    const alpha = 'aZ9x0Q-_/+. \t:${}<>*%@()eEnNexampleTODOyour\u00a0\u2003é’';
+    for (let i = 0; i < 3000; i++) {
+      const text = randomString(r, 120, i % 2 === 0 ? ALPHABET : alpha);
+      const o = 5;
+      const b = new Uint8Array(text.length + 2 * o);
+      writeTextBytes(text, b, o);
+      const from = Math.floor(r() * (text.length + 1));
+      const to = from + Math.floor(r() * (text.length - from + 1));
+      const v = text.slice(from, to);
+      expect(isPlaceholderAt(text, b, o, from, to), JSON.stringify(v)).toBe(isPlaceholder(v));
+      expect(shannonEntropyAt(text, b, o, from, to)).toBeCloseTo(refEntropy(v), 12);
+      for (const kc of ['password', 'strong', 'weak', 'aws'] as const) {
+        expect(secretValueOkAt(kc, text, b, o, from, to), `${kc} ${JSON.stringify(v)}`).toBe(refSecretValueOk(kc, v));
+      }
     }
   });
 });
