@@ -19,15 +19,15 @@ import type { Trigger } from './trigger.js';
 import { TRIGGER_PAD } from './trigger.js';
 import { bytesOf } from './text-bytes.js';
 import {
-  cardIssuer,
+  cardIssuerOf,
   countryCodeLength,
-  IBAN_LENGTHS,
+  ibanLength,
   isPlaceholder,
   isPlaceholderAt,
-  luhn,
+  luhnAt,
   shannonEntropyAt,
-  validNanp,
-  validSsn,
+  validNanpParts,
+  validSsnParts,
 } from './validators.js';
 
 export interface ScanConfig {
@@ -192,7 +192,7 @@ export function scan(s: string, cfg: ScanConfig, inp: ScanInput): ScanResult {
     while ((p = tr.next(at)) >= 0) {
       const len = tr.length;
       at = p + len;
-      const c0 = s.charCodeAt(p);
+      const c0 = st.b[st.o + p]!;
       let next = -1;
       if (isDigit(c0)) {
         onDigits(st, p, p + len);
@@ -243,15 +243,15 @@ export function scan(s: string, cfg: ScanConfig, inp: ScanInput): ScanResult {
 // numbers: cards, SSNs, phones, IPv4, IPv6 starting with a digit
 
 function onDigits(st: State, p: number, e: number): void {
-  const s = st.s;
-  const prev = p > 0 ? s.charCodeAt(p - 1) : -1;
+  const b = st.b;
+  const o = st.o;
+  const prev = b[o + p - 1]!;
   if (isAlnum(prev) || prev === 95) {
     return;
   }
-  const prev2 = p > 1 ? s.charCodeAt(p - 2) : -1;
-  if ((prev === 46 || prev === 45 || prev === 58 || prev === 47) && isDigit(prev2)) return; // continuation 1.2 / 1-2 / 1:2
+  if ((prev === 46 || prev === 45 || prev === 58 || prev === 47) && isDigit(b[o + p - 2]!)) return; // continuation 1.2 / 1-2 / 1:2
   const L = e - p;
-  const next = e < s.length ? s.charCodeAt(e) : -1;
+  const next = b[o + e]!;
   const ents = st.cfg.entities;
   if (next === 46 && L <= 3 && ents.has('ipv4')) tryIpv4(st, p);
   if (L <= 4 && (next === 58 || isHex(next)) && ents.has('ipv6')) tryIpv6(st, p);
@@ -263,80 +263,91 @@ function onDigits(st: State, p: number, e: number): void {
   if (ents.has('credit_card') && ((L >= 13 && L <= 19) || (sep && L >= 3 && L <= 6))) tryCard(st, p);
   if (ents.has('us_ssn') && ((L === 3 && sep) || L === 9)) trySsn(st, p, L);
   if (ents.has('phone')) {
-    if ((L === 3 && (sep || next === 46 || (next === 41 && prev === 40))) || (L === 1 && s.charCodeAt(p) === 49 && (sep || next === 46 || next === 40)) || L === 10 || L === 11) {
+    if ((L === 3 && (sep || next === 46 || (next === 41 && prev === 40))) || (L === 1 && b[o + p] === 49 && (sep || next === 46 || next === 40)) || L === 10 || L === 11) {
       tryNanp(st, p, L);
     }
   }
 }
 
-/** Reads digit groups separated by one consistent separator (from `seps`) starting at p. */
-function readGroups(s: string, p: number, seps: string, maxDigits: number): { groups: number[]; ends: number[]; sep: string; overflow: boolean } {
-  const groups: number[] = [];
-  const ends: number[] = [];
-  let sep = '';
+/** The k digits at text index i as a number (the caller checked they are digits). */
+function digitsValue(st: State, i: number, k: number): number {
+  const b = st.b;
+  let v = 0;
+  for (let j = st.o + i; j < st.o + i + k; j++) v = v * 10 + (b[j]! - 48);
+  return v;
+}
+
+/** The lengths and ends of the digit groups readGroups read (a card has at most 19 digits: 19 groups). */
+const GROUP_LEN = new Int32Array(20);
+const GROUP_END = new Int32Array(20);
+
+/**
+ * Reads digit groups separated by one consistent separator (space or dash) from p into GROUP_LEN and
+ * GROUP_END. Returns their count, or −(count + 1) when the digits ran past maxDigits (count: the groups
+ * completed before that).
+ */
+function readGroups(st: State, p: number, maxDigits: number): number {
+  const b = st.b;
+  const o = st.o;
+  const n = st.s.length;
+  let sep = 0;
   let i = p;
   let total = 0;
+  let g = 0;
   for (;;) {
     const g0 = i;
-    while (i < s.length && isDigit(s.charCodeAt(i))) {
+    while (i < n && isDigit(b[o + i]!)) {
       i++;
-      if (++total > maxDigits) return { groups, ends, sep, overflow: true };
+      if (++total > maxDigits) return -g - 1;
     }
-    groups.push(i - g0);
-    ends.push(i);
-    const c = s[i];
-    if (c === undefined || !seps.includes(c) || !isDigit(s.charCodeAt(i + 1))) break;
-    if (sep === '') sep = c;
+    GROUP_LEN[g] = i - g0;
+    GROUP_END[g] = i;
+    g++;
+    const c = b[o + i]!;
+    if (i >= n || (c !== 32 && c !== 45) || !isDigit(b[o + i + 1]!)) break;
+    if (sep === 0) sep = c;
     else if (c !== sep) break;
     i++;
   }
-  return { groups, ends, sep, overflow: false };
+  return g;
 }
 
-function tailOk(s: string, end: number): boolean {
-  const c = end < s.length ? s.charCodeAt(end) : -1;
+function tailOk(st: State, end: number): boolean {
+  const c = st.b[st.o + end]!;
   if (isWord(c)) return false;
   // "1.5" / "12-3" continuing with a digit after a joiner: part of a longer number
-  if ((c === 46 || c === 44) && isDigit(s.charCodeAt(end + 1))) return false;
+  if ((c === 46 || c === 44) && isDigit(st.b[st.o + end + 1]!)) return false;
   return true;
 }
 
+function fourFours(): boolean {
+  return GROUP_LEN[0] === 4 && GROUP_LEN[1] === 4 && GROUP_LEN[2] === 4 && GROUP_LEN[3] === 4;
+}
+
 function tryCard(st: State, p: number): void {
-  const s = st.s;
-  const { groups, ends, overflow } = readGroups(s, p, ' -', 19);
-  if (overflow) {
+  const r = readGroups(st, p, 19);
+  if (r < 0) {
     // A run longer than a card: accept only a standard 4-4-4-4 grouping followed by more digits.
-    if (!(groups.length >= 4 && groups[0] === 4 && groups[1] === 4 && groups[2] === 4 && groups[3] === 4)) return;
-    checkCard(st, p, ends[3]!, 4, [4, 4, 4, 4]);
+    if (-r - 1 >= 4 && fourFours()) checkCard(st, p, GROUP_END[3]!, 4);
     return;
   }
-  const n = groups.length;
+  const n = r;
   if (n === 1) {
-    checkCard(st, p, ends[0]!, 1, groups);
+    checkCard(st, p, GROUP_END[0]!, 1);
     return;
   }
   // grouped: try the whole sequence, then the first 4 groups when they are 4-4-4-4
-  checkCard(st, p, ends[n - 1]!, n, groups);
-  if (n > 4 && groups[0] === 4 && groups[1] === 4 && groups[2] === 4 && groups[3] === 4) checkCard(st, p, ends[3]!, 4, groups);
+  checkCard(st, p, GROUP_END[n - 1]!, n);
+  if (n > 4 && fourFours()) checkCard(st, p, GROUP_END[3]!, 4);
 }
 
-/** The first k digits from p, skipping separators. */
-function firstDigits(s: string, p: number, k: number): string {
-  let out = '';
-  for (let i = p; out.length < k && i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (isDigit(c)) out += s[i];
-  }
-  return out;
-}
-
-function checkCard(st: State, p: number, end: number, n: number, groups: readonly number[]): void {
-  const s = st.s;
-  if (!tailOk(s, end)) return;
+/** A card number from p to end in n groups (their lengths in GROUP_LEN). */
+function checkCard(st: State, p: number, end: number, n: number): void {
+  if (!tailOk(st, end)) return;
   if (n > 1) {
-    if (groups[0] !== 4) return;
+    if (GROUP_LEN[0] !== 4) return;
     for (let k = 1; k < n; k++) {
-      const g = groups[k]!;
+      const g = GROUP_LEN[k]!;
       if (g < 3 || g > 7) return;
     }
   }
@@ -344,7 +355,17 @@ function checkCard(st: State, p: number, end: number, n: number, groups: readonl
   // skips separators, so no copy is made
   const count = end - p - (n - 1);
   if (count < 12 || count > 19) return;
-  if (cardIssuer(n === 1 ? s.slice(p, p + 6) : firstDigits(s, p, 6), count) === null || !luhn(s.slice(p, end))) return;
+  const b = st.b;
+  const o = st.o;
+  let p6 = 0;
+  for (let i = o + p, k = 0; k < 6; i++) {
+    const c = b[i]!;
+    if (isDigit(c)) {
+      p6 = p6 * 10 + (c - 48);
+      k++;
+    }
+  }
+  if (cardIssuerOf(p6, count) === null || !luhnAt(b, o + p, o + end)) return;
   add(st, 'credit_card', p, end, P_CARD);
 }
 
@@ -357,169 +378,196 @@ function contextBefore(st: State, p: number, re: RegExp): boolean {
 }
 
 function trySsn(st: State, p: number, L: number): void {
-  const s = st.s;
+  const b = st.b;
+  const o = st.o;
   if (L === 9) {
-    if (!tailOk(s, p + 9) || s.charCodeAt(p + 9) === 45) return;
+    if (!tailOk(st, p + 9) || b[o + p + 9] === 45) return;
     if (!contextBefore(st, p, SSN_CONTEXT)) return;
-    if (validSsn(s.slice(p, p + 3), s.slice(p + 3, p + 5), s.slice(p + 5, p + 9))) add(st, 'us_ssn', p, p + 9, P_SSN);
+    if (validSsnParts(digitsValue(st, p, 3), digitsValue(st, p + 3, 2), digitsValue(st, p + 5, 4))) add(st, 'us_ssn', p, p + 9, P_SSN);
     return;
   }
-  const sep = s[p + 3];
-  if (s[p + 6] !== sep) return;
-  if (!digitsAt(s, p + 4, 2) || !digitsAt(s, p + 7, 4)) return;
+  if (b[o + p + 6] !== b[o + p + 3]) return;
+  if (!digitsAt(st, p + 4, 2) || !digitsAt(st, p + 7, 4)) return;
   const end = p + 11;
-  const c = s.charCodeAt(end);
-  if (isDigit(c) || (c === 45 && isDigit(s.charCodeAt(end + 1))) || !tailOk(s, end)) return;
-  if (validSsn(s.slice(p, p + 3), s.slice(p + 4, p + 6), s.slice(p + 7, p + 11))) add(st, 'us_ssn', p, end, P_SSN);
+  const c = b[o + end]!;
+  if (isDigit(c) || (c === 45 && isDigit(b[o + end + 1]!)) || !tailOk(st, end)) return;
+  if (validSsnParts(digitsValue(st, p, 3), digitsValue(st, p + 4, 2), digitsValue(st, p + 7, 4))) add(st, 'us_ssn', p, end, P_SSN);
 }
 
-function digitsAt(s: string, i: number, n: number): boolean {
-  for (let k = 0; k < n; k++) if (!isDigit(s.charCodeAt(i + k))) return false;
+function digitsAt(st: State, i: number, n: number): boolean {
+  for (let k = 0; k < n; k++) if (!isDigit(st.b[st.o + i + k]!)) return false;
   return true;
 }
 
 /** North-American numbers: (AAA) EEE-SSSS, AAA-EEE-SSSS, AAA.EEE.SSSS, AAA EEE SSSS, 1-AAA-…, 10/11 plain digits with context. */
 function tryNanp(st: State, p: number, L: number): void {
-  const s = st.s;
+  const b = st.b;
+  const o = st.o;
   let start = p;
   let i = p;
   if (L === 10 || L === 11) {
     const off = L === 11 ? 1 : 0;
-    if (L === 11 && s[p] !== '1') return;
-    if (!tailOk(s, p + L)) return;
+    if (L === 11 && b[o + p] !== 49) return;
+    if (!tailOk(st, p + L)) return;
     if (!contextBefore(st, p, PHONE_CONTEXT)) return;
-    if (validNanp(s.slice(p + off, p + off + 3), s.slice(p + off + 3, p + off + 6))) add(st, 'phone', p, p + L, P_PHONE);
+    if (validNanpParts(digitsValue(st, p + off, 3), digitsValue(st, p + off + 3, 3))) add(st, 'phone', p, p + L, P_PHONE);
     return;
   }
-  let prefixSep = '';
+  let prefixSep = 0;
   if (L === 1) {
     // "1-415-…", "1 (415) …"
-    prefixSep = s[p + 1] ?? '';
+    prefixSep = b[o + p + 1]!;
     i = p + 2;
-    if (prefixSep === '(') i = p + 1;
-    else if (s[i] === '(') {
+    if (prefixSep === 40 /* ( */) i = p + 1;
+    else if (b[o + i] === 40) {
       i++;
     }
   }
   let paren = false;
-  if (s[i - 1] === '(') {
+  if (b[o + i - 1] === 40) {
     paren = true;
     if (L === 3) start = p - 1;
   }
-  if (!digitsAt(s, i, 3)) return;
-  const area = s.slice(i, i + 3);
+  if (!digitsAt(st, i, 3)) return;
+  const area = digitsValue(st, i, 3);
   i += 3;
-  let sep1: string;
+  let sep1: number;
   if (paren) {
-    if (s[i] !== ')') return;
+    if (b[o + i] !== 41) return;
     i++;
-    sep1 = s[i] === ' ' ? ' ' : '';
-    if (sep1 !== '') i++;
+    if (b[o + i] === 32) i++;
+    sep1 = 0; // (not compared: after a parenthesis the second separator may differ)
   } else {
-    sep1 = s[i] ?? '';
-    if (sep1 !== '-' && sep1 !== '.' && sep1 !== ' ') return;
+    sep1 = b[o + i]!;
+    if (sep1 !== 45 && sep1 !== 46 && sep1 !== 32) return;
     if (L === 1 && prefixSep !== sep1) return;
     i++;
   }
-  if (!digitsAt(s, i, 3)) return;
-  const exch = s.slice(i, i + 3);
+  if (!digitsAt(st, i, 3)) return;
+  const exch = digitsValue(st, i, 3);
   i += 3;
-  const sep2 = s[i] ?? '';
+  const sep2 = b[o + i]!;
   if (paren) {
-    if (sep2 !== '-' && sep2 !== ' ' && sep2 !== '.') return;
+    if (sep2 !== 45 && sep2 !== 32 && sep2 !== 46) return;
   } else if (sep2 !== sep1) return;
   i++;
-  if (!digitsAt(s, i, 4)) return;
+  if (!digitsAt(st, i, 4)) return;
   i += 4;
-  if (!tailOk(s, i) || (s[i] === sep2 && isDigit(s.charCodeAt(i + 1)))) return;
-  if (!validNanp(area, exch)) return;
+  if (!tailOk(st, i) || (b[o + i] === sep2 && isDigit(b[o + i + 1]!))) return;
+  if (!validNanpParts(area, exch)) return;
   // include a "+" before a leading 1
-  if (L === 1 && s[p - 1] === '+') start = p - 1;
+  if (L === 1 && b[o + p - 1] === 43) start = p - 1;
   add(st, 'phone', start, i, P_PHONE);
 }
 
 /** International form "+CC …": country code from the ITU table, 8–15 digits, groups separated by one of " -.". */
 function tryIntlPhone(st: State, p: number): void {
-  const s = st.s;
+  const b = st.b;
+  const o = st.o;
+  const n = st.s.length;
   const pp = p - 1; // the '+'
-  if (pp > 0 && isWord(s.charCodeAt(pp - 1))) return;
+  if (pp > 0 && isWord(b[o + pp - 1]!)) return;
   let i = p;
-  let digits = '';
+  let count = 0;
+  let head = 0; // the first seven digits
   let groups = 0;
   for (;;) {
     let paren = false;
-    if (s[i] === '(') {
+    if (b[o + i] === 40) {
       paren = true;
       i++;
     }
     const g0 = i;
-    while (i < s.length && isDigit(s.charCodeAt(i))) {
-      digits += s[i];
+    while (i < n && isDigit(b[o + i]!)) {
+      if (count < 7) head = head * 10 + (b[o + i]! - 48);
+      count++;
       i++;
-      if (digits.length > 15) return;
+      if (count > 15) return;
     }
     if (i === g0) return;
     groups++;
     if (paren) {
-      if (s[i] !== ')') return;
+      if (b[o + i] !== 41) return;
       i++;
-      if (s[i] === ' ' || s[i] === '-') {
-        if (!isDigit(s.charCodeAt(i + 1))) break;
+      if (b[o + i] === 32 || b[o + i] === 45) {
+        if (!isDigit(b[o + i + 1]!)) break;
         i++;
         continue;
       }
-      if (isDigit(s.charCodeAt(i))) continue;
+      if (isDigit(b[o + i]!)) continue;
       break;
     }
-    const c = s[i];
-    if (c === undefined) break;
-    if ((c === ' ' || c === '-' || c === '.') && (isDigit(s.charCodeAt(i + 1)) || (s[i + 1] === '(' && isDigit(s.charCodeAt(i + 2))))) {
+    if (i >= n) break;
+    const c = b[o + i]!;
+    if ((c === 32 || c === 45 || c === 46) && (isDigit(b[o + i + 1]!) || (b[o + i + 1] === 40 && isDigit(b[o + i + 2]!)))) {
       i++;
       continue;
     }
-    if (c === '(' && isDigit(s.charCodeAt(i + 1))) continue;
+    if (c === 40 && isDigit(b[o + i + 1]!)) continue;
     break;
   }
-  if (!tailOk(s, i) || groups > 6) return;
-  const ccl = countryCodeLength(digits);
+  // fewer than 8 digits is never a number here (and +1 needs 11), so the first seven are all in `head`
+  if (!tailOk(st, i) || groups > 6 || count < 8) return;
+  const first2 = Math.floor(head / 100000);
+  const ccl = countryCodeLength(first2);
   if (ccl === 0) return;
-  if (ccl === 1 && digits[0] === '1') {
-    if (digits.length !== 11 || !validNanp(digits.slice(1, 4), digits.slice(4, 7))) return;
-  } else if (digits.length < 8 || digits.length > 15) return;
+  if (first2 >= 10 && first2 <= 19) {
+    // +1: a North-American number
+    if (count !== 11 || !validNanpParts(Math.floor(head / 1000) % 1000, head % 1000)) return;
+  }
   add(st, 'phone', pp, i, P_PHONE);
 }
 
 const VERSION_BEFORE = /(?:^|[^A-Za-z])(?:version|ver|release|build|firmware|v)[\s:=]*$/i;
+/** What VERSION_BEFORE's `[\s:=]*` can match, by byte (0x80: a non-ASCII character, maybe a space). */
+const VERSION_SEP = new Uint8Array(256);
+for (const c of [9, 10, 11, 12, 13, 32, 58, 61, 0x80]) VERSION_SEP[c] = 1;
+
+/** "version 1.2.3.4", "v1.2.3.4": a version number before p, not an address. */
+function versionBefore(st: State, p: number): boolean {
+  // Every word of VERSION_BEFORE ends in n, r, e, d or v: only then can the regex match.
+  const b = st.b;
+  const o = st.o;
+  const lo = Math.max(0, p - 12);
+  let k = p;
+  while (k > lo && VERSION_SEP[b[o + k - 1]!] === 1) k--;
+  if (k === lo) return false;
+  const last = b[o + k - 1]! | 32;
+  if (last !== 110 && last !== 114 && last !== 101 && last !== 100 && last !== 118) return false;
+  return VERSION_BEFORE.test(st.s.slice(lo, p));
+}
 
 function tryIpv4(st: State, p: number): void {
-  const s = st.s;
+  const b = st.b;
+  const o = st.o;
+  const n = st.s.length;
   let i = p;
-  const oct: number[] = [];
+  let first = 0;
+  let second = 0;
   for (let k = 0; k < 4; k++) {
     const g0 = i;
-    while (i < s.length && i - g0 < 4 && isDigit(s.charCodeAt(i))) i++;
+    while (i < n && i - g0 < 4 && isDigit(b[o + i]!)) i++;
     const len = i - g0;
     if (len === 0 || len > 3) return;
-    if (len > 1 && s.charCodeAt(g0) === 48) return;
-    let v = 0;
-    for (let k2 = g0; k2 < i; k2++) v = v * 10 + (s.charCodeAt(k2) - 48);
+    if (len > 1 && b[o + g0] === 48) return;
+    const v = digitsValue(st, g0, len);
     if (v > 255) return;
-    oct.push(v);
+    if (k === 0) first = v;
+    else if (k === 1) second = v;
     if (k < 3) {
-      if (s[i] !== '.') return;
+      if (b[o + i] !== 46) return;
       i++;
     }
   }
-  const c = s.charCodeAt(i);
-  if (isWord(c) || ((c === 46 || c === 45) && isDigit(s.charCodeAt(i + 1)))) return;
-  if (VERSION_BEFORE.test(s.slice(Math.max(0, p - 12), p))) return;
-  if (st.cfg.allowPrivateIps && privateV4(oct)) return;
+  const c = b[o + i]!;
+  if (isWord(c) || ((c === 46 || c === 45) && isDigit(b[o + i + 1]!))) return;
+  if (versionBefore(st, p)) return;
+  if (st.cfg.allowPrivateIps && privateV4(first, second)) return;
   add(st, 'ipv4', p, i, P_IP);
 }
 
-function privateV4(o: readonly number[]): boolean {
-  const a = o[0]!;
-  const b = o[1]!;
+/** Private, loopback, link-local, shared and broadcast IPv4 ranges, by the first two octets. */
+function privateV4(a: number, b: number): boolean {
   return a === 10 || a === 127 || a === 0 || (a === 169 && b === 254) || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || (a === 100 && b >= 64 && b <= 127) || (a === 255 && b === 255);
 }
 
@@ -589,7 +637,7 @@ function privateV6(g: readonly number[]): boolean {
   const first = g[0]!;
   if (g.slice(0, 7).every((x) => x === 0) && (g[7] === 1 || g[7] === 0)) return true;
   if ((first & 0xfe00) === 0xfc00 || (first & 0xffc0) === 0xfe80) return true;
-  if (g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff) return privateV4([g[6]! >> 8, g[6]! & 255, g[7]! >> 8, g[7]! & 255]);
+  if (g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff) return privateV4(g[6]! >> 8, g[6]! & 255);
   return false;
 }
 
@@ -597,38 +645,39 @@ function privateV6(g: readonly number[]): boolean {
 // IBAN
 
 function tryIban(st: State, p: number): void {
-  const s = st.s;
-  const len = IBAN_LENGTHS[s.slice(p, p + 2)];
-  if (len === undefined) return;
+  const b = st.b;
+  const o = st.o;
+  const len = ibanLength(b[o + p]!, b[o + p + 1]!);
+  if (len === 0) return;
   // read the compact characters (capitals and digits, a single space allowed every four) without copying
+  // (the text ends in zero bytes, which stop the loop)
   let n = 0;
   let i = p;
   while (n < len) {
-    const c = s.charCodeAt(i);
+    const c = b[o + i]!;
     if (isUpper(c) || isDigit(c)) {
       n++;
       i++;
       continue;
     }
-    if (c === 32 && n % 4 === 0 && n > 0 && s.charCodeAt(i + 1) !== 32) {
+    if (c === 32 && n % 4 === 0 && n > 0 && b[o + i + 1] !== 32) {
       i++;
       continue;
     }
     return;
   }
-  const c = s.charCodeAt(i);
-  if (isAlnum(c)) return;
-  if (!ibanMod97At(s, p, i)) return;
+  if (isAlnum(b[o + i]!)) return;
+  if (!ibanMod97At(b, o + p, o + i)) return;
   add(st, 'iban', p, i, P_CARD);
 }
 
-/** `mod97` of the compact IBAN in s[p, end) (capitals and digits, spaces skipped): the first four moved last. */
-function ibanMod97At(s: string, p: number, end: number): boolean {
+/** `mod97` of the compact IBAN in b[a, z) (capitals and digits, spaces skipped): the first four moved last. */
+function ibanMod97At(b: Uint8Array, a: number, z: number): boolean {
   let rem = 0;
   let k = 0;
-  let head = p;
-  for (let i = p; i < end; i++) {
-    const c = s.charCodeAt(i);
+  let head = a;
+  for (let i = a; i < z; i++) {
+    const c = b[i]!;
     if (c === 32) continue;
     if (k++ < 4) {
       head = i + 1;
@@ -636,8 +685,8 @@ function ibanMod97At(s: string, p: number, end: number): boolean {
     }
     rem = c <= 57 ? (rem * 10 + (c - 48)) % 97 : (rem * 100 + (c - 55)) % 97;
   }
-  for (let i = p; i < head; i++) {
-    const c = s.charCodeAt(i);
+  for (let i = a; i < head; i++) {
+    const c = b[i]!;
     rem = c <= 57 ? (rem * 10 + (c - 48)) % 97 : (rem * 100 + (c - 55)) % 97;
   }
   return rem === 1;
@@ -647,28 +696,30 @@ function ibanMod97At(s: string, p: number, end: number): boolean {
 // email
 
 function onAt(st: State, at: number, sepLen: number): void {
-  const s = st.s;
   if (!st.cfg.entities.has('email')) return;
+  const b = st.b;
+  const o = st.o;
+  const n = st.s.length;
   let a = at;
-  while (a > 0 && at - a <= 64 && isEmailLocal(s.charCodeAt(a - 1))) a--;
+  while (a > 0 && at - a <= 64 && isEmailLocal(b[o + a - 1]!)) a--;
   if (at - a > 64) return;
-  while (a < at && (s[a] === '.' || s[a] === '-')) a++;
-  if (a === at || s[at - 1] === '.') return;
-  if (isUrlUserinfo(s, a)) return;
+  while (a < at && (b[o + a] === 46 || b[o + a] === 45)) a++;
+  if (a === at || b[o + at - 1] === 46) return;
+  if (isUrlUserinfo(st, a)) return;
   const d0 = at + sepLen;
   let i = d0;
   let labels = 0;
   let lastLabelStart = d0;
   for (;;) {
     const l0 = i;
-    while (i < s.length && i - d0 <= 190) {
-      const c = s.charCodeAt(i);
+    while (i < n && i - d0 <= 190) {
+      const c = b[o + i]!;
       if (isAlnum(c) || c === 45) i++;
       else break;
     }
     if (i - d0 > 190) return;
-    if (i === l0 || s[l0] === '-' || s[i - 1] === '-') {
-      if (i === l0 && labels >= 2 && s[i - 1] === '.') {
+    if (i === l0 || b[o + l0] === 45 || b[o + i - 1] === 45) {
+      if (i === l0 && labels >= 2 && b[o + i - 1] === 46) {
         i--; // trailing dot
         break;
       }
@@ -676,29 +727,38 @@ function onAt(st: State, at: number, sepLen: number): void {
     }
     labels++;
     lastLabelStart = l0;
-    if (s[i] === '.' && isAlnum(s.charCodeAt(i + 1))) {
+    if (b[o + i] === 46 && isAlnum(b[o + i + 1]!)) {
       i++;
       continue;
     }
     break;
   }
-  if (labels < 2) return;
-  const tld = s.slice(lastLabelStart, i);
-  if (!/^(?:[A-Za-z]{2,24}|xn--[A-Za-z0-9-]{2,20})$/.test(tld)) return;
-  const c = s.charCodeAt(i);
+  if (labels < 2 || !tldOk(b, o + lastLabelStart, o + i)) return;
+  const c = b[o + i]!;
   if (isWord(c) || c === 64) return;
   add(st, 'email', a, i, P_EMAIL);
 }
 
+/** A top-level domain label in b[l, r) (letters, digits and dashes): 2–24 letters, or `xn--` and 2–20 more. */
+function tldOk(b: Uint8Array, l: number, r: number): boolean {
+  const n = r - l;
+  if (b[l] === 120 && b[l + 1] === 110 && b[l + 2] === 45 && b[l + 3] === 45) return n - 4 >= 2 && n - 4 <= 20;
+  if (n < 2 || n > 24) return false;
+  for (let k = l; k < r; k++) if (!isUpper(b[k]!) && !isLower(b[k]!)) return false;
+  return true;
+}
+
 /** `scheme://user@` or `scheme://user:pass@`: the part before `@` is URL userinfo, not an email's local part. */
-function isUrlUserinfo(s: string, a: number): boolean {
+function isUrlUserinfo(st: State, a: number): boolean {
+  const b = st.b;
+  const o = st.o;
   let k = a;
-  if (s[k - 1] === ':') k--;
+  if (b[o + k - 1] === 58) k--;
   const lim = Math.max(0, k - 200);
   while (k > lim) {
-    const c = s.charCodeAt(k - 1);
+    const c = b[o + k - 1]!;
     if (c <= 32 || c === 64 || c === 34 || c === 39) return false;
-    if (c === 47 && s.charCodeAt(k - 2) === 47 && s.charCodeAt(k - 3) === 58) return true;
+    if (c === 47 && b[o + k - 2] === 47 && b[o + k - 3] === 58) return true;
     if (c === 47) return false;
     k--;
   }

@@ -7,11 +7,16 @@ import { bytesOf } from './text-bytes.js';
 
 /** Luhn (mod 10) over the decimal digits of `s`; other characters are ignored. */
 export function luhn(s: string): boolean {
+  return luhnAt(bytesOf(s), 0, s.length);
+}
+
+/** luhn over b[a, z) (bytes of a text, text-bytes.ts): the decimal digits, other characters ignored. */
+export function luhnAt(b: Uint8Array, a: number, z: number): boolean {
   let sum = 0;
   let dbl = false;
   let n = 0;
-  for (let i = s.length - 1; i >= 0; i--) {
-    const c = s.charCodeAt(i) - 48;
+  for (let i = z - 1; i >= a; i--) {
+    const c = b[i]! - 48;
     if (c < 0 || c > 9) continue;
     n++;
     let d = c;
@@ -28,12 +33,15 @@ export function luhn(s: string): boolean {
 /** Issuer (IIN) ranges and lengths of the card schemes in common use. */
 export function cardIssuer(digits: string, length?: number): string | null {
   // `length`: the length of the whole number when `digits` holds only its first (six or more) digits
-  const len = length ?? digits.length;
-  const p2 = Number(digits.slice(0, 2));
-  const p3 = Number(digits.slice(0, 3));
-  const p4 = Number(digits.slice(0, 4));
-  const p6 = Number(digits.slice(0, 6));
-  if (digits[0] === '4') return len === 13 || len === 16 || len === 19 ? 'visa' : null;
+  return cardIssuerOf(Number(digits.slice(0, 6).padEnd(6, '0')), length ?? digits.length);
+}
+
+/** cardIssuer of a number of `len` digits whose first six are `p6`. */
+export function cardIssuerOf(p6: number, len: number): string | null {
+  const p2 = Math.floor(p6 / 10000);
+  const p3 = Math.floor(p6 / 1000);
+  const p4 = Math.floor(p6 / 100);
+  if (p6 >= 400000 && p6 <= 499999) return len === 13 || len === 16 || len === 19 ? 'visa' : null;
   if ((p2 >= 51 && p2 <= 55) || (p4 >= 2221 && p4 <= 2720)) return len === 16 ? 'mastercard' : null;
   if (p2 === 34 || p2 === 37) return len === 15 ? 'amex' : null;
   if (p4 >= 2200 && p4 <= 2204) return len >= 16 && len <= 19 ? 'mir' : null;
@@ -87,39 +95,52 @@ export function validIban(compact: string): boolean {
 
 /** SSA rules: area not 000/666/900-999, group not 00, serial not 0000; plus well-known published examples. */
 export function validSsn(area: string, group: string, serial: string): boolean {
-  const a = Number(area);
+  return /^\d{3}$/.test(area) && /^\d\d$/.test(group) && /^\d{4}$/.test(serial) && validSsnParts(Number(area), Number(group), Number(serial));
+}
+
+/** validSsn of the parts as numbers. */
+export function validSsnParts(a: number, g: number, s: number): boolean {
   if (a === 0 || a === 666 || a >= 900) return false;
-  if (group === '00' || serial === '0000') return false;
-  const whole = area + group + serial;
-  if (whole === '078051120' || whole === '219099999' || whole === '123456789') return false;
+  if (g === 0 || s === 0) return false;
+  // well-known published examples: 078-05-1120, 219-09-9999, 123-45-6789
+  if ((a === 78 && g === 5 && s === 1120) || (a === 219 && g === 9 && s === 9999) || (a === 123 && g === 45 && s === 6789)) return false;
   return true;
 }
 
 /** NANP: area code and exchange are NXX (N = 2-9), not N11; area codes N9X are reserved. */
 export function validNanp(area: string, exchange: string): boolean {
-  const a0 = area.charCodeAt(0) - 48;
-  const a1 = area.charCodeAt(1) - 48;
-  const a2 = area.charCodeAt(2) - 48;
-  if (a0 < 2 || a1 === 9 || (a1 === 1 && a2 === 1)) return false;
-  const e0 = exchange.charCodeAt(0) - 48;
-  if (e0 < 2 || (exchange[1] === '1' && exchange[2] === '1')) return false;
+  return /^\d{3}$/.test(area) && /^\d{3}$/.test(exchange) && validNanpParts(Number(area), Number(exchange));
+}
+
+/** validNanp of the three-digit area code and exchange as numbers. */
+export function validNanpParts(area: number, exchange: number): boolean {
+  const a1 = Math.floor(area / 10) % 10;
+  if (area < 200 || a1 === 9 || area % 100 === 11) return false;
+  if (exchange < 200 || exchange % 100 === 11) return false;
   return true;
 }
 
-const CC1 = new Set(['1', '7']);
-const CC2 = new Set([
-  '20', '27', '30', '31', '32', '33', '34', '36', '39', '40', '41', '43', '44', '45', '46', '47', '48', '49', '51',
-  '52', '53', '54', '55', '56', '57', '58', '60', '61', '62', '63', '64', '65', '66', '81', '82', '84', '86', '90',
-  '91', '92', '93', '94', '95', '98',
-]);
-const CC3_PREFIX = new Set(['21', '22', '23', '24', '25', '26', '29', '35', '37', '38', '42', '50', '59', '67', '68', '69', '85', '88', '96', '97', '99']);
+/** Length of the ITU country calling code by the first two digits of a number (00–99). */
+const CC_LENGTH = new Uint8Array(100);
+for (const d2 of [20, 27, 30, 31, 32, 33, 34, 36, 39, 40, 41, 43, 44, 45, 46, 47, 48, 49, 51, 52, 53, 54, 55, 56, 57, 58, 60, 61, 62, 63, 64, 65, 66, 81, 82, 84, 86, 90, 91, 92, 93, 94, 95, 98]) CC_LENGTH[d2] = 2;
+for (const d2 of [21, 22, 23, 24, 25, 26, 29, 35, 37, 38, 42, 50, 59, 67, 68, 69, 85, 88, 96, 97, 99]) CC_LENGTH[d2] = 3;
+for (let d = 0; d < 10; d++) {
+  CC_LENGTH[10 + d] = 1; // +1 (NANP)
+  CC_LENGTH[70 + d] = 1; // +7
+}
 
-/** Length of the ITU country calling code at the start of `digits` (0 when there is none). */
-export function countryCodeLength(digits: string): number {
-  if (CC1.has(digits.slice(0, 1))) return 1;
-  if (CC2.has(digits.slice(0, 2))) return 2;
-  if (CC3_PREFIX.has(digits.slice(0, 2))) return 3;
-  return 0;
+/** Length of the ITU country calling code of a number whose first two digits are `first2` (0 when none). */
+export function countryCodeLength(first2: number): number {
+  return CC_LENGTH[first2]!;
+}
+
+/** IBAN length by country code, at (first letter − 65) × 26 + (second − 65); 0 for none. */
+const IBAN_LENGTH_BY_PAIR = new Uint8Array(26 * 26);
+for (const [cc, len] of Object.entries(IBAN_LENGTHS)) IBAN_LENGTH_BY_PAIR[(cc.charCodeAt(0) - 65) * 26 + cc.charCodeAt(1) - 65] = len;
+
+/** IBAN length for the country code of two capital letters (character codes), or 0. */
+export function ibanLength(c0: number, c1: number): number {
+  return c0 >= 65 && c0 <= 90 && c1 >= 65 && c1 <= 90 ? IBAN_LENGTH_BY_PAIR[(c0 - 65) * 26 + c1 - 65]! : 0;
 }
 
 const ENTROPY_COUNTS = new Int32Array(128);

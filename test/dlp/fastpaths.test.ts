@@ -3,9 +3,9 @@
  * random inputs (ASCII and not), so that speed work cannot change what is detected.
  */
 import { describe, expect, it } from 'vitest';
-import { createDlpEngine, isPlaceholder, shannonEntropy, validIban } from '../../src/dlp/index.js';
+import { createDlpEngine, isPlaceholder, shannonEntropy, validIban, validNanp, validSsn } from '../../src/dlp/index.js';
 import { cannotTrigger, secretValueOk, secretValueOkAt } from '../../src/dlp/scanner.js';
-import { isPlaceholderAt, shannonEntropyAt } from '../../src/dlp/validators.js';
+import { IBAN_LENGTHS, cardIssuer, cardIssuerOf, ibanLength, isPlaceholderAt, shannonEntropyAt, validNanpParts, validSsnParts } from '../../src/dlp/validators.js';
 import { NON_ASCII, bytesOf, writeTextBytes } from '../../src/dlp/text-bytes.js';
 import { buildTriggerRegex as buildTrigger } from './trigger-spec.js';
 import type { KeyClass } from '../../src/dlp/scanner.js';
@@ -169,6 +169,76 @@ describe('checks over a text\'s bytes equal the same checks over its slices', ()
         expect(secretValueOkAt(kc, text, b, o, from, to), `${kc} ${JSON.stringify(v)}`).toBe(refSecretValueOk(kc, v));
       }
     }
+  });
+});
+
+describe('numeric validators over numbers equal the string rules they replaced', () => {
+  // the string definitions the scanner used before it read digits as numbers
+  const refSsn = (area: string, group: string, serial: string): boolean => {
+    const a = Number(area);
+    if (a === 0 || a === 666 || a >= 900 || group === '00' || serial === '0000') return false;
+    const whole = area + group + serial;
+    return whole !== '078051120' && whole !== '219099999' && whole !== '123456789';
+  };
+  const refNanp = (area: string, ex: string): boolean => {
+    if (area.charCodeAt(0) - 48 < 2 || area[1] === '9' || (area[1] === '1' && area[2] === '1')) return false;
+    return !(ex.charCodeAt(0) - 48 < 2 || (ex[1] === '1' && ex[2] === '1'));
+  };
+  const refIssuer = (d: string, len: number): string | null => {
+    const [p2, p3, p4, p6] = [2, 3, 4, 6].map((k) => Number(d.slice(0, k))) as [number, number, number, number];
+    if (d[0] === '4') return len === 13 || len === 16 || len === 19 ? 'visa' : null;
+    if ((p2 >= 51 && p2 <= 55) || (p4 >= 2221 && p4 <= 2720)) return len === 16 ? 'mastercard' : null;
+    if (p2 === 34 || p2 === 37) return len === 15 ? 'amex' : null;
+    if (p4 >= 2200 && p4 <= 2204) return len >= 16 && len <= 19 ? 'mir' : null;
+    if (p4 === 6011 || (p3 >= 644 && p3 <= 649) || p2 === 65 || (p6 >= 622126 && p6 <= 622925)) return len >= 16 && len <= 19 ? 'discover' : null;
+    if ((p3 >= 300 && p3 <= 305) || p4 === 3095 || p2 === 36 || p2 === 38 || p2 === 39) return len >= 14 && len <= 19 ? 'diners' : null;
+    if (p4 >= 3528 && p4 <= 3589) return len >= 16 && len <= 19 ? 'jcb' : null;
+    if (p2 === 62) return len >= 16 && len <= 19 ? 'unionpay' : null;
+    if (p2 === 50 || (p2 >= 56 && p2 <= 58) || p2 === 60 || p2 === 63 || p2 === 67 || p2 === 69 || p2 === 64) return len >= 12 && len <= 19 ? 'maestro' : null;
+    return null;
+  };
+  const pad = (v: number, k: number): string => String(v).padStart(k, '0');
+
+  it('SSN: every area and group, serials at the edges', () => {
+    const wrong: string[] = [];
+    for (let a = 0; a < 1000; a++) {
+      for (let g = 0; g < 100; g++) {
+        for (const sr of [0, 1, 1120, 6789, 9999]) {
+          const [as, gs, ss] = [pad(a, 3), pad(g, 2), pad(sr, 4)];
+          const want = refSsn(as, gs, ss);
+          if (validSsnParts(a, g, sr) !== want || validSsn(as, gs, ss) !== want) wrong.push(`${as}-${gs}-${ss}`);
+        }
+      }
+    }
+    expect(wrong).toEqual([]);
+  });
+
+  it('NANP: every area code and exchange', () => {
+    const wrong: string[] = [];
+    for (let a = 0; a < 1000; a++) {
+      for (let e = 0; e < 1000; e++) if (validNanpParts(a, e) !== refNanp(pad(a, 3), pad(e, 3))) wrong.push(`${a} ${e}`);
+      if (validNanp(pad(a, 3), '555') !== refNanp(pad(a, 3), '555')) wrong.push(`${a} 555 (string form)`);
+    }
+    expect(wrong).toEqual([]);
+  });
+
+  it('card issuer: every six-digit prefix (sampled) at every length', () => {
+    const wrong: string[] = [];
+    for (let p6 = 0; p6 < 1_000_000; p6 += 13) {
+      const d = pad(p6, 6);
+      for (let len = 12; len <= 19; len++) if (cardIssuerOf(p6, len) !== refIssuer(d, len)) wrong.push(`${d} ${len}`);
+    }
+    expect(wrong).toEqual([]);
+    for (const p6 of [222100, 272099, 220000, 220499, 601100, 644000, 649999, 622126, 622925, 300000, 305999, 309500, 352800, 358999]) {
+      for (let len = 12; len <= 19; len++) expect(cardIssuer(`${p6}1234567890`.slice(0, len), len)).toBe(refIssuer(String(p6), len));
+    }
+  });
+
+  it('IBAN length by country code: every pair of capitals', () => {
+    for (let c0 = 65; c0 <= 90; c0++) {
+      for (let c1 = 65; c1 <= 90; c1++) expect(ibanLength(c0, c1)).toBe(IBAN_LENGTHS[String.fromCharCode(c0, c1)] ?? 0);
+    }
+    expect(ibanLength(97, 65)).toBe(0);
   });
 });
 
