@@ -213,6 +213,13 @@ const sshResource = obj('An SSH server.', {
   privateKey: secret('Private key injected upstream (usually `${file:…}`).'),
   password: secret('Password injected upstream; use a secret reference.'),
   hostKey: str('Pinned host key; a mismatch refuses the connection.', { format: 'host-key' }),
+  shareUpstream: {
+    type: 'integer',
+    doc: 'Channels (of any sessions) that share one log-in to the target; 1 gives each channel its own. Keep it at or under the server\'s MaxSessions (OpenSSH: 10).',
+    min: 1,
+    max: 64,
+    default: 8,
+  },
 });
 
 // ── policies ────────────────────────────────────────────────────────────────────────────────────────────────

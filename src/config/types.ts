@@ -148,6 +148,8 @@ export interface SshResource extends ResourceBase {
   privateKey?: SecretString;
   password?: SecretString;
   hostKey?: string;
+  /** Channels that share one upstream log-in (default 8; 1: one each). */
+  shareUpstream?: number;
 }
 
 export type Resource = PostgresResource | HttpResource | SshResource;

@@ -152,6 +152,7 @@ export async function runConnect(ctx: CommandContext, opts: ConnectOptions): Pro
     revokedExit = exit;
     revoked = reason;
     tunnel.refuseNew(reason);
+    flushLines();
     ctx.io.err(`dlpctl: ${reason}; ending every session of this tunnel`);
     void tunnel.terminateAll(reason);
     ended.abort();
@@ -166,23 +167,28 @@ export async function runConnect(ctx: CommandContext, opts: ConnectOptions): Pro
     if (!identityAllowed(fresh, resource.allow)) revoke(`${fresh.subject} is no longer in the allow list of ${resource.name}`);
   });
   const c = ctx.io.errColor;
-  const ndjson: string[] = [];
-  const flushNdjson = () => {
-    if (ndjson.length === 0) return;
-    ctx.io.stdout.write(`${ndjson.join('\n')}\n`);
-    ndjson.length = 0;
+  // stdout and stderr to a pipe are blocking writes on Linux (each wakes the reader): the lines of one
+  // tick go out in one write (a burst of sessions otherwise cost two writes each).
+  const gathered = { out: [] as string[], err: [] as string[] };
+  const flushLines = () => {
+    if (gathered.out.length > 0) ctx.io.stdout.write(`${gathered.out.join('\n')}\n`);
+    if (gathered.err.length > 0) ctx.io.err(gathered.err.join('\n'));
+    gathered.out.length = 0;
+    gathered.err.length = 0;
+  };
+  const gather = (to: 'out' | 'err', line: string) => {
+    if (gathered.out.length + gathered.err.length === 0) setImmediate(flushLines);
+    gathered[to].push(line);
   };
   tunnel.on('event', (e: TunnelEvent) => {
     if (ctx.globals.json) {
-      // stdout to a pipe is a blocking write on Linux: gather the lines of one tick into one write.
-      ndjson.push(JSON.stringify({ ...e, time: new Date().toISOString() }));
-      if (ndjson.length === 1) setImmediate(flushNdjson);
+      gather('out', JSON.stringify({ ...e, time: new Date().toISOString() }));
       return;
     }
-    if (e.type === 'session_start') ctx.io.err(c.dim(`session ${e.sessionId} started from ${e.client}`));
-    else if (e.type === 'session_end') ctx.io.err(c.dim(`session ${e.sessionId} ended (${e.outcome})`));
-    else if (e.type === 'decision' && e.action !== 'allow') ctx.io.err(`${e.action === 'deny' ? c.red('denied') : c.yellow(e.action)} ${e.summary}${e.rule ? c.dim(` [${e.rule}]`) : ''}`);
-    else if (e.type === 'error') ctx.io.err(c.red(`error: ${e.message}`));
+    if (e.type === 'session_start') gather('err', c.dim(`session ${e.sessionId} started from ${e.client}`));
+    else if (e.type === 'session_end') gather('err', c.dim(`session ${e.sessionId} ended (${e.outcome})`));
+    else if (e.type === 'decision' && e.action !== 'allow') gather('err', `${e.action === 'deny' ? c.red('denied') : c.yellow(e.action)} ${e.summary}${e.rule ? c.dim(` [${e.rule}]`) : ''}`);
+    else if (e.type === 'error') gather('err', c.red(`error: ${e.message}`));
   });
 
   try {
@@ -222,6 +228,6 @@ export async function runConnect(ctx: CommandContext, opts: ConnectOptions): Pro
     await tunnel.close('the tunnel is closing');
     await opened.close();
     await store.close();
-    flushNdjson();
+    flushLines();
   }
 }

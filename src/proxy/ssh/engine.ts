@@ -1,7 +1,8 @@
 /**
  * The SSH tunnel engine. dlpctl terminates SSH on the local port (ssh2 `Server`, the tunnel's own host key)
- * and opens one upstream SSH connection per client connection (ssh2 `Client`, the injected key or password,
- * the pinned host key). Channels are relayed one to one, each decided first:
+ * and logs in to the target with the injected key or password and the pinned host key (ssh2 `Client`).
+ * Upstream connections are shared: each relayed channel runs on one with a free slot, up to `shareUpstream`
+ * channels per connection (upstream-pool.ts). Channels are relayed one to one, each decided first:
  *
  *   1. client handshake + authentication: the per-tunnel password or the tunnel's generated client key
  *   2. the session record opens (durable) and the upstream connection is made; either failing ends every
@@ -28,6 +29,7 @@
  */
 import { approvalRequest, auditLabel, decide, ruleNameOf, tunnelPolicyOf, type EngineBaseOptions, type TunnelPolicy } from '../decide.js';
 import { timingSafeEqual } from 'node:crypto';
+import { UpstreamPool } from './upstream-pool.js';
 import net from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
 import type * as Ssh2 from 'ssh2';
@@ -75,9 +77,13 @@ export interface SshEngineOptions extends EngineBaseOptions {
   recordLimit?: number;
   /** Upstream connect timeout (ms, default 20000). */
   connectTimeoutMs?: number;
-  /** How long a spare upstream connection may wait for the next session (ms, default 60000; 0: no spare). */
+  /** How long an upstream connection without channels is kept for the next one (ms, default 60000; 0: no spare). */
   spareIdleMs?: number;
+  /** Channels that share one upstream connection (default 8, under OpenSSH's MaxSessions of 10; 1: none). */
+  shareUpstream?: number;
 }
+
+export const DEFAULT_SHARE_UPSTREAM = 8;
 
 export const DEFAULT_ENV_ALLOW = ['LANG', 'LC_*', 'TZ', 'GIT_PROTOCOL', 'COLORTERM'] as const;
 
@@ -104,13 +110,8 @@ export class SshEngine implements TunnelEngine {
   readonly tunnelPolicy: TunnelPolicy;
   private readonly clientKeyWire: Buffer;
   private readonly envAllow: readonly string[];
-  /** A pre-authenticated upstream connection for the next session (see takeUpstream). */
-  private spare: Ssh2.Client | null = null;
-  private spareTimer: NodeJS.Timeout | null = null;
-  private refilling = false;
-  private closed = false;
-  /** Upstream connections opened so far, spares included. */
-  upstreamConnects = 0;
+  /** The upstream connections the sessions' channels run on. */
+  readonly upstreams: UpstreamPool;
 
   constructor(o: SshEngineOptions) {
     this.o = o;
@@ -119,6 +120,7 @@ export class SshEngine implements TunnelEngine {
     this.tunnelPolicy = tunnelPolicyOf(o, this.auditDlp);
     this.clientKeyWire = o.clientKey.parsed.getPublicSSH();
     this.envAllow = o.envAllow ?? DEFAULT_ENV_ALLOW;
+    this.upstreams = new UpstreamPool({ connect: () => this.connectUpstream(), perConnection: o.shareUpstream ?? DEFAULT_SHARE_UPSTREAM, idleMs: o.spareIdleMs ?? 60_000 });
     this.server = new o.ssh2.Server({ hostKeys: [o.hostKey.privateKey], ident: 'dlpctl' }, (client, info) => {
       const key = `${info.ip}:${info.port}`;
       const conn = this.waiting.get(key);
@@ -170,72 +172,26 @@ export class SshEngine implements TunnelEngine {
   }
 
   /**
-   * The upstream connection for a new session. A session's own log-in to the target would sit on its
-   * critical path (measured: +70 ms per `ssh box cmd` through the tunnel, about one sshd log-in), so once a
-   * session has connected, the tunnel opens one spare connection in the background for the next. The spare
-   * is dropped when it fails or closes, and after `spareIdleMs` unused; a failed spare is not retried until a
-   * session connects again, so a wrong key or host key never turns into a stream of failed log-ins.
+   * Whether a logged-in upstream connection has a free slot for the next channel. A session's own log-in
+   * would sit on its critical path (measured: +70 ms per `ssh box cmd`, about one sshd log-in): once a
+   * channel has taken the last free slot, the pool logs in the next connection in the background.
    */
-  async takeUpstream(): Promise<Ssh2.Client> {
-    const spare = this.spare;
-    if (spare) {
-      this.dropSpare(false);
-      this.refill();
-      return spare;
-    }
-    const c = await this.connectUpstream();
-    this.refill();
-    return c;
-  }
-
-  private refill(): void {
-    const idle = this.o.spareIdleMs ?? 60_000;
-    if (this.closed || this.refilling || this.spare || idle <= 0) return;
-    this.refilling = true;
-    this.connectUpstream().then(
-      (c) => {
-        this.refilling = false;
-        const drop = () => {
-          if (this.spare === c) this.dropSpare(false);
-        };
-        c.on('error', drop);
-        c.once('close', drop);
-        if (this.closed) {
-          c.end();
-          return;
-        }
-        this.spare = c;
-        this.spareTimer = setTimeout(() => this.dropSpare(true), idle);
-        this.spareTimer.unref();
-      },
-      () => {
-        this.refilling = false;
-      },
-    );
-  }
-
-  private dropSpare(end: boolean): void {
-    if (this.spareTimer) clearTimeout(this.spareTimer);
-    this.spareTimer = null;
-    const c = this.spare;
-    this.spare = null;
-    if (end) c?.end();
-  }
-
-  /** Whether a spare upstream connection is ready for the next session. */
   get hasSpare(): boolean {
-    return this.spare !== null;
+    return this.upstreams.hasSpare;
   }
 
-  /** Ends the spare upstream connection; no more are opened. */
+  /** Upstream log-ins so far, spares included. */
+  get upstreamConnects(): number {
+    return this.upstreams.connects;
+  }
+
+  /** Ends the upstream connections without channels; no more are opened. */
   close(): void {
-    this.closed = true;
-    this.dropSpare(true);
+    this.upstreams.close();
   }
 
   /** Opens the upstream connection with the injected credential and the pinned host key. */
   connectUpstream(): Promise<Ssh2.Client> {
-    this.upstreamConnects += 1;
     const t = this.o.target;
     const pin = this.o.pin;
     const name = this.o.resource.name;
@@ -378,7 +334,8 @@ class SshConnection {
   readonly abort = new AbortController();
   readonly done: Promise<void>;
   recorder: SessionRecorder | null = null;
-  upstream: Ssh2.Client | null = null;
+  /** An upstream log-in succeeded at set-up (channels then open on the shared connections). */
+  private upstreamOk = false;
   private client: Ssh2.Connection | null = null;
   private ready: Promise<void> | null = null;
   private setupError: string | null = null;
@@ -469,7 +426,7 @@ class SshConnection {
   private async setUp(): Promise<void> {
     const o = this.engine.o;
     const resource = o.resource.name;
-    const upstream = this.engine.takeUpstream();
+    const upstream = this.engine.upstreams.ensure();
     upstream.catch(() => undefined); // awaited below, once the session is recorded
     try {
       this.recorder = await SessionRecorder.start(o.store, {
@@ -483,12 +440,11 @@ class SshConnection {
       this.setupError = err instanceof Error ? err.message : String(err);
       this.errored = true;
       this.emit({ type: 'error', resource, message: this.setupError });
-      upstream.then((c) => c.end(), () => undefined);
       throw err;
     }
     this.emit({ type: 'session_start', resource, sessionId: this.recorder.id, client: this.clientAddr });
     try {
-      this.upstream = await upstream;
+      await upstream;
     } catch (err) {
       this.setupError = err instanceof Error ? err.message : String(err);
       this.errored = true;
@@ -496,16 +452,41 @@ class SshConnection {
       await this.recorder.record({ type: 'error', message: this.setupError, code: err instanceof DlpctlError ? err.code : 'INTERNAL' }).catch(() => undefined);
       throw err;
     }
-    if (this.terminated) {
-      this.upstream.end();
-      throw new Error(this.terminated);
-    }
-    this.upstream.on('error', () => undefined);
-    this.upstream.on('close', () => {
-      // The target went away: the client connection ends with it.
-      this.client?.end();
-    });
+    if (this.terminated) throw new Error(this.terminated);
+    this.upstreamOk = true;
   }
+
+  /**
+   * Opens a channel upstream on a shared connection; its slot is given back when the channel closes. A
+   * target that refuses a channel on a connection that carries others (its MaxSessions) has that
+   * connection capped and the channel retried on another.
+   */
+  private async openUpstream(open: (c: Ssh2.Client, cb: (err: Error | undefined, ch: Ssh2.ClientChannel) => void) => void): Promise<Ssh2.ClientChannel> {
+    let ch: Ssh2.ClientChannel | null = null;
+    for (let attempt = 0; ch === null; attempt++) {
+      const lease = await this.engine.upstreams.acquire();
+      try {
+        ch = await new Promise<Ssh2.ClientChannel>((resolve, reject) => open(lease.client, (err, c) => (err ? reject(err) : resolve(c))));
+        ch.once('close', () => lease.release());
+      } catch (err) {
+        lease.release();
+        // refused on a connection that carries others: cap it there and try another (each refusal caps
+        // one connection, so this ends); refused on a connection of its own: the target's answer
+        if (lease.shared === 0 || attempt >= 16) throw err;
+        lease.full();
+      }
+    }
+    if (this.terminated !== null || this.finishing) {
+      // the session ended while the channel opened: it must not hold a slot on the shared connection (its
+      // 'close', which gives the slot back, comes only after its output is read to the end)
+      ch.resume();
+      ch.stderr.resume();
+      ch.close();
+      throw new Error(this.terminated ?? 'the session ended');
+    }
+    return ch;
+  }
+
 
   private async note(message: string): Promise<void> {
     if (!this.recorder) return;
@@ -579,7 +560,7 @@ class SshConnection {
   private async setUpOk(ch: Ssh2.ServerChannel, nl: string): Promise<boolean> {
     try {
       await this.ready;
-      return this.recorder !== null && this.upstream !== null;
+      return this.recorder !== null && this.upstreamOk;
     } catch {
       ch.stderr.write(`dlpctl: ${this.setupError ?? this.terminated ?? 'the tunnel cannot reach the target'}${nl}`);
       ch.exit(255);
@@ -609,24 +590,24 @@ class SshConnection {
       this.refuse(ch, v.message, nl, 126);
       return;
     }
-    const up = this.upstream!;
     const opts: Ssh2.ExecOptions = { env, ...(pty ? { pty: ptyOptions(pty) } : {}) };
-    up.exec(command, opts, (err, stream) => {
-      if (err) {
-        void this.recordClose({ channel: 'exec', decision: v.label, channelId: id, exitStatus: 255 });
-        this.refuse(ch, `dlpctl: the target refused the channel: ${err.message}`, nl, 255);
-        return;
-      }
-      setRunning(stream);
-      this.relay(ch, stream, {
-        id,
-        channel: 'exec',
-        decision: v,
-        mask: transfer ? null : this.engine.masks.for(v.masks),
-        idle: pty ? 'immediate' : (this.engine.o.execIdleFlushMs ?? 200),
-        record: !transfer,
-        pty,
-      });
+    let stream: Ssh2.ClientChannel;
+    try {
+      stream = await this.openUpstream((c, cb) => c.exec(command, opts, cb));
+    } catch (err) {
+      void this.recordClose({ channel: 'exec', decision: v.label, channelId: id, exitStatus: 255 });
+      this.refuse(ch, `dlpctl: the target refused the channel: ${(err as Error).message}`, nl, 255);
+      return;
+    }
+    setRunning(stream);
+    this.relay(ch, stream, {
+      id,
+      channel: 'exec',
+      decision: v,
+      mask: transfer ? null : this.engine.masks.for(v.masks),
+      idle: pty ? 'immediate' : (this.engine.o.execIdleFlushMs ?? 200),
+      record: !transfer,
+      pty,
     });
   }
 
@@ -654,15 +635,16 @@ class SshConnection {
       this.refuse(ch, v.message, nl, 126);
       return;
     }
-    this.upstream!.shell(pty ? ptyOptions(pty) : false, { env }, (err, stream) => {
-      if (err) {
-        void this.recordClose({ channel: 'shell', decision: v.label, channelId: id, exitStatus: 255 });
-        this.refuse(ch, `dlpctl: the target refused the shell: ${err.message}`, nl, 255);
-        return;
-      }
-      setRunning(stream);
-      this.relay(ch, stream, { id, channel: 'shell', decision: v, mask: this.engine.masks.for(v.masks), idle: 'immediate', record: true, pty, lines: true });
-    });
+    let stream: Ssh2.ClientChannel;
+    try {
+      stream = await this.openUpstream((c, cb) => c.shell(pty ? ptyOptions(pty) : false, { env }, cb));
+    } catch (err) {
+      void this.recordClose({ channel: 'shell', decision: v.label, channelId: id, exitStatus: 255 });
+      this.refuse(ch, `dlpctl: the target refused the shell: ${(err as Error).message}`, nl, 255);
+      return;
+    }
+    setRunning(stream);
+    this.relay(ch, stream, { id, channel: 'shell', decision: v, mask: this.engine.masks.for(v.masks), idle: 'immediate', record: true, pty, lines: true });
   }
 
   private async runSftp(ch: Ssh2.ServerChannel, id: number, setRunning: (c: Ssh2.ClientChannel) => void): Promise<void> {
@@ -681,15 +663,16 @@ class SshConnection {
       this.refuse(ch, v.message, '\n', 126);
       return;
     }
-    this.upstream!.subsys('sftp', (err, stream) => {
-      if (err) {
-        void this.recordClose({ channel: 'sftp', decision: v.label, channelId: id });
-        this.refuse(ch, `dlpctl: the target refused the sftp subsystem: ${err.message}`, '\n', 255);
-        return;
-      }
-      setRunning(stream);
-      this.relay(ch, stream, { id, channel: 'sftp', decision: v, mask: null, idle: 0, record: false, pty: null, sftp: true });
-    });
+    let stream: Ssh2.ClientChannel;
+    try {
+      stream = await this.openUpstream((c, cb) => c.subsys('sftp', cb));
+    } catch (err) {
+      void this.recordClose({ channel: 'sftp', decision: v.label, channelId: id });
+      this.refuse(ch, `dlpctl: the target refused the sftp subsystem: ${(err as Error).message}`, '\n', 255);
+      return;
+    }
+    setRunning(stream);
+    this.relay(ch, stream, { id, channel: 'sftp', decision: v, mask: null, idle: 0, record: false, pty: null, sftp: true });
   }
 
   // ───────────────────────────── direct-tcpip ─────────────────────────────
@@ -700,7 +683,7 @@ class SshConnection {
     } catch {
       return reject();
     }
-    if (!this.recorder || !this.upstream || this.openChannels >= (this.engine.o.maxChannels ?? 64)) return reject();
+    if (!this.recorder || !this.upstreamOk || this.openChannels >= (this.engine.o.maxChannels ?? 64)) return reject();
     const id = ++this.nextChannel;
     const target = `${info.destIP}:${info.destPort}`;
     const v = await this.engine.decide(
@@ -710,17 +693,18 @@ class SshConnection {
       { requireRule: true },
     );
     if (!v.allow) return reject();
-    this.upstream.forwardOut(info.srcIP, info.srcPort, info.destIP, info.destPort, (err, up) => {
-      if (err) {
-        void this.recordClose({ channel: 'forward', decision: v.label, target, channelId: id });
-        reject();
-        return;
-      }
-      this.openChannels++;
-      const ch = accept();
-      ch.once('close', () => this.openChannels--);
-      this.relay(ch, up, { id, channel: 'forward', decision: v, mask: null, idle: 0, record: false, pty: null, target });
-    });
+    let up: Ssh2.ClientChannel;
+    try {
+      up = await this.openUpstream((c, cb) => c.forwardOut(info.srcIP, info.srcPort, info.destIP, info.destPort, cb));
+    } catch {
+      void this.recordClose({ channel: 'forward', decision: v.label, target, channelId: id });
+      reject();
+      return;
+    }
+    this.openChannels++;
+    const ch = accept();
+    ch.once('close', () => this.openChannels--);
+    this.relay(ch, up, { id, channel: 'forward', decision: v, mask: null, idle: 0, record: false, pty: null, target });
   }
 
   // ───────────────────────────── the relay ─────────────────────────────
@@ -972,7 +956,6 @@ class SshConnection {
     this.terminated = reason;
     this.abort.abort(new Error(reason));
     for (const c of this.live) c.kill(reason);
-    this.upstream?.end();
     this.client?.end();
     if (!this.client) this.socket.destroy();
   }
@@ -990,7 +973,6 @@ class SshConnection {
         const grace = new Promise<void>((r) => setTimeout(r, 3000).unref());
         await Promise.race([Promise.allSettled([...this.closing]), grace]);
       }
-      this.upstream?.end();
       const rec = this.recorder;
       if (rec) {
         await this.flushFrames();

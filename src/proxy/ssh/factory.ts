@@ -33,7 +33,7 @@ export function parseSshTarget(target: string): { host: string; port: number; us
 }
 
 /** Options for tests and the bench (flush timing, limits); the CLI passes none. */
-export type SshEngineTuning = Partial<Pick<import('./engine.js').SshEngineOptions, 'envAllow' | 'execIdleFlushMs' | 'maxChannels' | 'loginGraceMs' | 'recordLimit' | 'connectTimeoutMs' | 'spareIdleMs'>>;
+export type SshEngineTuning = Partial<Pick<import('./engine.js').SshEngineOptions, 'envAllow' | 'execIdleFlushMs' | 'maxChannels' | 'loginGraceMs' | 'recordLimit' | 'connectTimeoutMs' | 'spareIdleMs' | 'shareUpstream'>>;
 
 export async function createSshEngine(o: EngineFactoryOptions<SshResource>, tuning: SshEngineTuning = {}): Promise<OpenedEngine & { engine: SshEngine; files: { dir: string; clientKey: string; knownHosts: string }; hostKeyFingerprint: string }> {
   const r = o.resource;
@@ -78,6 +78,7 @@ export async function createSshEngine(o: EngineFactoryOptions<SshResource>, tuni
     ...(o.reason ? { reason: o.reason } : {}),
     customDetectors: o.config.detectors ?? [],
     ...(o.onApprovalPending ? { onApprovalPending: o.onApprovalPending } : {}),
+    ...(r.shareUpstream !== undefined ? { shareUpstream: r.shareUpstream } : {}),
     ...tuning,
   });
 

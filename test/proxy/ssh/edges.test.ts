@@ -10,7 +10,16 @@ import net from 'node:net';
 import path from 'node:path';
 import { Client } from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { eventually, sh, startSshFixture, type SshFixture, type TestTunnel } from './fixture.js';
+
+/** `$DLPCTL_SSH box CMD` as a child process (to kill it mid-command). */
+function spawnSsh(env: NodeJS.ProcessEnv, cmd: string, flags: string[] = []): ChildProcess {
+  // stdin a pipe kept open: the command's input does not end until the process is killed
+  const c = spawn('/bin/sh', ['-c', `exec $DLPCTL_SSH ${flags.join(' ')} box '${cmd}'`], { env, stdio: ['pipe', 'ignore', 'ignore'] });
+  c.on('error', () => undefined);
+  return c;
+}
 
 let fx: SshFixture;
 let t: TestTunnel;
@@ -108,8 +117,8 @@ describe('SSH tunnel edges', { timeout: 240_000 }, () => {
     expect(bad.events.some((e) => e.type === 'error' && e.message.includes(fx.sshd.hostFingerprint))).toBe(true);
   });
 
-  it('keeps one spare upstream log-in for the next session, drops it when idle, and never retries a failing one', async () => {
-    const warm = await fx.tunnel({ tuning: { spareIdleMs: 60_000 } });
+  it('without sharing (shareUpstream 1): keeps one spare upstream log-in for the next session, drops it when idle, and never retries a failing one', async () => {
+    const warm = await fx.tunnel({ tuning: { spareIdleMs: 60_000, shareUpstream: 1 } });
     const env = { ...process.env, ...warm.env };
     const first = await sh(`$DLPCTL_SSH box 'echo one'`, { env });
     expect(first.stdout).toBe('one\n');
@@ -124,7 +133,7 @@ describe('SSH tunnel edges', { timeout: 240_000 }, () => {
     await warm.close();
     expect(warm.engine.hasSpare).toBe(false);
 
-    const idle = await fx.tunnel({ tuning: { spareIdleMs: 1000 } });
+    const idle = await fx.tunnel({ tuning: { spareIdleMs: 1000, shareUpstream: 1 } });
     expect((await sh(`$DLPCTL_SSH box true`, { env: { ...process.env, ...idle.env } })).code).toBe(0);
     await eventually(async () => idle.engine.hasSpare, 'the spare upstream connection');
     await eventually(async () => !idle.engine.hasSpare, 'the idle spare to be dropped');
@@ -138,6 +147,67 @@ describe('SSH tunnel edges', { timeout: 240_000 }, () => {
     expect(bad.engine.upstreamConnects).toBe(2); // one per session, no spares behind a failing target
   });
 
+  it('shares upstream log-ins: sequential sessions reuse one, a burst packs shareUpstream channels on each, idle ones end', async () => {
+    const t = await fx.tunnel({ tuning: { spareIdleMs: 1500, shareUpstream: 4 } });
+    const env = { ...process.env, ...t.env };
+    expect((await sh(`$DLPCTL_SSH box 'echo one'`, { env })).stdout).toBe('one\n');
+    expect((await sh(`$DLPCTL_SSH box 'echo two'`, { env })).stdout).toBe('two\n');
+    expect(t.engine.upstreamConnects).toBe(1);
+    // 12 sessions at once: 4 channels per log-in, 3 log-ins (and at most one spare behind them)
+    const burst = await Promise.all(Array.from({ length: 12 }, (_, i) => sh(`$DLPCTL_SSH box 'sleep 0.3; echo s${i}'`, { env })));
+    expect(burst.map((r) => r.stdout)).toEqual(Array.from({ length: 12 }, (_, i) => `s${i}\n`));
+    expect(t.engine.upstreamConnects).toBeGreaterThanOrEqual(3);
+    expect(t.engine.upstreamConnects).toBeLessThanOrEqual(5);
+    // no channels left: every connection ends after spareIdleMs
+    await eventually(async () => t.engine.upstreams.size === 0, 'idle upstream connections to end');
+    // each session was recorded on its own, with its own command
+    const ids = t.events.filter((e) => e.type === 'session_start').map((e) => (e as { sessionId: string }).sessionId);
+    expect(new Set(ids).size).toBe(14);
+    await t.close();
+
+    // the resource's shareUpstream: 1 turns sharing off (a log-in per channel, the next one as a spare)
+    const own = await fx.tunnel({ resource: '    shareUpstream: 1' });
+    for (const w of ['one', 'two']) expect((await sh(`$DLPCTL_SSH box 'echo ${w}'`, { env: { ...process.env, ...own.env } })).stdout).toBe(`${w}\n`);
+    await eventually(async () => own.engine.upstreamConnects === 3, 'a log-in per session and a spare');
+    await own.close();
+  });
+
+  it('a session ending (its client killed) closes only its own channels on a shared log-in; the other session finishes', async () => {
+    const t = await fx.tunnel({ tuning: { shareUpstream: 8 } });
+    const env = { ...process.env, ...t.env };
+    // a: `cat` with its input held open (it runs until its upstream channel is closed, which closes its stdin)
+    const a = spawnSsh(env, 'cat', ['-T']);
+    const b = sh(`$DLPCTL_SSH box 'sleep 2; echo b-done'`, { env });
+    await eventually(async () => t.events.filter((e) => e.type === 'session_start').length === 2, 'both sessions');
+    expect(t.engine.upstreamConnects).toBe(1); // both on one log-in
+    await eventually(async () => t.engine.upstreams.channels === 2, 'both channels upstream');
+    const killed = Date.now();
+    a.kill('SIGKILL');
+    const rb = await b;
+    expect(rb.code).toBe(0);
+    expect(rb.stdout).toBe('b-done\n');
+    expect(t.engine.upstreamConnects).toBe(1);
+    // a's upstream channel was closed when its session ended (else `cat` would hold its slot for ever)
+    await eventually(async () => t.engine.upstreams.channels === 0 && t.events.filter((e) => e.type === 'session_end').length === 2, "a's channel to give back its slot");
+    expect(Date.now() - killed).toBeLessThan(15_000);
+    await t.close();
+  });
+
+  it("a target whose MaxSessions is lower than shareUpstream: the refused channel is retried on another log-in", async () => {
+    const small = await startSshFixture({ maxSessions: 2 });
+    try {
+      const t = await small.tunnel({ tuning: { shareUpstream: 8 } });
+      const env = { ...process.env, ...t.env };
+      const rs = await Promise.all(Array.from({ length: 5 }, (_, i) => sh(`$DLPCTL_SSH box 'sleep 0.5; echo m${i}'`, { env })));
+      expect(rs.map((r) => r.stdout)).toEqual(Array.from({ length: 5 }, (_, i) => `m${i}\n`));
+      expect(rs.every((r) => r.code === 0)).toBe(true);
+      expect(t.engine.upstreamConnects).toBeGreaterThanOrEqual(3); // 2 channels per log-in at most
+      await t.close();
+    } finally {
+      await small.stop();
+    }
+  });
+
   it('logs in to the target with the injected key alone: no "none" attempt (one round trip less per session)', async () => {
     // its own sshd: at DEBUG1 sshd logs each method a client tries (and copies debug lines to a root session's stderr)
     const dbg = await startSshFixture({ sshdLogLevel: 'DEBUG1' });
@@ -146,11 +216,13 @@ describe('SSH tunnel edges', { timeout: 240_000 }, () => {
       const from = dbg.sshd.log().length;
       const r = await sh(`$DLPCTL_SSH box 'echo in'`, { env: { ...process.env, ...t2.env } });
       expect(r.stdout).toBe('in\n');
-      await eventually(async () => t2.engine.hasSpare, 'the spare upstream connection');
+      // the session's log-in stays open with free slots for the next channels (shared): no second log-in
+      await eventually(async () => t2.engine.hasSpare, 'the idle upstream connection');
       await t2.close();
       const methods = [...dbg.sshd.log().slice(from).matchAll(/userauth-request for user \S+ service ssh-connection method (\S+)/g)].map((m) => m[1]);
-      // two log-ins (the session's and the spare's), each a publickey query and the signed request
-      expect(methods).toEqual(['publickey', 'publickey', 'publickey', 'publickey']);
+      // one log-in: a publickey query and the signed request
+      expect(methods).toEqual(['publickey', 'publickey']);
+      expect(t2.engine.upstreamConnects).toBe(1);
     } finally {
       await dbg.stop();
     }

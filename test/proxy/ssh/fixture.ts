@@ -62,8 +62,11 @@ export interface Sshd {
   stop(): Promise<void>;
 }
 
-/** `logLevel`: sshd's LogLevel (default ERROR; DEBUG1 also logs each authentication method a client tries). */
-export async function startSshd(dir: string, logLevel = 'ERROR'): Promise<Sshd> {
+/**
+ * `logLevel`: sshd's LogLevel (default ERROR; DEBUG1 also logs each authentication method a client tries).
+ * `maxSessions`: sessions (channels) per connection sshd allows (default 200; OpenSSH's own default is 10).
+ */
+export async function startSshd(dir: string, logLevel = 'ERROR', maxSessions = 200): Promise<Sshd> {
   await fs.mkdir('/run/sshd', { recursive: true, mode: 0o755 });
   await sh(`ssh-keygen -q -t ed25519 -N '' -f ${dir}/host_key && ssh-keygen -q -t ed25519 -N '' -C upstream -f ${dir}/user_key && cp ${dir}/user_key.pub ${dir}/authorized_keys`);
   const port = await freePort();
@@ -86,7 +89,7 @@ AcceptEnv LANG LC_* GIT_PROTOCOL DLPCTL_TEST_*
 AllowTcpForwarding yes
 AllowAgentForwarding yes
 X11Forwarding no
-MaxSessions 200
+MaxSessions ${maxSessions}
 MaxStartups 200:30:400
 LogLevel ${logLevel}
 SetEnv SHLVL=1
@@ -172,9 +175,9 @@ export interface SshFixture {
   stop(): Promise<void>;
 }
 
-export async function startSshFixture(o: { sshdLogLevel?: string } = {}): Promise<SshFixture> {
+export async function startSshFixture(o: { sshdLogLevel?: string; maxSessions?: number } = {}): Promise<SshFixture> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dlpctl-sshfx-'));
-  const sshd = await startSshd(dir, o.sshdLogLevel);
+  const sshd = await startSshd(dir, o.sshdLogLevel, o.maxSessions);
   const store = await openStore(`sqlite:${path.join(dir, 'store.db')}`, { sqliteSynchronous: 'normal', threads: 'tunnel' }); // as `dlpctl connect` opens it
   const stateDir = path.join(dir, 'state');
   const open: TestTunnel[] = [];
