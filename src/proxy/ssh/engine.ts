@@ -5,8 +5,8 @@
  * channels per connection (upstream-pool.ts). Channels are relayed one to one, each decided first:
  *
  *   1. client handshake + authentication: the per-tunnel password or the tunnel's generated client key
- *   2. the session record opens (durable) and the upstream connection is made; either failing ends every
- *      channel with a message on stderr (exit status 255)
+ *   2. the session record opens (durable) and an upstream log-in is ready (shared or new); either failing
+ *      ends every channel with a message on stderr (exit status 255)
  *   3. session channel requests:
  *        pty, window-change, signal → remembered / forwarded
  *        env                        → only allowlisted names (LANG, LC_*, TZ, GIT_PROTOCOL, COLORTERM)
@@ -29,7 +29,6 @@
  */
 import { approvalRequest, auditLabel, decide, ruleNameOf, tunnelPolicyOf, type EngineBaseOptions, type TunnelPolicy } from '../decide.js';
 import { timingSafeEqual } from 'node:crypto';
-import { UpstreamPool } from './upstream-pool.js';
 import net from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
 import type * as Ssh2 from 'ssh2';
@@ -46,6 +45,7 @@ import { fingerprint, hostKeyMatches, type ClientKey, type LocalHostKey, type Pi
 import { LineTracker, looksLikeSecretPrompt } from './line.js';
 import { OutputMasker } from './output.js';
 import { describeSftpPacket, formatSftpOp, SftpFramer } from './sftp.js';
+import { UpstreamPool } from './upstream-pool.js';
 
 export interface SshTarget {
   host: string;
