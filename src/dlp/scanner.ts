@@ -1268,15 +1268,21 @@ function valueAt(st: State, i: number, kc: KeyClass, pendingAt: number): void {
       if (kc === 'weak' || kc === 'password') kc = 'strong';
     }
   }
-  if (kc === 'aws' && v1 - v0 === 40) {
-    const value = s.slice(v0, v1);
-    if (/^[A-Za-z0-9/+]{40}$/.test(value) && !isPlaceholder(value)) {
-      add(st, 'aws_secret_access_key', v0, v1, P_AWS_SECRET);
-      return;
-    }
+  if (kc === 'aws' && awsSecretAt(s, v0, v1)) {
+    add(st, 'aws_secret_access_key', v0, v1, P_AWS_SECRET);
+    return;
   }
   if (!secretValueOkAt(kc, s, st.b, st.o, v0, v1)) return;
   add(st, 'generic_secret', v0, v1, P_GENERIC);
+}
+
+const AWS_SECRET = /^[A-Za-z0-9/+]{40}$/;
+
+/** s[from, to) is an AWS secret access key (40 base64 characters, no placeholder), under an AWS key name. */
+function awsSecretAt(s: string, from: number, to: number): boolean {
+  if (to - from !== 40) return false;
+  const value = s.slice(from, to);
+  return AWS_SECRET.test(value) && !isPlaceholder(value);
 }
 
 /** JSON/form context: the key itself says the whole value is secret. */
@@ -1293,7 +1299,7 @@ function keyHintWholeValue(st: State, keyHint: string): void {
   const kc2: KeyClass = am !== null && (kc === 'weak' || kc === 'password') ? 'strong' : kc;
   if (am !== null) v0 += am[0].length;
   const value = s.slice(v0, v1);
-  if (kc2 === 'aws' && /^[A-Za-z0-9/+]{40}$/.test(value) && !isPlaceholder(value)) {
+  if (kc2 === 'aws' && awsSecretAt(s, v0, v1)) {
     add(st, 'aws_secret_access_key', v0, v1, P_AWS_SECRET);
     return;
   }
