@@ -39,6 +39,26 @@ export interface Frame {
   readonly raw: Buffer;
 }
 
+/**
+ * A frame as the framer returns it: the payload view is made when asked for, because most frames (the
+ * rows of a result) are forwarded as `raw` and never decoded.
+ */
+class RawFrame implements Frame {
+  readonly type: number | null;
+  readonly raw: Buffer;
+  private readonly header: number;
+
+  constructor(type: number | null, raw: Buffer, header: number) {
+    this.type = type;
+    this.raw = raw;
+    this.header = header;
+  }
+
+  get payload(): Buffer {
+    return this.raw.subarray(this.header);
+  }
+}
+
 export type FramerMode = 'startup' | 'typed' | 'single-byte';
 
 export interface FramerOptions {
@@ -113,7 +133,7 @@ export class Framer {
         if (this.buffered < 1) return null;
         const raw = this.take(1);
         this.modeValue = 'typed';
-        return { type: raw[0] as number, payload: raw.subarray(1), raw };
+        return new RawFrame(raw[0] as number, raw, 1);
       }
       case 'typed': {
         if (this.buffered < 5) return null;
@@ -130,7 +150,7 @@ export class Framer {
         }
         if (this.buffered < length + 1) return null;
         const raw = this.take(length + 1);
-        return { type: raw[0] as number, payload: raw.subarray(5), raw };
+        return new RawFrame(raw[0] as number, raw, 5);
       }
       case 'startup': {
         if (this.buffered < 4) return null;
@@ -145,7 +165,7 @@ export class Framer {
         if (this.buffered < length) return null;
         const raw = this.take(length);
         if (code >>> 16 === 3) this.modeValue = 'typed';
-        return { type: null, payload: raw.subarray(4), raw };
+        return new RawFrame(null, raw, 4);
       }
     }
   }

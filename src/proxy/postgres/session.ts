@@ -30,6 +30,7 @@ import { randomBytes } from 'node:crypto';
 import type { Decision, MaskDirective } from '../../policy/index.js';
 import type { SessionRecorder } from '../recorder.js';
 import type { TunnelEvent } from '../tunnel.js';
+import { ByteRun } from './byte-run.js';
 import { ConnectionClosed, type PgConn } from './conn.js';
 import {
   BackendType,
@@ -297,12 +298,15 @@ export class PgSession {
   /**
    * Every frame already received is handled in one synchronous pass (a promise only where masking needs
    * the catalogue), and the client's socket is corked meanwhile, so a large result goes out in a few large
-   * writes instead of one write (and one syscall) per DataRow. A batch ends at 256 KiB or when the client's
-   * socket asks us to wait (backpressure).
+   * writes instead of one write (and one syscall) per DataRow. Messages forwarded as they arrived are views
+   * of the same upstream chunk, back to back: a run of them is written as one view of that chunk, so a
+   * result of small rows costs one socket write per chunk rather than one per row. A batch ends at 256 KiB
+   * or when the client's socket asks us to wait (backpressure).
    */
   private async upstreamLoop(): Promise<void> {
     const { client, upstream } = this.d;
     const counters = this.d.recorder.counters;
+    const run = new ByteRun();
     for (;;) {
       let frame: Frame | null = await upstream.next();
       const socket = client.socket;
@@ -312,15 +316,30 @@ export class PgSession {
       try {
         while (frame) {
           let out = this.onUpstream(frame);
-          if (out instanceof Promise) out = await out;
+          if (out instanceof Promise) {
+            wait = run.flush(client);
+            out = await out;
+          }
           if (out) {
             counters.bytesOut += out.length;
             batched += out.length;
-            wait = client.write(out);
+            if (!run.extend(out)) {
+              wait = run.flush(client) || wait;
+              run.extend(out);
+            }
             if (wait || batched >= 256 * 1024) break;
           }
           frame = upstream.tryNext();
         }
+        wait = run.flush(client) || wait;
+      } catch (err) {
+        // What came before the failing message still reaches the client, as it would have unbatched.
+        try {
+          run.flush(client)?.catch(() => {});
+        } catch {
+          // the client is gone: nothing to deliver
+        }
+        throw err;
       } finally {
         socket.uncork();
       }
@@ -547,3 +566,4 @@ export class PgSession {
     this.d.emit({ type: 'error', resource: this.d.resource, sessionId: this.d.sessionId, message: err instanceof Error ? err.message : String(err) });
   }
 }
+
