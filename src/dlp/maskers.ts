@@ -38,16 +38,38 @@ export function partial(entity: string, value: string, keep = 4): string {
     if (entity === 'private_key' || keep === 0 || keep * 4 > value.length) return redact(entity);
     return `****${value.slice(value.length - keep)}`;
   }
+  const cut = keptFrom(value.length, keep, (i) => value.charCodeAt(i));
+  if (cut === 0) return value;
+  return value.slice(0, cut).replace(ASCII_ALNUM, '*') + value.slice(cut);
+}
+
+const ASCII_ALNUM = /[0-9A-Za-z]/g;
+
+/**
+ * Where the kept tail starts: the index of the `keep`-th letter/digit from the end (0 when there are no
+ * more than `keep`, the length when `keep` is 0). Every letter/digit before it is masked.
+ */
+function keptFrom(length: number, keep: number, at: (i: number) => number): number {
+  if (keep === 0) return length;
   let kept = 0;
-  const out: string[] = new Array<string>(value.length);
-  for (let i = value.length - 1; i >= 0; i--) {
-    const c = value.charCodeAt(i);
-    if (isAlnumChar(c)) {
-      out[i] = kept < keep ? value[i]! : '*';
-      kept++;
-    } else out[i] = value[i]!;
+  for (let i = length - 1; i >= 0; i--) {
+    if (isAlnumChar(at(i)) && ++kept === keep) return i;
   }
-  return out.join('');
+  return 0;
+}
+
+/**
+ * `partial` over UTF-8 bytes, for a cell masked whole without decoding it (the `label` is a column name,
+ * not a secret entity). Letters and digits are ASCII, so every byte of a multi-byte character is kept like
+ * the separator it is in `partial`; the result is the UTF-8 of `partial(label, text, keep)`.
+ */
+export function partialBytes(value: Uint8Array, keep = 4): Buffer {
+  if (keep < 0 || !Number.isFinite(keep)) keep = 4;
+  const out = Buffer.allocUnsafe(value.length);
+  out.set(value);
+  const cut = keptFrom(out.length, keep, (i) => out[i]!);
+  for (let i = 0; i < cut; i++) if (isAlnumChar(out[i]!)) out[i] = 42; // '*'
+  return out;
 }
 
 /** Keyed HMAC-SHA256 token: the same (key, entity, value) gives the same token; nothing is reversible. */

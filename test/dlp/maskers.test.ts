@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createDlpEngine, hashToken, partial, PseudonymVault } from '../../src/dlp/index.js';
+import { partialBytes } from '../../src/dlp/maskers.js';
 
 describe('maskers', () => {
   it('redact', () => {
@@ -11,6 +12,35 @@ describe('maskers', () => {
     expect(e.maskText('card 4111-1111-1111-1111').text).toBe('card ****-****-****-1111');
     expect(e.maskText('ssn 234-56-7891').text).toBe('ssn ***-**-7891');
     expect(createDlpEngine({ masker: 'partial', keep: 2 }).maskText('4111 1111 1111 1111').text).toBe('**** **** **** **11');
+  });
+
+  it('partial and partialBytes agree with the character-by-character definition on random text', () => {
+    // The definition: from the end, the first `keep` letters/digits stay, later ones become '*', all else stays.
+    const reference = (value: string, keep: number): string => {
+      let kept = 0;
+      const out = [...value.split('')];
+      for (let i = value.length - 1; i >= 0; i--) {
+        if (/[0-9A-Za-z]/.test(value[i]!)) out[i] = kept++ < keep ? value[i]! : '*';
+      }
+      return out.join('');
+    };
+    const alphabet = ['a', 'Z', '0', '9', '-', ' ', '.', '@', 'é', '日', '😀', '*', '_'];
+    let seed = 7;
+    const rnd = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2147483648) % n);
+    for (let k = 0; k < 3000; k++) {
+      const len = rnd(24);
+      let v = '';
+      for (let i = 0; i < len; i++) v += alphabet[rnd(alphabet.length)]!;
+      const keep = rnd(7);
+      const want = reference(v, keep);
+      expect(partial('phone', v, keep), `${JSON.stringify(v)} keep ${keep}`).toBe(want);
+      expect(partialBytes(Buffer.from(v, 'utf8'), keep).toString('utf8'), `${JSON.stringify(v)} keep ${keep}`).toBe(want);
+    }
+    expect(partial('phone', '555-0100', -1)).toBe('***-0100');
+    expect(partialBytes(Buffer.from('555-0100'), Number.NaN).toString()).toBe('***-0100');
+    const input = Buffer.from('4111 1111');
+    partialBytes(input, 2);
+    expect(input.toString()).toBe('4111 1111'); // a copy: the cell it reads is not changed
   });
 
   it('partial on secrets keeps the tail only when it is at most a quarter of the value', () => {

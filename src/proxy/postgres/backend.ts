@@ -199,7 +199,7 @@ export function decodeDataRow(p: Buffer): DataRow {
   const r = reader.reset(p, 'DataRow');
   const n = r.count('column count', 4);
   const cells: (Buffer | null)[] = new Array<Buffer | null>(n);
-  for (let i = 0; i < n; i++) cells[i] = r.nullableBytes(`column ${i + 1}`);
+  for (let i = 0; i < n; i++) cells[i] = r.nullableBytes('column', i + 1);
   r.end();
   return { kind: 'DataRow', cells };
 }

@@ -167,7 +167,7 @@ function decodeBind(p: Buffer): Bind {
   const paramFormats = int16List(r, 'parameter format count');
   const np = r.count('parameter count', 4);
   const params: (Buffer | null)[] = new Array<Buffer | null>(np);
-  for (let i = 0; i < np; i++) params[i] = r.nullableBytes(`parameter ${i + 1}`);
+  for (let i = 0; i < np; i++) params[i] = r.nullableBytes('parameter', i + 1);
   const resultFormats = int16List(r, 'result format count');
   r.end();
   return { kind: 'Bind', portal, statement, paramFormats, params, resultFormats };
@@ -180,7 +180,7 @@ function decodeFunctionCall(p: Buffer): FunctionCall {
   const argFormats = int16List(r, 'argument format count');
   const na = r.count('argument count', 4);
   const args: (Buffer | null)[] = new Array<Buffer | null>(na);
-  for (let i = 0; i < na; i++) args[i] = r.nullableBytes(`argument ${i + 1}`);
+  for (let i = 0; i < na; i++) args[i] = r.nullableBytes('argument', i + 1);
   const resultFormat = r.int16('result format');
   r.end();
   return { kind: 'FunctionCall', functionOid, argFormats, args, resultFormat };

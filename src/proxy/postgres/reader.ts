@@ -88,12 +88,22 @@ export class Reader {
     return v;
   }
 
-  /** An int32 length followed by that many bytes; -1 is NULL, any other negative length is an error. */
-  nullableBytes(field: string): Buffer | null {
-    const len = this.int32(`${field} length`);
+  /**
+   * An int32 length followed by that many bytes; -1 is NULL, any other negative length is an error.
+   * `index` (1-based) numbers the field in error messages (`column 3`); the name is only built for an error,
+   * since this runs for every cell of every row.
+   */
+  nullableBytes(field: string, index = 0): Buffer | null {
+    const buf = this.buf;
+    if (buf.length - this.pos < 4) this.need(4, `${numbered(field, index)} length`);
+    const len = buf.readInt32BE(this.pos);
+    this.pos += 4;
     if (len === -1) return null;
-    if (len < 0) throw new ProtocolError('PG_NEGATIVE_LENGTH', `${this.what}: ${field} length ${len}`);
-    return this.bytes(len, field);
+    if (len < 0) throw new ProtocolError('PG_NEGATIVE_LENGTH', `${this.what}: ${numbered(field, index)} length ${len}`);
+    if (len > buf.length - this.pos) this.need(len, numbered(field, index));
+    const v = buf.subarray(this.pos, this.pos + len);
+    this.pos += len;
+    return v;
   }
 
   /** A view of everything left. */
@@ -130,4 +140,8 @@ export class Reader {
       throw new ProtocolError('PG_TRAILING_DATA', `${this.what}: ${this.remaining} unexpected byte(s) after the last field`);
     }
   }
+}
+
+function numbered(field: string, index: number): string {
+  return index > 0 ? `${field} ${index}` : field;
 }

@@ -9,7 +9,8 @@
  * A DataRow is rebuilt only when a cell changed; otherwise its original bytes are forwarded.
  */
 import type { DlpEngine } from '../../dlp/index.js';
-import { applyMasker, type MaskerName, type PseudonymVault } from '../../dlp/maskers.js';
+import { isSecretEntity } from '../../dlp/entities.js';
+import { applyMasker, partialBytes, redact, type MaskerContext, type MaskerName, type PseudonymVault } from '../../dlp/maskers.js';
 import type { MaskDirective } from '../../policy/index.js';
 import type { DerivedMask } from './lineage.js';
 import type { FieldDescription } from './protocol.js';
@@ -31,18 +32,17 @@ const JSONB = 3802;
 
 type CellAction =
   | { kind: 'pass' }
-  | { kind: 'column'; masker: MaskerName; label: string; keep: number; textLike: boolean; json: boolean }
+  /** `countKey`: `column:<label>`; `replace`: the masked cell (made once per result, called per row). */
+  | { kind: 'column'; countKey: string; replace: (cell: Buffer) => Buffer | null }
   | { kind: 'scan'; binary: boolean; textLike: boolean; json: boolean; jsonb: boolean };
 
-export interface RowMaskOutcome {
-  cells: (Buffer | null)[] | null;
-  /** Masked values by entity or column label. */
-  counts: Record<string, number>;
-}
+/** Receives the masked values of a row: by entity, or `column:<label>` for a column rule. */
+export type MaskTally = (entity: string, count: number) => void;
 
 export interface RowPlan {
   readonly active: boolean;
-  mask(cells: readonly (Buffer | null)[]): RowMaskOutcome;
+  /** The row's cells with the masked ones replaced, or null when no cell changed. */
+  mask(cells: readonly (Buffer | null)[], tally: MaskTally): (Buffer | null)[] | null;
   /** COPY … TO STDOUT rows and other free text. */
   maskText(text: string): { text: string; counts: Record<string, number> };
 }
@@ -89,10 +89,10 @@ export async function planResult(fields: readonly FieldDescription[] | null, opt
     if (columnRules.length > 0 && f.tableOid !== 0) {
       const name = await opts.resolver.resolve(f.tableOid, f.columnAttr);
       const rule = name ? columnRules.find((m) => m.columns!.some((p) => columnPatternMatches(p, name))) : undefined;
-      if (rule && name) action = { kind: 'column', masker: rule.with ?? 'redact', label: name.column, keep: rule.keep ?? 4, textLike, json: JSON_TYPES.has(f.typeOid) };
+      if (rule && name) action = columnAction(rule.with ?? 'redact', name.column, rule.keep ?? 4, textLike && !JSON_TYPES.has(f.typeOid), opts);
     }
     if (action.kind === 'pass' && f.tableOid === 0 && opts.derived) {
-      action = { kind: 'column', masker: opts.derived.masker, label: opts.derived.label, keep: opts.derived.keep, textLike, json: JSON_TYPES.has(f.typeOid) };
+      action = columnAction(opts.derived.masker, opts.derived.label, opts.derived.keep, textLike && !JSON_TYPES.has(f.typeOid), opts);
     }
     if (action.kind === 'pass' && opts.dlp && (!binary || textLike)) {
       action = { kind: 'scan', binary, textLike, json: JSON_TYPES.has(f.typeOid), jsonb: f.typeOid === JSONB };
@@ -100,23 +100,19 @@ export async function planResult(fields: readonly FieldDescription[] | null, opt
     if (action.kind !== 'pass') active = true;
     actions.push(action);
   }
-  const mctx = { keep: 4, hashKey: opts.hashKey, vault: opts.vault };
   const dlp = opts.dlp;
   return {
     active,
-    mask(cells) {
+    mask(cells, tally) {
       let out: (Buffer | null)[] | null = null;
-      const counts: Record<string, number> = {};
       for (let i = 0; i < cells.length; i += 1) {
         const a = actions[i] ?? fallback;
         const cell = cells[i];
         if (a.kind === 'pass' || cell === null || cell === undefined) continue;
         let replacement: Buffer | null | undefined; // undefined: unchanged
         if (a.kind === 'column') {
-          counts[`column:${a.label}`] = (counts[`column:${a.label}`] ?? 0) + 1;
-          // A masked JSON document would no longer be JSON, a masked number no longer a number: NULL.
-          if (a.masker === 'null' || !a.textLike || a.json) replacement = null;
-          else replacement = Buffer.from(applyMasker(a.masker, a.label, cell.toString('utf8'), { ...mctx, keep: a.keep }), 'utf8');
+          tally(a.countKey, 1);
+          replacement = a.replace(cell);
         } else if (dlp) {
           // ids, digests, lower-case words: nothing to find, no need to decode the cell
           if (!a.binary && !a.json && dlp.cleanBytes(cell)) continue;
@@ -124,7 +120,8 @@ export async function planResult(fields: readonly FieldDescription[] | null, opt
           const text = jsonbBinary ? cell.subarray(1).toString('utf8') : cell.toString('utf8');
           const r = a.json ? dlp.maskJson(text) : dlp.maskText(text);
           if (r.changed) {
-            for (const [e, n] of Object.entries(r.counts)) counts[e] = (counts[e] ?? 0) + n;
+            const counts = r.counts;
+            for (const e in counts) tally(e, counts[e]!);
             if (r.findings.some((f) => f.masker === 'null')) replacement = null;
             else replacement = textCell(r.text, a.binary, jsonbBinary);
           }
@@ -134,7 +131,7 @@ export async function planResult(fields: readonly FieldDescription[] | null, opt
           out[i] = replacement;
         }
       }
-      return { cells: out, counts };
+      return out;
     },
     maskText(text) {
       if (!dlp) return { text, counts: {} };
@@ -142,6 +139,23 @@ export async function planResult(fields: readonly FieldDescription[] | null, opt
       return { text: r.text, counts: r.counts };
     },
   };
+}
+
+/**
+ * A column masked whole. Its replacement is decided once per result: NULL for the null masker and for a
+ * cell that would stop being its type (a masked JSON document is no longer JSON, a masked number no longer
+ * a number); the same bytes for every row under redact; `partial` straight on the UTF-8 bytes.
+ */
+function columnAction(masker: MaskerName, label: string, keep: number, textLike: boolean, opts: PlanOptions): CellAction {
+  const countKey = `column:${label}`;
+  if (masker === 'null' || !textLike) return { kind: 'column', countKey, replace: () => null };
+  if (masker === 'redact') {
+    const fixed = Buffer.from(redact(label), 'utf8');
+    return { kind: 'column', countKey, replace: () => fixed };
+  }
+  if (masker === 'partial' && !isSecretEntity(label)) return { kind: 'column', countKey, replace: (cell) => partialBytes(cell, keep) };
+  const ctx: MaskerContext = { keep, hashKey: opts.hashKey, vault: opts.vault };
+  return { kind: 'column', countKey, replace: (cell) => Buffer.from(applyMasker(masker, label, cell.toString('utf8'), ctx), 'utf8') };
 }
 
 function textCell(text: string, binary: boolean, jsonb: boolean): Buffer {

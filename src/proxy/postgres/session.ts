@@ -50,7 +50,7 @@ import {
   type TransactionStatus,
 } from './protocol.js';
 import type { DerivedMask } from './lineage.js';
-import type { RowPlan } from './result-mask.js';
+import type { MaskTally, RowPlan } from './result-mask.js';
 
 /** What the engine says about one SQL text. */
 export interface Verdict {
@@ -137,8 +137,11 @@ export class PgSession {
   private cancelling: Promise<void> | null = null;
   /** Past a limit, until ReadyForQuery: the timer that cancels a query still running, and its end. */
   private limited: { timer: NodeJS.Timeout; ready: Promise<void>; resolve: () => void } | null = null;
+  /** Where a row's masked values are counted (made once: it is called for every masked cell). */
+  private readonly tally: MaskTally;
 
   constructor(deps: PgSessionDeps) {
+    this.tally = (entity, n) => deps.recorder.masked(entity, n);
     this.d = deps;
     this.status = deps.status;
   }
@@ -471,10 +474,8 @@ export class PgSession {
       return null;
     }
     if (!r.plan?.active) return frame.raw;
-    const cells = decodeDataRow(frame.payload).cells;
-    const outcome = r.plan.mask(cells);
-    for (const [entity, n] of Object.entries(outcome.counts)) this.d.recorder.masked(entity, n);
-    return outcome.cells ? encodeDataRow(outcome.cells) : frame.raw;
+    const masked = r.plan.mask(decodeDataRow(frame.payload).cells, this.tally);
+    return masked ? encodeDataRow(masked) : frame.raw;
   }
 
   /** Cancels the limited query if it is still running CANCEL_AFTER_MS from now (see the module doc). */

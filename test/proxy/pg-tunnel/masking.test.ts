@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
+import { partial } from '../../../src/dlp/index.js';
 import { BackendType, decodeBackend, encodeFrontend, encodeSync, type Frame } from '../../../src/proxy/postgres/protocol.js';
 import { pgClient, psql, RawClient, startFixture, type Fixture, type TestTunnel } from './fixture.js';
 
@@ -45,6 +46,46 @@ describe('masking', () => {
     const star = await c.query('SELECT * FROM customers c ORDER BY id');
     for (const r of star.rows) expect(r.ssn).toBe('[REDACTED:ssn]');
     noSsn(JSON.stringify(star.rows));
+    await c.end();
+  });
+
+  it('column rules with partial, hash and pseudonymize, on ASCII and non-ASCII text', async () => {
+    await direct.query(`create table if not exists people (id int, ref text, email text, phone text)`);
+    await direct.query('truncate people');
+    await direct.query(
+      `insert into people values (1, 'AB-1234-xy', 'ann@example.com', '555-0101'), (2, 'Zoë-98 76 ñ5', 'bob@example.com', '555-0102'),
+       (3, '日本-12-34', 'ann@example.com', '555-0101'), (4, '', 'c@example.com', null)`,
+    );
+    const t2 = await fx.tunnel({
+      use: ['cols'],
+      policies: `  cols:
+    - name: ref-partial
+      action: mask
+      columns: [people.ref]
+      with: partial
+      keep: 3
+    - name: email-hash
+      action: mask
+      columns: [people.email]
+      with: hash
+    - name: phone-pseudo
+      action: mask
+      columns: [people.phone]
+      with: pseudonymize`,
+    });
+    const c = await pgClient(t2.url);
+    const rows = (await c.query('select ref, email, phone from people order by id')).rows as { ref: string; email: string; phone: string | null }[];
+    const originals = (await direct.query('select ref from people order by id')).rows.map((r: { ref: string }) => r.ref);
+    expect(rows.map((r) => r.ref)).toEqual(originals.map((v: string) => partial('ref', v, 3)));
+    expect(rows[1]!.ref).toBe('**ë-** 76 ñ5');
+    for (const r of rows) expect(r.email).toMatch(/^\[HASH:email:[0-9a-f]{8}\]$/);
+    expect(rows[0]!.email).toBe(rows[2]!.email);
+    expect(rows[0]!.email).not.toBe(rows[1]!.email);
+    expect(rows[0]!.phone).toMatch(/^<PHONE_\d+>$/);
+    expect(rows[0]!.phone).toBe(rows[2]!.phone);
+    expect(rows[1]!.phone).not.toBe(rows[0]!.phone);
+    expect(rows[3]!.phone).toBeNull();
+    expect(JSON.stringify(rows)).not.toMatch(/example\.com|555-01/);
     await c.end();
   });
 
