@@ -3,19 +3,17 @@
 // `dlpctl --version` is answered before the command tree loads, so scripts that probe it stay fast.
 const args = process.argv.slice(2);
 
-// A tunnel (`connect`, `demo`) keeps the SQL parser's WASM on V8's baseline compiler. Left to tier up, V8
-// recompiles libpg-query's grammar with TurboFan on background threads during the first burst of
-// statements: about 550 MB of transient native memory and twice the CPU per statement, for no faster a
-// parse. The flag only works from the command line, so the launcher re-executes itself once with it
-// (process.execve keeps the PID, stdio and signals; it is absent on Windows, where we simply go on).
+// A tunnel (`connect`, `demo`) runs with a few V8 flags (dist/cli/tunnel-node-flags.js says which and why).
+// They only work from the command line, so the launcher re-executes itself once with them (process.execve
+// keeps the PID, stdio and signals; it is absent on Windows, where we simply go on).
 const beforeDashes = args.includes('--') ? args.slice(0, args.indexOf('--')) : args;
-if (
-  !process.execArgv.includes('--liftoff-only') &&
-  typeof process.execve === 'function' &&
-  beforeDashes.some((a) => a === 'connect' || a === 'demo')
-) {
-  process.removeAllListeners('warning');
-  process.execve(process.execPath, [process.execPath, '--liftoff-only', ...process.execArgv, ...process.argv.slice(1)], process.env);
+if (typeof process.execve === 'function' && beforeDashes.some((a) => a === 'connect' || a === 'demo')) {
+  const { TUNNEL_NODE_FLAGS } = await import('../dist/cli/tunnel-node-flags.js');
+  if (!TUNNEL_NODE_FLAGS.every((f) => process.execArgv.includes(f))) {
+    process.removeAllListeners('warning');
+    const missing = TUNNEL_NODE_FLAGS.filter((f) => !process.execArgv.includes(f));
+    process.execve(process.execPath, [process.execPath, ...missing, ...process.execArgv, ...process.argv.slice(1)], process.env);
+  }
 }
 
 if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {

@@ -21,6 +21,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Pool, request } from 'undici';
+import { TUNNEL_NODE_FLAGS } from '../../src/cli/tunnel-node-flags.js';
 
 const self = fileURLToPath(import.meta.url);
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 5);
@@ -144,10 +145,10 @@ interface Party {
 }
 
 function startRole(args: string[]): Promise<{ child: ChildProcess; msg: { port: number; token?: string } }> {
-  // A tunnel runs as `dlpctl connect` runs it (bin/dlpctl.js adds --liftoff-only); BENCH_PROF=DIR writes its CPU profile.
+  // A tunnel runs as `dlpctl connect` runs it (with the flags bin/dlpctl.js adds); BENCH_PROF=DIR writes its CPU profile.
   const tunnel = args[1] === 'tunnel';
   const prof = tunnel && process.env['BENCH_PROF'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['BENCH_PROF']}`] : [];
-  const child = fork(self, args, { execArgv: [...(tunnel ? ['--liftoff-only'] : []), ...prof, '--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(self, args, { execArgv: [...(tunnel ? TUNNEL_NODE_FLAGS : []), ...prof, '--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   return new Promise((resolve, reject) => {
     child.once('message', (msg) => resolve({ child, msg: msg as { port: number; token?: string } }));
     child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited with ${code}`)));

@@ -6,6 +6,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run, startFixture, type Fixture } from './fixture.js';
+import { TUNNEL_NODE_FLAGS } from '../../../src/cli/tunnel-node-flags.js';
 
 const BIN = path.resolve(import.meta.dirname, '../../../bin/dlpctl.js');
 let fx: Fixture;
@@ -107,11 +108,13 @@ describe('the built binary', () => {
     expect(r.code).toBe(0);
   });
 
-  it('the tunnel runs, under the PID that was started, with the SQL parser kept on the baseline WASM compiler', async () => {
+  it('the tunnel runs, under the PID that was started, with the tunnel V8 flags (baseline WASM compiler, capped young generation)', async () => {
     const r = await foreground([]);
-    // bin/dlpctl.js re-executes itself in place (process.execve) with --liftoff-only: without it V8's
-    // TurboFan tier-up of libpg-query costs ~550 MB of transient memory during the first burst of statements.
-    expect(r.cmdline).toContain('--liftoff-only');
+    // bin/dlpctl.js re-executes itself in place (process.execve) with TUNNEL_NODE_FLAGS: without
+    // --liftoff-only V8's TurboFan tier-up of libpg-query costs ~550 MB of transient memory during the first
+    // burst of statements; without the semi-space cap a large result grows the young generation to 64 MB.
+    expect(TUNNEL_NODE_FLAGS).toEqual(['--liftoff-only', '--max-semi-space-size=8']);
+    for (const flag of TUNNEL_NODE_FLAGS) expect(r.cmdline).toContain(flag);
     expect(r.cmdline).toContain('connect');
     expect(r.stderr).not.toMatch(/warning/i);
     expect(r.code).toBe(0);
