@@ -9,10 +9,12 @@
  *   pgbouncer     /usr/sbin/pgbouncer in session mode, when installed (the row is skipped otherwise)
  *
  * Measured: `pgbench -S -c 8 -T 10` TPS (simple protocol); latency of a sequential `SELECT 1` (2000 queries,
- * node-postgres) p50/p99 and what each path adds to direct; a large result (`SELECT g, md5(g::text) FROM
- * generate_series(1, 1000000) g` streamed by psql to /dev/null, first, on a fresh tunnel) in MB/s and the
- * tunnel's peak RSS (VmHWM) during it; the peak over the whole run goes to stderr. Targets: pgbench ≥ 0.7× direct; large result ≥ 0.9× (pass-through) / ≥ 0.5× (masked);
- * RSS ≤ 150 MB; added latency p50 ≤ 0.3 ms, p99 ≤ 1 ms.
+ * node-postgres) p50/p99 and what each path adds to direct; two large results streamed by psql to
+ * /dev/null, first, on a fresh tunnel: `SELECT g, md5(g::text) FROM generate_series(1, 1000000) g` (nothing
+ * in it to mask: the pass-through cost) and a 1M-row people table whose ssn and card columns the masking
+ * path masks by column rule (every row rebuilt), each in MB/s; the tunnel's peak RSS (VmHWM) after both; the
+ * peak over the whole run goes to stderr. Targets: pgbench ≥ 0.7× direct; large result ≥ 0.9×
+ * (pass-through) / ≥ 0.5× (two masked columns); RSS ≤ 150 MB; added latency p50 ≤ 0.3 ms, p99 ≤ 1 ms.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -28,6 +30,10 @@ const PGBOUNCER = '/usr/sbin/pgbouncer';
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 10);
 const LATENCY_N = 2000;
 const LARGE_SQL = 'SELECT g, md5(g::text) FROM generate_series(1, 1000000) g';
+/** 1M rows of which the masking tunnel masks two columns by column rule (the issue's "two masked columns"). */
+const PEOPLE_SQL = 'SELECT * FROM bench_people';
+const PEOPLE_SEED = `CREATE TABLE bench_people AS SELECT g AS id, 'name ' || g AS name, lpad((g::bigint * 7919 % 1000000000)::text, 9, '0') AS ssn,
+  '4111 1111 1111 ' || lpad((g % 10000)::text, 4, '0') AS card FROM generate_series(1, 1000000) g`;
 
 interface Path {
   name: string;
@@ -44,6 +50,8 @@ interface Row {
   xp50?: number;
   xp99?: number;
   mbps?: number;
+  /** The 1M-row people result (two columns masked through `dlpctl + masking`). */
+  peopleMbps?: number;
   rssMb?: number;
   note?: string;
 }
@@ -112,9 +120,9 @@ async function latency(url: string, extended = false): Promise<{ p50: number; p9
   return { p50: times[Math.floor(times.length * 0.5)]!, p99: times[Math.floor(times.length * 0.99)]! };
 }
 
-async function largeMbps(url: string, bytes: number): Promise<number | undefined> {
+async function largeMbps(url: string, bytes: number, sql = LARGE_SQL): Promise<number | undefined> {
   const t0 = performance.now();
-  const r = await sh('psql', ['-X', '-At', '-o', '/dev/null', '-c', LARGE_SQL, url]);
+  const r = await sh('psql', ['-X', '-At', '-o', '/dev/null', '-c', sql, url]);
   const s = (performance.now() - t0) / 1000;
   if (r.code !== 0) {
     process.stderr.write(`large result failed: ${r.stderr.slice(0, 300)}\n`);
@@ -164,6 +172,10 @@ export async function run(): Promise<string> {
     const bytes = Number(
       (await admin.query(`SELECT sum(octet_length(g::text) + octet_length(md5(g::text)) + 2)::bigint AS b FROM generate_series(1, 1000000) g`)).rows[0].b,
     );
+    await admin.query(PEOPLE_SEED);
+    const peopleBytes = Number(
+      (await admin.query(`SELECT sum(octet_length(id::text) + octet_length(name) + octet_length(ssn) + octet_length(card) + 4)::bigint AS b FROM bench_people`)).rows[0].b,
+    );
     await admin.end();
     const init = await sh('pgbench', ['-i', '-q', '-s', '1', server.url]);
     if (init.code !== 0) throw new Error(`pgbench -i: ${init.stderr}`);
@@ -192,6 +204,10 @@ resources:
     - name: ssn-column
       action: mask
       columns: [public.customers.ssn]
+    - name: people-columns
+      action: mask
+      columns: [public.bench_people.ssn, public.bench_people.card]
+      with: partial
 `,
       env,
     );
@@ -210,36 +226,37 @@ resources:
     const rows: Row[] = [];
     for (const p of paths) {
       process.stderr.write(`bench: ${p.name}\n`);
-      // The large result first, on a fresh tunnel: its peak RSS is what a result of that size costs (the
+      // The large results first, on a fresh tunnel: its peak RSS is what results of that size cost (the
       // target: ≤ 150 MB whatever the size), not what eight pgbench sessions left behind.
       const mbps = await largeMbps(p.url, bytes);
+      const peopleMbps = await largeMbps(p.url, peopleBytes, PEOPLE_SQL);
       const rssMb = vmHwmMb(p.pid);
       const tps = await pgbenchTps(p.url);
       const lat = await latency(p.url);
       const ext = await latency(p.url, true);
       const overall = vmHwmMb(p.pid);
       if (overall !== undefined) process.stderr.write(`bench: ${p.name} peak RSS over the whole run (pgbench included) ${overall.toFixed(1)} MB\n`);
-      rows.push({ name: p.name, ...(tps !== undefined ? { tps } : {}), p50: lat.p50, p99: lat.p99, xp50: ext.p50, xp99: ext.p99, ...(mbps !== undefined ? { mbps } : {}), ...(rssMb !== undefined ? { rssMb } : {}) } as Row);
+      rows.push({ name: p.name, ...(tps !== undefined ? { tps } : {}), p50: lat.p50, p99: lat.p99, xp50: ext.p50, xp99: ext.p99, ...(mbps !== undefined ? { mbps } : {}), ...(peopleMbps !== undefined ? { peopleMbps } : {}), ...(rssMb !== undefined ? { rssMb } : {}) } as Row);
     }
     if (!bouncer) rows.push({ name: 'pgbouncer', note: `skipped: ${PGBOUNCER} is not installed (Debian package pgbouncer)` });
 
     const base = rows[0]!;
     const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b ? `${(a / b).toFixed(2)}×` : '–');
     const lines = [
-      `PostgreSQL tunnel, ${os.cpus().length} CPUs, pgbench -S -c 8 -T ${SECONDS} (simple), SELECT 1 ×${LATENCY_N} sequential (simple protocol; then SELECT $1 with a parameter: extended protocol), 1M-row result (${(bytes / 1e6).toFixed(1)} MB of text)`,
+      `PostgreSQL tunnel, ${os.cpus().length} CPUs, pgbench -S -c 8 -T ${SECONDS} (simple), SELECT 1 ×${LATENCY_N} sequential (simple protocol; then SELECT $1 with a parameter: extended protocol), 1M-row results: generate_series with md5 (${(bytes / 1e6).toFixed(1)} MB of text, nothing to mask) and a people table (${(peopleBytes / 1e6).toFixed(1)} MB) whose ssn and card columns the masking path masks by column rule`,
       '',
-      '| path | pgbench TPS | vs direct | SELECT 1 p50 ms | p99 ms | added p50 / p99 ms | SELECT $1 p50 / p99 ms | added p50 / p99 ms | large result MB/s | vs direct | peak RSS, large result on a fresh tunnel, MB |',
-      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+      '| path | pgbench TPS | vs direct | SELECT 1 p50 ms | p99 ms | added p50 / p99 ms | SELECT $1 p50 / p99 ms | added p50 / p99 ms | large result MB/s | vs direct | people, 2 masked columns, MB/s | vs direct | peak RSS after both large results, fresh tunnel, MB |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ];
     for (const r of rows) {
       if (r.note) {
-        lines.push(`| ${r.name} | ${r.note} | | | | | | | | | |`);
+        lines.push(`| ${r.name} | ${r.note} | | | | | | | | | | | |`);
         continue;
       }
       const added = r === base ? '–' : `${f((r.p50 ?? 0) - (base.p50 ?? 0), 3)} / ${f((r.p99 ?? 0) - (base.p99 ?? 0), 3)}`;
       const xadded = r === base ? '–' : `${f((r.xp50 ?? 0) - (base.xp50 ?? 0), 3)} / ${f((r.xp99 ?? 0) - (base.xp99 ?? 0), 3)}`;
       lines.push(
-        `| ${r.name} | ${f(r.tps)} | ${r === base ? '1.00×' : ratio(r.tps, base.tps)} | ${f(r.p50, 3)} | ${f(r.p99, 3)} | ${added} | ${f(r.xp50, 3)} / ${f(r.xp99, 3)} | ${xadded} | ${f(r.mbps, 1)} | ${r === base ? '1.00×' : ratio(r.mbps, base.mbps)} | ${f(r.rssMb, 1)} |`,
+        `| ${r.name} | ${f(r.tps)} | ${r === base ? '1.00×' : ratio(r.tps, base.tps)} | ${f(r.p50, 3)} | ${f(r.p99, 3)} | ${added} | ${f(r.xp50, 3)} / ${f(r.xp99, 3)} | ${xadded} | ${f(r.mbps, 1)} | ${r === base ? '1.00×' : ratio(r.mbps, base.mbps)} | ${f(r.peopleMbps, 1)} | ${r === base ? '1.00×' : ratio(r.peopleMbps, base.peopleMbps)} | ${f(r.rssMb, 1)} |`,
       );
     }
     return lines.join('\n');
