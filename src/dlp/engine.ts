@@ -61,9 +61,9 @@ export interface DlpEngine {
   /**
    * True when masking these UTF-8 bytes as text (no key context) certainly finds nothing, decided without
    * decoding them: short ids, hex digests and lower-case words (see cannotTrigger), and no custom detectors.
-   * False means "scan it", not "there is a finding".
+   * False means "scan it", not "there is a finding". `start`/`end` pick a range of `bytes` (one cell of a row).
    */
-  cleanBytes(bytes: Uint8Array): boolean;
+  cleanBytes(bytes: Uint8Array, start?: number, end?: number): boolean;
   entitiesIn(text: string): Set<string>;
   maskerFor(entity: string): MaskerName;
 }
@@ -125,7 +125,7 @@ export function createDlpEngine(options: DlpEngineOptions = {}): DlpEngine {
     stream: () => createStreamMaskerCore(core, window),
     byteStream: () => createByteStreamMaskerCore(core, window),
     containsAny: (text) => detectRaw(core, text, true, 0, undefined, true).spans.length > 0,
-    cleanBytes: (bytes) => custom.length === 0 && bytes.length <= 256 && cannotTriggerBytes(bytes),
+    cleanBytes: (bytes, start = 0, end = bytes.length) => custom.length === 0 && end - start <= 256 && cannotTriggerBytes(bytes, start, end),
     entitiesIn: (text) => new Set(Object.keys(detectRaw(core, text, true, 0).spans.counts())),
     maskerFor,
   };

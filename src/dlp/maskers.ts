@@ -61,12 +61,13 @@ function keptFrom(length: number, keep: number, at: (i: number) => number): numb
 /**
  * `partial` over UTF-8 bytes, for a cell masked whole without decoding it (the `label` is a column name,
  * not a secret entity). Letters and digits are ASCII, so every byte of a multi-byte character is kept like
- * the separator it is in `partial`; the result is the UTF-8 of `partial(label, text, keep)`.
+ * the separator it is in `partial`; the result is the UTF-8 of `partial(label, text, keep)`. `start`/`end`
+ * pick the value out of a larger buffer (a cell in a row).
  */
-export function partialBytes(value: Uint8Array, keep = 4): Buffer {
+export function partialBytes(value: Buffer, keep = 4, start = 0, end = value.length): Buffer {
   if (keep < 0 || !Number.isFinite(keep)) keep = 4;
-  const out = Buffer.allocUnsafe(value.length);
-  out.set(value);
+  const out = Buffer.allocUnsafe(end - start);
+  value.copy(out, 0, start, end);
   const cut = keptFrom(out.length, keep, (i) => out[i]!);
   for (let i = 0; i < cut; i++) if (isAlnumChar(out[i]!)) out[i] = 42; // '*'
   return out;

@@ -159,16 +159,16 @@ export function cannotTrigger(s: string): boolean {
   return true;
 }
 
-/** cannotTrigger on the UTF-8 bytes of a text (any non-ASCII byte: false), without decoding them. */
-export function cannotTriggerBytes(b: Uint8Array): boolean {
-  const n = b.length;
-  let i = 0;
+/** cannotTrigger on the UTF-8 bytes b[start, end) of a text (any non-ASCII byte: false), without decoding them. */
+export function cannotTriggerBytes(b: Uint8Array, start = 0, end = b.length): boolean {
+  const n = end;
+  let i = start;
   while (i < n) {
     const c = b[i]!;
     if (c < 48 || c > 57) break;
     i++;
   }
-  if (i >= 8) return false;
+  if (i - start >= 8) return false;
   for (; i < n; i++) {
     const c = b[i]!;
     if (!((c >= 97 && c <= 122) || (c >= 48 && c <= 57))) return false;

@@ -6,12 +6,14 @@
  *   - every other text-like cell goes through the DLP detectors (the second line);
  *   - a masked cell of a non-text type becomes NULL (a client expecting an int must not get "[REDACTED]").
  *
- * A DataRow is rebuilt only when a cell changed; otherwise its original bytes are forwarded.
+ * A DataRow is rebuilt only when a cell changed (from its raw bytes, data-row.ts); otherwise its original
+ * bytes are forwarded.
  */
 import type { DlpEngine } from '../../dlp/index.js';
 import { isSecretEntity } from '../../dlp/entities.js';
 import { applyMasker, partialBytes, redact, type MaskerContext, type MaskerName, type PseudonymVault } from '../../dlp/maskers.js';
 import type { MaskDirective } from '../../policy/index.js';
+import { rebuildDataRow, RowCells, type CellReplacement } from './data-row.js';
 import type { DerivedMask } from './lineage.js';
 import type { FieldDescription } from './protocol.js';
 
@@ -32,8 +34,8 @@ const JSONB = 3802;
 
 type CellAction =
   | { kind: 'pass' }
-  /** `countKey`: `column:<label>`; `replace`: the masked cell (made once per result, called per row). */
-  | { kind: 'column'; countKey: string; replace: (cell: Buffer) => Buffer | null }
+  /** `countKey`: `column:<label>`; `replace`: the masked cell raw[start, end) (made once per result, called per row). */
+  | { kind: 'column'; countKey: string; replace: (raw: Buffer, start: number, end: number) => Buffer | null }
   | { kind: 'scan'; binary: boolean; textLike: boolean; json: boolean; jsonb: boolean };
 
 /** Receives the masked values of a row: by entity, or `column:<label>` for a column rule. */
@@ -41,8 +43,8 @@ export type MaskTally = (entity: string, count: number) => void;
 
 export interface RowPlan {
   readonly active: boolean;
-  /** The row's cells with the masked ones replaced, or null when no cell changed. */
-  mask(cells: readonly (Buffer | null)[], tally: MaskTally): (Buffer | null)[] | null;
+  /** The DataRow message `raw` (type byte included) with its masked cells replaced; null when none changed. */
+  maskRow(raw: Buffer, tally: MaskTally): Buffer | null;
   /** COPY … TO STDOUT rows and other free text. */
   maskText(text: string): { text: string; counts: Record<string, number> };
 }
@@ -101,37 +103,40 @@ export async function planResult(fields: readonly FieldDescription[] | null, opt
     actions.push(action);
   }
   const dlp = opts.dlp;
+  const cells = new RowCells();
+  const replacements: CellReplacement[] = [];
   return {
     active,
-    mask(cells, tally) {
-      let out: (Buffer | null)[] | null = null;
-      for (let i = 0; i < cells.length; i += 1) {
+    maskRow(raw, tally) {
+      cells.read(raw);
+      let changed = false;
+      for (let i = 0; i < cells.count; i += 1) {
         const a = actions[i] ?? fallback;
-        const cell = cells[i];
-        if (a.kind === 'pass' || cell === null || cell === undefined) continue;
-        let replacement: Buffer | null | undefined; // undefined: unchanged
-        if (a.kind === 'column') {
-          tally(a.countKey, 1);
-          replacement = a.replace(cell);
-        } else if (dlp) {
-          // ids, digests, lower-case words: nothing to find, no need to decode the cell
-          if (!a.binary && !a.json && dlp.cleanBytes(cell)) continue;
-          const jsonbBinary = a.binary && a.jsonb;
-          const text = jsonbBinary ? cell.subarray(1).toString('utf8') : cell.toString('utf8');
-          const r = a.json ? dlp.maskJson(text) : dlp.maskText(text);
-          if (r.changed) {
-            const counts = r.counts;
-            for (const e in counts) tally(e, counts[e]!);
-            if (r.findings.some((f) => f.masker === 'null')) replacement = null;
-            else replacement = textCell(r.text, a.binary, jsonbBinary);
+        const start = cells.start(i);
+        const len = cells.length(i);
+        let replacement: CellReplacement; // undefined: unchanged
+        if (a.kind !== 'pass' && len >= 0) {
+          const end = start + len;
+          if (a.kind === 'column') {
+            tally(a.countKey, 1);
+            replacement = a.replace(raw, start, end);
+          } else if (dlp && !(!a.binary && !a.json && dlp.cleanBytes(raw, start, end))) {
+            // (ids, digests, lower-case words have nothing to find: cleanBytes spares decoding them)
+            const jsonbBinary = a.binary && a.jsonb;
+            const text = raw.toString('utf8', jsonbBinary ? start + 1 : start, end);
+            const r = a.json ? dlp.maskJson(text) : dlp.maskText(text);
+            if (r.changed) {
+              const counts = r.counts;
+              for (const e in counts) tally(e, counts[e]!);
+              if (r.findings.some((f) => f.masker === 'null')) replacement = null;
+              else replacement = textCell(r.text, a.binary, jsonbBinary);
+            }
           }
         }
-        if (replacement !== undefined) {
-          out ??= cells.slice();
-          out[i] = replacement;
-        }
+        replacements[i] = replacement;
+        if (replacement !== undefined) changed = true;
       }
-      return out;
+      return changed ? rebuildDataRow(raw, cells, replacements) : null;
     },
     maskText(text) {
       if (!dlp) return { text, counts: {} };
@@ -153,9 +158,9 @@ function columnAction(masker: MaskerName, label: string, keep: number, textLike:
     const fixed = Buffer.from(redact(label), 'utf8');
     return { kind: 'column', countKey, replace: () => fixed };
   }
-  if (masker === 'partial' && !isSecretEntity(label)) return { kind: 'column', countKey, replace: (cell) => partialBytes(cell, keep) };
+  if (masker === 'partial' && !isSecretEntity(label)) return { kind: 'column', countKey, replace: (raw, start, end) => partialBytes(raw, keep, start, end) };
   const ctx: MaskerContext = { keep, hashKey: opts.hashKey, vault: opts.vault };
-  return { kind: 'column', countKey, replace: (cell) => Buffer.from(applyMasker(masker, label, cell.toString('utf8'), ctx), 'utf8') };
+  return { kind: 'column', countKey, replace: (raw, start, end) => Buffer.from(applyMasker(masker, label, raw.toString('utf8', start, end), ctx), 'utf8') };
 }
 
 function textCell(text: string, binary: boolean, jsonb: boolean): Buffer {

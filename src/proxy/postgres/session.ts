@@ -35,10 +35,8 @@ import { ConnectionClosed, type PgConn } from './conn.js';
 import {
   BackendType,
   decodeBackend,
-  decodeDataRow,
   decodeFrontend,
   decodeRowDescription,
-  encodeDataRow,
   encodeErrorResponse,
   encodeFrontend,
   encodePolicyDenial,
@@ -474,8 +472,7 @@ export class PgSession {
       return null;
     }
     if (!r.plan?.active) return frame.raw;
-    const masked = r.plan.mask(decodeDataRow(frame.payload).cells, this.tally);
-    return masked ? encodeDataRow(masked) : frame.raw;
+    return r.plan.maskRow(frame.raw, this.tally) ?? frame.raw;
   }
 
   /** Cancels the limited query if it is still running CANCEL_AFTER_MS from now (see the module doc). */
