@@ -33,29 +33,24 @@ function isAlnumChar(c: number): boolean {
  * always redacted.
  */
 export function partial(entity: string, value: string, keep = 4): string {
-  if (keep < 0 || !Number.isFinite(keep)) keep = 4;
+  keep = keep < 0 || !Number.isFinite(keep) ? 4 : Math.ceil(keep);
   if (isSecretEntity(entity)) {
     if (entity === 'private_key' || keep === 0 || keep * 4 > value.length) return redact(entity);
     return `****${value.slice(value.length - keep)}`;
   }
-  const cut = keptFrom(value.length, keep, (i) => value.charCodeAt(i));
-  if (cut === 0) return value;
-  return value.slice(0, cut).replace(ASCII_ALNUM, '*') + value.slice(cut);
-}
-
-const ASCII_ALNUM = /[0-9A-Za-z]/g;
-
-/**
- * Where the kept tail starts: the index of the `keep`-th letter/digit from the end (0 when there are no
- * more than `keep`, the length when `keep` is 0). Every letter/digit before it is masked.
- */
-function keptFrom(length: number, keep: number, at: (i: number) => number): number {
-  if (keep === 0) return length;
-  let kept = 0;
-  for (let i = length - 1; i >= 0; i--) {
-    if (isAlnumChar(at(i)) && ++kept === keep) return i;
+  // Where the kept tail starts: at the `keep`-th letter/digit from the end (0 when there are no more than
+  // `keep`; the length when `keep` is 0). Every letter/digit before it is masked.
+  let cut = keep === 0 ? value.length : 0;
+  for (let i = value.length - 1, kept = 0; i >= 0 && keep > 0; i--) {
+    if (isAlnumChar(value.charCodeAt(i)) && ++kept === keep) {
+      cut = i;
+      break;
+    }
   }
-  return 0;
+  if (cut === 0) return value;
+  let head = '';
+  for (let i = 0; i < cut; i++) head += isAlnumChar(value.charCodeAt(i)) ? '*' : value[i]!;
+  return head + value.slice(cut);
 }
 
 /**
@@ -65,10 +60,16 @@ function keptFrom(length: number, keep: number, at: (i: number) => number): numb
  * pick the value out of a larger buffer (a cell in a row).
  */
 export function partialBytes(value: Buffer, keep = 4, start = 0, end = value.length): Buffer {
-  if (keep < 0 || !Number.isFinite(keep)) keep = 4;
+  keep = keep < 0 || !Number.isFinite(keep) ? 4 : Math.ceil(keep);
   const out = Buffer.allocUnsafe(end - start);
   value.copy(out, 0, start, end);
-  const cut = keptFrom(out.length, keep, (i) => out[i]!);
+  let cut = keep === 0 ? out.length : 0;
+  for (let i = out.length - 1, kept = 0; i >= 0 && keep > 0; i--) {
+    if (isAlnumChar(out[i]!) && ++kept === keep) {
+      cut = i;
+      break;
+    }
+  }
   for (let i = 0; i < cut; i++) if (isAlnumChar(out[i]!)) out[i] = 42; // '*'
   return out;
 }

@@ -31,7 +31,7 @@ describe('maskers', () => {
       const len = rnd(24);
       let v = '';
       for (let i = 0; i < len; i++) v += alphabet[rnd(alphabet.length)]!;
-      const keep = rnd(7);
+      const keep = rnd(7) + (k % 5 === 0 ? 0.5 : 0);
       const want = reference(v, keep);
       expect(partial('phone', v, keep), `${JSON.stringify(v)} keep ${keep}`).toBe(want);
       expect(partialBytes(Buffer.from(v, 'utf8'), keep).toString('utf8'), `${JSON.stringify(v)} keep ${keep}`).toBe(want);

@@ -126,10 +126,15 @@ export async function planResult(fields: readonly FieldDescription[] | null, opt
             const text = raw.toString('utf8', jsonbBinary ? start + 1 : start, end);
             const r = a.json ? dlp.maskJson(text) : dlp.maskText(text);
             if (r.changed) {
+              // (the counts name each entity found, and its masker says whether the cell becomes NULL:
+              // cheaper than building the findings of every masked cell)
               const counts = r.counts;
-              for (const e in counts) tally(e, counts[e]!);
-              if (r.findings.some((f) => f.masker === 'null')) replacement = null;
-              else replacement = textCell(r.text, a.binary, jsonbBinary);
+              let toNull = false;
+              for (const e in counts) {
+                tally(e, counts[e]!);
+                if (dlp.maskerFor(e) === 'null') toNull = true;
+              }
+              replacement = toNull ? null : textCell(r.text, a.binary, jsonbBinary);
             }
           }
         }

@@ -89,6 +89,25 @@ describe('masking', () => {
     await c.end();
   });
 
+  it('an entity rule with the null masker makes the cell SQL NULL; a cell with another entity is masked as text', async () => {
+    const t3 = await fx.tunnel({
+      use: ['nullmail'],
+      policies: `  nullmail:
+    - name: email-null
+      action: mask
+      entities: [email]
+      with: 'null'
+    - name: cards
+      action: mask
+      entities: [credit_card]
+      with: partial`,
+    });
+    const c = await pgClient(t3.url);
+    const r = await c.query(`select 'write to ann@example.com' as note, 'card 4111 1111 1111 1111' as card, 'nothing here' as other`);
+    expect(r.rows).toEqual([{ note: null, card: 'card **** **** **** 1111', other: 'nothing here' }]);
+    await c.end();
+  });
+
   it('a binary-format result is masked too', async () => {
     const c = await pgClient(t.url, { binary: true } as pg.ClientConfig);
     const r = await c.query({ text: 'SELECT id, ssn, email FROM customers WHERE id <= $1 ORDER BY id', values: [5] });

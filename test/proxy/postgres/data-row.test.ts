@@ -16,7 +16,7 @@ function randomRow(rnd: () => number): Cell[] {
 }
 
 /** What decodeDataRow makes of `raw` (type byte included): its cells, or the error it throws. */
-function reference(raw: Buffer): Cell[] | string {
+function reference(raw: Buffer): readonly Cell[] | string {
   try {
     return decodeDataRow(raw.subarray(5)).cells;
   } catch (err) {
