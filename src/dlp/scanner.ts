@@ -137,41 +137,55 @@ function markPending(st: State, start: number): void {
 }
 
 /**
- * True when the trigger cannot match anywhere in `s`: only ASCII digits and lower-case letters, and
- * fewer than 8 leading digits. No alternative starts on a lower-case letter; a digit after a word character
- * starts none; the leading digit run starts one only with a separator or colon after it (absent here) or
- * with 9+ digits. Database cells (ids, hex digests, lower-case words) are mostly of this shape, and for a
- * short cell this pass is several times cheaper than loading it for the trigger.
+ * True when the trigger cannot match anywhere in `s`: only ASCII digits, lower-case letters and spaces, and
+ * no digit run that can start a candidate. No alternative starts on a lower-case letter or a space; a digit
+ * run after a letter starts none; a run at the start or after a space starts one only with 9+ digits (a
+ * card, SSN or phone number; 8 are refused too, for margin), or as a group of up to 6 digits followed by a
+ * separator and another digit (`555 0100`) or a colon or `(` (absent here). Database cells (ids, hex
+ * digests, enum words, `name 42`) are mostly of this shape, and for a short cell this pass is several times
+ * cheaper than loading it for the trigger. test/dlp/fastpaths.test.ts checks it against the trigger's
+ * specification.
  */
 export function cannotTrigger(s: string): boolean {
   const n = s.length;
   let i = 0;
   while (i < n) {
     const c = s.charCodeAt(i);
-    if (c < 48 || c > 57) break;
+    if (c >= 48 && c <= 57) {
+      const j = i;
+      while (i < n && isAsciiDigit(s.charCodeAt(i))) i++;
+      if (j === 0 || s.charCodeAt(j - 1) === 32) {
+        const d = i - j;
+        if (d >= 8 || (d <= 6 && s.charCodeAt(i) === 32 && isAsciiDigit(s.charCodeAt(i + 1)))) return false;
+      }
+      continue;
+    }
+    if (!((c >= 97 && c <= 122) || c === 32)) return false;
     i++;
-  }
-  if (i >= 8) return false;
-  for (; i < n; i++) {
-    const c = s.charCodeAt(i);
-    if (!((c >= 97 && c <= 122) || (c >= 48 && c <= 57))) return false;
   }
   return true;
 }
 
+function isAsciiDigit(c: number): boolean {
+  return c >= 48 && c <= 57;
+}
+
 /** cannotTrigger on the UTF-8 bytes b[start, end) of a text (any non-ASCII byte: false), without decoding them. */
 export function cannotTriggerBytes(b: Uint8Array, start = 0, end = b.length): boolean {
-  const n = end;
   let i = start;
-  while (i < n) {
+  while (i < end) {
     const c = b[i]!;
-    if (c < 48 || c > 57) break;
+    if (c >= 48 && c <= 57) {
+      const j = i;
+      while (i < end && isAsciiDigit(b[i]!)) i++;
+      if (j === start || b[j - 1] === 32) {
+        const d = i - j;
+        if (d >= 8 || (d <= 6 && i + 1 < end && b[i] === 32 && isAsciiDigit(b[i + 1]!))) return false;
+      }
+      continue;
+    }
+    if (!((c >= 97 && c <= 122) || c === 32)) return false;
     i++;
-  }
-  if (i - start >= 8) return false;
-  for (; i < n; i++) {
-    const c = b[i]!;
-    if (!((c >= 97 && c <= 122) || (c >= 48 && c <= 57))) return false;
   }
   return true;
 }
