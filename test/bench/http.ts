@@ -9,7 +9,8 @@
  * 1. 1 KB JSON POST (a chat-completions body with an email and a card number), 32 connections, closed loop:
  *    requests/s and p99 latency.
  * 2. SSE: time to first event (and, through masking, to the first non-empty delta) for a 200-delta stream.
- * 3. 100 MB response pass-through: MB/s, and the tunnel process's peak RSS growth.
+ * 3. 100 MB response pass-through: MB/s (median of interleaved rounds after a warm-up), and the tunnel
+ *    process's peak RSS growth.
  *
  *   npx tsx test/bench/http.ts            BENCH_SECONDS=5 (per load run)
  */
@@ -25,6 +26,8 @@ import { TUNNEL_NODE_FLAGS } from '../../src/cli/tunnel-node-flags.js';
 
 const self = fileURLToPath(import.meta.url);
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 5);
+/** Interleaved 100 MB rounds per party after a warm-up transfer (the median is reported). */
+const BIG_ROUNDS = Number(process.env['BENCH_BIG_ROUNDS'] ?? 3);
 const NGINX = '/usr/sbin/nginx';
 const KEY = 'sk-bench-upstream-key-0123456789abcdef';
 /** What a model streams: a word per delta. */
@@ -313,16 +316,27 @@ export async function run(): Promise<string> {
       progress(`sse ${p.name}`);
       ttfts.set(p.name, await ttft(p));
     }
+    // 100 MB: one warm-up transfer per party, then BIG_ROUNDS rounds taking the parties in turn; the median
+    // of each party's rounds. A single transfer swung 170-1,900 MB/s direct on this VM from one run to the next.
     const bigs = new Map<string, Awaited<ReturnType<typeof big>>>();
-    for (const p of parties) {
-      progress(`100 MB ${p.name}`);
-      bigs.set(p.name, await big(p));
+    const bigRuns = new Map<string, Awaited<ReturnType<typeof big>>[]>(parties.map((p) => [p.name, []]));
+    for (const p of parties) await big(p);
+    for (let round = 0; round < BIG_ROUNDS; round++) {
+      for (const p of parties) {
+        progress(`100 MB ${p.name} (round ${round + 1})`);
+        bigRuns.get(p.name)!.push(await big(p));
+      }
+    }
+    for (const [name, runs] of bigRuns) {
+      const byRate = [...runs].sort((a, b) => a.mbps - b.mbps);
+      const growth = runs.map((r) => r.rssGrowthMb).filter((g): g is number => g !== null);
+      bigs.set(name, { mbps: byRate[Math.floor(byRate.length / 2)]!.mbps, rssGrowthMb: growth.length ? Math.max(...growth) : null });
     }
     const d = loads.get('direct')!;
     const ng = loads.get('nginx');
     const dt = ttfts.get('direct')!;
     const db = bigs.get('direct')!;
-    rows.push(`1 KB JSON POST, 32 connections, ${SECONDS}s closed loop; SSE 200 deltas (median of 25); 100 MB response. ${os.cpus().length} CPUs, each party its own process, store SQLite synchronous=NORMAL.`);
+    rows.push(`1 KB JSON POST, 32 connections, ${SECONDS}s closed loop; SSE 200 deltas (median of 25); 100 MB response (median of ${BIG_ROUNDS} interleaved rounds after a warm-up; RSS growth: the largest). ${os.cpus().length} CPUs, each party its own process, store SQLite synchronous=NORMAL.`);
     rows.push('');
     rows.push('| party | req/s | × direct | × nginx | p50 ms | p99 ms | +p99 ms | errors | SSE first event ms | first content ms | 100 MB MB/s | × direct | tunnel peak RSS growth MB |');
     rows.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
