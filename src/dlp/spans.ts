@@ -65,7 +65,13 @@ export class SpanList {
 
   /** Copies span `from` over span `to` (to ≤ from), for compaction in place. */
   move(from: number, to: number): void {
-    this.#d.copyWithin(to * W, from * W, from * W + W);
+    const d = this.#d;
+    const f = from * W;
+    const t = to * W;
+    d[t] = d[f]!;
+    d[t + 1] = d[f + 1]!;
+    d[t + 2] = d[f + 2]!;
+    d[t + 3] = d[f + 3]!;
   }
 
   truncate(n: number): void {
