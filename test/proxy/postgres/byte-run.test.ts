@@ -28,6 +28,15 @@ function add(run: ByteRun, to: ReturnType<typeof sink>, b: Buffer): void {
   }
 }
 
+/** The writes a run makes of `views`, added in order and then flushed. */
+function writesOf(...views: Buffer[]): string[] {
+  const run = new ByteRun();
+  const out = sink();
+  for (const v of views) add(run, out, v);
+  run.flush(out);
+  return out.writes.map(String);
+}
+
 describe('ByteRun', () => {
   it('writes adjacent views of one chunk as one view holding exactly their bytes', () => {
     const chunk = Buffer.from('D0001D0002D0003D0004tail');
@@ -41,48 +50,22 @@ describe('ByteRun', () => {
 
   it('starts a new run at a gap, at another buffer, and after a rebuilt message', () => {
     const chunk = own('AAAABBBBCCCCDDDD');
-    const rebuilt = own('xxxx');
-    const other = own('EEEE');
-    const run = new ByteRun();
-    const out = sink();
-    add(run, out, chunk.subarray(0, 4));
-    add(run, out, chunk.subarray(4, 8));
-    add(run, out, chunk.subarray(12, 16)); // skips CCCC (a swallowed message)
-    add(run, out, rebuilt);
-    add(run, out, other);
-    run.flush(out);
-    expect(out.writes.map(String)).toEqual(['AAAABBBB', 'DDDD', 'xxxx', 'EEEE']);
+    // the third view skips CCCC (a swallowed message)
+    expect(writesOf(chunk.subarray(0, 4), chunk.subarray(4, 8), chunk.subarray(12, 16), own('xxxx'), own('EEEE'))).toEqual(['AAAABBBB', 'DDDD', 'xxxx', 'EEEE']);
   });
 
   it('buffers that happen to lie back to back in one slab are joined, with exactly their bytes in order', () => {
     const slab = own('row1row2');
-    const run = new ByteRun();
-    const out = sink();
-    add(run, out, Buffer.from(slab.buffer, 0, 4));
-    add(run, out, Buffer.from(slab.buffer, 4, 4));
-    run.flush(out);
-    expect(out.writes.map(String)).toEqual(['row1row2']);
+    expect(writesOf(Buffer.from(slab.buffer, 0, 4), Buffer.from(slab.buffer, 4, 4))).toEqual(['row1row2']);
   });
 
   it('does not join views that are adjacent in memory but out of order', () => {
     const chunk = own('11112222');
-    const run = new ByteRun();
-    const out = sink();
-    add(run, out, chunk.subarray(4, 8));
-    add(run, out, chunk.subarray(0, 4));
-    run.flush(out);
-    expect(out.writes.map(String)).toEqual(['2222', '1111']);
+    expect(writesOf(chunk.subarray(4, 8), chunk.subarray(0, 4))).toEqual(['2222', '1111']);
   });
 
   it('does not join a view of another buffer that starts at the offset where the run ends', () => {
-    const a = own('AAAA____');
-    const b = own('____BBBB');
-    const run = new ByteRun();
-    const out = sink();
-    add(run, out, a.subarray(0, 4));
-    add(run, out, b.subarray(4, 8));
-    run.flush(out);
-    expect(out.writes.map(String)).toEqual(['AAAA', 'BBBB']);
+    expect(writesOf(own('AAAA____').subarray(0, 4), own('____BBBB').subarray(4, 8))).toEqual(['AAAA', 'BBBB']);
   });
 
   it('flushing an empty run writes nothing; a flush returns what the write returns and empties the run', async () => {
