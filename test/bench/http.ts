@@ -5,6 +5,9 @@
  *   dlpctl pass      → dlpctl HTTP tunnel without policies (token swap, recording to SQLite) → upstream
  *   dlpctl masking   → dlpctl with an LLM policy (pseudonymize + restore, JSON/SSE masking, recording) → upstream
  *   nginx            → nginx reverse proxy (keepalive upstream, no buffering), when /usr/sbin/nginx exists
+ *   node proxy       → a reverse proxy in Node with nothing else (node:http server, undici pool, the key
+ *                      injected, bodies streamed; no token check, policy, masking or recording), run with the
+ *                      tunnel's Node flags: what any Node proxy costs on this machine, the ceiling for dlpctl
  *
  * 1. 1 KB JSON POST (a chat-completions body with an email and a card number), 32 connections, closed loop:
  *    requests/s and p99 latency.
@@ -20,6 +23,7 @@ import http from 'node:http';
 import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Pool, request } from 'undici';
 import { TUNNEL_NODE_FLAGS } from '../../src/cli/tunnel-node-flags.js';
@@ -85,6 +89,42 @@ async function upstreamRole(): Promise<void> {
   process.send!({ port: (server.address() as net.AddressInfo).port });
 }
 
+/** Answers the driver's RSS questions: current and peak RSS (polled; `rss-reset` restarts the peak). */
+function reportRss(): void {
+  let peak = process.memoryUsage.rss(); // rss() alone: memoryUsage() walks the heap spaces too, 1% of the tunnel CPU at this polling rate
+  setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 20).unref();
+  process.on('message', (m: { type: string }) => {
+    if (m.type === 'rss-reset') peak = process.memoryUsage.rss();
+    process.send!({ rss: process.memoryUsage.rss(), peak });
+  });
+}
+
+/** The reference: a Node reverse proxy doing only what every proxy must (forward, inject the key, stream). */
+async function nodeProxyRole(target: string): Promise<void> {
+  const pool = new Pool(target, { connections: 64 });
+  const server = http.createServer((req, res) => {
+    const headers: Record<string, string> = { authorization: `Bearer ${KEY}` };
+    if (req.headers['content-type']) headers['content-type'] = req.headers['content-type'];
+    pool
+      .request({ method: req.method as 'POST', path: req.url ?? '/', headers, body: req })
+      .then(async (r) => {
+        const out: Record<string, string> = {};
+        for (const name of ['content-type', 'content-length']) if (typeof r.headers[name] === 'string') out[name] = r.headers[name];
+        res.writeHead(r.statusCode, out);
+        res.flushHeaders();
+        await pipeline(r.body, res);
+      })
+      .catch(() => {
+        if (!res.headersSent) res.writeHead(502);
+        res.end();
+      });
+  });
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  reportRss();
+  process.send!({ port: (server.address() as net.AddressInfo).port });
+}
+
 async function tunnelRole(target: string, mode: 'pass' | 'mask'): Promise<void> {
   const src = path.resolve(path.dirname(self), '../../src');
   const imp = <T>(p: string): Promise<T> => import(pathToFileURL(path.join(src, p)).href) as Promise<T>;
@@ -128,12 +168,7 @@ policies:
   });
   const tunnel = new Tunnel({ resource: 'api', kind: 'http', clientTls: false, engine: opened.engine });
   const addr = await tunnel.open();
-  let peak = process.memoryUsage.rss(); // rss() alone: memoryUsage() walks the heap spaces too, 1% of the tunnel CPU at this polling rate
-  setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 20).unref();
-  process.on('message', (m: { type: string }) => {
-    if (m.type === 'rss-reset') peak = process.memoryUsage.rss();
-    process.send!({ rss: process.memoryUsage.rss(), peak });
-  });
+  reportRss();
   process.on('SIGTERM', () => process.exit(0)); // a normal exit, so --cpu-prof writes its profile
   process.send!({ port: addr.port, token: tunnel.secret });
 }
@@ -149,7 +184,7 @@ interface Party {
 
 function startRole(args: string[]): Promise<{ child: ChildProcess; msg: { port: number; token?: string } }> {
   // A tunnel runs as `dlpctl connect` runs it (with the flags bin/dlpctl.js adds); BENCH_PROF=DIR writes its CPU profile.
-  const tunnel = args[1] === 'tunnel';
+  const tunnel = args[1] === 'tunnel' || args[1] === 'node-proxy';
   const prof = tunnel && process.env['BENCH_PROF'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['BENCH_PROF']}`] : [];
   const child = fork(self, args, { execArgv: [...(tunnel ? TUNNEL_NODE_FLAGS : []), ...prof, '--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   return new Promise((resolve, reject) => {
@@ -297,6 +332,7 @@ export async function run(): Promise<string> {
   const target = `http://127.0.0.1:${upstream.msg.port}`;
   const pass = await startRole(['--role', 'tunnel', target, 'pass']);
   const mask = await startRole(['--role', 'tunnel', target, 'mask']);
+  const nodeProxy = await startRole(['--role', 'node-proxy', target]);
   const nginx = await startNginx(upstream.msg.port);
   const parties: Party[] = [
     { name: 'direct', url: target, headers: { authorization: `Bearer ${KEY}` } },
@@ -304,6 +340,7 @@ export async function run(): Promise<string> {
     { name: 'dlpctl masking', url: `http://127.0.0.1:${mask.msg.port}`, headers: { authorization: `Bearer ${mask.msg.token!}` }, child: mask.child },
   ];
   if (nginx) parties.push({ name: 'nginx', url: `http://127.0.0.1:${nginx.port}`, headers: {} });
+  parties.push({ name: 'node proxy (reference)', url: `http://127.0.0.1:${nodeProxy.msg.port}`, headers: {}, child: nodeProxy.child });
   const rows: string[] = [];
   try {
     const loads = new Map<string, Awaited<ReturnType<typeof load>>>();
@@ -338,7 +375,7 @@ export async function run(): Promise<string> {
     const db = bigs.get('direct')!;
     rows.push(`1 KB JSON POST, 32 connections, ${SECONDS}s closed loop; SSE 200 deltas (median of 25); 100 MB response (median of ${BIG_ROUNDS} interleaved rounds after a warm-up; RSS growth: the largest). ${os.cpus().length} CPUs, each party its own process, store SQLite synchronous=NORMAL.`);
     rows.push('');
-    rows.push('| party | req/s | × direct | × nginx | p50 ms | p99 ms | +p99 ms | errors | SSE first event ms | first content ms | 100 MB MB/s | × direct | tunnel peak RSS growth MB |');
+    rows.push('| party | req/s | × direct | × nginx | p50 ms | p99 ms | +p99 ms | errors | SSE first event ms | first content ms | 100 MB MB/s | × direct | proxy peak RSS growth MB |');
     rows.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
     for (const p of parties) {
       const l = loads.get(p.name)!;
@@ -351,7 +388,7 @@ export async function run(): Promise<string> {
     if (!nginx) rows.push('', `nginx: not run (${NGINX} not found).`);
   } finally {
     nginx?.stop();
-    for (const c of [upstream.child, pass.child, mask.child]) c.kill();
+    for (const c of [upstream.child, pass.child, mask.child, nodeProxy.child]) c.kill();
   }
   return rows.join('\n');
 }
@@ -360,6 +397,7 @@ const role = process.argv.indexOf('--role');
 if (role !== -1) {
   const which = process.argv[role + 1];
   if (which === 'upstream') await upstreamRole();
+  else if (which === 'node-proxy') await nodeProxyRole(process.argv[role + 2]!);
   else await tunnelRole(process.argv[role + 2]!, process.argv[role + 3] as 'pass' | 'mask');
 } else if (process.argv[1] && path.resolve(process.argv[1]) === self) {
   process.stdout.write(`${await run()}\n`);

@@ -7,6 +7,9 @@
  *   dlpctl mask   the same with masking: the recommended entity masks plus a column rule (no row limit, so the
  *                 large result is not cut at 100000 rows)
  *   pgbouncer     /usr/sbin/pgbouncer in session mode, when installed (the row is skipped otherwise)
+ *   node relay    a TCP relay in Node with nothing else (two sockets piped, no protocol, policy or recording),
+ *                 run with the tunnel's Node flags: what any Node proxy costs on this machine, the ceiling for
+ *                 dlpctl
  *
  * Measured: `pgbench -S -c 8 -T 10` TPS (simple protocol); latency of a sequential `SELECT 1` (2000 queries,
  * node-postgres) p50/p99 and what each path adds to direct; two large results streamed by psql to
@@ -16,12 +19,14 @@
  * peak over the whole run goes to stderr. Targets: pgbench ≥ 0.7× direct; large result ≥ 0.9×
  * (pass-through) / ≥ 0.5× (two masked columns); RSS ≤ 150 MB; added latency p50 ≤ 0.3 ms, p99 ≤ 1 ms.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, fork, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import pg from 'pg';
+import { TUNNEL_NODE_FLAGS } from '../../src/cli/tunnel-node-flags.js';
 import { demoSeedSql } from '../../src/demo/seed.js';
 import { freePort, startPostgres, type TestPostgres } from '../helpers/postgres.js';
 
@@ -156,6 +161,31 @@ async function startPgbouncer(dir: string, server: TestPostgres, db: string): Pr
   return null;
 }
 
+/** The reference relay (its own process): accepts on a free port, pipes each connection to the server. */
+function nodeRelayRole(targetPort: number): void {
+  const server = net.createServer({ noDelay: true }, (client) => {
+    const upstream = net.connect({ host: '127.0.0.1', port: targetPort, noDelay: true });
+    client.pipe(upstream).pipe(client);
+    client.on('error', () => upstream.destroy());
+    upstream.on('error', () => client.destroy());
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  server.listen(0, '127.0.0.1', () => process.send!({ port: (server.address() as net.AddressInfo).port }));
+  process.on('SIGTERM', () => process.exit(0));
+}
+
+function startNodeRelay(server: TestPostgres): Promise<{ url: string; child: ChildProcess }> {
+  const child = fork(fileURLToPath(import.meta.url), ['--role', 'node-relay', String(server.port)], {
+    execArgv: [...TUNNEL_NODE_FLAGS, '--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  return new Promise((resolve, reject) => {
+    child.once('message', (m) => resolve({ url: server.url.replace(`:${server.port}/`, `:${(m as { port: number }).port}/`), child }));
+    child.once('exit', (code) => reject(new Error(`node relay exited with ${code}`)));
+  });
+}
+
 function f(n: number | undefined, digits = 0): string {
   return n === undefined ? '–' : n.toFixed(digits);
 }
@@ -222,6 +252,9 @@ resources:
       children.push(bouncer.child);
       paths.push({ name: 'pgbouncer (session)', url: bouncer.url });
     }
+    const relay = await startNodeRelay(server);
+    children.push(relay.child);
+    paths.push({ name: 'node relay (reference)', url: relay.url, ...(relay.child.pid ? { pid: relay.child.pid } : {}) });
 
     const rows: Row[] = [];
     for (const p of paths) {
@@ -268,6 +301,8 @@ resources:
   }
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+const role = process.argv.indexOf('--role');
+if (role !== -1 && process.argv[role + 1] === 'node-relay') nodeRelayRole(Number(process.argv[role + 2]));
+else if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   console.log(await run());
 }
