@@ -5,13 +5,14 @@ const args = process.argv.slice(2);
 
 // A tunnel (`connect`, `demo`) runs with a few V8 flags (dist/cli/tunnel-node-flags.js says which and why).
 // They only work from the command line, so the launcher re-executes itself once with them (process.execve
-// keeps the PID, stdio and signals; it is absent on Windows, where we simply go on).
+// keeps the PID, stdio and signals; it is absent on Windows, where we simply go on). A flag the user set
+// already, on node's command line or in NODE_OPTIONS, is theirs to keep.
 const beforeDashes = args.includes('--') ? args.slice(0, args.indexOf('--')) : args;
 if (typeof process.execve === 'function' && beforeDashes.some((a) => a === 'connect' || a === 'demo')) {
-  const { TUNNEL_NODE_FLAGS } = await import('../dist/cli/tunnel-node-flags.js');
-  if (!TUNNEL_NODE_FLAGS.every((f) => process.execArgv.includes(f))) {
+  const { tunnelFlagsToAdd } = await import('../dist/cli/tunnel-node-flags.js');
+  const missing = tunnelFlagsToAdd(process.execArgv, process.env.NODE_OPTIONS);
+  if (missing.length > 0) {
     process.removeAllListeners('warning');
-    const missing = TUNNEL_NODE_FLAGS.filter((f) => !process.execArgv.includes(f));
     process.execve(process.execPath, [process.execPath, ...missing, ...process.execArgv, ...process.argv.slice(1)], process.env);
   }
 }

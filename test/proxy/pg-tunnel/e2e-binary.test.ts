@@ -50,9 +50,9 @@ function dlpctl(args: string[]): ReturnType<typeof run> {
 }
 
 /** `dlpctl connect db` in the background: resolves with its first stdout line, then stops it with SIGTERM. */
-async function foreground(extra: string[]): Promise<{ first: string; lines: string[]; code: number | null; stderr: string; cmdline: string[] }> {
+async function foreground(extra: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<{ first: string; lines: string[]; code: number | null; stderr: string; cmdline: string[] }> {
   const child = spawn(process.execPath, [BIN, 'connect', 'db', '--config', config, '--store', `sqlite:${path.join(fx.dir, 'e2e.db')}`, ...extra], {
-    env,
+    env: { ...env, ...extraEnv },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -117,6 +117,13 @@ describe('the built binary', () => {
     for (const flag of TUNNEL_NODE_FLAGS) expect(r.cmdline).toContain(flag);
     expect(r.cmdline).toContain('connect');
     expect(r.stderr).not.toMatch(/warning/i);
+    expect(r.code).toBe(0);
+  });
+
+  it("a V8 flag the user set in NODE_OPTIONS stays theirs: the tunnel adds only the others", async () => {
+    const r = await foreground([], { NODE_OPTIONS: '--max-semi-space-size=16' });
+    expect(r.cmdline).toContain('--liftoff-only');
+    expect(r.cmdline.filter((a) => a.startsWith('--max-semi-space-size'))).toEqual([]);
     expect(r.code).toBe(0);
   });
 
