@@ -11,13 +11,17 @@
  *                 run with the tunnel's Node flags: what any Node proxy costs on this machine, the ceiling for
  *                 dlpctl
  *
- * Measured: `pgbench -S -c 8 -T 10` TPS (simple protocol); latency of a sequential `SELECT 1` (2000 queries,
- * node-postgres) p50/p99 and what each path adds to direct; two large results streamed by psql to
- * /dev/null, first, on a fresh tunnel: `SELECT g, md5(g::text) FROM generate_series(1, 1000000) g` (nothing
- * in it to mask: the pass-through cost) and a 1M-row people table whose ssn and card columns the masking
- * path masks by column rule (every row rebuilt), each in MB/s; the tunnel's peak RSS (VmHWM) after both; the
- * peak over the whole run goes to stderr. Targets: pgbench ≥ 0.7× direct; large result ≥ 0.9×
- * (pass-through) / ≥ 0.5× (two masked columns); RSS ≤ 150 MB; added latency p50 ≤ 0.3 ms, p99 ≤ 1 ms.
+ * Measured, for each path:
+ * - first, on the fresh tunnel: two large results streamed by psql to /dev/null, `SELECT g, md5(g::text) FROM
+ *   generate_series(1, 1000000) g` (nothing in it to mask: the pass-through cost) and a 1M-row people table
+ *   whose ssn and card columns the masking path masks by column rule (every row rebuilt), in MB/s, then the
+ *   tunnel's peak RSS (VmHWM);
+ * - then BENCH_ROUNDS (3) interleaved rounds, the paths in turn: both large results again and `pgbench -S -c 8
+ *   -T BENCH_SECONDS (5)` (simple protocol); each path's median is reported;
+ * - last, the latency of a sequential `SELECT 1` (2000 queries, node-postgres) p50/p99 and what each path adds
+ *   to direct, and the same with a parameter (extended protocol). The peak RSS over the whole run goes to stderr.
+ * Targets: pgbench ≥ 0.7× direct; large result ≥ 0.9× (pass-through) / ≥ 0.5× (two masked columns); RSS ≤
+ * 150 MB; added latency p50 ≤ 0.3 ms, p99 ≤ 1 ms. BENCH_VERBOSE=1 prints progress.
  */
 import { execFile, fork, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -32,7 +36,9 @@ import { freePort, startPostgres, type TestPostgres } from '../helpers/postgres.
 
 const BIN = path.resolve(import.meta.dirname, '../../bin/dlpctl.js');
 const PGBOUNCER = '/usr/sbin/pgbouncer';
-const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 10);
+const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 5);
+/** Interleaved rounds per path (the medians are reported). */
+const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
 const LATENCY_N = 2000;
 const LARGE_SQL = 'SELECT g, md5(g::text) FROM generate_series(1, 1000000) g';
 /** 1M rows of which the masking tunnel masks two columns by column rule (the issue's "two masked columns"). */
@@ -57,6 +63,9 @@ interface Row {
   mbps?: number;
   /** The 1M-row people result (two columns masked through `dlpctl + masking`). */
   peopleMbps?: number;
+  /** The same two results' first run, on a fresh tunnel. */
+  firstMbps?: number;
+  firstPeopleMbps?: number;
   rssMb?: number;
   note?: string;
 }
@@ -186,6 +195,25 @@ function startNodeRelay(server: TestPostgres): Promise<{ url: string; child: Chi
   });
 }
 
+function progress(s: string): void {
+  if (process.env['BENCH_VERBOSE']) process.stderr.write(`[postgres bench] ${s}\n`);
+}
+
+function push(into: number[], v: number | undefined): void {
+  if (v !== undefined) into.push(v);
+}
+
+function median(xs: number[]): number | undefined {
+  if (xs.length === 0) return undefined;
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+/** `{ [key]: value }`, or nothing when the value is undefined (exactOptionalPropertyTypes). */
+function optional<K extends string>(key: K, v: number | undefined): { [P in K]?: number } {
+  return (v === undefined ? {} : { [key]: v }) as { [P in K]?: number };
+}
+
 function f(n: number | undefined, digits = 0): string {
   return n === undefined ? '–' : n.toFixed(digits);
 }
@@ -256,40 +284,70 @@ resources:
     children.push(relay.child);
     paths.push({ name: 'node relay (reference)', url: relay.url, ...(relay.child.pid ? { pid: relay.child.pid } : {}) });
 
-    const rows: Row[] = [];
+    // 1. On each fresh tunnel, first: the two large results (their peak RSS is what results of that size
+    //    cost, the target being ≤ 150 MB whatever the size, not what eight pgbench sessions left behind).
+    const first = new Map<string, { mbps?: number; peopleMbps?: number; rssMb?: number }>();
     for (const p of paths) {
-      process.stderr.write(`bench: ${p.name}\n`);
-      // The large results first, on a fresh tunnel: its peak RSS is what results of that size cost (the
-      // target: ≤ 150 MB whatever the size), not what eight pgbench sessions left behind.
+      progress(`${p.name}: large results on a fresh tunnel`);
       const mbps = await largeMbps(p.url, bytes);
       const peopleMbps = await largeMbps(p.url, peopleBytes, PEOPLE_SQL);
-      const rssMb = vmHwmMb(p.pid);
-      const tps = await pgbenchTps(p.url);
+      first.set(p.name, { ...(mbps !== undefined ? { mbps } : {}), ...(peopleMbps !== undefined ? { peopleMbps } : {}), ...optional('rssMb', vmHwmMb(p.pid)) });
+    }
+    // 2. ROUNDS interleaved rounds (the paths in turn, the order reversed every other round): the large
+    //    results warm, then pgbench. A single run per path moved a ratio by 0.2 with the VM's phases.
+    const runs = new Map<string, { mbps: number[]; peopleMbps: number[]; tps: number[] }>(paths.map((p) => [p.name, { mbps: [], peopleMbps: [], tps: [] }]));
+    for (let round = 0; round < ROUNDS; round += 1) {
+      for (const p of round % 2 ? [...paths].reverse() : paths) {
+        progress(`${p.name}: round ${round + 1} of ${ROUNDS}`);
+        const r = runs.get(p.name)!;
+        push(r.mbps, await largeMbps(p.url, bytes));
+        push(r.peopleMbps, await largeMbps(p.url, peopleBytes, PEOPLE_SQL));
+        push(r.tps, await pgbenchTps(p.url));
+      }
+    }
+    const rows: Row[] = [];
+    for (const p of paths) {
+      progress(`${p.name}: latency`);
       const lat = await latency(p.url);
       const ext = await latency(p.url, true);
       const overall = vmHwmMb(p.pid);
       if (overall !== undefined) process.stderr.write(`bench: ${p.name} peak RSS over the whole run (pgbench included) ${overall.toFixed(1)} MB\n`);
-      rows.push({ name: p.name, ...(tps !== undefined ? { tps } : {}), p50: lat.p50, p99: lat.p99, xp50: ext.p50, xp99: ext.p99, ...(mbps !== undefined ? { mbps } : {}), ...(peopleMbps !== undefined ? { peopleMbps } : {}), ...(rssMb !== undefined ? { rssMb } : {}) } as Row);
+      const r = runs.get(p.name)!;
+      const f0 = first.get(p.name)!;
+      rows.push({
+        name: p.name,
+        ...optional('tps', median(r.tps)),
+        p50: lat.p50,
+        p99: lat.p99,
+        xp50: ext.p50,
+        xp99: ext.p99,
+        ...optional('mbps', median(r.mbps)),
+        ...optional('peopleMbps', median(r.peopleMbps)),
+        ...optional('firstMbps', f0.mbps),
+        ...optional('firstPeopleMbps', f0.peopleMbps),
+        ...optional('rssMb', f0.rssMb),
+      });
     }
     if (!bouncer) rows.push({ name: 'pgbouncer', note: `skipped: ${PGBOUNCER} is not installed (Debian package pgbouncer)` });
 
     const base = rows[0]!;
     const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b ? `${(a / b).toFixed(2)}×` : '–');
     const lines = [
-      `PostgreSQL tunnel, ${os.cpus().length} CPUs, pgbench -S -c 8 -T ${SECONDS} (simple), SELECT 1 ×${LATENCY_N} sequential (simple protocol; then SELECT $1 with a parameter: extended protocol), 1M-row results: generate_series with md5 (${(bytes / 1e6).toFixed(1)} MB of text, nothing to mask) and a people table (${(peopleBytes / 1e6).toFixed(1)} MB) whose ssn and card columns the masking path masks by column rule`,
+      `PostgreSQL tunnel, ${os.cpus().length} CPUs. Medians of ${ROUNDS} interleaved rounds: pgbench -S -c 8 -T ${SECONDS} (simple), and two 1M-row results: generate_series with md5 (${(bytes / 1e6).toFixed(1)} MB of text, nothing to mask) and a people table (${(peopleBytes / 1e6).toFixed(1)} MB) whose ssn and card columns the masking path masks by column rule; "first" is each result's first run, on a fresh tunnel (cold), and the RSS is read after it. SELECT 1 ×${LATENCY_N} sequential (simple protocol; then SELECT $1 with a parameter: extended protocol).`,
       '',
-      '| path | pgbench TPS | vs direct | SELECT 1 p50 ms | p99 ms | added p50 / p99 ms | SELECT $1 p50 / p99 ms | added p50 / p99 ms | large result MB/s | vs direct | people, 2 masked columns, MB/s | vs direct | peak RSS after both large results, fresh tunnel, MB |',
-      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+      '| path | pgbench TPS | vs direct | SELECT 1 p50 ms | p99 ms | added p50 / p99 ms | SELECT $1 p50 / p99 ms | added p50 / p99 ms | large result MB/s | vs direct | first, vs direct | people, 2 masked columns, MB/s | vs direct | first, vs direct | peak RSS after the first large results, MB |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ];
     for (const r of rows) {
       if (r.note) {
-        lines.push(`| ${r.name} | ${r.note} | | | | | | | | | | | |`);
+        lines.push(`| ${r.name} | ${r.note} | | | | | | | | | | | | | |`);
         continue;
       }
       const added = r === base ? '–' : `${f((r.p50 ?? 0) - (base.p50 ?? 0), 3)} / ${f((r.p99 ?? 0) - (base.p99 ?? 0), 3)}`;
       const xadded = r === base ? '–' : `${f((r.xp50 ?? 0) - (base.xp50 ?? 0), 3)} / ${f((r.xp99 ?? 0) - (base.xp99 ?? 0), 3)}`;
+      const vs = (a: number | undefined, b: number | undefined) => (r === base ? '1.00×' : ratio(a, b));
       lines.push(
-        `| ${r.name} | ${f(r.tps)} | ${r === base ? '1.00×' : ratio(r.tps, base.tps)} | ${f(r.p50, 3)} | ${f(r.p99, 3)} | ${added} | ${f(r.xp50, 3)} / ${f(r.xp99, 3)} | ${xadded} | ${f(r.mbps, 1)} | ${r === base ? '1.00×' : ratio(r.mbps, base.mbps)} | ${f(r.peopleMbps, 1)} | ${r === base ? '1.00×' : ratio(r.peopleMbps, base.peopleMbps)} | ${f(r.rssMb, 1)} |`,
+        `| ${r.name} | ${f(r.tps)} | ${vs(r.tps, base.tps)} | ${f(r.p50, 3)} | ${f(r.p99, 3)} | ${added} | ${f(r.xp50, 3)} / ${f(r.xp99, 3)} | ${xadded} | ${f(r.mbps, 1)} | ${vs(r.mbps, base.mbps)} | ${vs(r.firstMbps, base.firstMbps)} | ${f(r.peopleMbps, 1)} | ${vs(r.peopleMbps, base.peopleMbps)} | ${vs(r.firstPeopleMbps, base.firstPeopleMbps)} | ${f(r.rssMb, 1)} |`,
       );
     }
     return lines.join('\n');
