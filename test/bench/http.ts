@@ -10,7 +10,7 @@
  *                      tunnel's Node flags: what any Node proxy costs on this machine, the ceiling for dlpctl
  *
  * 1. 1 KB JSON POST (a chat-completions body with an email and a card number), 32 connections, closed loop:
- *    requests/s and p99 latency.
+ *    requests/s and p99 latency, the median of BENCH_ROUNDS (3) interleaved rounds.
  * 2. SSE: time to first event (and, through masking, to the first non-empty delta) for a 200-delta stream.
  * 3. 100 MB response pass-through: MB/s (median of interleaved rounds after a warm-up), and the tunnel
  *    process's peak RSS growth.
@@ -30,6 +30,8 @@ import { TUNNEL_NODE_FLAGS } from '../../src/cli/tunnel-node-flags.js';
 
 const self = fileURLToPath(import.meta.url);
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 5);
+/** Interleaved load rounds per party (the median round is reported). */
+const LOAD_ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
 /** Interleaved 100 MB rounds per party after a warm-up transfer (the median is reported). */
 const BIG_ROUNDS = Number(process.env['BENCH_BIG_ROUNDS'] ?? 3);
 const NGINX = '/usr/sbin/nginx';
@@ -343,11 +345,16 @@ export async function run(): Promise<string> {
   parties.push({ name: 'node proxy (reference)', url: `http://127.0.0.1:${nodeProxy.msg.port}`, headers: {}, child: nodeProxy.child });
   const rows: string[] = [];
   try {
-    const loads = new Map<string, Awaited<ReturnType<typeof load>>>();
-    for (const p of parties) {
-      progress(`load ${p.name}`);
-      loads.set(p.name, await load(p));
+    // The load in LOAD_ROUNDS interleaved rounds (the order reversed every other round); each party's median
+    // round by req/s is reported, with its latencies.
+    const loadRuns = new Map<string, Awaited<ReturnType<typeof load>>[]>(parties.map((p) => [p.name, []]));
+    for (let round = 0; round < LOAD_ROUNDS; round++) {
+      for (const p of round % 2 ? [...parties].reverse() : parties) {
+        progress(`load ${p.name} (round ${round + 1})`);
+        loadRuns.get(p.name)!.push(await load(p));
+      }
     }
+    const loads = new Map([...loadRuns].map(([name, runs]) => [name, [...runs].sort((a, b) => a.rps - b.rps)[Math.floor(runs.length / 2)]!]));
     const ttfts = new Map<string, Awaited<ReturnType<typeof ttft>>>();
     for (const p of parties) {
       progress(`sse ${p.name}`);
@@ -373,7 +380,7 @@ export async function run(): Promise<string> {
     const ng = loads.get('nginx');
     const dt = ttfts.get('direct')!;
     const db = bigs.get('direct')!;
-    rows.push(`1 KB JSON POST, 32 connections, ${SECONDS}s closed loop; SSE 200 deltas (median of 25); 100 MB response (median of ${BIG_ROUNDS} interleaved rounds after a warm-up; RSS growth: the largest). ${os.cpus().length} CPUs, each party its own process, store SQLite synchronous=NORMAL.`);
+    rows.push(`1 KB JSON POST, 32 connections, ${SECONDS}s closed loop (the median of ${LOAD_ROUNDS} interleaved rounds); SSE 200 deltas (median of 25); 100 MB response (median of ${BIG_ROUNDS} interleaved rounds after a warm-up; RSS growth: the largest). ${os.cpus().length} CPUs, each party its own process, store SQLite synchronous=NORMAL.`);
     rows.push('');
     rows.push('| party | req/s | × direct | × nginx | p50 ms | p99 ms | +p99 ms | errors | SSE first event ms | first content ms | 100 MB MB/s | × direct | proxy peak RSS growth MB |');
     rows.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
