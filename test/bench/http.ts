@@ -124,6 +124,7 @@ async function nodeProxyRole(target: string): Promise<void> {
   server.keepAliveTimeout = 60_000;
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   reportRss();
+  process.on('SIGTERM', () => process.exit(0));
   process.send!({ port: (server.address() as net.AddressInfo).port });
 }
 
@@ -185,10 +186,11 @@ interface Party {
 }
 
 function startRole(args: string[]): Promise<{ child: ChildProcess; msg: { port: number; token?: string } }> {
-  // A tunnel runs as `dlpctl connect` runs it (with the flags bin/dlpctl.js adds); BENCH_PROF=DIR writes its CPU profile.
-  const tunnel = args[1] === 'tunnel' || args[1] === 'node-proxy';
-  const prof = tunnel && process.env['BENCH_PROF'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['BENCH_PROF']}`] : [];
-  const child = fork(self, args, { execArgv: [...(tunnel ? TUNNEL_NODE_FLAGS : []), ...prof, '--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  // A tunnel runs as `dlpctl connect` runs it (with the flags bin/dlpctl.js adds), and so does the reference
+  // proxy; BENCH_PROF=DIR writes their CPU profiles.
+  const proxy = args[1] === 'tunnel' || args[1] === 'node-proxy';
+  const prof = proxy && process.env['BENCH_PROF'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['BENCH_PROF']}`] : [];
+  const child = fork(self, args, { execArgv: [...(proxy ? TUNNEL_NODE_FLAGS : []), ...prof, '--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   return new Promise((resolve, reject) => {
     child.once('message', (msg) => resolve({ child, msg: msg as { port: number; token?: string } }));
     child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited with ${code}`)));

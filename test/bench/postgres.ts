@@ -291,7 +291,7 @@ resources:
       progress(`${p.name}: large results on a fresh tunnel`);
       const mbps = await largeMbps(p.url, bytes);
       const peopleMbps = await largeMbps(p.url, peopleBytes, PEOPLE_SQL);
-      first.set(p.name, { ...(mbps !== undefined ? { mbps } : {}), ...(peopleMbps !== undefined ? { peopleMbps } : {}), ...optional('rssMb', vmHwmMb(p.pid)) });
+      first.set(p.name, { ...optional('mbps', mbps), ...optional('peopleMbps', peopleMbps), ...optional('rssMb', vmHwmMb(p.pid)) });
     }
     // 2. ROUNDS interleaved rounds (the paths in turn, the order reversed every other round): the large
     //    results warm, then pgbench. A single run per path moved a ratio by 0.2 with the VM's phases.
