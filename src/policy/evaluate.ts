@@ -2,7 +2,11 @@
  * Evaluation of the rules of a resource's policies against one action → `Decision` (DESIGN §4).
  *
  * - Among the matching allow/deny/approve rules the strictest wins (deny > approve > allow; the first one in
- *   policy and rule order among equals decides); with none, the resource's `default`.
+ *   policy and rule order among equals decides, except that an approve rule naming approvers goes before one
+ *   naming none); with none, the resource's `default`.
+ * - An approval nobody could give is denied at once: when the deciding approve rule names no approvers (the
+ *   built-in `recommended` policy's cannot know yours), holding the statement would only end in a denial at
+ *   the timeout, so it is denied now with a message saying how to name approvers.
  * - Every matching mask rule applies; each limit takes its strictest (smallest) value.
  * - SQL is decided statement by statement; the message gets the strictest statement decision, so one denied
  *   statement denies the whole message.
@@ -90,6 +94,10 @@ function describeCondition(c: CompiledRule): string {
   return 'has an entities condition';
 }
 
+function namesApprovers(rule: Rule | null): boolean {
+  return (rule?.approvers?.length ?? 0) > 0;
+}
+
 function ruleMessage(rule: Rule, policy: Policy): string {
   return rule.message ?? `${rule.action === 'approve' ? 'needs approval' : rule.action === 'deny' ? 'denied' : 'allowed'} by policy ${policy.name} rule ${rule.name}`;
 }
@@ -129,7 +137,7 @@ function decideUnit(ctx: EvaluationContext, stmt: SqlStatement | null, index: nu
       else if (rule.action === 'limit') applyLimit(limits, limitSources, policy, rule);
       else {
         if (stmt?.kind === 'unknown' && c.sql?.statements?.has('unknown')) unknownOptOut = true;
-        if (c.strictness > best) {
+        if (c.strictness > best || (c.strictness === best && rule.action === 'approve' && !namesApprovers(bestRule) && namesApprovers(rule))) {
           best = c.strictness;
           bestRule = rule;
           bestPolicy = policy;
@@ -162,6 +170,18 @@ function decideUnit(ctx: EvaluationContext, stmt: SqlStatement | null, index: nu
       rule: { policy: policy.name, rule: rule.rule.name },
       decidingRule: rule.rule,
       message,
+    };
+  }
+  if (bestRule && bestPolicy && bestRule.action === 'approve' && !namesApprovers(bestRule)) {
+    return {
+      ...base,
+      action: 'deny',
+      basis: 'fail_closed',
+      rule: { policy: bestPolicy.name, rule: bestRule.name },
+      decidingRule: bestRule,
+      message:
+        `${ruleMessage(bestRule, bestPolicy)}; denied now, because no matching approve rule names approvers, so nobody could approve it ` +
+        '(add an approve rule with approvers, e.g. approvers: [group:dba], for these statements)',
     };
   }
   if (bestRule && bestPolicy) {

@@ -77,7 +77,27 @@ export function lintPolicies(input: LintInput, opts: LintOptions): LintFinding[]
   }
 
   lintShadowing(input, add);
+  lintUnapprovable(input, add);
   return out;
+}
+
+/**
+ * A resource that lists the built-in `recommended` policy, whose approve rule cannot know your approvers, and
+ * has no approve rule that names some: what that rule holds is denied at once (evaluate.ts), which the
+ * operator should know. (An approve rule of the config without approvers is an error of its own, above.)
+ */
+function lintUnapprovable(input: LintInput, add: Add): void {
+  for (const [rname, r] of Object.entries(input.resources)) {
+    const builtin = r.policies.findIndex((pname) => !Object.hasOwn(input.policies, pname) && BUILTIN_POLICIES[pname]?.rules.some((rule) => rule.action === 'approve' && !rule.approvers?.length));
+    if (builtin < 0) continue;
+    const rules = r.policies.flatMap((pname) => (Object.hasOwn(input.policies, pname) ? input.policies[pname]! : BUILTIN_POLICIES[pname])?.rules ?? []);
+    if (rules.some((rule) => rule.action === 'approve' && (rule.approvers?.length ?? 0) > 0)) continue;
+    add(
+      'warning',
+      `resources.${rname}.policies[${builtin}]`,
+      `${r.policies[builtin]} asks for approval of some statements (UPDATE or DELETE without WHERE) but no approve rule of resource ${rname} names approvers, so they are denied at once; add an approve rule with approvers for them if they should be approvable`,
+    );
+  }
 }
 
 type Add = (severity: LintFinding['severity'], path: string, message: string, pos?: SourcePos) => void;
@@ -270,13 +290,16 @@ function lintShadowing(input: LintInput, add: Add): void {
         if (i === j) continue;
         const D = flat[i]!;
         const ds = STRICT[D.rule.action];
-        if (!(ds > rs || (ds === rs && i < j))) continue;
+        // Among equals the first decides, except that an approve rule naming approvers goes before one naming none.
+        const earlierEqual = ds === rs && (R.rule.action !== 'approve' || !R.rule.approvers?.length || (D.rule.approvers?.length ?? 0) > 0) && i < j;
+        const approvableFirst = ds === rs && R.rule.action === 'approve' && !R.rule.approvers?.length && (D.rule.approvers?.length ?? 0) > 0;
+        if (!(ds > rs || earlierEqual || approvableFirst)) continue;
         if (!covers(D.rule, R.rule)) continue;
         reported.add(key);
         add(
           'warning',
           `policies.${R.policy}[${R.index}]`,
-          `rule ${R.rule.name} can never decide: policy ${D.policy} rule ${D.rule.name} (${D.rule.action}) matches everything it matches${ds === rs ? ' and comes first' : ' and is stricter'}`,
+          `rule ${R.rule.name} can never decide: policy ${D.policy} rule ${D.rule.name} (${D.rule.action}) matches everything it matches${ds !== rs ? ' and is stricter' : approvableFirst ? ' and names approvers' : ' and comes first'}`,
           R.rule.pos,
         );
         break;

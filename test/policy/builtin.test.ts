@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BUILTIN_POLICIES, describeBuiltinPolicies, evaluate, initSqlParser } from '../../src/policy/index.js';
-import { ctx, sql } from './helpers.js';
+import { ctx, policy, sql } from './helpers.js';
 
 beforeAll(async () => {
   await initSqlParser();
@@ -37,8 +37,16 @@ describe('recommended policy', () => {
     ['DELETE FROM t'],
     ['EXPLAIN ANALYZE UPDATE t SET a=1'],
     ['WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d'],
-  ])('needs approval for %s', (text) => {
-    expect(decide(text)).toMatchObject({ action: 'approve', rule: { rule: 'unbounded-writes-need-approval' } });
+  ])('needs approval for %s: denied at once alone (it names no approvers), held once a rule names them', (text) => {
+    // Alone, nobody could approve: denied now rather than held until the timeout, and the message says how to fix it.
+    const alone = decide(text);
+    expect(alone).toMatchObject({ action: 'deny', basis: 'fail_closed', rule: { policy: 'recommended', rule: 'unbounded-writes-need-approval' } });
+    expect(alone.message).toMatch(/needs approval.*nobody could approve.*approvers: \[group:dba\]/);
+    // With the operator's own approve rule for such writes, listed before or after the built-in, that rule decides.
+    const own = policy('writes', { name: 'dba-approves', when: { sql: { statements: ['update', 'delete'], noWhere: true } }, action: 'approve', approvers: ['group:dba'], timeout: 60_000 });
+    for (const policies of [[rec, own], [own, rec]]) {
+      expect(evaluate(ctx(policies, sql(text)))).toMatchObject({ action: 'approve', basis: 'rule', rule: { policy: 'writes', rule: 'dba-approves' }, approvers: ['group:dba'], timeout: 60_000 });
+    }
   });
 
   it('allows ordinary statements, masking PII and limiting rows', () => {

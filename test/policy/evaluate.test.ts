@@ -42,6 +42,28 @@ describe('precedence', () => {
     expect(evaluate(ctx([q], sql('SELECT 1'), { default: 'deny' })).message).toMatch(/default of resource res is deny/);
   });
 
+  it('among matching approve rules, one that names approvers decides over one that names none, whatever the order', () => {
+    const none = approve('nobody', undefined, []);
+    const some = approve('dba', undefined, ['group:dba']);
+    for (const rules of [[none, some], [some, none]]) {
+      expect(evaluate(ctx([policy('q', ...rules)], sql('UPDATE t SET a = 1')))).toMatchObject({ action: 'approve', rule: { rule: 'dba' }, approvers: ['group:dba'] });
+    }
+    // Between two that both name approvers, the first still decides.
+    const sre = approve('sre', undefined, ['group:sre']);
+    expect(evaluate(ctx([policy('q', some, sre)], sql('SELECT 1')))).toMatchObject({ rule: { rule: 'dba' } });
+    expect(evaluate(ctx([policy('q', sre, some)], sql('SELECT 1')))).toMatchObject({ rule: { rule: 'sre' } });
+  });
+
+  it('an approval nobody could give is denied at once, saying why; a deny still wins; observe-only records it', () => {
+    const none = approve('nobody', undefined, []);
+    const d = evaluate(ctx([policy('q', none)], sql('UPDATE t SET a = 1')));
+    expect(d).toMatchObject({ action: 'deny', basis: 'fail_closed', rule: { policy: 'q', rule: 'nobody' }, approvers: [] });
+    expect(d.message).toMatch(/nobody could approve/);
+    expect(evaluate(ctx([policy('q', none, deny('no'))], sql('SELECT 1')))).toMatchObject({ action: 'deny', basis: 'rule', rule: { rule: 'no' } });
+    const observed = evaluate({ ...ctx([policy('q', none)], sql('SELECT 1')), resource: { ...ctx([], sql('SELECT 1')).resource, enforce: false } });
+    expect(observed).toMatchObject({ action: 'allow', wouldBe: 'deny', enforced: false });
+  });
+
   it('approve carries approvers, minimum approvals and timeout from the deciding rule', () => {
     const q = policy('q', { name: 'a', action: 'approve', approvers: ['group:sre'], minApprovals: 2, timeout: 900_000 });
     expect(evaluate(ctx([q], sql('SELECT 1')))).toMatchObject({ action: 'approve', approvers: ['group:sre'], minApprovals: 2, timeout: 900_000 });

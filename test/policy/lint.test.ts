@@ -99,7 +99,17 @@ describe('lint', () => {
       ['error', 'resources.db.policies[1]'],
       ['error', 'policies.p[1].name'],
       ['warning', 'policies.unused'],
+      ['warning', 'resources.db.policies[2]'],
     ]);
+  });
+
+  it('warns when recommended holds statements for approval that no approve rule of the resource lets anyone approve', () => {
+    const writes: Rule = { name: 'w', action: 'approve', when: { sql: { statements: ['update', 'delete'], noWhere: true } }, approvers: ['group:dba'] };
+    const alone = lint({}, { db: { kind: 'postgres', policies: ['recommended'] } });
+    expect(alone).toEqual([expect.objectContaining({ severity: 'warning', path: 'resources.db.policies[0]', message: expect.stringMatching(/denied at once.*add an approve rule with approvers/) })]);
+    // With an approve rule that names approvers, before or after it: nothing to say.
+    expect(lint({ gate: [writes] }, { db: { kind: 'postgres', policies: ['recommended', 'gate'] } })).toEqual([]);
+    expect(lint({ gate: [writes] }, { db: { kind: 'postgres', policies: ['gate', 'recommended'] } })).toEqual([]);
   });
 
   it('carries the rule position', () => {

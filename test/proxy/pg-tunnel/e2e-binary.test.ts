@@ -87,6 +87,17 @@ describe('the built binary', () => {
     expect(r.stdout.trim()).toBe('20');
   });
 
+  it('recommended alone: an UPDATE without WHERE is denied at once (nobody could approve it), not held for 15 minutes', async () => {
+    const started = Date.now();
+    const r = await dlpctl(['connect', 'db', '--', 'psql', '-X', '-At', '-v', 'ON_ERROR_STOP=1', '-c', "update customers set name = 'everyone'"]);
+    expect(Date.now() - started).toBeLessThan(30_000);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/unbounded-writes-need-approval|needs approval/);
+    expect(r.stderr).toMatch(/nobody could approve it/);
+    const left = await run('psql', ['-X', '-At', fx.dbUrl, "-c", "select count(*) from customers where name = 'everyone'"], { env: { PATH: process.env['PATH'] } });
+    expect(left.stdout.trim()).toBe('0');
+  });
+
   it("connect -- sh -c 'exit 7' exits 7", async () => {
     const r = await dlpctl(['connect', 'db', '--', 'sh', '-c', 'exit 7']);
     expect({ code: r.code, stderr: r.stderr }).toMatchObject({ code: 7 });
