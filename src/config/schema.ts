@@ -332,6 +332,7 @@ export const CONFIG_SCHEMA: ObjectNode = obj('dlpctl.yaml', {
     issuer: str('Issuer URL.', { required: true, format: 'issuer-url' }),
     clientId: str('OAuth client id of dlpctl.', { required: true, format: 'non-empty' }),
     clientSecret: secret('Client secret for the client-credentials grant; use a secret reference.'),
+    loginClientSecret: secret('Client secret that `dlpctl login` sends with its device-flow, refresh and revocation requests, for providers that require one even from device clients (Google: the secret of the "TVs and Limited Input devices" client); a secret reference.'),
     audience: str('Expected `aud` of workload tokens presented by CI.'),
     groupsClaim: str('Claim holding the groups.', { format: 'dotted-path', default: 'groups' }),
     scopes: strList('Scopes requested at login.', 'non-empty'),

@@ -159,6 +159,8 @@ export interface IdentityConfig {
   issuer: string;
   clientId: string;
   clientSecret?: SecretString;
+  /** Sent by the device flow, refresh and revocation when the provider requires it of device clients (Google). */
+  loginClientSecret?: SecretString;
   audience?: string;
   groupsClaim: string;
   scopes?: string[];

@@ -27,6 +27,8 @@ export interface DeviceCodePrompt {
 
 export interface DeviceLoginOptions {
   signal?: AbortSignal;
+  /** The client the login requests go out as (default: the issuer's public client; see `loginClient`). */
+  client?: oidc.Configuration;
   /** Shows the code. Polling starts when it returns (a returned promise is awaited). */
   onCode(prompt: DeviceCodePrompt): void | Promise<void>;
   /** Called with each wait before a poll, in ms (diagnostics, tests). */
@@ -48,7 +50,7 @@ export async function deviceLogin(iss: Issuer, opts: DeviceLoginOptions): Promis
   }
   let start: oidc.DeviceAuthorizationResponse;
   try {
-    start = await oidc.initiateDeviceAuthorization(iss.client, { scope: iss.settings.scopes.join(' ') });
+    start = await oidc.initiateDeviceAuthorization(opts.client ?? iss.client, { scope: iss.settings.scopes.join(' ') });
   } catch (err) {
     throw new DlpctlError('AUTH_FAILED', `the identity provider refused to start a device login: ${describeOidcError(err)}; check that client ${iss.settings.clientId} allows the device flow and the scopes ${iss.settings.scopes.join(' ')}`, { cause: err });
   }
@@ -69,7 +71,7 @@ export async function deviceLogin(iss: Issuer, opts: DeviceLoginOptions): Promis
     if (clock.now() >= expiresAt) throw expiredCode();
     let tokens: oidc.TokenEndpointResponse;
     try {
-      tokens = await oidc.genericGrantRequest(iss.client, DEVICE_CODE_GRANT, { device_code: start.device_code });
+      tokens = await oidc.genericGrantRequest(opts.client ?? iss.client, DEVICE_CODE_GRANT, { device_code: start.device_code });
     } catch (err) {
       if (err instanceof oidc.ResponseBodyError) {
         if (err.error === 'authorization_pending') continue;
@@ -123,13 +125,13 @@ export async function verifyStored(iss: Issuer, login: StoredLogin): Promise<Hum
  * Uses the refresh token. A refusal by the provider (the account disabled, the login revoked) is an
  * `AUTH_REQUIRED` error; a network failure is a `TransientIdentityError`.
  */
-export async function refreshLogin(iss: Issuer, login: StoredLogin): Promise<HumanLogin> {
+export async function refreshLogin(iss: Issuer, login: StoredLogin, client: oidc.Configuration = iss.client): Promise<HumanLogin> {
   if (!login.refreshToken) {
     throw new DlpctlError('AUTH_REQUIRED', `the login at ${iss.settings.issuer} cannot be renewed (the provider issued no refresh token; allow offline_access for client ${iss.settings.clientId}); run dlpctl login`);
   }
   let tokens: oidc.TokenEndpointResponse;
   try {
-    tokens = await oidc.refreshTokenGrant(iss.client, login.refreshToken);
+    tokens = await oidc.refreshTokenGrant(client, login.refreshToken);
   } catch (err) {
     if (err instanceof oidc.ResponseBodyError) {
       throw new DlpctlError('AUTH_REQUIRED', `the identity provider refused to renew the login (${err.error}): the account may be disabled or the login revoked; run dlpctl login`, { cause: err });
@@ -145,9 +147,9 @@ export async function refreshLogin(iss: Issuer, login: StoredLogin): Promise<Hum
 }
 
 /** RFC 7009: revokes the refresh and access tokens when the provider has a revocation endpoint. */
-export async function revokeLogin(iss: Issuer, login: StoredLogin): Promise<'revoked' | 'unsupported'> {
+export async function revokeLogin(iss: Issuer, login: StoredLogin, client: oidc.Configuration = iss.client): Promise<'revoked' | 'unsupported'> {
   if (!iss.metadata.revocation_endpoint) return 'unsupported';
-  if (login.refreshToken) await oidc.tokenRevocation(iss.client, login.refreshToken, { token_type_hint: 'refresh_token' });
-  if (login.accessToken) await oidc.tokenRevocation(iss.client, login.accessToken, { token_type_hint: 'access_token' });
+  if (login.refreshToken) await oidc.tokenRevocation(client, login.refreshToken, { token_type_hint: 'refresh_token' });
+  if (login.accessToken) await oidc.tokenRevocation(client, login.accessToken, { token_type_hint: 'access_token' });
   return 'revoked';
 }

@@ -9,8 +9,11 @@
  * Which credential is used, first found wins: `--token-file`, `DLPCTL_TOKEN`, a stored `dlpctl login`, the
  * client-credentials grant (`identity.clientSecret`), and — only when a person is at a terminal and not in CI
  * — a device-flow login right there. Without an `identity` section the local OS user is used, unverified.
+ * Logins (device flow, refresh, revocation) go out as the public client, or with `identity.loginClientSecret`
+ * for providers that require a secret of device clients too (Google): `loginClient`.
  */
 import path from 'node:path';
+import type * as oidc from 'openid-client';
 import type { Config, IdentityConfig } from '../config/types.js';
 import { DlpctlError } from '../errors.js';
 import type { Identity } from '../store/types.js';
@@ -88,17 +91,32 @@ export function isCI(env: NodeJS.ProcessEnv): boolean {
   return ci !== undefined && ci !== '' && ci !== 'false' && ci !== '0';
 }
 
-async function defaultResolveSecret(opts: ResolveIdentityOptions, s: NonNullable<IdentityConfig['clientSecret']>): Promise<string> {
+async function defaultResolveSecret(opts: { env: NodeJS.ProcessEnv; homedir: string; configFile?: string | undefined }, s: NonNullable<IdentityConfig['clientSecret']>): Promise<string> {
   const [{ resolveSecret }, { keychainReader }] = await Promise.all([import('../config/secrets.js'), import('./keychain.js')]);
   return resolveSecret(s, {
     env: opts.env,
     homedir: opts.homedir,
     keychain: keychainReader(),
-    ...(opts.config?.file ? { baseDir: path.dirname(opts.config.file) } : {}),
+    ...(opts.configFile ? { baseDir: path.dirname(opts.configFile) } : {}),
   });
 }
 
 const OIDC_SCOPES = new Set(['openid', 'profile', 'email', 'offline_access']);
+
+/**
+ * The client `dlpctl login`, refresh and logout go out as: the public one, or with `identity.loginClientSecret`
+ * (client_secret_post) for providers that require a secret even of device clients, such as Google's "TVs and
+ * Limited Input devices" clients.
+ */
+export async function loginClient(
+  iss: Issuer,
+  cfg: Pick<IdentityConfig, 'loginClientSecret'>,
+  opts: { env: NodeJS.ProcessEnv; homedir: string; configFile?: string | undefined; resolveSecret?: ResolveIdentityOptions['resolveSecret'] },
+): Promise<oidc.Configuration> {
+  if (!cfg.loginClientSecret) return iss.client;
+  const secret = await (opts.resolveSecret ?? ((s) => defaultResolveSecret(opts, s)))(cfg.loginClientSecret);
+  return iss.confidential(secret);
+}
 
 /** Finds and verifies the credential to use (see the module doc for the order). */
 export async function resolveCredential(opts: ResolveIdentityOptions): Promise<ResolvedCredential> {
@@ -106,7 +124,8 @@ export async function resolveCredential(opts: ResolveIdentityOptions): Promise<R
   if (!cfg) return { identity: localIdentity(opts.env), source: 'local' };
   const clock = opts.clock ?? systemClock;
   const iss = await discoverIssuer(issuerSettings(cfg), { clock });
-  const secret = async () => (cfg.clientSecret ? (opts.resolveSecret ?? ((s) => defaultResolveSecret(opts, s)))(cfg.clientSecret) : undefined);
+  const secretOpts = { env: opts.env, homedir: opts.homedir, configFile: opts.config?.file, ...(opts.resolveSecret ? { resolveSecret: opts.resolveSecret } : {}) };
+  const secret = async () => (cfg.clientSecret ? (opts.resolveSecret ?? ((s) => defaultResolveSecret(secretOpts, s)))(cfg.clientSecret) : undefined);
 
   if (opts.tokenFile !== undefined) {
     const file = path.resolve(opts.tokenFile);
@@ -124,7 +143,7 @@ export async function resolveCredential(opts: ResolveIdentityOptions): Promise<R
   const store = opts.tokenStore ?? new TokenStore({ env: opts.env, homedir: opts.homedir });
   const stored = await store.get(iss.settings.issuer);
   if (stored && stored.login.clientId === iss.settings.clientId) {
-    const human = new HumanCredential(iss, store, stored.backend, stored.login);
+    const human = new HumanCredential(iss, await loginClient(iss, cfg, secretOpts), store, stored.backend, stored.login);
     const verified = await human.start(opts.fresh ?? true);
     return { identity: verified.identity, source: 'login', expiresAt: verified.expiresAt, renewable: human, verified };
   }
@@ -138,8 +157,9 @@ export async function resolveCredential(opts: ResolveIdentityOptions): Promise<R
 
   const interactive = opts.interactive && !isCI(opts.env);
   if (interactive && opts.onDeviceCode) {
-    const result = await loginWithDeviceFlow(iss, store, { onCode: opts.onDeviceCode, ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.notice ? { notice: opts.notice } : {}) });
-    const human = new HumanCredential(iss, store, result.backend, result.login.login);
+    const client = await loginClient(iss, cfg, secretOpts);
+    const result = await loginWithDeviceFlow(iss, store, { client, onCode: opts.onDeviceCode, ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.notice ? { notice: opts.notice } : {}) });
+    const human = new HumanCredential(iss, client, store, result.backend, result.login.login);
     return { identity: result.login.verified.identity, source: 'login', expiresAt: result.login.verified.expiresAt, renewable: human, verified: result.login.verified };
   }
   throw new DlpctlError(
@@ -153,12 +173,14 @@ export async function resolveCredential(opts: ResolveIdentityOptions): Promise<R
 /** A stored login that renews itself through the refresh token and writes rotated tokens back. */
 class HumanCredential {
   readonly #iss: Issuer;
+  readonly #client: oidc.Configuration;
   readonly #store: TokenStore;
   #backend: TokenBackend;
   #login: HumanLogin['login'];
 
-  constructor(iss: Issuer, store: TokenStore, backend: TokenBackend, login: HumanLogin['login']) {
+  constructor(iss: Issuer, client: oidc.Configuration, store: TokenStore, backend: TokenBackend, login: HumanLogin['login']) {
     this.#iss = iss;
+    this.#client = client;
     this.#store = store;
     this.#backend = backend;
     this.#login = login;
@@ -182,7 +204,7 @@ class HumanCredential {
         this.#login = latest.login;
         this.#backend = latest.backend;
       }
-      const next = await refreshLogin(this.#iss, this.#login);
+      const next = await refreshLogin(this.#iss, this.#login, this.#client);
       this.#login = next.login;
       await this.#backend.set(next.login);
       return next.verified;
@@ -194,11 +216,11 @@ class HumanCredential {
 export async function loginWithDeviceFlow(
   iss: Issuer,
   store: TokenStore,
-  opts: { onCode: (p: DeviceCodePrompt) => void | Promise<void>; signal?: AbortSignal; notice?: (line: string) => void; onWait?: (ms: number) => void },
+  opts: { onCode: (p: DeviceCodePrompt) => void | Promise<void>; signal?: AbortSignal; notice?: (line: string) => void; onWait?: (ms: number) => void; client?: oidc.Configuration },
 ): Promise<{ login: HumanLogin; backend: TokenBackend }> {
   // Pick the backend first: `--token-store keychain` without a keychain fails before anyone signs in.
   const { backend, notice } = await store.target();
-  const login = await deviceLogin(iss, { onCode: opts.onCode, ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.onWait ? { onWait: opts.onWait } : {}) });
+  const login = await deviceLogin(iss, { onCode: opts.onCode, ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.onWait ? { onWait: opts.onWait } : {}), ...(opts.client ? { client: opts.client } : {}) });
   await backend.set(login.login);
   if (notice) opts.notice?.(notice);
   return { login, backend };

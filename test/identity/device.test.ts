@@ -4,12 +4,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DlpctlError } from '../../src/errors.js';
-import { loginWithDeviceFlow, resolveSessionIdentity, currentIdentity } from '../../src/identity/index.js';
+import { parseSecretString } from '../../src/config/secrets.js';
+import { loginClient, loginWithDeviceFlow, resolveSessionIdentity, currentIdentity } from '../../src/identity/index.js';
+import { revokeLogin } from '../../src/identity/human.js';
 import { discoverIssuer, issuerSettings, type Issuer } from '../../src/identity/issuer.js';
 import { TokenStore } from '../../src/identity/token-store.js';
 import type { DeviceCodePrompt } from '../../src/identity/human.js';
 import { manualClock, type ManualClock } from './clock.js';
-import { approveDevice, CLIENT_ID, startProvider, type TestProvider } from './provider.js';
+import { approveDevice, CLIENT_ID, startProvider, TV_CLIENT_ID, TV_CLIENT_SECRET, type TestProvider } from './provider.js';
 
 let op: TestProvider;
 beforeAll(async () => {
@@ -173,5 +175,57 @@ describe('refresh and revocation', () => {
     expect(prompted).toBe(false);
     expect(err.exitCode).toBe(3);
     expect(err.message).toMatch(/DLPCTL_TOKEN/);
+  });
+});
+
+describe('a device client that must send its secret (Google "TVs and Limited Input devices")', () => {
+  const secretRef = parseSecretString('${env:TV_SECRET}');
+  const cfg = { identity: { issuer: op?.issuer ?? '', clientId: TV_CLIENT_ID, groupsClaim: 'groups', loginClientSecret: secretRef } };
+
+  async function tvSetup() {
+    const clock = manualClock(Date.now());
+    const iss = await discoverIssuer(issuerSettings({ issuer: op.issuer, clientId: TV_CLIENT_ID }), { clock });
+    const home = await mkdtemp(path.join(os.tmpdir(), 'dlpctl-id-'));
+    const env = { HOME: home, XDG_STATE_HOME: path.join(home, 'state'), TV_SECRET: TV_CLIENT_SECRET };
+    const store = new TokenStore({ env, homedir: home, prefer: 'file', keychain: async () => null });
+    return { clock, iss, home, env, store };
+  }
+
+  it('without identity.loginClientSecret the provider refuses to start the login, and dlpctl says so', async () => {
+    const { iss, store } = await tvSetup();
+    const err = await failure(loginWithDeviceFlow(iss, store, { onCode: () => {} }));
+    expect(err.exitCode).toBe(3);
+    expect(err.message).toMatch(/refused to start a device login.*invalid_client/);
+  });
+
+  it('with it: signs in, renews through the refresh token and logs out, the secret sent each time and stored nowhere', async () => {
+    const { iss, store, env, home, clock } = await tvSetup();
+    const c = { ...cfg, identity: { ...cfg.identity, issuer: op.issuer } };
+    const client = await loginClient(iss, c.identity, { env, homedir: home });
+    const { login } = await loginWithDeviceFlow(iss, store, { client, onCode: (p) => approveDevice(p.verificationUriComplete!, 'alice').then(() => {}) });
+    expect(login.verified.identity).toMatchObject({ subject: 'alice', kind: 'human', verified: true });
+    const file = path.join(env.XDG_STATE_HOME, 'dlpctl', 'tokens.json');
+    expect(await readFile(file, 'utf8')).not.toContain(TV_CLIENT_SECRET);
+
+    // A later process renews the stored login with the configured secret (fresh: a refresh-token grant).
+    const renewed = await currentIdentity({ config: c, env, homedir: home, clock, tokenStore: store, fresh: true });
+    expect(renewed.subject).toBe('alice');
+    const saved = JSON.parse(await readFile(file, 'utf8'));
+    expect(saved[op.issuer].accessToken).not.toBe(login.login.accessToken); // a new access token: the refresh grant went through
+    // Without the secret, the same renewal is refused (the login cannot be renewed), not silently kept.
+    const refused = await failure(currentIdentity({ config: { identity: { issuer: op.issuer, clientId: TV_CLIENT_ID, groupsClaim: 'groups' } }, env, homedir: home, clock, tokenStore: store, fresh: true }));
+    expect(refused.code).toBe('AUTH_REQUIRED');
+
+    // Logout revokes with the secret too.
+    expect(await revokeLogin(iss, saved[op.issuer], client)).toBe('revoked');
+    const after = await failure(currentIdentity({ config: c, env, homedir: home, clock, tokenStore: store, fresh: true }));
+    expect(after.code).toBe('AUTH_REQUIRED');
+  });
+
+  it('an unset secret reference is a clear error before anything is sent', async () => {
+    const { iss, home } = await tvSetup();
+    const err = await loginClient(iss, { loginClientSecret: secretRef }, { env: { HOME: home }, homedir: home }).then(() => null, (e: unknown) => e as Error);
+    expect(err?.message).toMatch(/TV_SECRET/);
+    expect(err?.message).not.toContain(TV_CLIENT_SECRET);
   });
 });

@@ -13,6 +13,9 @@ import Provider, { type Adapter, type AdapterPayload } from 'oidc-provider';
 export const CLIENT_ID = 'dlpctl-cli';
 export const CI_CLIENT_ID = 'ci-bot';
 export const CI_CLIENT_SECRET = 'ci-bot-secret-Zq8v0QhX3k';
+/** A device client that must send its secret with every request, as Google's "TVs and Limited Input devices" clients must. */
+export const TV_CLIENT_ID = 'dlpctl-tv';
+export const TV_CLIENT_SECRET = 'tv-client-secret-Lm4r9WcY2p';
 export const AUDIENCE = 'https://dlpctl.test/api';
 export const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 
@@ -128,6 +131,7 @@ export async function startProvider(opts: { keys?: SigningKey[]; idTokenTtl?: nu
       adapter: (name: string) => new TestAdapter(`${issuer}:${name}`),
       clients: [
         { client_id: CLIENT_ID, token_endpoint_auth_method: 'none', grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'], response_types: [], redirect_uris: [] },
+        { client_id: TV_CLIENT_ID, client_secret: TV_CLIENT_SECRET, token_endpoint_auth_method: 'client_secret_post', grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'], response_types: [], redirect_uris: [] },
         { client_id: CI_CLIENT_ID, client_secret: CI_CLIENT_SECRET, token_endpoint_auth_method: 'client_secret_post', grant_types: ['client_credentials', TOKEN_EXCHANGE], response_types: [], redirect_uris: [] },
       ],
       jwks: { keys: keys.map((k) => k.privateJwk) as never },

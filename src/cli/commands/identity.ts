@@ -35,7 +35,9 @@ async function identitySection(ctx: CommandContext, flags: { issuer?: string; cl
   }
   const issuer = flags.issuer ?? base?.issuer ?? fromSettings;
   if (!issuer) return { section: null, ...(config ? { file: config.file } : {}) };
-  const same = base && base.issuer === issuer ? base : undefined;
+  // The config's settings apply to its own issuer, and its client secrets to its own client only.
+  const sameIssuer = base && base.issuer === issuer ? base : undefined;
+  const same = sameIssuer && flags.clientId !== undefined && flags.clientId !== sameIssuer.clientId ? withoutSecrets(sameIssuer) : sameIssuer;
   let clientId = flags.clientId ?? same?.clientId;
   if (!clientId) {
     const { TokenStore } = await import('../../identity/token-store.js');
@@ -43,6 +45,11 @@ async function identitySection(ctx: CommandContext, flags: { issuer?: string; cl
   }
   if (!clientId) throw new DlpctlError('USAGE', `no OAuth client id for ${issuer}: pass --client-id ID or set identity.clientId in dlpctl.yaml`);
   return { section: { ...(same ?? { groupsClaim: 'groups' }), issuer, clientId }, ...(config ? { file: config.file } : {}) };
+}
+
+function withoutSecrets(s: IdentitySection): IdentitySection {
+  const { clientSecret: _c, loginClientSecret: _l, ...rest } = s;
+  return rest;
 }
 
 function openBrowser(url: string): void {
@@ -67,15 +74,17 @@ export async function runLogin(ctx: CommandContext, opts: LoginOptions): Promise
       `dlpctl login needs a person at a terminal (${id.isCI(ctx.env) ? 'CI is set' : 'stdin is not a terminal'}); in CI set DLPCTL_TOKEN to an OIDC token, pass --token-file, or configure identity.clientSecret`,
     );
   }
-  const { section } = await identitySection(ctx, opts);
+  const { section, file } = await identitySection(ctx, opts);
   if (!section) throw new DlpctlError('USAGE', 'no identity provider configured: pass --issuer URL --client-id ID, or add an identity section to dlpctl.yaml');
   const [{ discoverIssuer, issuerSettings }, { TokenStore }] = await Promise.all([import('../../identity/issuer.js'), import('../../identity/token-store.js')]);
   const iss = await discoverIssuer(issuerSettings(section));
+  const client = await id.loginClient(iss, section, { env: ctx.env, homedir: ctx.homedir, configFile: file });
   const store = new TokenStore({ env: ctx.env, homedir: ctx.homedir, prefer: prefer as 'auto' | 'keychain' | 'file' });
   let hide: (() => void) | undefined;
   const result = await (async () => {
     try {
       return await id.loginWithDeviceFlow(iss, store, {
+        client,
         signal: ctx.signal,
         notice: (line) => ctx.io.err(line),
         onCode: async (prompt) => {
@@ -111,19 +120,21 @@ export async function runLogin(ctx: CommandContext, opts: LoginOptions): Promise
 }
 
 export async function runLogout(ctx: CommandContext): Promise<number> {
-  const { section } = await identitySection(ctx, {});
+  const { section, file } = await identitySection(ctx, {});
   if (!section) throw new DlpctlError('USAGE', 'no identity provider configured and no previous login; nothing to log out of');
-  const [{ discoverIssuer, issuerSettings, describeOidcError }, { TokenStore }, { revokeLogin }] = await Promise.all([
+  const [{ discoverIssuer, issuerSettings, describeOidcError }, { TokenStore }, { revokeLogin }, { loginClient }] = await Promise.all([
     import('../../identity/issuer.js'),
     import('../../identity/token-store.js'),
     import('../../identity/human.js'),
+    import('../../identity/index.js'),
   ]);
   const store = new TokenStore({ env: ctx.env, homedir: ctx.homedir });
   const stored = await store.get(section.issuer);
   let revoked: 'revoked' | 'unsupported' | 'failed' | 'none' = 'none';
   if (stored) {
     try {
-      revoked = await revokeLogin(await discoverIssuer(issuerSettings(section)), stored.login);
+      const iss = await discoverIssuer(issuerSettings(section));
+      revoked = await revokeLogin(iss, stored.login, await loginClient(iss, section, { env: ctx.env, homedir: ctx.homedir, configFile: file }));
     } catch (err) {
       revoked = 'failed';
       ctx.io.err(`dlpctl: warning: could not revoke the tokens at ${section.issuer} (${describeOidcError(err)}); the local copies are deleted anyway`);
