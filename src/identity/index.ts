@@ -114,8 +114,14 @@ export async function loginClient(
   opts: { env: NodeJS.ProcessEnv; homedir: string; configFile?: string | undefined; resolveSecret?: ResolveIdentityOptions['resolveSecret'] },
 ): Promise<oidc.Configuration> {
   if (!cfg.loginClientSecret) return iss.client;
-  const secret = await (opts.resolveSecret ?? ((s) => defaultResolveSecret(opts, s)))(cfg.loginClientSecret);
-  return iss.confidential(secret);
+  return iss.confidential(await resolveIdentitySecret(cfg.loginClientSecret, opts));
+}
+
+function resolveIdentitySecret(
+  s: NonNullable<IdentityConfig['clientSecret']>,
+  opts: { env: NodeJS.ProcessEnv; homedir: string; configFile?: string | undefined; resolveSecret?: ResolveIdentityOptions['resolveSecret'] },
+): Promise<string> {
+  return opts.resolveSecret ? opts.resolveSecret(s) : defaultResolveSecret(opts, s);
 }
 
 /** Finds and verifies the credential to use (see the module doc for the order). */
@@ -125,7 +131,7 @@ export async function resolveCredential(opts: ResolveIdentityOptions): Promise<R
   const clock = opts.clock ?? systemClock;
   const iss = await discoverIssuer(issuerSettings(cfg), { clock });
   const secretOpts = { env: opts.env, homedir: opts.homedir, configFile: opts.config?.file, ...(opts.resolveSecret ? { resolveSecret: opts.resolveSecret } : {}) };
-  const secret = async () => (cfg.clientSecret ? (opts.resolveSecret ?? ((s) => defaultResolveSecret(secretOpts, s)))(cfg.clientSecret) : undefined);
+  const secret = async () => (cfg.clientSecret ? resolveIdentitySecret(cfg.clientSecret, secretOpts) : undefined);
 
   if (opts.tokenFile !== undefined) {
     const file = path.resolve(opts.tokenFile);
@@ -143,7 +149,8 @@ export async function resolveCredential(opts: ResolveIdentityOptions): Promise<R
   const store = opts.tokenStore ?? new TokenStore({ env: opts.env, homedir: opts.homedir });
   const stored = await store.get(iss.settings.issuer);
   if (stored && stored.login.clientId === iss.settings.clientId) {
-    const human = new HumanCredential(iss, await loginClient(iss, cfg, secretOpts), store, stored.backend, stored.login);
+    // The login client (and its secret) is resolved when a renewal needs it, not to read a login still valid.
+    const human = new HumanCredential(iss, () => loginClient(iss, cfg, secretOpts), store, stored.backend, stored.login);
     const verified = await human.start(opts.fresh ?? true);
     return { identity: verified.identity, source: 'login', expiresAt: verified.expiresAt, renewable: human, verified };
   }
@@ -159,7 +166,7 @@ export async function resolveCredential(opts: ResolveIdentityOptions): Promise<R
   if (interactive && opts.onDeviceCode) {
     const client = await loginClient(iss, cfg, secretOpts);
     const result = await loginWithDeviceFlow(iss, store, { client, onCode: opts.onDeviceCode, ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.notice ? { notice: opts.notice } : {}) });
-    const human = new HumanCredential(iss, client, store, result.backend, result.login.login);
+    const human = new HumanCredential(iss, async () => client, store, result.backend, result.login.login);
     return { identity: result.login.verified.identity, source: 'login', expiresAt: result.login.verified.expiresAt, renewable: human, verified: result.login.verified };
   }
   throw new DlpctlError(
@@ -173,12 +180,12 @@ export async function resolveCredential(opts: ResolveIdentityOptions): Promise<R
 /** A stored login that renews itself through the refresh token and writes rotated tokens back. */
 class HumanCredential {
   readonly #iss: Issuer;
-  readonly #client: oidc.Configuration;
+  readonly #client: () => Promise<oidc.Configuration>;
   readonly #store: TokenStore;
   #backend: TokenBackend;
   #login: HumanLogin['login'];
 
-  constructor(iss: Issuer, client: oidc.Configuration, store: TokenStore, backend: TokenBackend, login: HumanLogin['login']) {
+  constructor(iss: Issuer, client: () => Promise<oidc.Configuration>, store: TokenStore, backend: TokenBackend, login: HumanLogin['login']) {
     this.#iss = iss;
     this.#client = client;
     this.#store = store;
@@ -204,7 +211,7 @@ class HumanCredential {
         this.#login = latest.login;
         this.#backend = latest.backend;
       }
-      const next = await refreshLogin(this.#iss, this.#login, this.#client);
+      const next = await refreshLogin(this.#iss, this.#login, await this.#client());
       this.#login = next.login;
       await this.#backend.set(next.login);
       return next.verified;
