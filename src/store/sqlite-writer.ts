@@ -90,7 +90,7 @@ export function mapSqliteError(err: unknown, display: string, busyMs = 5000): un
 export function openSqliteConnection(file: string, display: string, o: SqliteConnectionOptions): DatabaseSync {
   if (!fs.existsSync(file)) {
     if (!o.create) {
-      throw new DlpctlError('STORE_NOT_FOUND', `no store at ${display}; run \`dlpctl store migrate\` to create it, or check --store`);
+      throw new DlpctlError('STORE_NOT_FOUND', `no store at ${display}: nothing has been recorded there (a tunnel creates it on first use, as does \`dlpctl store migrate\`); check --store, DLPCTL_STORE or the config's store`);
     }
     try {
       fs.mkdirSync(path.dirname(file), { recursive: true });

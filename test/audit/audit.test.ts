@@ -216,6 +216,19 @@ describe.each(engines)('dlpctl audit ($name store)', ({ name, url: makeUrl }) =>
   });
 });
 
+describe('a store path with nothing at it', () => {
+  it('audit and approval commands say so (exit 1) and create nothing, rather than search an empty new store', async () => {
+    const missing = path.join(dir, 'typo', 'store.db');
+    const env = testEnv(dir);
+    for (const args of [['audit', 'search', 'DROP'], ['audit', 'verify'], ['approvals'], ['approve', 'K7QF2M']]) {
+      const r = await runCli([...args, '--store', `sqlite:${missing}`], { env });
+      expect(r.code, args.join(' ')).toBe(1);
+      expect(r.stderr).toMatch(/no store at sqlite:.*typo.*nothing has been recorded there.*check --store/);
+    }
+    await expect(fs.stat(path.dirname(missing))).rejects.toThrow(/ENOENT/);
+  });
+});
+
 describe('replaySession', () => {
   it('speed divides waits, max idle caps them, speed max does not wait', async () => {
     const ev = (s: number, seq: number): StoreEvent => ({ type: 'error', message: `e${seq}`, sessionId: 's', seq, time: at(s), subject: 'x', hash: '' });

@@ -11,9 +11,13 @@ import type { CommandContext } from '../context.js';
 import { printJson, renderTable } from '../io.js';
 import { loadCliConfig, resolveStoreUrl } from '../load.js';
 
+/**
+ * The store the approval and audit commands read: never created by them, so a mistyped path is an error that
+ * says so rather than an empty store that answers "nothing found".
+ */
 export async function openCliStore(ctx: CommandContext): Promise<SessionStore> {
   const { openStore } = await import('../../store/index.js');
-  return openStore(await resolveStoreUrl(ctx), { homedir: ctx.homedir });
+  return openStore(await resolveStoreUrl(ctx), { homedir: ctx.homedir, create: false });
 }
 
 /** The resolved `approvals.webhook` URL, if the configuration has one. */
