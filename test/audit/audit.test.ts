@@ -217,15 +217,19 @@ describe.each(engines)('dlpctl audit ($name store)', ({ name, url: makeUrl }) =>
 });
 
 describe('a store path with nothing at it', () => {
-  it('audit and approval commands say so (exit 1) and create nothing, rather than search an empty new store', async () => {
+  it('audit, approval and store info/prune commands say so (exit 1) and create nothing; store migrate creates it', async () => {
     const missing = path.join(dir, 'typo', 'store.db');
     const env = testEnv(dir);
-    for (const args of [['audit', 'search', 'DROP'], ['audit', 'verify'], ['approvals'], ['approve', 'K7QF2M']]) {
+    for (const args of [['audit', 'search', 'DROP'], ['audit', 'verify'], ['approvals'], ['approve', 'K7QF2M'], ['store', 'info'], ['store', 'prune', '--older-than', '90d']]) {
       const r = await runCli([...args, '--store', `sqlite:${missing}`], { env });
       expect(r.code, args.join(' ')).toBe(1);
       expect(r.stderr).toMatch(/no store at sqlite:.*typo.*nothing has been recorded there.*check --store/);
     }
     await expect(fs.stat(path.dirname(missing))).rejects.toThrow(/ENOENT/);
+    // `store migrate` is the command that creates it.
+    const made = await runCli(['store', 'migrate', '--store', `sqlite:${missing}`], { env });
+    expect(made.code, made.stderr).toBe(0);
+    expect((await runCli(['store', 'info', '--store', `sqlite:${missing}`], { env })).code).toBe(0);
   });
 });
 

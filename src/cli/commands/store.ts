@@ -5,10 +5,11 @@ import type { CommandContext } from '../context.js';
 import { printJson } from '../io.js';
 import { resolveStoreUrl } from '../load.js';
 
-async function withStore<T>(ctx: CommandContext, work: (store: SessionStore) => Promise<T>): Promise<T> {
+/** Only `migrate` creates a SQLite store: `info` or `prune` on a mistyped path says so rather than report an empty one. */
+async function withStore<T>(ctx: CommandContext, work: (store: SessionStore) => Promise<T>, opts: { create?: boolean } = {}): Promise<T> {
   const url = await resolveStoreUrl(ctx);
   const { openStore } = await import('../../store/index.js');
-  const store = await openStore(url);
+  const store = await openStore(url, { homedir: ctx.homedir, create: opts.create ?? false });
   try {
     return await work(store);
   } finally {
@@ -23,7 +24,7 @@ export async function runStoreMigrate(ctx: CommandContext): Promise<number> {
     if (ctx.globals.json) printJson(ctx.io, { engine: info.engine, url: info.url, schemaVersion: info.schemaVersion });
     else ctx.io.out(`${ctx.io.color.green('✓')} ${info.url} is at schema version ${info.schemaVersion}`);
     return ExitCode.ok;
-  });
+  }, { create: true });
 }
 
 export async function runStoreInfo(ctx: CommandContext): Promise<number> {
