@@ -420,7 +420,9 @@ export class HttpEngine implements TunnelEngine {
     try {
       await this.exchange(req, res, rec, st, abort.signal);
     } catch (err) {
-      st.outcome = 'error';
+      // A denial, a limit or a missing token is a decision the session goes on after (as a denied statement
+      // is in PostgreSQL); the session's outcome is an error only when dlpctl or the upstream failed.
+      if (!(err instanceof Reply) || err.status >= 500) st.outcome = 'error';
       if (err instanceof Reply) sendJson(res, err.status, errorBody(err.code, err.message, err.rule), err.headers);
       else if (!res.headersSent) sendJson(res, 500, errorBody('internal', `dlpctl: ${err instanceof Error ? err.message : String(err)}`));
       else res.destroy();

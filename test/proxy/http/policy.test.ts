@@ -1,5 +1,5 @@
 /** Policy per request (deny, approve, limits, body conditions, fail closed) and recording. */
-import { request } from 'undici';
+import { Client, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openTunnel, REAL_KEY, startUpstream, storeBytes, tempStore, type TestTunnel, type Upstream } from './fixture.js';
 import type { HttpRequestBody, SessionStore, StoreEvent } from '../../../src/store/types.js';
@@ -79,6 +79,20 @@ describe('policy per request', () => {
     expect(body.error.message).toContain('files are kept');
     expect(up.received.length).toBe(before);
     expect((await call('GET', '/v1/files/abc')).status).toBe(200);
+  });
+
+  it('a connection whose only request was denied ends ok: a denial is a decision, not an error of the session', async () => {
+    const c = new Client(t.url);
+    const r = await c.request({ method: 'DELETE', path: '/v1/files/only-denied', headers: auth() });
+    await r.body.dump();
+    expect(r.statusCode).toBe(403);
+    await c.close();
+    const end = await waitFor(async () => {
+      const all = await t.storedEvents();
+      const req = all.find((e) => e.type === 'http.request' && (e as StoreEvent & HttpRequestBody).path === '/v1/files/only-denied');
+      return req ? all.find((e) => e.sessionId === req.sessionId && e.type === 'session.end') : undefined;
+    }, 'the session to end');
+    expect(end).toMatchObject({ type: 'session.end', outcome: 'ok' });
   });
 
   it('a body condition (http.text) sees the body', async () => {
