@@ -1,7 +1,8 @@
 /**
  * `audit search`: the statements, requests and commands that match, newest first, with their session.
  * The store does the text, resource, identity, time and decision filtering (indexed); here we keep only
- * action events (without TEXT the store returns every event type) and apply `--kind` (the resource kind).
+ * action events (without TEXT the store returns every event type), one per HTTP request (see
+ * `isResponseRecord`), and apply `--kind` (the resource kind).
  * When filtering here leaves fewer than `limit`, we page on with `until` = the oldest time seen, deduplicating
  * by (session, seq) since `until` is exclusive only at millisecond resolution.
  */
@@ -44,7 +45,7 @@ export async function auditSearch(store: SessionStore, o: AuditSearchOptions): P
     ...(o.since !== undefined ? { since: o.since } : {}),
     ...(o.decision !== undefined ? { decision: o.decision } : {}),
   };
-  const keep = (h: SearchHit): boolean => isAction(h.event) && (o.kind === undefined || h.session.kind === o.kind);
+  const keep = (h: SearchHit): boolean => isAction(h.event) && !isResponseRecord(h.event) && (o.kind === undefined || h.session.kind === o.kind);
   const out: SearchHit[] = [];
   // Fetch a few times more than needed when we filter here, so one round usually suffices.
   const filtersHere = (base.text === undefined && base.decision === undefined) || o.kind !== undefined;
@@ -55,6 +56,14 @@ export async function auditSearch(store: SessionStore, o: AuditSearchOptions): P
     if (out.length >= limit) break;
   }
   return out;
+}
+
+/**
+ * The record the HTTP tunnel adds once a response has ended (phase `response`) repeats its request's line and
+ * decision: the request's own record (written before forwarding) is the hit, so each request is listed once.
+ */
+function isResponseRecord(e: StoreEvent): boolean {
+  return e.type === 'http.request' && e.phase === 'response';
 }
 
 export function hitJson(h: SearchHit): AuditHitJson {

@@ -16,7 +16,7 @@ import type { SessionStore, StoreEvent } from '../../src/store/types.js';
 import { runCli, testEnv } from '../helpers/cli.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { testContext } from './ctx.js';
-import { at, clock, seed, type Seeded } from './fixture.js';
+import { AGENT, at, clock, seed, type Seeded } from './fixture.js';
 
 let dir: string;
 let server: TestPostgres | undefined;
@@ -99,6 +99,25 @@ describe.each(engines)('dlpctl audit ($name store)', ({ name, url: makeUrl }) =>
       expect((await cli(['audit', 'search', '--since', 'yesterday'])).code).toBe(2);
       expect((await cli(['audit', 'search', '--decision', 'maybe'])).code).toBe(2);
       expect((await cli(['audit', 'search', '--kind', 'ftp'])).code).toBe(2);
+    });
+
+    it('an HTTP request recorded before forwarding and again with its response is one hit, the decision record', async () => {
+      // A store of its own: the shared one's counts are pinned by the other tests.
+      const own = await makeUrl();
+      const st = await openStore(own, { sqliteSynchronous: 'normal' });
+      const s = await st.createSession({ resource: 'llm-api', kind: 'http', identity: AGENT, clientAddr: '127.0.0.1:50009', startedAt: at(200) });
+      await st.appendMany(s.id, [
+        { type: 'http.request', method: 'POST', path: '/v1/chat/completions', decision: 'allow', phase: 'request', time: at(201) },
+        { type: 'http.request', method: 'POST', path: '/v1/chat/completions', decision: 'allow', phase: 'response', status: 200, durationMs: 12, time: at(202) },
+      ]);
+      await st.close();
+      const ownCli = (args: string[]) => runCli([...args, '--store', own], { env });
+      for (const args of [['audit', 'search', 'completions'], ['audit', 'search', '--resource', 'llm-api'], ['audit', 'search', '--resource', 'llm-api', '--decision', 'allow']]) {
+        const hits = JSON.parse((await ownCli([...args, '--json'])).stdout) as { id: string }[];
+        expect(hits.map((h) => h.id), args.join(' ')).toEqual([`${s.id}:2`]);
+      }
+      // The session's timeline still shows both records.
+      expect((await ownCli(['audit', 'show', s.id])).stdout).toMatch(/POST \/v1\/chat\/completions → 200/);
     });
   });
 
