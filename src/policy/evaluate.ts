@@ -94,7 +94,8 @@ function describeCondition(c: CompiledRule): string {
   return 'has an entities condition';
 }
 
-function namesApprovers(rule: Rule | null): boolean {
+/** Whether an (approve) rule names anyone who could approve. */
+export function namesApprovers(rule: Rule | null): boolean {
   return (rule?.approvers?.length ?? 0) > 0;
 }
 

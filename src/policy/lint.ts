@@ -11,6 +11,7 @@
  */
 import { SQL_STATEMENT_KINDS, SSH_CHANNEL_KINDS, type Policy, type ResourceKind, type Rule, type SourcePos } from '../config/types.js';
 import { BUILTIN_POLICIES } from './builtin.js';
+import { namesApprovers } from './evaluate.js';
 import type { EngineRule } from './match.js';
 
 export interface LintFinding {
@@ -86,12 +87,17 @@ export function lintPolicies(input: LintInput, opts: LintOptions): LintFinding[]
  * has no approve rule that names some: what that rule holds is denied at once (evaluate.ts), which the
  * operator should know. (An approve rule of the config without approvers is an error of its own, above.)
  */
+/** A policy a resource lists: the config's own, else the built-in of that name. */
+function listedPolicy(input: LintInput, pname: string): Policy | undefined {
+  return Object.hasOwn(input.policies, pname) ? input.policies[pname] : BUILTIN_POLICIES[pname];
+}
+
 function lintUnapprovable(input: LintInput, add: Add): void {
   for (const [rname, r] of Object.entries(input.resources)) {
-    const builtin = r.policies.findIndex((pname) => !Object.hasOwn(input.policies, pname) && BUILTIN_POLICIES[pname]?.rules.some((rule) => rule.action === 'approve' && !rule.approvers?.length));
+    const builtin = r.policies.findIndex((pname) => !Object.hasOwn(input.policies, pname) && BUILTIN_POLICIES[pname]?.rules.some((rule) => rule.action === 'approve' && !namesApprovers(rule)));
     if (builtin < 0) continue;
-    const rules = r.policies.flatMap((pname) => (Object.hasOwn(input.policies, pname) ? input.policies[pname]! : BUILTIN_POLICIES[pname])?.rules ?? []);
-    if (rules.some((rule) => rule.action === 'approve' && (rule.approvers?.length ?? 0) > 0)) continue;
+    const rules = r.policies.flatMap((pname) => listedPolicy(input, pname)?.rules ?? []);
+    if (rules.some((rule) => rule.action === 'approve' && namesApprovers(rule))) continue;
     add(
       'warning',
       `resources.${rname}.policies[${builtin}]`,
@@ -278,7 +284,7 @@ function lintShadowing(input: LintInput, add: Add): void {
   for (const r of Object.values(input.resources)) {
     const flat: { policy: string; index: number; rule: EngineRule }[] = [];
     for (const pname of r.policies) {
-      const p = Object.hasOwn(input.policies, pname) ? input.policies[pname] : BUILTIN_POLICIES[pname];
+      const p = listedPolicy(input, pname);
       p?.rules.forEach((rule, index) => flat.push({ policy: pname, index, rule: rule as EngineRule }));
     }
     flat.forEach((R, j) => {
@@ -291,8 +297,9 @@ function lintShadowing(input: LintInput, add: Add): void {
         const D = flat[i]!;
         const ds = STRICT[D.rule.action];
         // Among equals the first decides, except that an approve rule naming approvers goes before one naming none.
-        const earlierEqual = ds === rs && (R.rule.action !== 'approve' || !R.rule.approvers?.length || (D.rule.approvers?.length ?? 0) > 0) && i < j;
-        const approvableFirst = ds === rs && R.rule.action === 'approve' && !R.rule.approvers?.length && (D.rule.approvers?.length ?? 0) > 0;
+        const approverOrder = R.rule.action === 'approve' && namesApprovers(R.rule) !== namesApprovers(D.rule);
+        const earlierEqual = ds === rs && i < j && !(approverOrder && namesApprovers(R.rule));
+        const approvableFirst = ds === rs && approverOrder && namesApprovers(D.rule);
         if (!(ds > rs || earlierEqual || approvableFirst)) continue;
         if (!covers(D.rule, R.rule)) continue;
         reported.add(key);

@@ -11,8 +11,21 @@ function randomRow(rnd: () => number): Cell[] {
     const r = rnd();
     if (r < 0.2) return null;
     if (r < 0.3) return Buffer.alloc(0);
-    return Buffer.from(Array.from({ length: Math.floor(rnd() * 12) }, () => Math.floor(rnd() * 256)));
+    return randomBytes(rnd, 12);
   });
+}
+
+function randomBytes(rnd: () => number, maxLength: number): Buffer {
+  return Buffer.from(Array.from({ length: Math.floor(rnd() * maxLength) }, () => Math.floor(rnd() * 256)));
+}
+
+/** `count` random rows from `seed`, each with its encoding; `rnd` goes on from there for the caller's own draws. */
+function* randomRows(seed: number, count: number): Generator<{ k: number; row: Cell[]; raw: Buffer; rnd: () => number }> {
+  const rnd = prng(seed);
+  for (let k = 0; k < count; k++) {
+    const row = randomRow(rnd);
+    yield { k, row, raw: encodeDataRow(row), rnd };
+  }
 }
 
 /** What decodeDataRow makes of `raw` (type byte included): its cells, or the error it throws. */
@@ -36,13 +49,8 @@ function located(raw: Buffer, cells: RowCells): Cell[] | string {
 
 describe('RowCells', () => {
   it('locates the cells decodeDataRow decodes, for random rows (NULL, empty and binary cells)', () => {
-    const rnd = prng(11);
     const cells = new RowCells();
-    for (let k = 0; k < 2000; k++) {
-      const row = randomRow(rnd);
-      const raw = encodeDataRow(row);
-      expect(located(raw, cells)).toEqual(row);
-    }
+    for (const { row, raw } of randomRows(11, 2000)) expect(located(raw, cells)).toEqual(row);
   });
 
   it('grows past 16 cells and still reads short rows after', () => {
@@ -54,10 +62,8 @@ describe('RowCells', () => {
   });
 
   it('truncated at every offset, or with bytes appended, fails with the error decodeDataRow gives', () => {
-    const rnd = prng(12);
     const cells = new RowCells();
-    for (let k = 0; k < 300; k++) {
-      const raw = encodeDataRow(randomRow(rnd));
+    for (const { raw } of randomRows(12, 300)) {
       for (let cut = 5; cut < raw.length; cut++) {
         const t = Buffer.from(raw.subarray(0, cut));
         expect(located(t, cells), `cut at ${cut}`).toEqual(reference(t));
@@ -87,17 +93,14 @@ describe('RowCells', () => {
 
 describe('rebuildDataRow', () => {
   it('equals encoding the row with the replaced cells, for random rows and replacements', () => {
-    const rnd = prng(13);
     const cells = new RowCells();
-    for (let k = 0; k < 3000; k++) {
-      const row = randomRow(rnd);
-      const raw = encodeDataRow(row);
+    for (const { k, row, raw, rnd } of randomRows(13, 3000)) {
       cells.read(raw);
       const replacements: CellReplacement[] = row.map(() => {
         const r = rnd();
         if (r < 0.4) return undefined;
         if (r < 0.55) return null;
-        return Buffer.from(Array.from({ length: Math.floor(rnd() * 20) }, () => Math.floor(rnd() * 256)));
+        return randomBytes(rnd, 20);
       });
       const want = encodeDataRow(row.map((c, i) => (replacements[i] === undefined ? c : replacements[i]!)));
       expect(rebuildDataRow(raw, cells, replacements).equals(want), `row ${k}`).toBe(true);
