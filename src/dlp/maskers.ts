@@ -83,19 +83,32 @@ export function hashToken(entity: string, value: string, key: string | Uint8Arra
 /**
  * Per-session table of placeholders (`<EMAIL_1>`) ↔ originals. The same original always gets the same
  * placeholder within a vault; `restore` puts originals back into a reply (for example the LLM's answer).
+ *
+ * A vault built on a `numbering` vault (one per tunnel) takes its placeholders from it, so a value has the
+ * same placeholder in every session and no two values ever share one, but it restores only the placeholders
+ * issued through itself: a placeholder another session was given stays as it is.
  */
 export class PseudonymVault {
   readonly #byValue = new Map<string, string>();
   readonly #byPlaceholder = new Map<string, string>();
   readonly #counters = new Map<string, number>();
+  readonly #numbering: PseudonymVault | null;
+
+  constructor(numbering?: PseudonymVault) {
+    this.#numbering = numbering ?? null;
+  }
 
   placeholderFor(entity: string, value: string): string {
     const k = `${entity}\0${value}`;
     const existing = this.#byValue.get(k);
     if (existing !== undefined) return existing;
-    const n = (this.#counters.get(entity) ?? 0) + 1;
-    this.#counters.set(entity, n);
-    const ph = `<${entity.toUpperCase()}_${n}>`;
+    let ph: string;
+    if (this.#numbering) ph = this.#numbering.placeholderFor(entity, value);
+    else {
+      const n = (this.#counters.get(entity) ?? 0) + 1;
+      this.#counters.set(entity, n);
+      ph = `<${entity.toUpperCase()}_${n}>`;
+    }
     this.#byValue.set(k, ph);
     this.#byPlaceholder.set(ph, value);
     return ph;

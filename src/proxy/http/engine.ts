@@ -13,8 +13,11 @@
  *   5. upstream via undici, the token replaced by the injected headers; connect/headers/body timeouts → 504,
  *      other failures → 502 (JSON bodies that say what happened)
  *   6. the response: with masks, SSE event by event (sse-mask.ts), JSON/form whole, text streamed; decoded
- *      when compressed; placeholders restored with `restore: true`; the injected credentials scrubbed from
- *      textual bodies always. Binary bodies pass untouched.
+ *      when compressed; the injected credentials scrubbed from textual bodies always. Binary bodies pass
+ *      untouched. With `restore: true` the response is masked first (pseudonymize as redact, see
+ *      responseMasks) and only then are placeholders restored, and only those this session's requests were
+ *      given (ConnState.vault): what the upstream writes itself, placeholders it invents and placeholders of
+ *      other sessions never come out as originals.
  *   7. a second `http.request` event (phase `response`): status, duration, headers, masked bodies, counts
  */
 import { approvalRequest, auditLabel, decide, ruleNameOf, tunnelPolicyOf, type EngineBaseOptions, type TunnelPolicy } from '../decide.js';
@@ -28,7 +31,7 @@ import { Pool } from 'undici';
 import type { HttpResource } from '../../config/types.js';
 import { createDlpEngine, PseudonymVault, type DlpEngine } from '../../dlp/index.js';
 import { DlpctlError } from '../../errors.js';
-import { MaskEngineCache, type Decision } from '../../policy/index.js';
+import { MaskEngineCache, type Decision, type MaskDirective } from '../../policy/index.js';
 import { requestApproval } from '../../approvals/request.js';
 import type { HttpRequestBody } from '../../store/types.js';
 import { SessionRecorder } from '../recorder.js';
@@ -70,6 +73,10 @@ interface ConnState {
   outcome: 'ok' | 'error';
   /** Requests whose headers have arrived on this connection. */
   requests: number;
+  /** The placeholders this session's requests were given: the only ones its responses get restored. */
+  vault: PseudonymVault;
+  /** Request-direction mask engines, pseudonymizing into `vault`. */
+  masks: MaskEngineCache;
 }
 
 const NOT_A_PROXY =
@@ -195,6 +202,18 @@ function upstreamFailure(err: unknown, origin: string, o: { connectMs: number; h
   }
 }
 
+/**
+ * The mask rules of a response. With `restore`, the response is masked first and only then are the session's
+ * own placeholders put back, so what the upstream wrote itself never comes out restorable: a pseudonymize
+ * rule masks it as redact (`[REDACTED:email]`). A fresh placeholder would look like one the session was given
+ * and could be restored by a later answer; a redaction cannot. Without `restore` nothing is put back, and
+ * pseudonymize gives the tunnel's placeholders as in requests (from the tunnel vault, not the session's).
+ */
+function responseMasks(masks: readonly MaskDirective[], restore: boolean): readonly MaskDirective[] {
+  if (!restore) return masks;
+  return masks.map((m) => (m.with === 'pseudonymize' ? { ...m, with: 'redact' as const } : m));
+}
+
 function addCounts(into: Record<string, number>, c: Record<string, number>): void {
   for (const [k, n] of Object.entries(c)) into[k] = (into[k] ?? 0) + n;
 }
@@ -211,7 +230,10 @@ export class HttpEngine implements TunnelEngine {
   private readonly inject: Record<string, string>;
   private readonly secrets: string[];
   private readonly auditDlp: DlpEngine;
+  /** Numbers placeholders for every session of the tunnel; restores nothing itself (see ConnState.vault). */
   readonly vault = new PseudonymVault();
+  private readonly hashKey = randomBytes(32);
+  /** Response-direction mask engines (see responseMasks). */
   private readonly masks: MaskEngineCache;
   private readonly tunnelPolicy: TunnelPolicy;
   private readonly bodyRules: boolean;
@@ -243,7 +265,7 @@ export class HttpEngine implements TunnelEngine {
       },
     });
     this.auditDlp = createDlpEngine({ masker: 'redact', customDetectors: o.customDetectors ?? [] });
-    this.masks = new MaskEngineCache({ customDetectors: o.customDetectors ?? [], hashKey: randomBytes(32), vault: this.vault });
+    this.masks = new MaskEngineCache({ customDetectors: o.customDetectors ?? [], hashKey: this.hashKey, vault: this.vault });
     this.tunnelPolicy = tunnelPolicyOf(o, this.auditDlp);
     this.bodyRules = o.policies.some((p) => p.rules.some((r) => r.when?.http?.text !== undefined || (r.when?.entities?.length ?? 0) > 0));
     this.secureContext = o.serverTls ? tls.createSecureContext({ cert: o.serverTls.cert, key: o.serverTls.key }) : null;
@@ -284,6 +306,7 @@ export class HttpEngine implements TunnelEngine {
   accept(socket: net.Socket, ctx: { secret: string; emit: (e: TunnelEvent) => void }): TunnelSession {
     const id = `http-${process.pid}-${++nextSessionNumber}`;
     const conn: net.Socket = this.secureContext ? new tls.TLSSocket(socket, { isServer: true, secureContext: this.secureContext }) : socket;
+    const vault = new PseudonymVault(this.vault);
     if (conn !== socket) conn.on('error', () => socket.destroy());
     const st: ConnState = {
       socket: conn,
@@ -294,6 +317,8 @@ export class HttpEngine implements TunnelEngine {
       terminated: null,
       outcome: 'ok',
       requests: 0,
+      vault,
+      masks: new MaskEngineCache({ customDetectors: this.o.customDetectors ?? [], hashKey: this.hashKey, vault }),
     };
     this.conns.set(conn, st);
     // The HTTP server is fed sockets and never listens itself, so Node's header timeout (which it starts on
@@ -330,6 +355,7 @@ export class HttpEngine implements TunnelEngine {
   }
 
   private async endSession(st: ConnState): Promise<void> {
+    st.vault.clear();
     if (!st.recorder) return;
     let rec: SessionRecorder;
     try {
@@ -534,8 +560,9 @@ export class HttpEngine implements TunnelEngine {
     }
 
     // 4. masking of what goes out
-    const engine = this.masks.for(decision.masks);
+    const engine = st.masks.for(decision.masks);
     const restore = engine !== null && decision.masks.some((m) => m.restore && m.with === 'pseudonymize');
+    const resEngine = engine === null ? null : this.masks.for(responseMasks(decision.masks, restore));
     const reqCounts: Record<string, number> = {};
     let upTarget = target;
     if (engine && target.includes('?')) {
@@ -605,7 +632,7 @@ export class HttpEngine implements TunnelEngine {
     } else emitDecision(label);
 
     // 5. upstream
-    const scanResponse = engine !== null;
+    const scanResponse = resEngine !== null;
     const headers = upstreamHeaders(req.headers, { inject: this.inject, bodyRewritten: rewritten, acceptEncoding: scanResponse ? DECODABLE : null });
     let up: Awaited<ReturnType<Pool['request']>>;
     try {
@@ -655,7 +682,7 @@ export class HttpEngine implements TunnelEngine {
         res.end();
         up.body.resume();
       } else if (mask) {
-        await this.maskedResponse(up, res, resKind, resCoding, { engine, restore, counts: resCounts, result, status, headers: upHeaders });
+        await this.maskedResponse(up, res, resKind, resCoding, { engine: resEngine, vault: restore ? st.vault : null, counts: resCounts, result, status, headers: upHeaders });
       } else {
         await this.passResponse(up, res, status, upHeaders, textual && resCoding === null, result);
       }
@@ -763,14 +790,15 @@ export class HttpEngine implements TunnelEngine {
     coding: ReturnType<typeof codingOf>,
     o: {
       engine: DlpEngine | null;
-      restore: boolean;
+      /** The session's vault when its placeholders are to be restored (after masking). */
+      vault: PseudonymVault | null;
       counts: Record<string, number>;
       result: { resBody?: string; resBytes: number };
       status: number;
       headers: Record<string, string | string[] | undefined>;
     },
   ): Promise<void> {
-    const { engine, restore, counts, result } = o;
+    const { engine, vault, counts, result } = o;
     let source: Readable = up.body;
     if (coding) {
       const decs = decoders(coding);
@@ -778,7 +806,6 @@ export class HttpEngine implements TunnelEngine {
     }
     up.body.on('data', (c: Buffer) => (result.resBytes += c.length));
     const headers = this.scrubHeaders(clientResponseHeaders(o.headers, true));
-    const vault = restore ? this.vault : null;
     const dec = new TextDecoder('utf-8');
 
     if (kind === 'sse') {
