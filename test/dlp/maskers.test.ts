@@ -86,6 +86,24 @@ describe('maskers', () => {
     expect(e.maskText('again bob@corp.com').text).toBe('again <EMAIL_2>');
   });
 
+  it('pseudonymize: vaults numbered by a shared vault share placeholders but restore only their own', () => {
+    const tunnel = new PseudonymVault();
+    const a = new PseudonymVault(tunnel);
+    const b = new PseudonymVault(tunnel);
+    const ea = createDlpEngine({ masker: 'pseudonymize', vault: a });
+    const eb = createDlpEngine({ masker: 'pseudonymize', vault: b });
+    expect(ea.maskText('alice@corp.com').text).toBe('<EMAIL_1>');
+    expect(eb.maskText('bob@corp.com alice@corp.com').text).toBe('<EMAIL_2> <EMAIL_1>');
+    expect(a.restore('<EMAIL_1> <EMAIL_2>')).toBe('alice@corp.com <EMAIL_2>');
+    expect(b.restore('<EMAIL_1> <EMAIL_2>')).toBe('alice@corp.com bob@corp.com');
+    expect(a.restoreJson('"\\u003cEMAIL_2\\u003e"')).toBe('"\\u003cEMAIL_2\\u003e"');
+    expect(b.restoreJson('"\\u003cEMAIL_2\\u003e"')).toBe('"bob@corp.com"');
+    // the numbering vault issues, it is not asked to restore; clearing a session keeps the numbering
+    a.clear();
+    expect(a.restore('<EMAIL_1>')).toBe('<EMAIL_1>');
+    expect(ea.maskText('carol@corp.com').text).toBe('<EMAIL_3>');
+  });
+
   it('per-entity masker override (groups, default)', () => {
     const e = createDlpEngine({ masker: { email: 'hash', secrets: 'redact', credit_card: 'partial', default: 'pseudonymize' }, hashKey: 'k' });
     const out = e.maskText('a@b.co 4111111111111111 ghp_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5 415-555-2671').text;

@@ -52,6 +52,12 @@ export interface Upstream {
   script: string[];
   /** Delta size of streamed model answers (chars). */
   deltaSize: number;
+  /** SSE bodies go out in pieces of this many bytes, cutting events, lines and UTF-8 characters (0: one write per event). */
+  splitBytes: number;
+  /** What the fake model writes on its own after its answer (personal data it makes up, invented placeholders). */
+  modelAdds: string;
+  /** Answers `/hook/…` (after the request is recorded in `received`). */
+  hook: ((r: Received, res: http.ServerResponse) => Promise<void> | void) | null;
   connections: number;
   close(): Promise<void>;
 }
@@ -75,8 +81,17 @@ function pieces(s: string, n: number): string[] {
   return out;
 }
 
-async function writeSse(res: http.ServerResponse, events: string[]): Promise<void> {
+async function writeSse(res: http.ServerResponse, events: string[], splitBytes = 0): Promise<void> {
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+  if (splitBytes > 0) {
+    const all = Buffer.from(events.join(''));
+    for (let i = 0; i < all.length; i += splitBytes) {
+      res.write(all.subarray(i, i + splitBytes));
+      await new Promise((r) => setImmediate(r));
+    }
+    res.end();
+    return;
+  }
   for (const e of events) {
     res.write(e);
     await new Promise((r) => setImmediate(r));
@@ -89,6 +104,7 @@ function chat(body: Record<string, unknown>, up: Upstream, res: http.ServerRespo
   const toolMsg = [...messages].reverse().find((m) => m.role === 'tool');
   const lastUser = [...messages].reverse().find((m) => m.role === 'user');
   const turn = modelTurn(Array.isArray(body['tools']) && body['tools'].length > 0, toolMsg ? textOf(toolMsg.content) : null, textOf(lastUser?.content));
+  if (!turn.tool) turn.text += up.modelAdds;
   const base = { id: 'chatcmpl-1', object: 'chat.completion.chunk', created: 1700000000, model: String(body['model'] ?? 'gpt-test') };
   const usage = { prompt_tokens: 10, completion_tokens: 10, total_tokens: 20 };
   if (!body['stream']) {
@@ -113,7 +129,7 @@ function chat(body: Record<string, unknown>, up: Upstream, res: http.ServerRespo
   }
   events.push(ev({ ...base, choices: [], usage }));
   events.push('data: [DONE]\n\n');
-  return writeSse(res, events);
+  return writeSse(res, events, up.splitBytes);
 }
 
 function responses(body: Record<string, unknown>, up: Upstream, res: http.ServerResponse): Promise<void> | void {
@@ -122,6 +138,7 @@ function responses(body: Record<string, unknown>, up: Upstream, res: http.Server
   const out = [...items].reverse().find((i) => i['type'] === 'function_call_output');
   const user = [...items].reverse().find((i) => i['role'] === 'user');
   const turn = modelTurn(Array.isArray(body['tools']) && body['tools'].length > 0, out ? textOf(out['output']) : null, textOf(user?.['content']));
+  if (!turn.tool) turn.text += up.modelAdds;
   const model = String(body['model'] ?? 'gpt-test');
   const usage = { input_tokens: 10, output_tokens: 10, total_tokens: 20, input_tokens_details: { cached_tokens: 0 }, output_tokens_details: { reasoning_tokens: 0 } };
   const item = turn.tool
@@ -149,11 +166,11 @@ function responses(body: Record<string, unknown>, up: Upstream, res: http.Server
   }
   events.push(ev('response.output_item.done', { output_index: 0, item }));
   events.push(ev('response.completed', { response: response('completed', [item]) }));
-  return writeSse(res, events);
+  return writeSse(res, events, up.splitBytes);
 }
 
 export async function startUpstream(): Promise<Upstream> {
-  const up: Upstream = { url: '', port: 0, received: [], script: [], deltaSize: 3, connections: 0, close: async () => undefined };
+  const up: Upstream = { url: '', port: 0, received: [], script: [], deltaSize: 3, splitBytes: 0, modelAdds: '', hook: null, connections: 0, close: async () => undefined };
   const sockets = new Set<net.Socket>();
   const server = http.createServer(async (req, res) => {
     const u = new URL(req.url ?? '/', 'http://x');
@@ -178,6 +195,7 @@ export async function startUpstream(): Promise<Upstream> {
       res.end(JSON.stringify(o));
     };
     try {
+      if (u.pathname.startsWith('/hook/') && up.hook) return await up.hook(up.received.at(-1)!, res);
       switch (u.pathname) {
         case '/v1/chat/completions':
           return await chat(JSON.parse(body) as Record<string, unknown>, up, res);
@@ -218,7 +236,7 @@ export async function startUpstream(): Promise<Upstream> {
           return res.end();
         }
         case '/sse-script':
-          return await writeSse(res, up.script);
+          return await writeSse(res, up.script, up.splitBytes);
         case '/big': {
           const mb = Number(u.searchParams.get('mb') ?? '1');
           res.writeHead(200, { 'content-type': u.searchParams.get('type') ?? 'application/octet-stream', 'content-length': String(mb * 1024 * 1024) });
