@@ -271,7 +271,7 @@ const ruleNode = obj(
     },
     restore: {
       type: 'boolean',
-      doc: 'Put the originals back in the response (pseudonymize only).',
+      doc: 'HTTP responses: mask them first (pseudonymize masks as redact there), then put back the originals of the placeholders this session\'s own requests were given; nothing else is restored (pseudonymize only).',
       default: false,
       onlyWhen: [...onlyAction('mask'), { key: 'with', values: ['pseudonymize'] }],
     },
