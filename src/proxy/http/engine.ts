@@ -205,9 +205,10 @@ function upstreamFailure(err: unknown, origin: string, o: { connectMs: number; h
 /**
  * The mask rules of a response. With `restore`, the response is masked first and only then are the session's
  * own placeholders put back, so what the upstream wrote itself never comes out restorable: a pseudonymize
- * rule masks it as redact (`[REDACTED:email]`). A fresh placeholder would look like one the session was given
- * and could be restored by a later answer; a redaction cannot. Without `restore` nothing is put back, and
- * pseudonymize gives the tunnel's placeholders as in requests (from the tunnel vault, not the session's).
+ * rule masks it as redact (`[REDACTED:email]`). A placeholder would not do: a value the session also sent
+ * has the session's own placeholder, which the restore step would turn straight back into the value, and
+ * any other becomes the session's as soon as one of its requests carries that value. Without `restore`
+ * nothing is put back, and pseudonymize gives the tunnel's placeholders as in requests (tunnel vault).
  */
 function responseMasks(masks: readonly MaskDirective[], restore: boolean): readonly MaskDirective[] {
   if (!restore) return masks;
