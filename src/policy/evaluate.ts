@@ -12,7 +12,8 @@
  *   statement denies the whole message.
  * - Fail closed (deny, with a message saying which and why):
  *     · a statement the parser could not parse — always (it cannot be told apart from anything else);
- *     · a statement of kind `unknown` (DO, CALL, EXECUTE, …) while an allow/deny/approve rule that applies to the
+ *     · a statement of kind `unknown` (EXECUTE, LOAD, a body with dynamic SQL or in another language, …; the message
+ *       says why when the classifier knows: `opaque`) while an allow/deny/approve rule that applies to the
  *       identity names statement kinds, tables, functions or noWhere — unless a matching rule names `unknown`
  *       explicitly in `statements` (that is the opt-out: `{ when: { sql: { statements: [unknown] } }, action:
  *       allow }` lets such statements through to the normal precedence);
@@ -163,7 +164,7 @@ function decideUnit(ctx: EvaluationContext, stmt: SqlStatement | null, index: nu
     const message =
       cause === 'no_detector'
         ? `no entity detector is available; denied because policy ${policy.name} rule ${rule.rule.name} has an entities condition`
-        : `could not classify this statement (${stmt?.command ?? 'unknown'}); denied because policy ${policy.name} rule ${rule.rule.name} ${describeCondition(rule)}`;
+        : `could not classify this statement (${stmt?.command ?? 'unknown'}${stmt?.opaque !== undefined ? `: ${stmt.opaque}` : ''}); denied because policy ${policy.name} rule ${rule.rule.name} ${describeCondition(rule)}`;
     return {
       ...base,
       action: 'deny',
