@@ -139,6 +139,8 @@ export function storedBodySql(opts: {
   else {
     if (opts.result !== undefined) tries.push(`CREATE FUNCTION pg_temp.dlpctl_body(${args}) RETURNS ${opts.result} LANGUAGE plpgsql AS ${quoted}`);
     for (const r of FALLBACK_RESULTS) tries.push(`CREATE FUNCTION pg_temp.dlpctl_body(${args}) RETURNS ${r} LANGUAGE plpgsql AS ${quoted}`);
+    // Arguments may constrain the result (OUT parameters): try without them too.
+    if (args !== '') for (const r of FALLBACK_RESULTS) tries.push(`CREATE FUNCTION pg_temp.dlpctl_body() RETURNS ${r} LANGUAGE plpgsql AS ${quoted}`);
   }
   let first: BodySql | null = null;
   for (const t of tries) {
