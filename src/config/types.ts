@@ -132,6 +132,8 @@ export interface PostgresResource extends ResourceBase {
   target: string;
   password?: SecretString;
   tls: { mode: TlsMode; ca?: SecretString };
+  /** Functions and procedures (globs over `name` or `schema.name`) known to be safe to call through the tunnel. */
+  safeFunctions?: string[];
 }
 
 export interface HttpResource extends ResourceBase {

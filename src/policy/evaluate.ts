@@ -159,7 +159,9 @@ function decideUnit(ctx: EvaluationContext, stmt: SqlStatement | null, index: nu
       message: `could not parse this statement (${stmt.error}); denied: dlpctl fails closed on SQL it cannot parse`,
     };
   }
-  if (indet && !(indet.cause === 'unclassified' && unknownOptOut)) {
+  // A rule that denies outright says more than a fail-closed denial, and the outcome is the same.
+  const definiteDeny = bestRule?.action === 'deny';
+  if (indet && !definiteDeny && !(indet.cause === 'unclassified' && unknownOptOut)) {
     const { policy, rule, cause } = indet;
     const message =
       cause === 'no_detector'
