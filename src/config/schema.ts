@@ -180,6 +180,12 @@ const postgresResource = obj('A PostgreSQL server.', {
     }),
     ca: secret('PEM CA bundle for verify-full (usually `${file:…}`).'),
   }),
+  safeFunctions: strList(
+    'Functions and procedures known to be safe to call through the tunnel, as `name` or `schema.name` globs (`app.fmt_*`). ' +
+      'Built-ins that change nothing are safe already; a user function is not until listed, and the built-in `recommended` ' +
+      'policy denies calling it (rule `no-unsafe-calls`).',
+    'sql-name',
+  ),
 });
 
 const httpResource = obj('An HTTP(S) API.', {

@@ -34,7 +34,7 @@ export type MaskerName = 'redact' | 'partial' | 'hash' | 'null' | 'pseudonymize'
 
 export const SQL_STATEMENT_KINDS = [
   'select', 'insert', 'update', 'delete', 'merge', 'copy_to', 'copy_to_program', 'copy_from', 'create', 'alter',
-  'drop', 'truncate', 'grant', 'revoke', 'set', 'transaction', 'prepare', 'unknown',
+  'drop', 'truncate', 'grant', 'revoke', 'set', 'transaction', 'prepare', 'call', 'unknown',
 ] as const;
 export type SqlStatementKind = (typeof SQL_STATEMENT_KINDS)[number];
 
@@ -132,6 +132,8 @@ export interface PostgresResource extends ResourceBase {
   target: string;
   password?: SecretString;
   tls: { mode: TlsMode; ca?: SecretString };
+  /** Functions and procedures (globs over `name` or `schema.name`) known to be safe to call through the tunnel. */
+  safeFunctions?: string[];
 }
 
 export interface HttpResource extends ResourceBase {

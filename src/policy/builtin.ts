@@ -31,6 +31,22 @@ const recommendedRules: EngineRule[] = [
     message: 'functions that read server files, export large objects or open dblink connections are not allowed (recommended policy)',
   },
   {
+    name: 'no-functions-by-proxy',
+    when: { sql: { commands: ['CREATE FUNCTION', 'CREATE PROCEDURE', 'CREATE TRIGGER', 'CREATE EVENT TRIGGER', 'CREATE RULE'] } },
+    action: 'deny',
+    message:
+      'creating functions, procedures, triggers and rules is not allowed through dlpctl (recommended policy): code stored in ' +
+      'the database runs later, for anyone, where this policy no longer sees it; deploy it through migrations',
+  },
+  {
+    name: 'no-unsafe-calls',
+    when: { sql: { statements: ['call'] } },
+    action: 'deny',
+    message:
+      'this statement calls a function or procedure (or runs a DO block) that is not known to be safe (recommended policy); ' +
+      'if calling it through dlpctl is fine, list it in the resource\'s safeFunctions, e.g. safeFunctions: [app.my_function] or [app.*]',
+  },
+  {
     name: 'unbounded-writes-need-approval',
     when: { sql: { statements: ['update', 'delete'], noWhere: true } },
     action: 'approve',
@@ -79,6 +95,11 @@ export function describeBuiltinPolicies(): string {
     '  no-alter-system         deny ALTER SYSTEM',
     '  no-copy-program         deny COPY ... TO PROGRAM and COPY ... FROM PROGRAM',
     '  no-server-file-access   deny calls to pg_read_file, pg_read_binary_file, lo_export and dblink*',
+    '  no-functions-by-proxy   deny CREATE [OR REPLACE] FUNCTION, PROCEDURE, TRIGGER, EVENT TRIGGER and RULE:',
+    '                          stored code runs later, outside what the policy sees',
+    '  no-unsafe-calls         deny statements of kind call: CALL, DO blocks, and calls of functions not known',
+    '                          to be safe (built-ins that change nothing are safe; list your own functions in',
+    '                          the resource\'s safeFunctions: [schema.name or glob, ...])',
     '  unbounded-writes-need-approval',
     '                          require approval for UPDATE or DELETE without a WHERE clause',
     '                          (anywhere in the statement, e.g. inside a WITH). The rule cannot know your',
@@ -87,8 +108,9 @@ export function describeBuiltinPolicies(): string {
     '                          approvers: [group:dba]; without one they are denied at once, not held',
     '  mask-pii-and-secrets    mask credit_card, us_ssn, email, phone, iban and secrets with the partial masker',
     '  max-rows                limit results to 100000 rows',
-    '  Because it names statement kinds, it also denies statements that cannot be classified (DO, CALL, EXECUTE)',
-    '  and anything the PostgreSQL parser cannot parse. A rule with when: { sql: { statements: [unknown] } }',
-    '  and action: allow lets the classifiable-but-unknown ones (not parse errors) through.',
+    '  Because it names statement kinds, it also denies statements that cannot be classified (EXECUTE of a',
+    '  statement it has not seen prepared, LOAD, code with dynamic SQL or in another language) and anything the',
+    '  PostgreSQL parser cannot parse. A rule with when: { sql: { statements: [unknown] } } and action: allow',
+    '  lets the classifiable-but-unknown ones (not parse errors) through.',
   ].join('\n');
 }

@@ -12,7 +12,8 @@
  *   statement denies the whole message.
  * - Fail closed (deny, with a message saying which and why):
  *     · a statement the parser could not parse — always (it cannot be told apart from anything else);
- *     · a statement of kind `unknown` (DO, CALL, EXECUTE, …) while an allow/deny/approve rule that applies to the
+ *     · a statement of kind `unknown` (EXECUTE, LOAD, a body with dynamic SQL or in another language, …; the message
+ *       says why when the classifier knows: `opaque`) while an allow/deny/approve rule that applies to the
  *       identity names statement kinds, tables, functions or noWhere — unless a matching rule names `unknown`
  *       explicitly in `statements` (that is the opt-out: `{ when: { sql: { statements: [unknown] } }, action:
  *       allow }` lets such statements through to the normal precedence);
@@ -158,12 +159,14 @@ function decideUnit(ctx: EvaluationContext, stmt: SqlStatement | null, index: nu
       message: `could not parse this statement (${stmt.error}); denied: dlpctl fails closed on SQL it cannot parse`,
     };
   }
-  if (indet && !(indet.cause === 'unclassified' && unknownOptOut)) {
+  // A rule that denies outright says more than a fail-closed denial, and the outcome is the same.
+  const definiteDeny = bestRule?.action === 'deny';
+  if (indet && !definiteDeny && !(indet.cause === 'unclassified' && unknownOptOut)) {
     const { policy, rule, cause } = indet;
     const message =
       cause === 'no_detector'
         ? `no entity detector is available; denied because policy ${policy.name} rule ${rule.rule.name} has an entities condition`
-        : `could not classify this statement (${stmt?.command ?? 'unknown'}); denied because policy ${policy.name} rule ${rule.rule.name} ${describeCondition(rule)}`;
+        : `could not classify this statement (${stmt?.command ?? 'unknown'}${stmt?.opaque !== undefined ? `: ${stmt.opaque}` : ''}); denied because policy ${policy.name} rule ${rule.rule.name} ${describeCondition(rule)}`;
     return {
       ...base,
       action: 'deny',

@@ -338,7 +338,8 @@ export function matchRule(c: CompiledRule, env: MatchEnv, why?: string[]): Match
         }
       }
       if (s.commands) {
-        if (unknown) {
+        // The command tag is the parser's: known whenever the statement parsed, whatever its kind.
+        if (stmt.error !== undefined) {
           indet = true;
           env.cause = 'unclassified';
           why?.push('commands: could not classify this statement');

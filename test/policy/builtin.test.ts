@@ -1,5 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BUILTIN_POLICIES, describeBuiltinPolicies, evaluate, initSqlParser } from '../../src/policy/index.js';
+import { classifySql } from '../../src/policy/index.js';
+import { analyzeFunction, withFunctionFacts } from '../../src/policy/sql/functions.js';
 import { ctx, policy, sql } from './helpers.js';
 
 beforeAll(async () => {
@@ -59,6 +61,48 @@ describe('recommended policy', () => {
     expect(decide('UPDATE t SET a = 1 WHERE id = 2').action).toBe('allow');
     expect(decide("ALTER TABLE t ADD COLUMN b int").action).toBe('allow');
     expect(decide("COPY t TO STDOUT").action).toBe('allow');
+  });
+
+  it.each([
+    ["CREATE FUNCTION g() RETURNS void LANGUAGE sql AS 'SELECT 1'", 'no-functions-by-proxy'],
+    ["CREATE OR REPLACE FUNCTION g() RETURNS void LANGUAGE plpgsql AS $$ BEGIN PERFORM 1; END $$", 'no-functions-by-proxy'],
+    ["CREATE FUNCTION g() RETURNS int LANGUAGE plpython3u AS 'return 1'", 'no-functions-by-proxy'],
+    ['CREATE PROCEDURE p() LANGUAGE sql BEGIN ATOMIC SELECT 1; END', 'no-functions-by-proxy'],
+    ['CREATE TRIGGER tr AFTER INSERT ON t FOR EACH ROW EXECUTE FUNCTION tf()', 'no-functions-by-proxy'],
+    ['CREATE OR REPLACE TRIGGER tr AFTER INSERT ON t FOR EACH ROW EXECUTE FUNCTION tf()', 'no-functions-by-proxy'],
+    ['CREATE EVENT TRIGGER et ON ddl_command_start EXECUTE FUNCTION etf()', 'no-functions-by-proxy'],
+    ['CREATE RULE r AS ON INSERT TO t DO INSTEAD NOTHING', 'no-functions-by-proxy'],
+    ["CREATE FUNCTION g() RETURNS void LANGUAGE sql AS 'DROP TABLE victim'", 'no-drop-truncate'],
+    ['CALL app.reset()', 'no-unsafe-calls'],
+    ['DO $$ BEGIN PERFORM 1; END $$', 'no-unsafe-calls'],
+  ])('denies %s (%s)', (text, rule) => {
+    const d = decide(text);
+    expect(d.action).toBe('deny');
+    expect(d.rule).toEqual({ policy: 'recommended', rule });
+  });
+
+  it('no-unsafe-calls says how to list a function; listing it lets a call through', () => {
+    const d = decide('CALL app.reset()');
+    expect(d.message).toMatch(/not known to be safe.*safeFunctions/);
+    const row = { schema: 'app', name: 'fmt', language: 'sql', volatility: 'v' as const, kind: 'f' as const, body: 'SELECT 1' };
+    const text = 'SELECT app.fmt(), lower(name) FROM customers';
+    const lower = analyzeFunction([{ schema: 'pg_catalog', name: 'lower', language: 'internal', volatility: 'i', kind: 'f', body: null }], []);
+    const unlisted = withFunctionFacts(classifySql(text), new Map([['app.fmt', analyzeFunction([row], [])], ['lower', lower]]));
+    expect(evaluate(ctx([rec], { type: 'sql', text, classification: unlisted }))).toMatchObject({ action: 'deny', rule: { policy: 'recommended', rule: 'no-unsafe-calls' } });
+    const listed = withFunctionFacts(classifySql(text), new Map([['app.fmt', analyzeFunction([row], ['app.*'])], ['lower', lower]]));
+    expect(evaluate(ctx([rec], { type: 'sql', text, classification: listed })).action).toBe('allow');
+  });
+
+  it('allows LISTEN, NOTIFY, DISCARD and CHECKPOINT-free utility statements', () => {
+    for (const text of ['LISTEN jobs', "NOTIFY jobs, 'x'", 'UNLISTEN *', 'DISCARD ALL', 'SHOW work_mem', 'DEALLOCATE ALL']) {
+      expect(decide(text).action, text).toBe('allow');
+    }
+  });
+
+  it('says why an opaque statement was denied', () => {
+    const d = decide("DO $$ BEGIN EXECUTE 'DROP TABLE t'; END $$");
+    expect(d).toMatchObject({ action: 'deny', basis: 'fail_closed' });
+    expect(d.message).toMatch(/DO block runs dynamic SQL \(EXECUTE\) that cannot be analysed/);
   });
 
   it('fails closed on DO blocks and parse errors', () => {

@@ -45,8 +45,16 @@ describe('statement kinds', () => {
     ['PREPARE p AS DELETE FROM t', 'delete'],
     ['DEALLOCATE p', 'prepare'],
     ['EXECUTE p', 'unknown'],
-    ['CALL proc(1)', 'unknown'],
-    ['DO $$ BEGIN PERFORM 1; END $$', 'unknown'],
+    ['CALL proc(1)', 'call'],
+    ['DO $$ BEGIN PERFORM 1; END $$', 'call'],
+    ["DO $$ BEGIN EXECUTE 'DROP TABLE t'; END $$", 'unknown'],
+    ['LISTEN jobs', 'set'],
+    ['UNLISTEN *', 'set'],
+    ["NOTIFY jobs, 'x'", 'set'],
+    ['DISCARD ALL', 'set'],
+    ['RESET work_mem', 'set'],
+    ['DEALLOCATE ALL', 'prepare'],
+    ['CHECKPOINT', 'alter'],
     ["LOAD 'evil.so'", 'unknown'],
   ])('%s → %s', (text, kind) => {
     const s = one(text);
@@ -219,7 +227,7 @@ describe('multi-statement text', () => {
 
   it('a semicolon inside a string or a dollar quote does not split', () => {
     const c = classifySql("SELECT ';'; DO $$ BEGIN PERFORM 1; END $$");
-    expect(c.statements.map((s) => s.kind)).toEqual(['select', 'unknown']);
+    expect(c.statements.map((s) => s.kind)).toEqual(['select', 'call']);
   });
 
   it('empty and comment-only text has no statements', () => {
@@ -251,5 +259,97 @@ describe('robustness', () => {
     const b = classifySql('SELECT * FROM cached_t');
     expect(b).toBe(a);
     expect(Object.isFrozen(a.statements[0])).toBe(true);
+  });
+});
+
+describe('code: calls, function bodies, DO blocks, triggers and rules', () => {
+  it('CALL is its own kind, naming its procedure', () => {
+    expect(one('CALL admin.reset_all(now())')).toMatchObject({ kind: 'call', effects: ['call'], command: 'CALL', procedure: 'admin.reset_all', functions: ['admin.reset_all', 'now'] });
+  });
+
+  it.each([
+    ["CREATE FUNCTION g() RETURNS void LANGUAGE sql AS 'DROP TABLE victim'", 'CREATE FUNCTION'],
+    ["CREATE OR REPLACE FUNCTION g() RETURNS void AS $$ DROP TABLE victim $$ LANGUAGE sql", 'CREATE FUNCTION'],
+    ['CREATE PROCEDURE g() LANGUAGE sql BEGIN ATOMIC DROP TABLE victim; END', 'CREATE PROCEDURE'],
+    ['CREATE FUNCTION g() RETURNS void LANGUAGE plpgsql AS $$ BEGIN IF true THEN DROP TABLE victim; END IF; END $$', 'CREATE FUNCTION'],
+  ])('folds the body of %s into it', (text, command) => {
+    const s = one(text);
+    expect(s).toMatchObject({ kind: 'drop', command, writes: ['victim'] });
+    // (PL/pgSQL conditions are expressions, classified as SELECT expr: `select` may follow.)
+    expect(s.effects.slice(0, 2)).toEqual(['drop', 'create']);
+    expect(s.opaque).toBeUndefined();
+  });
+
+  it('a BEGIN ATOMIC body is classified statement by statement', () => {
+    const s = one('CREATE FUNCTION g() RETURNS int LANGUAGE sql BEGIN ATOMIC DELETE FROM t; SELECT count(*) FROM u; END');
+    expect(s).toMatchObject({ kind: 'delete', reads: ['u'], writes: ['t'], functions: ['count'], noWhere: true });
+  });
+
+  it('PL/pgSQL: static statements, expressions and assignments are folded in', () => {
+    const s = one(`CREATE FUNCTION g(a int) RETURNS int LANGUAGE plpgsql AS $$
+      DECLARE r record; n int;
+      BEGIN
+        FOR r IN SELECT * FROM orders WHERE total > a LOOP
+          UPDATE stats SET seen = seen + 1 WHERE id = r.id;
+        END LOOP;
+        n := (SELECT count(*) FROM pg_read_file('/etc/passwd') f);
+        IF secret_check(a) THEN RAISE NOTICE '%', n; END IF;
+        RETURN n;
+      END $$`);
+    expect(s.kind).toBe('update');
+    expect(s.reads).toEqual(expect.arrayContaining(['orders']));
+    expect(s.writes).toEqual(['stats']);
+    expect(s.functions).toEqual(expect.arrayContaining(['pg_read_file', 'secret_check', 'count']));
+  });
+
+  it.each([
+    ["CREATE FUNCTION g() RETURNS void LANGUAGE plpgsql AS $$ BEGIN EXECUTE 'DROP TABLE x'; END $$", 'function g runs dynamic SQL (EXECUTE) that cannot be analysed'],
+    ["CREATE FUNCTION g() RETURNS SETOF int LANGUAGE plpgsql AS $$ BEGIN RETURN QUERY EXECUTE 'select 1'; END $$", 'function g runs dynamic SQL (RETURN QUERY EXECUTE) that cannot be analysed'],
+    ["CREATE PROCEDURE p() LANGUAGE plpgsql AS $$ DECLARE r record; BEGIN FOR r IN EXECUTE 'select 1' LOOP END LOOP; END $$", 'procedure p runs dynamic SQL (FOR … IN EXECUTE) that cannot be analysed'],
+    ["CREATE FUNCTION g() RETURNS void LANGUAGE plpgsql AS $$ DECLARE c refcursor; BEGIN OPEN c FOR EXECUTE 'select 1'; END $$", 'function g runs dynamic SQL (OPEN … FOR EXECUTE) that cannot be analysed'],
+    ["CREATE FUNCTION g() RETURNS int LANGUAGE plpython3u AS 'return 1'", 'function g is written in LANGUAGE plpython3u, which cannot be analysed'],
+    ["CREATE FUNCTION g() RETURNS int LANGUAGE c AS 'lib', 'sym'", 'function g is written in LANGUAGE c, which cannot be analysed'],
+    ["DO $$ BEGIN EXECUTE 'DROP TABLE t'; END $$", 'DO block runs dynamic SQL (EXECUTE) that cannot be analysed'],
+    ["DO LANGUAGE plperlu 'system(1)'", 'DO block is written in LANGUAGE plperlu, which cannot be analysed'],
+  ])('%s is opaque', (text, opaque) => {
+    const s = one(text);
+    expect(s.kind).toBe('unknown');
+    expect(s.effects).toContain('unknown');
+    expect(s.opaque).toBe(opaque);
+    expect(s.error).toBeUndefined();
+  });
+
+  it('a DO block is a call plus what it runs', () => {
+    expect(one('DO $$ BEGIN INSERT INTO t VALUES (1); END $$')).toMatchObject({ kind: 'insert', effects: ['insert', 'call'], writes: ['t'], command: 'DO' });
+    expect(one('DO $$ BEGIN DELETE FROM t; END $$')).toMatchObject({ kind: 'delete', noWhere: true });
+  });
+
+  it('bodies with the same shape but other literals are not confused by the shape cache', () => {
+    expect(one("CREATE FUNCTION g() RETURNS void LANGUAGE sql AS 'SELECT 1'").kind).toBe('create');
+    expect(one("CREATE FUNCTION g() RETURNS void LANGUAGE sql AS 'DROP TABLE victim'").kind).toBe('drop');
+  });
+
+  it('CREATE TRIGGER and CREATE EVENT TRIGGER name their function', () => {
+    expect(one('CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION audit.tf()')).toMatchObject({ command: 'CREATE TRIGGER', functions: ['audit.tf'], writes: ['t'] });
+    expect(one('CREATE EVENT TRIGGER et ON ddl_command_start EXECUTE FUNCTION etf()')).toMatchObject({ command: 'CREATE EVENT TRIGGER', functions: ['etf'] });
+  });
+
+  it('CREATE RULE folds in its actions', () => {
+    const s = one('CREATE OR REPLACE RULE r AS ON INSERT TO t DO INSTEAD (DELETE FROM u; NOTIFY z)');
+    expect(s).toMatchObject({ kind: 'delete', command: 'CREATE RULE', noWhere: true });
+    expect(s.effects).toEqual(['delete', 'create', 'set']);
+    expect(s.writes).toEqual(expect.arrayContaining(['t', 'u']));
+  });
+
+  it('utility statements clients send have real kinds and commands', () => {
+    expect(one('LISTEN jobs')).toMatchObject({ kind: 'set', command: 'LISTEN' });
+    expect(one('UNLISTEN *')).toMatchObject({ kind: 'set', command: 'UNLISTEN' });
+    expect(one("NOTIFY jobs, 'x'")).toMatchObject({ kind: 'set', command: 'NOTIFY' });
+    expect(one('CHECKPOINT')).toMatchObject({ kind: 'alter', command: 'CHECKPOINT' });
+  });
+
+  it('EXECUTE names the prepared statement as PostgreSQL folds it', () => {
+    expect(one('EXECUTE MyPlan(1)')).toMatchObject({ kind: 'unknown', executes: 'myplan' });
+    expect(one('EXECUTE "MyPlan"')).toMatchObject({ kind: 'unknown', executes: 'MyPlan' });
   });
 });

@@ -12,8 +12,15 @@
  *   not execute it, but classifying it as the inner statement is the safe reading: a rule that denies deletes also
  *   denies explaining one. `explain` says which form it was.
  * - `PREPARE p AS <stmt>` takes the kind of <stmt> and has effects {prepare, <stmt effects>}: what a prepared
- *   statement will do is what matters. `DEALLOCATE` is `prepare`. `EXECUTE`, `DO`, `CALL`, `LOAD`, `CHECKPOINT`,
- *   `LISTEN`/`NOTIFY` and any statement type not known here are `unknown`.
+ *   statement will do is what matters. `DEALLOCATE` is `prepare`. `EXECUTE p` is `unknown` with `executes` naming
+ *   p, so the engine can put the PREPAREd statement's classification in its place. `LOAD` and any statement type
+ *   not known here are `unknown`. LISTEN, UNLISTEN, NOTIFY, DISCARD, RESET and SHOW are `set`; CHECKPOINT `alter`.
+ * - `CALL p()` is `call` (p in `functions` and `procedure`).
+ * - Code is classified by what it runs: the statements of a LANGUAGE sql body (`AS '…'` or `BEGIN ATOMIC`) and
+ *   the static SQL of a PL/pgSQL body are folded into the CREATE FUNCTION / CREATE PROCEDURE (so a rule denying
+ *   `drop` denies creating a function that drops); a `DO` block is `call` plus what its body does. Dynamic SQL
+ *   (EXECUTE) or another language makes the statement `unknown` with `opaque` saying why. CREATE RULE folds in
+ *   its actions; CREATE TRIGGER and CREATE EVENT TRIGGER name their function in `functions`.
  * - `SELECT … INTO t` and `CREATE TABLE … AS` are `create` (writing t, reading the source).
  * - `COPY … FROM PROGRAM` is `copy_from` with `program` set.
  * - Relation and function names are reported as written: unquoted identifiers come lower-cased from the parser,
@@ -21,6 +28,7 @@
  */
 import type { SqlStatementKind } from '../../config/types.js';
 import { Lru } from './lru.js';
+import { otherLanguage, plpgsqlBodySql } from './bodies.js';
 import { parseErrorMessage, parseSqlTree, semicolonByteOffsets } from './parser.js';
 import { literalShape } from './shape.js';
 
@@ -45,6 +53,12 @@ export interface SqlStatement {
   readonly program?: string;
   /** Set when the statement could not be parsed (kind is then `unknown`). */
   readonly error?: string;
+  /** Why part of the statement cannot be analysed (dynamic SQL in a body, another language); effects include `unknown`. */
+  readonly opaque?: string;
+  /** EXECUTE: the prepared statement's name, as PostgreSQL folds it (unquoted lower-cased). */
+  readonly executes?: string;
+  /** CALL: the procedure, as written. */
+  readonly procedure?: string;
 }
 
 export interface SqlClassification {
@@ -56,9 +70,18 @@ export interface SqlClassification {
 /** Most consequential first; the kind of a statement is the highest-ranked of its effects. */
 const RANK: readonly SqlStatementKind[] = [
   'unknown', 'copy_to_program', 'drop', 'truncate', 'alter', 'grant', 'revoke', 'delete', 'update', 'merge',
-  'insert', 'copy_from', 'create', 'copy_to', 'select', 'prepare', 'set', 'transaction',
+  'insert', 'copy_from', 'create', 'call', 'copy_to', 'select', 'prepare', 'set', 'transaction',
 ];
 const rankOf = new Map<SqlStatementKind, number>(RANK.map((k, i) => [k, i]));
+
+/** The most consequential of `effects` (`transaction` for none), and the effects ordered by rank. */
+export function rankEffects(effects: Iterable<SqlStatementKind>): { kind: SqlStatementKind; effects: SqlStatementKind[] } {
+  const sorted = [...new Set(effects)].sort((a, b) => (rankOf.get(a) ?? 0) - (rankOf.get(b) ?? 0));
+  return { kind: sorted[0] ?? 'transaction', effects: sorted };
+}
+
+/** Commands whose classification depends on string literals (function bodies): never shared by literal shape. */
+const BODY_COMMANDS = new Set(['CREATE FUNCTION', 'CREATE PROCEDURE', 'DO']);
 
 const CACHE_MAX_ENTRIES = 10_000;
 const CACHE_MAX_TEXT = 16 * 1024;
@@ -89,7 +112,10 @@ export function classifySql(text: string): SqlClassification {
   const result = classifyUncached(text);
   if (text.length <= CACHE_MAX_TEXT) cache.set(text, result);
   const only = result.statements[0];
-  if (shape !== null && result.statements.length === 1 && only && !result.error && !only.error && only.program === undefined && only.text === ownText(text)) {
+  if (
+    shape !== null && result.statements.length === 1 && only && !result.error && !only.error && only.program === undefined &&
+    !BODY_COMMANDS.has(only.command) && only.text === ownText(text)
+  ) {
     shapeCache.set(shape, only);
   }
   return result;
@@ -258,6 +284,24 @@ class Collector {
   readonly ctes = new Set<string>();
   readonly effects = new Set<SqlStatementKind>();
   noWhere = false;
+  opaque: string | undefined;
+
+  /** Folds in what a nested statement (of a body or rule) does. */
+  fold(s: SqlStatement): void {
+    for (const e of s.effects) this.effects.add(e);
+    for (const r of s.reads) this.reads.add(r);
+    for (const w of s.writes) this.writes.add(w);
+    for (const f of s.functions) this.functions.add(f);
+    if (s.noWhere) this.noWhere = true;
+    if (s.opaque !== undefined) this.opaque ??= s.opaque;
+    else if (s.error !== undefined) this.opaque ??= `a statement of the body could not be parsed (${s.error})`;
+  }
+
+  /** Marks the statement as not fully analysable. */
+  opaqueBecause(why: string): void {
+    this.effects.add('unknown');
+    this.opaque ??= why;
+  }
 }
 
 function relName(rv: Obj): string {
@@ -402,7 +446,15 @@ function topKind(type: string, n: Obj): SqlStatementKind {
     case 'VariableShowStmt':
     case 'ConstraintsSetStmt':
     case 'DiscardStmt':
+    case 'ListenStmt':
+    case 'UnlistenStmt':
+    case 'NotifyStmt':
       return 'set';
+    case 'CallStmt':
+    case 'DoStmt':
+      return 'call';
+    case 'CheckPointStmt':
+      return 'alter';
     case 'DeallocateStmt':
       return 'prepare';
     case 'FetchStmt':
@@ -438,8 +490,96 @@ function commandTag(type: string, n: Obj): string {
   }
   if (type === 'SelectStmt' && n.intoClause) return 'SELECT INTO';
   if (type === 'CopyStmt') return `COPY ${n.is_from ? 'FROM' : 'TO'}${n.is_program ? ' PROGRAM' : ''}`;
+  const own = OWN_TAGS[type];
+  if (own !== undefined) return own;
+  if (type === 'CreateFunctionStmt') return n.is_procedure ? 'CREATE PROCEDURE' : 'CREATE FUNCTION';
   const base = type.replace(/Stmt$/, '').replace(/([a-z])([A-Z])/g, '$1 $2').toUpperCase();
   return base === 'CREATE TABLE AS' && n.objtype === 'OBJECT_MATVIEW' ? 'CREATE MATERIALIZED VIEW' : base;
+}
+
+/** PostgreSQL's own command tags where the node type's name does not spell them. */
+const OWN_TAGS: Readonly<Record<string, string>> = {
+  CreateTrigStmt: 'CREATE TRIGGER',
+  CreateEventTrigStmt: 'CREATE EVENT TRIGGER',
+  RuleStmt: 'CREATE RULE',
+  CheckPointStmt: 'CHECKPOINT',
+  DoStmt: 'DO',
+  CallStmt: 'CALL',
+};
+
+/** How deep bodies may nest (a function whose body creates a function …) before the rest counts as opaque. */
+const MAX_BODY_DEPTH = 8;
+
+function defElems(list: unknown): Map<string, unknown> {
+  const out = new Map<string, unknown>();
+  if (!Array.isArray(list)) return out;
+  for (const item of list) {
+    const d = (item as { DefElem?: Obj } | null)?.DefElem;
+    if (d && typeof d.defname === 'string') out.set(d.defname, d.arg);
+  }
+  return out;
+}
+
+function stringOf(v: unknown): string | undefined {
+  const s = (v as { String?: { sval?: unknown } } | null | undefined)?.String?.sval;
+  return typeof s === 'string' ? s : undefined;
+}
+
+/** Parses `text` and classifies each of its statements (body statements); a parse error is one unknown statement. */
+function classifyNested(text: string, depth: number): SqlStatement[] {
+  let tree: unknown;
+  try {
+    tree = parseSqlTree(text);
+  } catch (err) {
+    if (isNotReady(err)) throw err;
+    return [unknownStatement(text.trim(), parseErrorMessage(err))];
+  }
+  const stmts = (tree as { stmts?: RawStmt[] }).stmts ?? [];
+  const buf = isAscii(text) ? null : Buffer.from(text, 'utf8');
+  return stmts.map((raw) => {
+    const start = raw.stmt_location ?? 0;
+    const len = raw.stmt_len ?? 0;
+    return classifyAt(raw.stmt, sliceBytes(text, buf, start, len === 0 ? undefined : start + len).trim(), depth);
+  });
+}
+
+/** Folds the body of a CREATE FUNCTION / CREATE PROCEDURE / DO into `c`. */
+function foldBody(type: string, node: Obj, text: string, c: Collector, depth: number): void {
+  const opts = defElems(type === 'DoStmt' ? node.args : node.options);
+  const name = type === 'DoStmt' ? null : stringList(node.funcname);
+  const what = type === 'DoStmt' ? 'DO block' : `${node.is_procedure ? 'procedure' : 'function'} ${name ?? '?'}`;
+  if (depth >= MAX_BODY_DEPTH) {
+    c.opaqueBecause(`${what} nests code too deeply to analyse`);
+    return;
+  }
+  const atomic = node.sql_body;
+  const language = (stringOf(opts.get('language')) ?? (type === 'DoStmt' ? 'plpgsql' : atomic !== undefined ? 'sql' : '')).toLowerCase();
+  if (atomic !== undefined) {
+    // BEGIN ATOMIC … END: the statements come parsed, as List(List(stmt…)).
+    const outer = (atomic as { List?: { items?: unknown[] } }).List?.items ?? [];
+    for (const inner of outer) {
+      for (const st of (inner as { List?: { items?: unknown[] } }).List?.items ?? []) c.fold(classifyAt(st, '', depth + 1));
+    }
+    return;
+  }
+  if (language === 'sql') {
+    const as = opts.get('as');
+    const items = (as as { List?: { items?: unknown[] } } | undefined)?.List?.items;
+    const body = items && items.length === 1 ? stringOf(items[0]) : stringOf(as);
+    if (body === undefined) {
+      c.opaqueBecause(`${what} has no body to analyse`);
+      return;
+    }
+    for (const s of classifyNested(body, depth + 1)) c.fold(s);
+    return;
+  }
+  if (language === 'plpgsql') {
+    const body = plpgsqlBodySql(text, what);
+    for (const st of body.statements) for (const s of classifyNested(st, depth + 1)) c.fold(s);
+    if (body.opaque !== null) c.opaqueBecause(body.opaque);
+    return;
+  }
+  c.opaqueBecause(otherLanguage(language === '' ? '(none given)' : language, what));
 }
 
 function nodeType(stmt: unknown): [string, Obj] | null {
@@ -467,6 +607,10 @@ function analyzeOption(options: unknown): boolean {
 
 /** Classifies one parsed top-level statement. */
 export function classifyNode(stmt: unknown, text: string): SqlStatement {
+  return classifyAt(stmt, text, 0);
+}
+
+function classifyAt(stmt: unknown, text: string, depth: number): SqlStatement {
   const t = nodeType(stmt);
   if (!t) return unknownStatement(text, 'empty statement tree');
   let [type, node] = t;
@@ -527,21 +671,21 @@ export function classifyNode(stmt: unknown, text: string): SqlStatement {
       if (rel) c.writes.add(relName(rel));
     }
     walk({ ...node, objects: undefined }, c);
+  } else if (type === 'CreateFunctionStmt' || type === 'DoStmt') {
+    foldBody(type, node, text, c, depth);
+    walk({ [type]: { ...node, sql_body: undefined } }, c);
   } else {
+    if (type === 'CreateTrigStmt' || type === 'CreateEventTrigStmt') {
+      const fn = stringList(node.funcname);
+      if (fn) c.functions.add(fn);
+    } else if (type === 'RuleStmt' && Array.isArray(node.actions)) {
+      for (const action of node.actions) c.fold(classifyAt(action, '', depth + 1));
+    }
     // Wrap it again so the walker sees the statement type (DML effects, write targets).
     walk({ [type]: node }, c);
   }
 
-  let kind: SqlStatementKind = 'transaction';
-  let best = Infinity;
-  for (const e of c.effects) {
-    const r = rankOf.get(e) ?? 0;
-    if (r < best) {
-      best = r;
-      kind = e;
-    }
-  }
-  const effects = [...c.effects].sort((a, b) => (rankOf.get(a) ?? 0) - (rankOf.get(b) ?? 0));
+  const { kind, effects } = rankEffects(c.effects);
   const s: {
     -readonly [K in keyof SqlStatement]: SqlStatement[K];
   } = {
@@ -550,5 +694,11 @@ export function classifyNode(stmt: unknown, text: string): SqlStatement {
   };
   if (explain) s.explain = explain;
   if (program !== undefined) s.program = program;
+  if (c.opaque !== undefined) s.opaque = c.opaque;
+  if (type === 'ExecuteStmt' && typeof node.name === 'string') s.executes = node.name;
+  if (type === 'CallStmt') {
+    const proc = stringList((node.funccall as Obj | undefined)?.funcname);
+    if (proc) s.procedure = proc;
+  }
   return s;
 }

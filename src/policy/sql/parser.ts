@@ -8,6 +8,8 @@ import { DlpctlError } from '../../errors.js';
 interface PgQueryModule {
   loadModule(): Promise<void>;
   parseSync(sql: string): unknown;
+  /** PL/pgSQL function bodies of the CREATE FUNCTION / DO statements of `sql`, compiled to a JSON tree. */
+  parsePlPgSQLSync(sql: string): unknown;
   scanSync(sql: string): { tokens: { start: number; end: number; text: string }[] };
 }
 
@@ -40,6 +42,19 @@ function ready(): PgQueryModule {
 /** Parses SQL text into the libpg-query JSON tree. Throws on a syntax error. */
 export function parseSqlTree(sql: string): unknown {
   return ready().parseSync(sql);
+}
+
+/**
+ * Compiles the PL/pgSQL bodies of a CREATE FUNCTION / CREATE PROCEDURE / DO statement (the whole statement text)
+ * into libpg-query's `plpgsql_funcs` tree. Throws on a syntax or compile error of the body.
+ */
+export function parsePlpgsqlTree(sql: string): unknown {
+  return ready().parsePlPgSQLSync(sql);
+}
+
+/** The scanner's tokens of `sql` with their UTF-8 byte offsets. */
+export function scanTokens(sql: string): { start: number; end: number; text: string }[] {
+  return ready().scanSync(sql).tokens;
 }
 
 /** Byte ranges (UTF-8) of the top-level `;` tokens: the scanner knows strings, comments and dollar quotes. */

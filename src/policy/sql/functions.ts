@@ -1,0 +1,239 @@
+/**
+ * What calling a function does, from its pg_proc rows (pure: the caller reads the catalogue).
+ *
+ * A function is *safe* to call when it cannot do more than the statement around it already says:
+ *   - a built-in (schema pg_catalog or information_schema) that is immutable or stable, an aggregate or a window
+ *     function: it reads its arguments (and, when stable, the catalogue) and changes nothing;
+ *   - a volatile built-in on HARMLESS_VOLATILE_BUILTINS (below, with the reasons);
+ *   - any function whose `schema.name` matches a glob of the resource's `safeFunctions` (operators list their own).
+ * Everything else is unsafe: a user function in any language until it is listed, and volatile built-ins not on the
+ * list (pg_terminate_backend, pg_cancel_backend, pg_reload_conf, pg_rotate_logfile, lo_import/lo_export,
+ * pg_read_file, dblink…). The body of a LANGUAGE sql or plpgsql user function is still analysed and its effects,
+ * relations and functions folded into the calling statement, so a rule denying `drop` names the real reason.
+ * A name visible with several overloads is safe only when every overload is (the catalogue cannot say which one a
+ * call resolves to without the argument types).
+ */
+import type { SqlStatementKind } from '../../config/types.js';
+import { storedBodySql } from './bodies.js';
+import { classifySql, rankEffects, type SqlClassification, type SqlStatement } from './classify.js';
+
+export interface ProcRow {
+  schema: string;
+  name: string;
+  language: string;
+  volatility: 'i' | 's' | 'v';
+  kind: 'f' | 'p' | 'a' | 'w';
+  body: string | null;
+  /** pg_get_function_arguments(oid), when known: lets a PL/pgSQL body compile with its parameters. */
+  args?: string;
+  /** pg_get_function_result(oid), when known: lets a PL/pgSQL body compile with its own return type. */
+  result?: string;
+}
+
+export interface FunctionAnalysis {
+  name: string; // schema.name
+  safe: boolean; // known safe to call
+  why: string; // why not safe / why safe, for messages and `policy explain`
+  effects: SqlStatementKind[];
+  reads: string[];
+  writes: string[];
+  functions: string[];
+  /** The SQL statements of the body, for lineage; null when the body cannot be analysed (dynamic SQL, other language). */
+  bodyStatements: string[] | null;
+  /** Why the body cannot be analysed (set when effects include `unknown`). */
+  opaque?: string;
+}
+
+/**
+ * Volatile built-ins that are harmless to call through the proxy. Each is volatile only because its result changes
+ * from call to call or because it touches session or transaction state, not other data:
+ *   - random, clock_timestamp, statement_timestamp, timeofday, gen_random_uuid, uuidv4, uuidv7: new values;
+ *   - nextval, currval, lastval: sequence values (nextval consumes one; sequences are made to be consumed);
+ *   - txid_current, pg_current_xact_id, pg_backend_pid: identifiers of this session/transaction;
+ *   - set_config: what SET does (SET is allowed as kind `set`); pg_notify: what NOTIFY does;
+ *   - pg_advisory_*lock*, pg_try_advisory_*: application-level locks of this session;
+ *   - pg_sleep*: waits (statement_timeout bounds it);
+ *   - the large-object functions: large objects are policed by the tunnel's large-object handling, not here.
+ * Left out on purpose: setval (rewinds a sequence, so later inserts collide with existing keys),
+ * pg_cancel_backend and pg_terminate_backend (act on other sessions), lo_import and lo_export (server files).
+ */
+export const HARMLESS_VOLATILE_BUILTINS: readonly string[] = [
+  'random', 'clock_timestamp', 'statement_timestamp', 'timeofday', 'gen_random_uuid', 'uuidv4', 'uuidv7',
+  'nextval', 'currval', 'lastval', 'txid_current', 'pg_current_xact_id', 'pg_backend_pid', 'set_config',
+  'pg_advisory_*lock*', 'pg_try_advisory_*', 'pg_sleep*', 'pg_notify',
+  'lo_open', 'lo_close', 'loread', 'lo_read', 'lo_lseek*', 'lo_tell*', 'lo_creat', 'lo_create', 'lowrite', 'lo_write',
+  'lo_truncate*', 'lo_unlink', 'lo_get', 'lo_put', 'lo_from_bytea',
+];
+
+const BUILTIN_SCHEMAS = new Set(['pg_catalog', 'information_schema']);
+
+function globRe(glob: string): RegExp {
+  return new RegExp(`^${glob.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`, 'i');
+}
+
+const harmless = HARMLESS_VOLATILE_BUILTINS.map(globRe);
+
+/** A `safeFunctions` glob (`name`, `schema.name`, each part a glob) matches `schema.name`, compared from the right. */
+function listed(safeList: readonly string[], schema: string, name: string): string | null {
+  for (const g of safeList) {
+    const parts = g.split('.');
+    if (parts.length > 2) continue;
+    if (!globRe(parts[parts.length - 1]!).test(name)) continue;
+    if (parts.length === 2 && !globRe(parts[0]!).test(schema)) continue;
+    return g;
+  }
+  return null;
+}
+
+const VOLATILITY = { i: 'immutable', s: 'stable', v: 'volatile' } as const;
+
+interface OverloadFacts {
+  safe: boolean;
+  why: string;
+  statements: SqlStatement[];
+  bodyStatements: string[] | null;
+  opaque: string | null;
+}
+
+function overloadFacts(row: ProcRow, safeList: readonly string[]): OverloadFacts {
+  const qualified = `${row.schema}.${row.name}`;
+  const builtin = BUILTIN_SCHEMAS.has(row.schema.toLowerCase());
+  const glob = listed(safeList, row.schema, row.name);
+  const what = `${row.kind === 'p' ? 'procedure' : 'function'} ${qualified}`;
+  let safe: boolean;
+  let why: string;
+  if (builtin && (row.kind === 'a' || row.kind === 'w')) {
+    safe = true;
+    why = `${qualified} is a built-in ${row.kind === 'a' ? 'aggregate' : 'window function'}`;
+  } else if (builtin && row.volatility !== 'v') {
+    safe = true;
+    why = `${qualified} is a ${VOLATILITY[row.volatility]} built-in`;
+  } else if (builtin && harmless.some((re) => re.test(row.name))) {
+    safe = true;
+    why = `${qualified} is on dlpctl's list of harmless volatile built-ins`;
+  } else if (glob !== null) {
+    safe = true;
+    why = `${qualified} is listed in safeFunctions (${glob})`;
+  } else {
+    safe = false;
+    why = builtin
+      ? `${qualified} is a volatile built-in not known to be safe; list it in the resource's safeFunctions if it is`
+      : `${what} is not known to be safe; list it in the resource's safeFunctions if it is`;
+  }
+  // The body of a built-in in internal or C code is PostgreSQL's own: nothing to analyse, nothing hidden.
+  const language = row.language.toLowerCase();
+  if (builtin && language !== 'sql' && language !== 'plpgsql') return { safe, why, statements: [], bodyStatements: null, opaque: null };
+  const body = storedBodySql({
+    language, body: row.body, what, procedure: row.kind === 'p',
+    ...(row.args !== undefined ? { args: row.args } : {}), ...(row.result !== undefined ? { result: row.result } : {}),
+  });
+  const statements: SqlStatement[] = [];
+  const texts: string[] = [];
+  let opaque = body.opaque;
+  for (const text of body.statements) {
+    const c = classifySql(text);
+    for (const s of c.statements) {
+      statements.push(s);
+      texts.push(s.text);
+      if (s.error !== undefined) opaque ??= `a statement of the body of ${what} could not be parsed (${s.error})`;
+      else if (s.opaque !== undefined) opaque ??= s.opaque;
+    }
+  }
+  return { safe, why, statements, bodyStatements: opaque === null ? texts : null, opaque };
+}
+
+/** `overloads`: every pg_proc row of that name visible to the statement; `safeList`: the resource's safeFunctions globs. */
+export function analyzeFunction(overloads: readonly ProcRow[], safeList: readonly string[]): FunctionAnalysis {
+  const first = overloads[0];
+  if (!first) {
+    return {
+      name: '', safe: false, why: 'the function was not found in the catalogue', effects: ['unknown'], reads: [], writes: [],
+      functions: [], bodyStatements: null, opaque: 'the function was not found in the catalogue',
+    };
+  }
+  const name = `${first.schema}.${first.name}`;
+  const effects = new Set<SqlStatementKind>();
+  const reads = new Set<string>();
+  const writes = new Set<string>();
+  const functions = new Set<string>();
+  let bodies: string[] | null = [];
+  let safe = true;
+  let why = '';
+  let opaque: string | null = null;
+  for (const row of overloads) {
+    const f = overloadFacts(row, safeList);
+    if (!f.safe && safe) {
+      safe = false;
+      why = f.why;
+    } else if (safe && why === '') why = f.why;
+    for (const s of f.statements) {
+      for (const e of s.effects) effects.add(e);
+      for (const r of s.reads) reads.add(r);
+      for (const w of s.writes) writes.add(w);
+      for (const fn of s.functions) functions.add(fn);
+    }
+    if (f.opaque !== null) {
+      opaque ??= f.opaque;
+      effects.add('unknown');
+    }
+    bodies = bodies === null || f.bodyStatements === null ? null : [...bodies, ...f.bodyStatements];
+  }
+  if (!safe && opaque !== null) why = `${why}; ${opaque}`;
+  const out: FunctionAnalysis = {
+    name, safe, why, effects: rankEffects(effects).effects, reads: [...reads], writes: [...writes], functions: [...functions],
+    bodyStatements: bodies,
+  };
+  if (opaque !== null) out.opaque = opaque;
+  return out;
+}
+
+/**
+ * A copy of the classification with function facts folded in: statements calling an unsafe function get effect
+ * `call` (kind re-ranked) plus the function body's effects/reads/writes; a name with no facts (not found) counts
+ * as unsafe and opaque (effect unknown, opaque says `function f was not found in the catalogue`). A safe function
+ * adds its body's effects and relations but no `call`, and a CALL of a safe procedure loses its `call` (it is what
+ * its body does, or a read when that is nothing): listing a procedure in safeFunctions is what lets it through.
+ */
+export function withFunctionFacts(c: SqlClassification, facts: ReadonlyMap<string, FunctionAnalysis>): SqlClassification {
+  const statements = c.statements.map((s) => {
+    if (s.functions.length === 0 || s.error !== undefined) return s;
+    const effects = new Set<SqlStatementKind>(s.effects);
+    const reads = new Set(s.reads);
+    const writes = new Set(s.writes);
+    const functions = new Set(s.functions);
+    let opaque = s.opaque;
+    let unsafe = false;
+    let procedureSafe = false;
+    for (const written of s.functions) {
+      const f = facts.get(written.toLowerCase());
+      if (!f) {
+        unsafe = true;
+        effects.add('unknown');
+        opaque ??= `function ${written} was not found in the catalogue`;
+        continue;
+      }
+      if (!f.safe) unsafe = true;
+      else if (s.procedure !== undefined && written === s.procedure) procedureSafe = true;
+      for (const e of f.effects) if (e !== 'unknown' || !f.safe) effects.add(e);
+      for (const r of f.reads) reads.add(r);
+      for (const w of f.writes) writes.add(w);
+      for (const fn of f.functions) functions.add(fn);
+      if (!f.safe && f.effects.includes('unknown')) opaque ??= f.opaque ?? f.why;
+    }
+    if (s.command === 'CALL' && procedureSafe && !unsafe) {
+      effects.delete('call');
+      if (effects.size === 0) effects.add('select');
+    }
+    if (unsafe) effects.add('call');
+    const ranked = rankEffects(effects);
+    const out: { -readonly [K in keyof SqlStatement]: SqlStatement[K] } = {
+      ...s, kind: ranked.kind, effects: ranked.effects, reads: [...reads], writes: [...writes], functions: [...functions],
+    };
+    if (opaque !== undefined) out.opaque = opaque;
+    for (const list of [out.effects, out.reads, out.writes, out.functions]) Object.freeze(list);
+    return Object.freeze(out);
+  });
+  const out: { statements: readonly SqlStatement[]; error?: string } = { statements: Object.freeze(statements) };
+  if (c.error !== undefined) out.error = c.error;
+  return Object.freeze(out);
+}
