@@ -30,9 +30,17 @@ import {
   encodeReadyForQuery,
   type ScramSecret,
 } from './protocol.js';
-import { derivedColumnMask } from './lineage.js';
-import { planResult } from './result-mask.js';
+import { planResult, STATISTICS_COLUMNS } from './result-mask.js';
+import { copyQueryText, copyRelationSelect, copySourceOf, type CopyOut } from './copy-out.js';
+import { statementTaint } from './taint.js';
+import { analyzeFunction, withFunctionFacts, type FunctionAnalysis } from '../../policy/sql/functions.js';
+import { statementLineage } from '../../policy/sql/lineage.js';
+import { parseSqlTree } from '../../policy/sql/parser.js';
+import type { MaskDirective, SqlClassification } from '../../policy/index.js';
+import type { DerivedMask } from './lineage.js';
 import { PgSession, type Verdict } from './session.js';
+import { PreparedSql } from './prepared-sql.js';
+import type { ServerMessageMasking } from './server-messages.js';
 import { cancelUpstream, connectUpstream, type UpstreamTarget } from './upstream.js';
 
 export interface PostgresEngineOptions extends EngineBaseOptions {
@@ -46,6 +54,28 @@ export interface PostgresEngineOptions extends EngineBaseOptions {
 }
 
 let nextSessionNumber = 0;
+
+interface DataFacts {
+  derived: DerivedMask | null;
+  outputs: readonly boolean[] | null;
+  patterns: string[];
+  withhold: string | null;
+  copy: CopyOut | null;
+  deny: { rule: string; message: string } | null;
+}
+
+/**
+ * The user functions whose results carry masked data: a body that cannot be analysed (dynamic SQL, another
+ * language), or one that reads a masked column. Named as the statement wrote them, for the lineage.
+ */
+function taintedFunctionNames(fns: readonly FunctionAnalysis[], masked: readonly string[]): Set<string> {
+  const out = new Set<string>();
+  for (const f of fns) {
+    const tainted = f.bodyStatements === null || f.bodyStatements.some((st) => statementLineage(st, { masked }).some((l) => l.tainted));
+    if (tainted) out.add(f.name);
+  }
+  return out;
+}
 
 export class PostgresEngine implements TunnelEngine {
   private readonly o: PostgresEngineOptions;
@@ -88,6 +118,12 @@ export class PostgresEngine implements TunnelEngine {
 
   async close(): Promise<void> {
     await this.catalog.close();
+  }
+
+  /** How server messages outside any statement are masked: the entity rules that apply to every statement. */
+  private sessionServerText(): ServerMessageMasking {
+    const masks = decide(this.tunnelPolicy, { type: 'sql', text: 'SELECT 1', classification: classifySql('SELECT 1') }).masks;
+    return { withhold: null, dlp: this.masks.for(masks) };
   }
 
   accept(socket: net.Socket, ctx: { secret: string; emit: (e: TunnelEvent) => void }): TunnelSession {
@@ -178,6 +214,7 @@ export class PostgresEngine implements TunnelEngine {
     let outcome: 'ok' | 'error' | 'terminated' = 'ok';
     try {
       await client.write(Buffer.concat(hello2));
+      const prepared = new PreparedSql();
       const session = new PgSession({
         sessionId,
         resource,
@@ -185,7 +222,7 @@ export class PostgresEngine implements TunnelEngine {
         upstream: upstream.conn,
         recorder,
         status: upstream.status,
-        gate: (sql) => this.gate(sql, recorder, ctx.emit),
+        gate: (sql) => this.gate(sql, recorder, ctx.emit, prepared),
         plan: (fields, verdict) =>
           planResult(fields, {
             masks: verdict.masks,
@@ -194,7 +231,11 @@ export class PostgresEngine implements TunnelEngine {
             hashKey: this.hashKey,
             vault: this.vault,
             derived: verdict.derived ?? null,
+            derivedOutputs: verdict.derivedOutputs ?? null,
+            derivedPatterns: verdict.derivedPatterns ?? [],
           }),
+        serverText: this.sessionServerText(),
+        auditText: (text) => this.auditDlp.maskText(text).text,
         cancel: () => cancelUpstream(this.o.target, upstream.processId, upstream.secretKey),
         emit: ctx.emit,
       });
@@ -213,27 +254,41 @@ export class PostgresEngine implements TunnelEngine {
   }
 
   /** Decide one SQL text: classify, evaluate, record durably, wait for approval. Never throws. */
-  private async gate(sql: string, recorder: SessionRecorder, emit: (e: TunnelEvent) => void): Promise<Verdict> {
+  private async gate(sql: string, recorder: SessionRecorder, emit: (e: TunnelEvent) => void, prepared: PreparedSql): Promise<Verdict> {
     const resource = this.o.resource;
     let auditText = sql;
     try {
       auditText = this.auditDlp.maskText(sql).text;
-      const classification = classifySql(sql);
+      const { classification, taintedFunctions } = await this.withCatalogue(prepared.resolve(classifySql(sql)));
       const decision = decide(this.tunnelPolicy, { type: 'sql', text: sql, classification });
       const ruleName = ruleNameOf(decision);
       const kinds = [...new Set(classification.statements.map((s) => s.kind))];
       const tables = [...new Set(classification.statements.flatMap((s) => [...s.reads, ...s.writes]))];
       const limitRule = decision.limitSources.maxRows ?? decision.limitSources.maxBytes;
+      if (classification.statements.some((st) => st.effects.some((e) => e === 'create' || e === 'alter' || e === 'drop'))) this.catalog.invalidate();
+      const facts = await this.dataFacts(sql, classification, decision.masks, taintedFunctions);
       const base = {
         masks: decision.masks,
-        derived: derivedColumnMask(sql, decision.masks),
+        derived: facts.derived,
+        derivedOutputs: facts.outputs,
+        derivedPatterns: facts.patterns,
+        serverText: { withhold: facts.withhold, dlp: this.masks.for(decision.masks) },
+        copy: facts.copy,
         limits: decision.limits,
         ...(limitRule ? { limitRule: `${limitRule.policy}/${limitRule.rule}` } : {}),
       };
       let action = decision.action;
       let message = decision.message;
-      const label = auditLabel(decision);
-      await recorder.record({ type: 'query', sql: auditText, decision: label, ...(ruleName ? { rule: ruleName } : {}), kinds, tables });
+      let label = auditLabel(decision);
+      let rule = ruleName;
+      if (facts.deny && action !== 'deny') {
+        // a side door the policy's own rules did not close (masked data copied elsewhere, a binary COPY of it)
+        action = 'deny';
+        message = facts.deny.message;
+        rule = facts.deny.rule;
+        label = 'deny';
+      }
+      await recorder.record({ type: 'query', sql: auditText, decision: label, ...(rule ? { rule } : {}), kinds, tables });
       recorder.counters.statements += 1;
 
       if (action === 'approve') {
@@ -252,12 +307,15 @@ export class PostgresEngine implements TunnelEngine {
         action = outcome.approved ? 'allow' : 'deny';
         if (!outcome.approved) message = outcome.message;
       }
-      emit({ type: 'decision', resource: resource.name, sessionId: recorder.id, action: label === 'observe' ? 'observe' : action, rule: ruleName ?? null, kinds, summary: auditText.slice(0, 200) });
+      emit({ type: 'decision', resource: resource.name, sessionId: recorder.id, action: label === 'observe' ? 'observe' : action, rule: rule ?? null, kinds, summary: auditText.slice(0, 200) });
       if (action === 'deny') {
         recorder.counters.denied += 1;
-        const where = ruleName ? `policy ${decision.rule!.policy} rule ${decision.rule!.rule}` : decision.basis === 'fail_closed' ? 'fail-closed' : `resource ${resource.name} default`;
+        const where = facts.deny && rule === facts.deny.rule
+          ? `rule ${rule}`
+          : ruleName ? `policy ${decision.rule!.policy} rule ${decision.rule!.rule}` : decision.basis === 'fail_closed' ? 'fail-closed' : `resource ${resource.name} default`;
         return { allow: false, message: `dlpctl: denied by ${where}: ${message}`, ...base };
       }
+      prepared.allowed(classification);
       return { allow: true, ...base };
     } catch (err) {
       const why = err instanceof DlpctlError ? err.message : `evaluation failed: ${err instanceof Error ? err.message : String(err)}`;
@@ -265,6 +323,82 @@ export class PostgresEngine implements TunnelEngine {
       emit({ type: 'decision', resource: resource.name, sessionId: recorder.id, action: 'deny', rule: null, summary: why });
       return { allow: false, message: `dlpctl: denied (fail closed): ${why}`, masks: [], limits: {} };
     }
+  }
+
+
+  /**
+   * The statement as the catalogue completes it: each function it calls looked up (built-in or not, volatility,
+   * language, body) and folded in, so a call of an unsafe function is kind `call` and a function whose body drops
+   * a table counts as a drop (policy/sql/functions.ts). Returns the analyses of the user functions called, for
+   * the lineage of their results.
+   */
+  private async withCatalogue(c: SqlClassification): Promise<{ classification: SqlClassification; taintedFunctions: FunctionAnalysis[] }> {
+    const names = [...new Set(c.statements.flatMap((s) => s.functions.map((f) => f.toLowerCase())))];
+    if (names.length === 0) return { classification: c, taintedFunctions: [] };
+    const facts = new Map<string, FunctionAnalysis>();
+    const safeList = this.o.resource.safeFunctions ?? [];
+    for (const name of names) {
+      const rows = await this.catalog.functions(name);
+      if (rows.length > 0) facts.set(name, analyzeFunction(rows, safeList));
+    }
+    const user = [...facts.entries()].filter(([, f]) => !f.name.startsWith('pg_catalog.') && !f.name.startsWith('information_schema.'));
+    return { classification: withFunctionFacts(c, facts), taintedFunctions: user.map(([written, f]) => ({ ...f, name: written })) };
+  }
+
+  /**
+   * What the catalogue adds to a decision when the statement can carry masked data: the lineage of computed
+   * columns (views followed, functions whose results carry masked data), whether server messages are withheld,
+   * the columns of a COPY … TO STDOUT, and a denial when the statement would copy masked data elsewhere.
+   */
+  private async dataFacts(sql: string, classification: SqlClassification, masks: readonly MaskDirective[], fns: readonly FunctionAnalysis[]): Promise<DataFacts> {
+    const columnRules = masks.filter((m) => m.columns && m.columns.length > 0);
+    const facts: DataFacts = { derived: null, outputs: null, patterns: [], withhold: null, copy: null, deny: null };
+    const only = classification.statements.length === 1 ? classification.statements[0] : undefined;
+    if (only?.kind === 'copy_to' && masks.length > 0) {
+      const copy = await this.copyFacts(sql, masks);
+      if ('deny' in copy) facts.deny = copy.deny;
+      else facts.copy = copy;
+    }
+    if (columnRules.length === 0) return facts;
+    const first = columnRules[0]!;
+    const reads = classification.statements.flatMap((st) => st.reads);
+    const ruleColumns = columnRules.flatMap((m) => m.columns!);
+    // planner statistics sample every column's values: they count as masked whenever a column rule applies
+    const masked = [...ruleColumns, ...STATISTICS_COLUMNS];
+    const taint = await statementTaint(this.catalog, sql, reads, masked, taintedFunctionNames(fns, masked));
+    const tainted = taint.lineage.some((l) => l.tainted);
+    facts.patterns = taint.masked.slice(ruleColumns.length);
+    if (tainted) {
+      facts.derived = { masker: first.with ?? 'redact', keep: first.keep ?? 4, label: `derived:${first.rule}` };
+      facts.withhold = `the statement reads data that rule ${first.policy}/${first.rule} masks`;
+    }
+    const last = taint.lineage[taint.lineage.length - 1];
+    facts.outputs = taint.lineage.length === 1 && last ? last.outputs : null;
+    const launders = taint.lineage.find((l) => l.launders)?.launders;
+    if (launders) {
+      facts.deny = {
+        rule: 'dlpctl/no-masked-copies',
+        message: `${launders}: copying data that rule ${first.policy}/${first.rule} masks into another relation or object is not allowed; select it through the tunnel instead`,
+      };
+    }
+    return facts;
+  }
+
+  /** The columns of a COPY … TO STDOUT, described on the catalogue connection; a denial when they cannot be masked. */
+  private async copyFacts(sql: string, masks: readonly MaskDirective[]): Promise<CopyOut | { deny: { rule: string; message: string } }> {
+    const stmt = (parseSqlTree(sql) as { stmts?: { stmt: unknown }[] }).stmts?.[0]?.stmt;
+    const source = copySourceOf(stmt, sql, copyQueryText);
+    const rule = masks[0]!;
+    const ruleRef = `${rule.policy}/${rule.rule}`;
+    if (!source) return { deny: { rule: ruleRef, message: 'dlpctl cannot tell which columns this COPY sends, so it cannot mask them; select the data instead' } };
+    const query = source.query ?? copyRelationSelect(source.relation!, source.columns);
+    const fields = await this.catalog.describe(query).catch(() => null);
+    if (!fields) return { deny: { rule: ruleRef, message: 'dlpctl could not learn the columns of this COPY from the catalogue, so it cannot mask them; select the data instead' } };
+    if (source.format.format === 'binary') {
+      const plan = await planResult(fields, { masks, resolver: this.catalog, dlp: this.masks.for(masks), hashKey: this.hashKey, vault: this.vault, derived: null });
+      if (plan.active) return { deny: { rule: ruleRef, message: `a binary COPY cannot be masked and rule ${ruleRef} masks what it sends; use FORMAT text or csv` } };
+    }
+    return { ...source.format, fields };
   }
 
 }

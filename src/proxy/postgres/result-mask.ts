@@ -23,9 +23,38 @@ export interface ColumnName {
   column: string;
 }
 
-export interface ColumnResolver {
-  resolve(tableOid: number, columnAttr: number): Promise<ColumnName | null>;
+/**
+ * A RowDescription column, resolved: its own name (for a view column, the view's) and the base table column it
+ * shows, followed through views (null when it is computed in the view, or the view could not be traced).
+ */
+export interface ResolvedColumn {
+  name: ColumnName;
+  base: ColumnName | null;
+  /** Set for a column of a view or materialized view: its definition and the column's position in it. */
+  view?: { definition: string; index: number; opaque: boolean };
 }
+
+export interface ColumnResolver {
+  resolve(tableOid: number, columnAttr: number): Promise<ResolvedColumn | null>;
+}
+
+/**
+ * Catalogue columns that hold sampled values of other columns (planner statistics). When any column rule
+ * applies they are masked whole (NULL): dlpctl cannot tell which of their rows describe a masked column, so it
+ * errs toward masking. `pg_stats` is a view over `pg_statistic`; the extended-statistics views likewise.
+ */
+export const STATISTICS_COLUMNS: readonly string[] = [
+  'pg_catalog.pg_stats.most_common_vals',
+  'pg_catalog.pg_stats.histogram_bounds',
+  'pg_catalog.pg_stats.most_common_elems',
+  'pg_catalog.pg_statistic.stavalues*',
+  'pg_catalog.pg_stats_ext.most_common_vals',
+  'pg_catalog.pg_stats_ext.most_common_val_nulls',
+  'pg_catalog.pg_stats_ext_exprs.most_common_vals',
+  'pg_catalog.pg_stats_ext_exprs.histogram_bounds',
+  'pg_catalog.pg_stats_ext_exprs.most_common_elems',
+  'pg_catalog.pg_statistic_ext_data.stxd*',
+];
 
 /** Type OIDs whose text is the value itself, in text and in binary format. */
 const TEXT_TYPES = new Set([25 /* text */, 1043 /* varchar */, 1042 /* bpchar */, 19 /* name */, 114 /* json */, 142 /* xml */, 705 /* unknown */, 18 /* char */]);
@@ -45,7 +74,9 @@ export interface RowPlan {
   readonly active: boolean;
   /** The DataRow message `raw` (type byte included) with its masked cells replaced; null when none changed. */
   maskRow(raw: Buffer, tally: MaskTally): Buffer | null;
-  /** COPY … TO STDOUT rows and other free text. */
+  /** One text-format cell of column `index` (COPY rows): the masked value, null for NULL, undefined when unchanged. */
+  maskCell(index: number, value: string, tally: MaskTally): string | null | undefined;
+  /** Free text (a COPY row that cannot be split into cells). */
   maskText(text: string): { text: string; counts: Record<string, number> };
 }
 
@@ -67,6 +98,13 @@ export function columnPatternMatches(pattern: string, name: ColumnName): boolean
   return globMatch(parts[0]!, column);
 }
 
+/** Whether a column rule's pattern names `c` (its own name or, through views, the base column it shows). */
+function ruleFor(rules: readonly MaskDirective[], c: ResolvedColumn): MaskDirective | undefined {
+  return rules.find((m) => m.columns!.some((p) => columnPatternMatches(p, c.name) || (c.base !== null && columnPatternMatches(p, c.base))));
+}
+
+const STATISTICS_RULE: MaskDirective = { policy: 'dlpctl', rule: 'catalog-statistics', columns: STATISTICS_COLUMNS, with: 'null' };
+
 export interface PlanOptions {
   masks: readonly MaskDirective[];
   resolver: ColumnResolver;
@@ -76,6 +114,10 @@ export interface PlanOptions {
   vault: PseudonymVault;
   /** Computed columns (table OID 0) of a tainted statement are masked whole with this (lineage.ts). */
   derived?: DerivedMask | null;
+  /** Per output column: whether a computed column (table OID 0) carries masked data; absent or null: all do when `derived` is set. */
+  derivedOutputs?: readonly boolean[] | null;
+  /** Column patterns derived from the views the statement reads (`public.v.a`), masked like the first column rule. */
+  derivedPatterns?: readonly string[];
 }
 
 /** `fields` null: the shape is unknown, and every cell is scanned as text when DLP rules apply. */
@@ -84,16 +126,25 @@ export async function planResult(fields: readonly FieldDescription[] | null, opt
   const actions: CellAction[] = [];
   const fallback: CellAction = fields === null && opts.dlp ? { kind: 'scan', binary: false, textLike: true, json: false, jsonb: false } : { kind: 'pass' };
   let active = fallback.kind !== 'pass';
+  // per-column lineage only when it lines up with the result's columns; otherwise every computed column counts
+  const derivedRule: MaskDirective | null = opts.derivedPatterns?.length ? { policy: 'dlpctl', rule: 'views', columns: opts.derivedPatterns } : null;
+  const outputs = opts.derivedOutputs && fields && opts.derivedOutputs.length === fields.length ? opts.derivedOutputs : null;
   for (const f of fields ?? []) {
     const binary = f.format === 1;
     const textLike = TEXT_TYPES.has(f.typeOid) || f.typeOid === JSONB;
     let action: CellAction = { kind: 'pass' };
     if (columnRules.length > 0 && f.tableOid !== 0) {
-      const name = await opts.resolver.resolve(f.tableOid, f.columnAttr);
-      const rule = name ? columnRules.find((m) => m.columns!.some((p) => columnPatternMatches(p, name))) : undefined;
-      if (rule && name) action = columnAction(rule.with ?? 'redact', name.column, rule.keep ?? 4, textLike && !JSON_TYPES.has(f.typeOid), opts);
+      const c = await opts.resolver.resolve(f.tableOid, f.columnAttr);
+      // a view column that shows or is computed from masked data (taint.ts) is masked by the first column rule;
+      // one of a view that cannot be traced, likewise
+      const rule = c
+        ? (ruleFor(columnRules, c) ??
+          (derivedRule && (c.view?.opaque || ruleFor([derivedRule], c)) ? columnRules[0] : undefined) ??
+          ruleFor([STATISTICS_RULE], c))
+        : undefined;
+      if (rule && c) action = columnAction(rule.with ?? 'redact', (c.base ?? c.name).column, rule.keep ?? 4, textLike && !JSON_TYPES.has(f.typeOid), opts);
     }
-    if (action.kind === 'pass' && f.tableOid === 0 && opts.derived) {
+    if (action.kind === 'pass' && f.tableOid === 0 && opts.derived && (outputs?.[actions.length] ?? true)) {
       action = columnAction(opts.derived.masker, opts.derived.label, opts.derived.keep, textLike && !JSON_TYPES.has(f.typeOid), opts);
     }
     if (action.kind === 'pass' && opts.dlp && (!binary || textLike)) {
@@ -142,6 +193,25 @@ export async function planResult(fields: readonly FieldDescription[] | null, opt
         if (replacement !== undefined) changed = true;
       }
       return changed ? rebuildDataRow(raw, cells, replacements) : null;
+    },
+    maskCell(index, value, tally) {
+      const a = actions[index] ?? fallback;
+      if (a.kind === 'pass') return undefined;
+      if (a.kind === 'column') {
+        tally(a.countKey, 1);
+        const raw = Buffer.from(value, 'utf8');
+        const out = a.replace(raw, 0, raw.length);
+        return out === null ? null : out.toString('utf8');
+      }
+      if (!dlp) return undefined;
+      const r = a.json ? dlp.maskJson(value) : dlp.maskText(value);
+      if (!r.changed) return undefined;
+      let toNull = false;
+      for (const e in r.counts) {
+        tally(e, r.counts[e]!);
+        if (dlp.maskerFor(e) === 'null') toNull = true;
+      }
+      return toNull ? null : r.text;
     },
     maskText(text) {
       if (!dlp) return { text, counts: {} };

@@ -48,6 +48,8 @@ import {
   type TransactionStatus,
 } from './protocol.js';
 import type { DerivedMask } from './lineage.js';
+import { maskNotice, maskNotification, type ServerMessageMasking } from './server-messages.js';
+import { CopyRowMasker, type CopyOut } from './copy-out.js';
 import type { MaskTally, RowPlan } from './result-mask.js';
 
 /** What the engine says about one SQL text. */
@@ -58,6 +60,14 @@ export interface Verdict {
   masks: readonly MaskDirective[];
   /** How to mask computed output columns (table OID 0) of a tainted statement (lineage.ts). */
   derived?: DerivedMask | null;
+  /** Per output column, whether a computed column carries masked data (null: cannot be lined up). */
+  derivedOutputs?: readonly boolean[] | null;
+  /** Column patterns of views the statement reads that show masked data (taint.ts). */
+  derivedPatterns?: readonly string[];
+  /** How the server's errors, notices and notifications during this statement are masked (server-messages.ts). */
+  serverText?: ServerMessageMasking;
+  /** COPY … TO STDOUT: how its rows are laid out, for masking them (copy-out.ts). */
+  copy?: CopyOut | null;
   limits: Decision['limits'];
   limitRule?: string;
 }
@@ -75,6 +85,10 @@ export interface PgSessionDeps {
   plan(fields: readonly FieldDescription[] | null, verdict: Verdict): Promise<RowPlan>;
   cancel(): Promise<void>;
   emit(e: TunnelEvent): void;
+  /** Masking of server messages outside any statement (before the first, or asynchronous). */
+  serverText: ServerMessageMasking;
+  /** What the store keeps of a text the client saw (the audit detectors' masking). */
+  auditText(text: string): string;
 }
 
 interface StatementState {
@@ -88,8 +102,8 @@ interface PortalState {
 }
 
 type Pending =
-  | { k: 'parse'; name: string; poison?: Poison }
-  | { k: 'bind' }
+  | { k: 'parse'; name: string; verdict: Verdict; poison?: Poison }
+  | { k: 'bind'; verdict: Verdict | undefined }
   | { k: 'describe'; target: 'S' | 'P'; name: string; internal: boolean }
   | { k: 'execute'; portal: string }
   | { k: 'close' }
@@ -103,6 +117,8 @@ interface Poison {
 
 interface ResultState {
   plan: RowPlan | null;
+  /** COPY … TO STDOUT in text or CSV: its rows parsed and masked cell by cell. */
+  copy: CopyRowMasker | null;
   verdict: Verdict;
   rows: number;
   bytes: number;
@@ -118,6 +134,14 @@ function poisonSql(nonce: string): string {
   return `SELECT 1 FROM "${POISON_PREFIX}${nonce}"`;
 }
 
+function copyData(body: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(5 + body.length);
+  out[0] = BackendType.CopyData;
+  out.writeInt32BE(4 + body.length, 1);
+  body.copy(out, 5);
+  return out;
+}
+
 function applyFormats(fields: readonly FieldDescription[], formats: readonly number[]): FieldDescription[] {
   return fields.map((f, i) => ({ ...f, format: formats.length === 0 ? 0 : formats.length === 1 ? (formats[0] ?? 0) : (formats[i] ?? 0) }));
 }
@@ -128,6 +152,8 @@ export class PgSession {
   private readonly statements = new Map<string, StatementState>();
   private readonly portals = new Map<string, PortalState>();
   private result: ResultState | null = null;
+  /** The verdict of the statement decided last (for server messages that answer no pending statement). */
+  private lastVerdict: Verdict | null = null;
   private swallowUntilReady = false;
   private status: TransactionStatus;
   private ending: string | null = null;
@@ -191,6 +217,7 @@ export class PgSession {
           if (msg.kind !== 'Query') throw new Error('unreachable');
           await this.settleCancel();
           const verdict = await this.d.gate(msg.query);
+          this.lastVerdict = verdict;
           if (verdict.allow) {
             this.pending.push({ k: 'query', verdict });
             await upstream.write(frame.raw);
@@ -206,13 +233,14 @@ export class PgSession {
           if (msg.kind !== 'Parse') throw new Error('unreachable');
           await this.settleCancel();
           const verdict = await this.d.gate(msg.query);
+          this.lastVerdict = verdict;
           this.statements.set(msg.name, { verdict });
           if (verdict.allow) {
-            this.pending.push({ k: 'parse', name: msg.name });
+            this.pending.push({ k: 'parse', name: msg.name, verdict });
             await upstream.write(frame.raw);
           } else {
             const poison = this.poison(verdict);
-            this.pending.push({ k: 'parse', name: msg.name, poison });
+            this.pending.push({ k: 'parse', name: msg.name, verdict, poison });
             await upstream.write(encodeFrontend({ kind: 'Parse', name: msg.name, query: poisonSql(poison.nonce), paramTypes: [] }));
           }
           break;
@@ -220,8 +248,9 @@ export class PgSession {
         case FrontendType.Bind: {
           const msg = decodeFrontend(frame);
           if (msg.kind !== 'Bind') throw new Error('unreachable');
-          this.portals.set(msg.portal, { statement: this.statements.get(msg.statement), resultFormats: msg.resultFormats });
-          this.pending.push({ k: 'bind' });
+          const statement = this.statements.get(msg.statement);
+          this.portals.set(msg.portal, { statement, resultFormats: msg.resultFormats });
+          this.pending.push({ k: 'bind', verdict: statement?.verdict });
           await upstream.write(frame.raw);
           break;
         }
@@ -394,7 +423,9 @@ export class PgSession {
       case BackendType.CopyBothResponse: {
         const verdict = head?.k === 'query' ? head.verdict : head?.k === 'execute' ? this.portalVerdict(head.portal) : null;
         if (!verdict) return frame.raw;
-        return this.startResult(null, verdict).then((r) => {
+        const copy = verdict.copy ?? null;
+        return this.startResult(copy ? copy.fields : null, verdict).then((r) => {
+          if (copy && r.plan?.active && copy.format !== 'binary') r.copy = new CopyRowMasker(r.plan, copy, this.tally);
           this.result = r;
           return frame.raw;
         });
@@ -412,6 +443,16 @@ export class PgSession {
       }
       case BackendType.ErrorResponse:
         return this.onError(frame, head);
+      case BackendType.NoticeResponse: {
+        const masked = maskNotice(frame.raw, this.serverTextAt(head));
+        for (const e in masked.counts) this.d.recorder.masked(e, masked.counts[e]!);
+        return masked.raw;
+      }
+      case BackendType.NotificationResponse: {
+        const masked = maskNotification(frame.raw, this.serverTextAt(head).dlp);
+        for (const e in masked.counts) this.d.recorder.masked(e, masked.counts[e]!);
+        return masked.raw;
+      }
       case BackendType.ReadyForQuery: {
         const msg = decodeBackend(frame);
         if (msg.kind === 'ReadyForQuery') this.status = msg.status;
@@ -430,13 +471,32 @@ export class PgSession {
     }
   }
 
+  /** How server messages arriving now are masked: by the statement they answer, else the last one decided. */
+  private serverTextAt(head: Pending | undefined): ServerMessageMasking {
+    let v: Verdict | undefined;
+    switch (head?.k) {
+      case 'query':
+      case 'parse':
+      case 'bind':
+        v = head.verdict;
+        break;
+      case 'execute':
+        v = this.portals.get(head.portal)?.statement?.verdict;
+        break;
+      case 'describe':
+        v = head.target === 'S' ? this.statements.get(head.name)?.verdict : this.portals.get(head.name)?.statement?.verdict;
+        break;
+    }
+    return (v ?? this.lastVerdict)?.serverText ?? this.d.serverText;
+  }
+
   private portalVerdict(name: string): Verdict {
     return this.portals.get(name)?.statement?.verdict ?? { allow: true, masks: [], limits: {} };
   }
 
   private async startResult(fields: readonly FieldDescription[] | null, verdict: Verdict): Promise<ResultState> {
     const plan = verdict.masks.length > 0 ? await this.d.plan(fields, verdict) : null;
-    return { plan, verdict, rows: 0, bytes: 0, started: performance.now(), over: null };
+    return { plan, copy: null, verdict, rows: 0, bytes: 0, started: performance.now(), over: null };
   }
 
   private async resultFor(head: Pending | undefined): Promise<ResultState | null> {
@@ -503,17 +563,19 @@ export class PgSession {
   }
 
   private maskCopy(frame: Frame, r: ResultState): Buffer | null {
+    if (r.copy) {
+      const payload = frame.payload;
+      const masked = r.copy.mask(payload);
+      if (masked === payload) return frame.raw;
+      if (masked.length === 0) return null;
+      return copyData(masked);
+    }
     if (!r.plan) return frame.raw;
     const text = frame.payload.toString('utf8');
     const masked = r.plan.maskText(text);
     for (const [entity, n] of Object.entries(masked.counts)) this.d.recorder.masked(entity, n);
     if (masked.text === text) return frame.raw;
-    const body = Buffer.from(masked.text, 'utf8');
-    const out = Buffer.allocUnsafe(5 + body.length);
-    out[0] = BackendType.CopyData;
-    out.writeInt32BE(4 + body.length, 1);
-    body.copy(out, 5);
-    return out;
+    return copyData(Buffer.from(masked.text, 'utf8'));
   }
 
   /** Ends the current result; returns the limit error to send instead of its end, if a limit was hit. */
@@ -534,7 +596,7 @@ export class PgSession {
   private onError(frame: Frame, head: Pending | undefined): Buffer | null {
     const msg = decodeBackend(frame);
     const message = msg.kind === 'ErrorResponse' ? msg.message : '';
-    const code = msg.kind === 'ErrorResponse' ? msg.code : '';
+    const serverText = this.serverTextAt(head);
     const limitError = this.finishResult();
     let poison: Poison | undefined;
     if (head && head.k !== 'query') {
@@ -552,8 +614,11 @@ export class PgSession {
       return limitError;
     }
     if (poison && message.includes(poison.nonce)) return encodePolicyDenial(poison.message);
-    this.record({ type: 'error', message: message.slice(0, 500), code });
-    return frame.raw;
+    // the server's text may quote data: the client and the store get it masked, or withheld (server-messages.ts)
+    const masked = maskNotice(frame.raw, serverText);
+    for (const e in masked.counts) this.d.recorder.masked(e, masked.counts[e]!);
+    this.record({ type: 'error', message: this.d.auditText(masked.message).slice(0, 500), code: masked.code });
+    return masked.raw;
   }
 
   private record(body: Parameters<SessionRecorder['record']>[0]): void {
