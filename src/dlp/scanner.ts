@@ -226,7 +226,7 @@ export function scan(s: string, cfg: ScanConfig, inp: ScanInput): ScanResult {
       } else if (c0 === 45 /* - */) {
         if (len > 1) next = onPem(st, p);
         else {
-          const start = dashPrefixStart(s, p);
+          const start = dashPrefixStart(st, p);
           if (start >= 0) next = onPrefix(st, start, s.slice(start, p + 1));
         }
       } else if (c0 === 95 /* _ */) {
@@ -329,8 +329,10 @@ function readGroups(st: State, p: number, maxDigits: number): number {
 function tailOk(st: State, end: number): boolean {
   const c = st.b[st.o + end]!;
   if (isWord(c)) return false;
-  // "1.5" / "12-3" continuing with a digit after a joiner: part of a longer number
-  if ((c === 46 || c === 44) && isDigit(st.b[st.o + end + 1]!)) return false;
+  // "1.5" continuing with a digit after a decimal point: part of a longer number. A comma is a separator
+  // (`{4111111111111111,5}` in a PostgreSQL array, a CSV row, a JSON array): no card, SSN or phone
+  // number is written with a decimal comma after it, and a thousands separator never follows 9+ digits.
+  if (c === 46 && isDigit(st.b[st.o + end + 1]!)) return false;
   return true;
 }
 
@@ -438,7 +440,8 @@ function tryNanp(st: State, p: number, L: number): void {
     }
   }
   let paren = false;
-  if (b[o + i - 1] === 40) {
+  // "(415) 555-2671"; an opening parenthesis without its closing one is a composite value's, "(415-555-2671,1)"
+  if (b[o + i - 1] === 40 && b[o + i + 3] === 41) {
     paren = true;
     if (L === 3) start = p - 1;
   }
@@ -587,7 +590,7 @@ function privateV4(a: number, b: number): boolean {
 
 function tryIpv6(st: State, p: number): void {
   const s = st.s;
-  const prev = p > 0 ? s.charCodeAt(p - 1) : -1;
+  const prev = st.b[st.o + p - 1]!; // (a byte: an escape's letter, `\n2001:db8::1`, is a separator)
   if (isWord(prev) || prev === 58 || prev === 46) return;
   let i = p;
   while (i < s.length && i - p <= 45) {
@@ -983,11 +986,13 @@ function onPrefix(st: State, p: number, tok: string): number {
 }
 
 /** Start of `sk-`, `xoxb-`, `glpat-` … ending at the dash at p, or -1. */
-function dashPrefixStart(s: string, p: number): number {
+function dashPrefixStart(st: State, p: number): number {
+  const s = st.s;
   if (s.startsWith('sk', p - 2)) return p - 2;
   if (s.startsWith('xox', p - 4)) return p - 4;
+  // (over the bytes: the letter of an escape such as `\n` before the prefix is no part of it)
   let k = p;
-  while (k > 0 && p - k < 7 && isLower(s.charCodeAt(k - 1))) k--;
+  while (k > 0 && p - k < 7 && isLower(st.b[st.o + k - 1]!)) k--;
   return s.startsWith('gl', k) ? k : -1;
 }
 
@@ -1198,10 +1203,11 @@ function onSeparator(st: State, sep: number, sepLen: number): void {
 
 /** An IPv6 address starting with a hex letter (`fe80::1`): the trigger anchored on its first colon. */
 function ipv6FromColon(st: State, colon: number): void {
-  const s = st.s;
+  const b = st.b;
+  const o = st.o;
   let k = colon;
-  while (k > 0 && colon - k < 4 && isHex(s.charCodeAt(k - 1))) k--;
-  if (k < colon && !isDigit(s.charCodeAt(k))) tryIpv6(st, k);
+  while (k > 0 && colon - k < 4 && isHex(b[o + k - 1]!)) k--;
+  if (k < colon && !isDigit(b[o + k]!)) tryIpv6(st, k);
 }
 
 /** Characters that end an unquoted value: blanks and controls, quotes, `,;&)}]<>`. */

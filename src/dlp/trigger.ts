@@ -14,7 +14,7 @@
  * which check that both find the same matches with the same lengths.
  */
 
-import { writeTextBytes } from './text-bytes.js';
+import { markEscapeLetters, writeTextBytes } from './text-bytes.js';
 
 /** The enabled entity groups the trigger looks for. */
 interface Wanted {
@@ -99,12 +99,16 @@ function anyAt(b: Uint8Array, j: number, texts: readonly string[]): boolean {
   return false;
 }
 
-/** A root of a secret key word ends at e (exclusive), in any letter case. */
+/**
+ * A root of a secret key word ends at e (exclusive), in any letter case. Its first letter may be the letter
+ * of an escape (`\token=`, text-bytes.ts: `& 0x7f` gives it back; any other non-ASCII byte gives a space).
+ */
 function rootEndsAt(b: Uint8Array, e: number): boolean {
   const root = ROOT_BY_LAST[b[e - 1]! | 32]!;
   const n = root.length;
   if (n === 0) return false;
-  for (let k = 0; k < n - 1; k++) if ((b[e - n + k]! | 32) !== root.charCodeAt(k)) return false;
+  if (((b[e - n]! | 32) & 0x7f) !== root.charCodeAt(0)) return false;
+  for (let k = 1; k < n - 1; k++) if ((b[e - n + k]! | 32) !== root.charCodeAt(k)) return false;
   return true;
 }
 
@@ -146,12 +150,20 @@ function ipv6Tail(b: Uint8Array, r: number): boolean {
   return true;
 }
 
-/** The word before the separator at j is exactly one of `prefixes`, not after a word character or dash. */
+/**
+ * The word before the separator at j is exactly one of `prefixes`, not after a word character or dash. The
+ * letter of an escape before the word (text-bytes.ts) may also be the prefix's first letter: `\npm_…` is
+ * `npm_…` in a path and a line break before `pm_…` in COPY text.
+ */
 function prefixBefore(b: Uint8Array, j: number, prefixes: readonly string[]): boolean {
   let w = j;
   while (w > j - 8 && (CLASS[b[w - 1]!]! & C_WORD) !== 0) w--;
   if (w === j || (CLASS[b[w - 1]!]! & C_WORD) !== 0 || b[w - 1] === 45) return false;
   for (const p of prefixes) if (p.length === j - w && bytesAre(b, w, p)) return true;
+  const e = b[w - 1]!;
+  if (e > 0x80 && b[w - 2] === 92) {
+    for (const p of prefixes) if (p.length === j - w + 1 && p.charCodeAt(0) === (e & 0x7f) && bytesAre(b, w, p.slice(1))) return true;
+  }
   return false;
 }
 
@@ -272,7 +284,7 @@ export function retainedTriggerBytes(): number {
 /**
  * Copies `s` into a byte buffer at PAD, zero bytes on both sides: ASCII as is, any other character as
  * 0x80 (text-bytes.ts; class 0 here: it is neither a word character nor any character a check looks for,
- * as in the regex without the `u` flag).
+ * as in the regex without the `u` flag), and so is the letter of a `\n`, `\t`… escape (markEscapeLetters).
  */
 function load(s: string): Uint8Array {
   const n = s.length;
@@ -284,6 +296,7 @@ function load(s: string): Uint8Array {
   else if (need <= SHARED_MAX) b = shared = new Uint8Array(Math.min(SHARED_MAX, Math.max(need, shared.length * 2)));
   else b = new Uint8Array(need);
   writeTextBytes(s, b, PAD);
+  markEscapeLetters(s, b, PAD);
   b.fill(0, PAD + n, need);
   return b;
 }
