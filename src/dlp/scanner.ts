@@ -223,6 +223,8 @@ export function scan(s: string, cfg: ScanConfig, inp: ScanInput): ScanResult {
         }
       } else if (c0 === 61 /* = */) {
         onSeparator(st, p, len);
+      } else if (c0 === 62 /* > */) {
+        onXmlElement(st, p);
       } else if (c0 === 45 /* - */) {
         if (len > 1) next = onPem(st, p);
         else {
@@ -1199,6 +1201,37 @@ function onSeparator(st: State, sep: number, sepLen: number): void {
     return;
   }
   valueAt(st, i, kc, k0);
+}
+
+/**
+ * `<password>value</password>`: the `>` of a start tag named like a secret key (the trigger checked the
+ * shape): the element's text up to the next `<`, blanks around it trimmed, is the value.
+ */
+function onXmlElement(st: State, gt: number): void {
+  const s = st.s;
+  let k0 = gt;
+  while (k0 > 0 && isKeyChar(s.charCodeAt(k0 - 1))) k0--;
+  const kc = classifyKey(s.slice(k0, gt));
+  if (kc === null) return;
+  let end = s.indexOf('<', gt + 1);
+  if (end === -1 || end - gt - 1 > MAX_VALUE) {
+    if (!st.inp.final && s.length - gt - 1 <= MAX_VALUE) {
+      markPending(st, k0 - 1);
+      return;
+    }
+    if (end === -1) end = s.length;
+    else return;
+  }
+  let v0 = gt + 1;
+  let v1 = end;
+  while (v0 < v1 && s.charCodeAt(v0) <= 32) v0++;
+  while (v1 > v0 && s.charCodeAt(v1 - 1) <= 32) v1--;
+  if (v0 === v1) return;
+  if (kc === 'aws' && awsSecretAt(s, v0, v1)) {
+    add(st, 'aws_secret_access_key', v0, v1, P_AWS_SECRET);
+    return;
+  }
+  if (secretValueOkAt(kc, s, st.b, st.o, v0, v1)) add(st, 'generic_secret', v0, v1, P_GENERIC);
 }
 
 /** An IPv6 address starting with a hex letter (`fe80::1`): the trigger anchored on its first colon. */

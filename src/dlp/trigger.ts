@@ -1,6 +1,6 @@
 /**
  * The trigger: finds the next position where a built-in detector can start (a digit run of a shape a
- * numeric detector can take, `@`, `://`, a secret-looking key's `=` or `:`, `-----BEGIN`, a known secret
+ * numeric detector can take, `@`, `://`, a secret-looking key's `=` or `:` or XML element's `>`, `-----BEGIN`, a known secret
  * prefix, an IBAN country code, …). The scanner runs the specific validator only there.
  *
  * It is a hand-written matcher over the text's bytes: the text is copied once into a byte buffer (ASCII
@@ -39,6 +39,7 @@ const K_DASH = 8;
 const K_UNDERSCORE = 9;
 const K_DOT = 10;
 const K_PEM = 11; // a dash that can only start `-----BEGIN `
+const K_GT = 12; // the end of an XML start tag, `<password>`
 
 // character class bits (ASCII only)
 const C_DIGIT = 1;
@@ -126,6 +127,13 @@ function keyBefore(b: Uint8Array, j: number): boolean {
     if (e <= stop || (CLASS[b[e - 1]!]! & C_KEY) === 0) return false;
     e--;
   }
+}
+
+/** The `>` at j ends an XML start tag without attributes: `<`, 1-64 key characters ([A-Za-z0-9_.-]), `>`. */
+function tagNameBefore(b: Uint8Array, j: number): boolean {
+  let k = j;
+  while (k > j - 65 && (CLASS[b[k - 1]!]! & C_KEY) !== 0) k--;
+  return k < j && j - k <= 64 && b[k - 1] === 60;
 }
 
 /** Length (up to max + 1) of the run of hex digits starting at j. */
@@ -331,7 +339,10 @@ export class Trigger {
       kind[37] = K_PERCENT;
     }
     if (w.scheme || w.keyed || w.ipv6) kind[58] = K_COLON;
-    if (w.keyed) kind[61] = K_EQUALS;
+    if (w.keyed) {
+      kind[61] = K_EQUALS;
+      kind[62] = K_GT;
+    }
     kind[45] = K_DASH;
     kind[95] = K_UNDERSCORE;
     kind[46] = K_DOT;
@@ -394,6 +405,8 @@ export class Trigger {
         return this.#colonAt(b, j);
       case K_EQUALS:
         return keyBefore(b, j) ? 1 : 0;
+      case K_GT:
+        return tagNameBefore(b, j) && keyBefore(b, j) ? 1 : 0;
       case K_PEM:
         return bytesAre(b, j + 1, '----BEGIN ') ? 11 : 0;
       case K_DASH:
