@@ -828,7 +828,7 @@ function tryWebhook(st: State, host: number): void {
   let start = host;
   if (s.startsWith('://', host - 3)) {
     start = host - 3;
-    while (start > 0 && isLower(s.charCodeAt(start - 1)) && host - start < 12) start--;
+    while (start > 0 && isLower(st.b[st.o + start - 1]!) && host - start < 12) start--;
   }
   let i = host + 'hooks.slack.com/'.length;
   const p0 = i;
@@ -1239,8 +1239,17 @@ function ipv6FromColon(st: State, colon: number): void {
   const b = st.b;
   const o = st.o;
   let k = colon;
-  while (k > 0 && colon - k < 4 && isHex(b[o + k - 1]!)) k--;
+  while (k > 0 && colon - k < 4 && (isHex(b[o + k - 1]!) || hexEscapeLetter(b, o + k - 1))) k--;
   if (k < colon && !isDigit(b[o + k]!)) tryIpv6(st, k);
+}
+
+/**
+ * b[i] is the letter of a `\b` or `\f` escape (text-bytes.ts), which may as well be the first hex digit of
+ * an address after a backslash (`\\fe80::1`): the address is read whole rather than leak its first digit.
+ */
+function hexEscapeLetter(b: Uint8Array, i: number): boolean {
+  const c = b[i]!;
+  return (c === (98 | 0x80) || c === (102 | 0x80)) && b[i - 1] === 92;
 }
 
 /** Characters that end an unquoted value: blanks and controls, quotes, `,;&)}]<>`. */
