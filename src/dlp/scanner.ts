@@ -223,10 +223,12 @@ export function scan(s: string, cfg: ScanConfig, inp: ScanInput): ScanResult {
         }
       } else if (c0 === 61 /* = */) {
         onSeparator(st, p, len);
+      } else if (c0 === 62 /* > */) {
+        onXmlElement(st, p);
       } else if (c0 === 45 /* - */) {
         if (len > 1) next = onPem(st, p);
         else {
-          const start = dashPrefixStart(s, p);
+          const start = dashPrefixStart(st, p);
           if (start >= 0) next = onPrefix(st, start, s.slice(start, p + 1));
         }
       } else if (c0 === 95 /* _ */) {
@@ -329,8 +331,10 @@ function readGroups(st: State, p: number, maxDigits: number): number {
 function tailOk(st: State, end: number): boolean {
   const c = st.b[st.o + end]!;
   if (isWord(c)) return false;
-  // "1.5" / "12-3" continuing with a digit after a joiner: part of a longer number
-  if ((c === 46 || c === 44) && isDigit(st.b[st.o + end + 1]!)) return false;
+  // "1.5" continuing with a digit after a decimal point: part of a longer number. A comma is a separator
+  // (`{4111111111111111,5}` in a PostgreSQL array, a CSV row, a JSON array): no card, SSN or phone
+  // number is written with a decimal comma after it, and a thousands separator never follows 9+ digits.
+  if (c === 46 && isDigit(st.b[st.o + end + 1]!)) return false;
   return true;
 }
 
@@ -438,7 +442,8 @@ function tryNanp(st: State, p: number, L: number): void {
     }
   }
   let paren = false;
-  if (b[o + i - 1] === 40) {
+  // "(415) 555-2671"; an opening parenthesis without its closing one is a composite value's, "(415-555-2671,1)"
+  if (b[o + i - 1] === 40 && b[o + i + 3] === 41) {
     paren = true;
     if (L === 3) start = p - 1;
   }
@@ -587,7 +592,7 @@ function privateV4(a: number, b: number): boolean {
 
 function tryIpv6(st: State, p: number): void {
   const s = st.s;
-  const prev = p > 0 ? s.charCodeAt(p - 1) : -1;
+  const prev = st.b[st.o + p - 1]!; // (a byte: an escape's letter, `\n2001:db8::1`, is a separator)
   if (isWord(prev) || prev === 58 || prev === 46) return;
   let i = p;
   while (i < s.length && i - p <= 45) {
@@ -823,7 +828,7 @@ function tryWebhook(st: State, host: number): void {
   let start = host;
   if (s.startsWith('://', host - 3)) {
     start = host - 3;
-    while (start > 0 && isLower(s.charCodeAt(start - 1)) && host - start < 12) start--;
+    while (start > 0 && isLower(st.b[st.o + start - 1]!) && host - start < 12) start--;
   }
   let i = host + 'hooks.slack.com/'.length;
   const p0 = i;
@@ -983,11 +988,13 @@ function onPrefix(st: State, p: number, tok: string): number {
 }
 
 /** Start of `sk-`, `xoxb-`, `glpat-` … ending at the dash at p, or -1. */
-function dashPrefixStart(s: string, p: number): number {
+function dashPrefixStart(st: State, p: number): number {
+  const s = st.s;
   if (s.startsWith('sk', p - 2)) return p - 2;
   if (s.startsWith('xox', p - 4)) return p - 4;
+  // (over the bytes: the letter of an escape such as `\n` before the prefix is no part of it)
   let k = p;
-  while (k > 0 && p - k < 7 && isLower(s.charCodeAt(k - 1))) k--;
+  while (k > 0 && p - k < 7 && isLower(st.b[st.o + k - 1]!)) k--;
   return s.startsWith('gl', k) ? k : -1;
 }
 
@@ -1196,12 +1203,53 @@ function onSeparator(st: State, sep: number, sepLen: number): void {
   valueAt(st, i, kc, k0);
 }
 
+/**
+ * `<password>value</password>`: the `>` of a start tag named like a secret key (the trigger checked the
+ * shape): the element's text up to the next `<`, blanks around it trimmed, is the value.
+ */
+function onXmlElement(st: State, gt: number): void {
+  const s = st.s;
+  let k0 = gt;
+  while (k0 > 0 && isKeyChar(s.charCodeAt(k0 - 1))) k0--;
+  const kc = classifyKey(s.slice(k0, gt));
+  if (kc === null) return;
+  let end = s.indexOf('<', gt + 1);
+  if (end === -1 || end - gt - 1 > MAX_VALUE) {
+    if (!st.inp.final && s.length - gt - 1 <= MAX_VALUE) {
+      markPending(st, k0 - 1);
+      return;
+    }
+    if (end === -1) end = s.length;
+    else return;
+  }
+  let v0 = gt + 1;
+  let v1 = end;
+  while (v0 < v1 && s.charCodeAt(v0) <= 32) v0++;
+  while (v1 > v0 && s.charCodeAt(v1 - 1) <= 32) v1--;
+  if (v0 === v1) return;
+  if (kc === 'aws' && awsSecretAt(s, v0, v1)) {
+    add(st, 'aws_secret_access_key', v0, v1, P_AWS_SECRET);
+    return;
+  }
+  if (secretValueOkAt(kc, s, st.b, st.o, v0, v1)) add(st, 'generic_secret', v0, v1, P_GENERIC);
+}
+
 /** An IPv6 address starting with a hex letter (`fe80::1`): the trigger anchored on its first colon. */
 function ipv6FromColon(st: State, colon: number): void {
-  const s = st.s;
+  const b = st.b;
+  const o = st.o;
   let k = colon;
-  while (k > 0 && colon - k < 4 && isHex(s.charCodeAt(k - 1))) k--;
-  if (k < colon && !isDigit(s.charCodeAt(k))) tryIpv6(st, k);
+  while (k > 0 && colon - k < 4 && (isHex(b[o + k - 1]!) || hexEscapeLetter(b, o + k - 1))) k--;
+  if (k < colon && !isDigit(b[o + k]!)) tryIpv6(st, k);
+}
+
+/**
+ * b[i] is the letter of a `\b` or `\f` escape (text-bytes.ts), which may as well be the first hex digit of
+ * an address after a backslash (`\\fe80::1`): the address is read whole rather than leak its first digit.
+ */
+function hexEscapeLetter(b: Uint8Array, i: number): boolean {
+  const c = b[i]!;
+  return (c === (98 | 0x80) || c === (102 | 0x80)) && b[i - 1] === 92;
 }
 
 /** Characters that end an unquoted value: blanks and controls, quotes, `,;&)}]<>`. */

@@ -1,6 +1,6 @@
 /**
  * The trigger: finds the next position where a built-in detector can start (a digit run of a shape a
- * numeric detector can take, `@`, `://`, a secret-looking key's `=` or `:`, `-----BEGIN`, a known secret
+ * numeric detector can take, `@`, `://`, a secret-looking key's `=` or `:` or XML element's `>`, `-----BEGIN`, a known secret
  * prefix, an IBAN country code, …). The scanner runs the specific validator only there.
  *
  * It is a hand-written matcher over the text's bytes: the text is copied once into a byte buffer (ASCII
@@ -14,7 +14,7 @@
  * which check that both find the same matches with the same lengths.
  */
 
-import { writeTextBytes } from './text-bytes.js';
+import { markEscapeLetters, writeTextBytes } from './text-bytes.js';
 
 /** The enabled entity groups the trigger looks for. */
 interface Wanted {
@@ -39,6 +39,7 @@ const K_DASH = 8;
 const K_UNDERSCORE = 9;
 const K_DOT = 10;
 const K_PEM = 11; // a dash that can only start `-----BEGIN `
+const K_GT = 12; // the end of an XML start tag, `<password>`
 
 // character class bits (ASCII only)
 const C_DIGIT = 1;
@@ -99,12 +100,16 @@ function anyAt(b: Uint8Array, j: number, texts: readonly string[]): boolean {
   return false;
 }
 
-/** A root of a secret key word ends at e (exclusive), in any letter case. */
+/**
+ * A root of a secret key word ends at e (exclusive), in any letter case. Its first letter may be the letter
+ * of an escape (`\token=`, text-bytes.ts: `& 0x7f` gives it back; any other non-ASCII byte gives a space).
+ */
 function rootEndsAt(b: Uint8Array, e: number): boolean {
   const root = ROOT_BY_LAST[b[e - 1]! | 32]!;
   const n = root.length;
   if (n === 0) return false;
-  for (let k = 0; k < n - 1; k++) if ((b[e - n + k]! | 32) !== root.charCodeAt(k)) return false;
+  if (((b[e - n]! | 32) & 0x7f) !== root.charCodeAt(0)) return false;
+  for (let k = 1; k < n - 1; k++) if ((b[e - n + k]! | 32) !== root.charCodeAt(k)) return false;
   return true;
 }
 
@@ -122,6 +127,13 @@ function keyBefore(b: Uint8Array, j: number): boolean {
     if (e <= stop || (CLASS[b[e - 1]!]! & C_KEY) === 0) return false;
     e--;
   }
+}
+
+/** The `>` at j ends an XML start tag without attributes: `<`, 1-64 key characters ([A-Za-z0-9_.-]), `>`. */
+function tagNameBefore(b: Uint8Array, j: number): boolean {
+  let k = j;
+  while (k > j - 65 && (CLASS[b[k - 1]!]! & C_KEY) !== 0) k--;
+  return k < j && j - k <= 64 && b[k - 1] === 60;
 }
 
 /** Length (up to max + 1) of the run of hex digits starting at j. */
@@ -146,12 +158,20 @@ function ipv6Tail(b: Uint8Array, r: number): boolean {
   return true;
 }
 
-/** The word before the separator at j is exactly one of `prefixes`, not after a word character or dash. */
+/**
+ * The word before the separator at j is exactly one of `prefixes`, not after a word character or dash. The
+ * letter of an escape before the word (text-bytes.ts) may also be the prefix's first letter: `\npm_…` is
+ * `npm_…` in a path and a line break before `pm_…` in COPY text.
+ */
 function prefixBefore(b: Uint8Array, j: number, prefixes: readonly string[]): boolean {
   let w = j;
   while (w > j - 8 && (CLASS[b[w - 1]!]! & C_WORD) !== 0) w--;
   if (w === j || (CLASS[b[w - 1]!]! & C_WORD) !== 0 || b[w - 1] === 45) return false;
   for (const p of prefixes) if (p.length === j - w && bytesAre(b, w, p)) return true;
+  const e = b[w - 1]!;
+  if (e > 0x80 && b[w - 2] === 92) {
+    for (const p of prefixes) if (p.length === j - w + 1 && p.charCodeAt(0) === (e & 0x7f) && bytesAre(b, w, p.slice(1))) return true;
+  }
   return false;
 }
 
@@ -272,7 +292,7 @@ export function retainedTriggerBytes(): number {
 /**
  * Copies `s` into a byte buffer at PAD, zero bytes on both sides: ASCII as is, any other character as
  * 0x80 (text-bytes.ts; class 0 here: it is neither a word character nor any character a check looks for,
- * as in the regex without the `u` flag).
+ * as in the regex without the `u` flag), and so is the letter of a `\n`, `\t`… escape (markEscapeLetters).
  */
 function load(s: string): Uint8Array {
   const n = s.length;
@@ -284,6 +304,7 @@ function load(s: string): Uint8Array {
   else if (need <= SHARED_MAX) b = shared = new Uint8Array(Math.min(SHARED_MAX, Math.max(need, shared.length * 2)));
   else b = new Uint8Array(need);
   writeTextBytes(s, b, PAD);
+  markEscapeLetters(s, b, PAD);
   b.fill(0, PAD + n, need);
   return b;
 }
@@ -318,7 +339,10 @@ export class Trigger {
       kind[37] = K_PERCENT;
     }
     if (w.scheme || w.keyed || w.ipv6) kind[58] = K_COLON;
-    if (w.keyed) kind[61] = K_EQUALS;
+    if (w.keyed) {
+      kind[61] = K_EQUALS;
+      kind[62] = K_GT;
+    }
     kind[45] = K_DASH;
     kind[95] = K_UNDERSCORE;
     kind[46] = K_DOT;
@@ -381,6 +405,8 @@ export class Trigger {
         return this.#colonAt(b, j);
       case K_EQUALS:
         return keyBefore(b, j) ? 1 : 0;
+      case K_GT:
+        return tagNameBefore(b, j) && keyBefore(b, j) ? 1 : 0;
       case K_PEM:
         return bytesAre(b, j + 1, '----BEGIN ') ? 11 : 0;
       case K_DASH:

@@ -7,7 +7,7 @@ import { createDlpEngine, isPlaceholder, shannonEntropy, validIban, validNanp, v
 import { cannotTrigger, secretValueOk, secretValueOkAt } from '../../src/dlp/scanner.js';
 import { IBAN_LENGTHS, cardIssuer, cardIssuerOf, ibanLength, isPlaceholderAt, shannonEntropyAt, validNanpParts, validSsnParts } from '../../src/dlp/validators.js';
 import { NON_ASCII, bytesOf, writeTextBytes } from '../../src/dlp/text-bytes.js';
-import { buildTriggerRegex as buildTrigger } from './trigger-spec.js';
+import { buildTriggerRegex as buildTrigger, notAfter } from './trigger-spec.js';
 import type { KeyClass } from '../../src/dlp/scanner.js';
 import { ENTITY_NAMES } from '../../src/dlp/entities.js';
 
@@ -243,7 +243,9 @@ describe('numeric validators over numbers equal the string rules they replaced',
 });
 
 // The trigger before grouping by first character (and before rejecting number continuations and dates in
-// the regex, which `onDigits` rejected): the grouped trigger finds the same positions, minus those.
+// the regex, which `onDigits` rejected): the grouped trigger finds the same positions, minus those. (Its
+// "not after a word character" look-behinds take the letter of a `\n`-style escape for a separator, as
+// the trigger has since; see notAfter.)
 function caseless(source: string): string {
   return source.replace(/[a-z]/gi, (ch) => `[${ch.toLowerCase()}${ch.toUpperCase()}]`);
 }
@@ -261,7 +263,13 @@ const OLD_TRIGGER = new RegExp(
     'A(?<=(?<![\\w-])A)(?:KIA|SIA|BIA|CCA|GPA|IDA|ROA|IPA|NPA|NVA|PKA|Iza)',
     '[A-Z](?<=(?<![A-Za-z0-9])[A-Z])[A-Z]\\d\\d',
     '\\.(?<=hooks\\.)slack\\.com\\/',
-  ].join('|'),
+  ]
+    .join('|')
+    .replaceAll('(?<![\\w.])', notAfter('[\\w.]'))
+    .replaceAll('(?<![\\w:])[a-fA-F]', `${notAfter('[\\w:]')}(?<!\\\\(?=[bf]))[a-fA-F]`)
+    .replaceAll('(?<![\\w:])', notAfter('[\\w:]'))
+    .replaceAll('(?<![\\w-])', notAfter('[\\w-]'))
+    .replaceAll('(?<![A-Za-z0-9])', notAfter('[A-Za-z0-9]')),
   'g',
 );
 

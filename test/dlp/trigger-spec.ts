@@ -15,6 +15,14 @@ function caseless(source: string): string {
 }
 
 /**
+ * `(?<!cls)`, except that the letter of a `\n`, `\t`, `\r`, `\b`, `\f` or `\v` escape is a separator, not the
+ * character it is (src/dlp/text-bytes.ts, markEscapeLetters): no word character comes before.
+ */
+export function notAfter(cls: string): string {
+  return `(?<!${cls}(?<!\\\\[bfnrtv]))`;
+}
+
+/**
  * Builds the combined trigger regex for the enabled entities. Every alternative starts on a character that
  * is rare in ordinary text (a digit not inside a word, `@`, `:`, `=`, `_`, `-`, `J`, `A`, two capitals and
  * two digits, …); the context that makes it a candidate is checked by a look-behind inside the regex engine,
@@ -40,7 +48,7 @@ export function buildTriggerRegex(entities: ReadonlySet<string>): RegExp {
   // on the bench corpora, paired runs: JSON and logs ~10% faster, the same matches).
   if (numeric) {
     alts.push(
-      '(?<![\\w.])(?<!\\d[\\-:/])\\d(?!(?<!\\+\\d)\\d{3}-\\d\\d(?!\\d))(?:(?<=\\+\\d|[2-6])\\d{12,18}(?!\\d)|(?:(?<=\\+\\d)\\d{8,10}|\\d{8}|(?<=[2-9])\\d{9}|(?<=1)[2-9]\\d{9})(?!\\d)|\\d{0,5}(?=[ .\\-/][\\d(]|\\) ?\\d)|\\d{0,3}(?=[0-9a-fA-F]{0,3}:(?:[0-9a-fA-F]{1,4}:){2}|[0-9a-fA-F]{0,3}:(?:[0-9a-fA-F]{1,4}:){0,5}:))',
+      notAfter('[\\w.]') + '(?<!\\d[\\-:/])\\d(?!(?<!\\+\\d)\\d{3}-\\d\\d(?!\\d))(?:(?<=\\+\\d|[2-6])\\d{12,18}(?!\\d)|(?:(?<=\\+\\d)\\d{8,10}|\\d{8}|(?<=[2-9])\\d{9}|(?<=1)[2-9]\\d{9})(?!\\d)|\\d{0,5}(?=[ .\\-/][\\d(]|\\) ?\\d)|\\d{0,3}(?=[0-9a-fA-F]{0,3}:(?:[0-9a-fA-F]{1,4}:){2}|[0-9a-fA-F]{0,3}:(?:[0-9a-fA-F]{1,4}:){0,5}:))',
     );
   }
   if (has('email')) alts.push('@|\\\\u0040|%40');
@@ -51,21 +59,23 @@ export function buildTriggerRegex(entities: ReadonlySet<string>): RegExp {
   // every key the full list does, and run at every `:` and `=` about 15% faster. The window is lazy: a
   // keyword next to the separator, the common case, is found first (the same set of matches).
   const keyLB = `(?<=(?:${caseless(SECRET_KEY_ROOTS)})[\\w.-]{0,46}?["']?[ \\t]*[:=])`;
+  // `<password>`: the `>` of a start tag (no attributes) whose name holds a secret keyword
+  const tagLB = `(?<=<[\\w.-]{1,64}>)(?<=(?:${caseless(SECRET_KEY_ROOTS)})[\\w.-]{0,46}?>)`;
   const colon: string[] = [];
   if (has('connection_string') || has('slack_webhook')) colon.push('\\/\\/');
   if (keyed) colon.push(keyLB);
-  if (has('ipv6')) colon.push('(?<=(?<![\\w:]):):[0-9a-fA-F]', '(?<=(?<![\\w:])[a-fA-F][0-9a-fA-F]{0,3}:)(?=[0-9a-fA-F:])');
+  if (has('ipv6')) colon.push(`(?<=${notAfter('[\\w:]')}:):[0-9a-fA-F]`, `(?<=${notAfter('[\\w:]')}(?<!\\\\(?=[bf]))[a-fA-F][0-9a-fA-F]{0,3}:)(?=[0-9a-fA-F:])`);
   if (colon.length > 0) alts.push(`:(?:${colon.join('|')})`);
-  if (keyed) alts.push(`=${keyLB}`);
+  if (keyed) alts.push(`=${keyLB}`, `>${tagLB}`);
   const dash: string[] = [];
   if (has('private_key')) dash.push('----BEGIN ');
-  dash.push('(?<=(?<![\\w-])(?:sk|gl(?:pat|ptt|dt|rt|cbt|imt|soat|ft|oas|agent)|xox[abposr])-)');
+  dash.push(`(?<=${notAfter('[\\w-]')}(?:sk|gl(?:pat|ptt|dt|rt|cbt|imt|soat|ft|oas|agent)|xox[abposr])-)`);
   alts.push(`-(?:${dash.join('|')})`);
-  alts.push('_(?<=(?<![\\w-])(?:gh[pousr]|github|[sr]k|npm)_)');
+  alts.push(`_(?<=${notAfter('[\\w-]')}(?:gh[pousr]|github|[sr]k|npm)_)`);
   alts.push('\\.(?<=hooks\\.)slack\\.com\\/');
   // capitals: `eyJ` (JWT), `AKIA`… and `AIza`, then two capitals and two digits (IBAN, GR1348941)
-  const caps = ['(?<=(?<![\\w-])eyJ)', '(?<=(?<![\\w-])A)(?:KIA|SIA|BIA|CCA|GPA|IDA|ROA|IPA|NPA|NVA|PKA|Iza)'];
-  if (has('iban') || has('gitlab_token')) caps.push('(?<=(?<![A-Za-z0-9])[A-Z])[A-Z]\\d\\d');
+  const caps = [`(?<=${notAfter('[\\w-]')}eyJ)`, `(?<=${notAfter('[\\w-]')}A)(?:KIA|SIA|BIA|CCA|GPA|IDA|ROA|IPA|NPA|NVA|PKA|Iza)`];
+  if (has('iban') || has('gitlab_token')) caps.push(`(?<=${notAfter('[A-Za-z0-9]')}[A-Z])[A-Z]\\d\\d`);
   alts.push(`[A-Z](?:${caps.join('|')})`);
   return new RegExp(alts.join('|'), 'g');
 }
