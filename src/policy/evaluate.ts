@@ -19,6 +19,7 @@
  *       allow }` lets such statements through to the normal precedence);
  *     · an `entities` condition without an entity detector;
  *     · any error while evaluating (an invalid regular expression, an exception).
+ *   A deny rule that matches outright decides instead of a fail-closed denial (same outcome, a better reason).
  *   Mask and limit rules that cannot be evaluated are applied (the conservative reading).
  * - `enforce: false`: `action` is `allow`, `wouldBe` what would have happened. Masks and limits still apply:
  *   observe-only mode relaxes the allow/deny/approve outcome, not data protection.

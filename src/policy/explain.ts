@@ -31,6 +31,8 @@ export interface StatementSummary {
   functions: readonly string[];
   noWhere: boolean;
   error?: string;
+  /** Why part of the statement cannot be analysed (dynamic SQL in a body, another language). */
+  opaque?: string;
 }
 
 export interface Explanation {
@@ -45,6 +47,7 @@ function summarize(s: SqlStatement, index: number): StatementSummary {
     tables: [...new Set([...s.reads, ...s.writes])], functions: s.functions, noWhere: s.noWhere,
   };
   if (s.error !== undefined) out.error = s.error;
+  if (s.opaque !== undefined) out.opaque = s.opaque;
   return out;
 }
 
@@ -120,6 +123,7 @@ export function formatExplanation(x: Explanation): string {
       out.push(`     kind ${s.kind}${s.effects.length > 1 ? ` (effects ${s.effects.join(', ')})` : ''}; command ${s.command}`);
       out.push(`     tables ${s.tables.length ? s.tables.join(', ') : '-'}; functions ${s.functions.length ? s.functions.join(', ') : '-'}; noWhere ${s.noWhere ? 'yes' : 'no'}`);
       if (s.error) out.push(`     parse error: ${s.error}`);
+      if (s.opaque) out.push(`     not analysable: ${s.opaque}`);
       if (sd) out.push(`     → ${sd.action}: ${sd.message}`);
     }
   }

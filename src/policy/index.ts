@@ -1,6 +1,10 @@
 /** The policy engine: SQL/HTTP/SSH classification and rule evaluation → `Decision` (DESIGN §4). Pure. */
 export { initSqlParser, isSqlParserReady } from './sql/parser.js';
 export { classifySql, clearSqlCache, type SqlClassification, type SqlStatement } from './sql/classify.js';
+export { statementLineage, type LineageInput, type StatementLineage } from './sql/lineage.js';
+export {
+  analyzeFunction, withFunctionFacts, HARMLESS_VOLATILE_BUILTINS, type FunctionAnalysis, type ProcRow,
+} from './sql/functions.js';
 export { evaluate } from './evaluate.js';
 export { normalizeHttpPath, type EngineRule } from './match.js';
 export { BUILTIN_POLICIES, RECOMMENDED_POLICY, describeBuiltinPolicies, isBuiltinPolicy, resolvePolicies } from './builtin.js';

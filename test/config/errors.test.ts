@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/config/index.js';
 import { configError, problems, yaml } from './helpers.js';
 
 const pg = (extra: string[] = [], name = 'postgres-prod'): string[] => [
@@ -31,6 +32,17 @@ describe('config errors', () => {
     expect(problems(yaml('version: 1', ...pg(['hostKey: SHA256:x'])))).toEqual([
       'dlpctl.yaml:6:5: resources.postgres-prod: unknown key `hostKey` for a postgres resource (it belongs to ssh resources)',
     ]);
+  });
+
+  it('safeFunctions is a postgres key of name or schema.name globs', () => {
+    expect(parseConfig(yaml('version: 1', ...pg(['safeFunctions: [reporting.*, fmt_money]'])), 'dlpctl.yaml').resources['postgres-prod']).toMatchObject({
+      safeFunctions: ['reporting.*', 'fmt_money'],
+    });
+    expect(problems(yaml('version: 1', ...pg(['safeFunctions: [a.b.c]'])))).toEqual([
+      expect.stringMatching(/resources\.postgres-prod\.safeFunctions\[0\]: must be NAME or SCHEMA\.NAME/),
+    ]);
+    const http = ['resources:', '  api:', '    kind: http', '    target: https://api.example.com', '    safeFunctions: [f]'];
+    expect(problems(yaml('version: 1', ...http))).toEqual([expect.stringMatching(/unknown key `safeFunctions` for a http resource \(it belongs to postgres resources\)/)]);
   });
 
   it('reports wrong types and the version', () => {

@@ -103,6 +103,12 @@ describe('explain', () => {
     expect(formatExplanation(y)).toMatch(/parse error: syntax error/);
   });
 
+  it('says which part of a statement cannot be analysed', () => {
+    const x = explain(ctx([p], sql("DO $$ BEGIN EXECUTE 'x'; END $$")));
+    expect(x.classification?.statements[0]?.opaque).toBe('DO block runs dynamic SQL (EXECUTE) that cannot be analysed');
+    expect(formatExplanation(x)).toContain('not analysable: DO block runs dynamic SQL (EXECUTE) that cannot be analysed');
+  });
+
   it('names a failing condition for http and ssh rules', () => {
     const q = policy('h', { name: 'admin', action: 'deny', when: { http: { methods: ['POST'], paths: ['/admin/**'] } } });
     const x = explain(ctx([q], { type: 'http', method: 'GET', path: '/v1/x?y=1', headers: {} }));
