@@ -3,7 +3,7 @@ export { initSqlParser, isSqlParserReady } from './sql/parser.js';
 export { classifySql, clearSqlCache, type SqlClassification, type SqlStatement } from './sql/classify.js';
 export { statementLineage, type LineageInput, type StatementLineage } from './sql/lineage.js';
 export {
-  analyzeFunction, withFunctionFacts, HARMLESS_VOLATILE_BUILTINS, type FunctionAnalysis, type ProcRow,
+  analyzeFunction, withFunctionFacts, UNSAFE_VOLATILE_BUILTINS, type FunctionAnalysis, type ProcRow,
 } from './sql/functions.js';
 export { evaluate } from './evaluate.js';
 export { normalizeHttpPath, type EngineRule } from './match.js';

@@ -4,7 +4,7 @@
  * A function is *safe* to call when it cannot do more than the statement around it already says:
  *   - a built-in (schema pg_catalog or information_schema) that is immutable or stable, an aggregate or a window
  *     function: it reads its arguments (and, when stable, the catalogue) and changes nothing;
- *   - a volatile built-in on HARMLESS_VOLATILE_BUILTINS (below, with the reasons);
+ *   - a volatile built-in not on UNSAFE_VOLATILE_BUILTINS (below, with the reasons);
  *   - any function whose `schema.name` matches a glob of the resource's `safeFunctions` (operators list their own).
  * Everything else is unsafe: a user function in any language until it is listed, and volatile built-ins not on the
  * list (pg_terminate_backend, pg_cancel_backend, pg_reload_conf, pg_rotate_logfile, lo_import/lo_export,
@@ -45,24 +45,27 @@ export interface FunctionAnalysis {
 }
 
 /**
- * Volatile built-ins that are harmless to call through the proxy. Each is volatile only because its result changes
- * from call to call or because it touches session or transaction state, not other data:
- *   - random, clock_timestamp, statement_timestamp, timeofday, gen_random_uuid, uuidv4, uuidv7: new values;
- *   - nextval, currval, lastval: sequence values (nextval consumes one; sequences are made to be consumed);
- *   - txid_current, pg_current_xact_id, pg_backend_pid: identifiers of this session/transaction;
- *   - set_config: what SET does (SET is allowed as kind `set`); pg_notify: what NOTIFY does;
- *   - pg_advisory_*lock*, pg_try_advisory_*: application-level locks of this session;
- *   - pg_sleep*: waits (statement_timeout bounds it);
- *   - the large-object functions: large objects are policed by the tunnel's large-object handling, not here.
- * Left out on purpose: setval (rewinds a sequence, so later inserts collide with existing keys),
- * pg_cancel_backend and pg_terminate_backend (act on other sessions), lo_import and lo_export (server files).
+ * Volatile built-ins that act beyond the statement's own data, and so are not safe to call through the proxy:
+ * they end or signal other sessions, change or reload the server's configuration, read or write server files,
+ * drive backups, WAL and replication slots, reset or overwrite planner and activity statistics, rewind a sequence
+ * (setval: later inserts collide with existing keys), or run maintenance that rewrites indexes. Every other
+ * built-in is safe: immutable and stable ones cannot change anything, aggregates and window functions neither,
+ * and the remaining volatile ones only produce new values (random, clock_timestamp, gen_random_uuid, nextval),
+ * touch this session's or transaction's own state (set_config, pg_advisory_lock, pg_notify, txid_current,
+ * pg_sleep), read sizes and progress (pg_relation_size, pg_partition_ancestors, pg_current_wal_lsn), or are the
+ * large-object calls, which the tunnel polices where they carry data.
  */
-export const HARMLESS_VOLATILE_BUILTINS: readonly string[] = [
-  'random', 'clock_timestamp', 'statement_timestamp', 'timeofday', 'gen_random_uuid', 'uuidv4', 'uuidv7',
-  'nextval', 'currval', 'lastval', 'txid_current', 'pg_current_xact_id', 'pg_backend_pid', 'set_config',
-  'pg_advisory_*lock*', 'pg_try_advisory_*', 'pg_sleep*', 'pg_notify',
-  'lo_open', 'lo_close', 'loread', 'lo_read', 'lo_lseek*', 'lo_tell*', 'lo_creat', 'lo_create', 'lowrite', 'lo_write',
-  'lo_truncate*', 'lo_unlink', 'lo_get', 'lo_put', 'lo_from_bytea',
+export const UNSAFE_VOLATILE_BUILTINS: readonly string[] = [
+  'pg_terminate_backend', 'pg_cancel_backend', 'pg_signal_backend', 'pg_reload_conf', 'pg_rotate_logfile*',
+  'pg_log_backend_memory_contexts', 'pg_log_standby_snapshot',
+  'pg_read_file', 'pg_read_binary_file', 'pg_ls_*', 'pg_stat_file', 'pg_file_*', 'lo_import', 'lo_export',
+  'pg_switch_wal', 'pg_switch_xlog', 'pg_create_restore_point', 'pg_backup_start', 'pg_backup_stop', 'pg_start_backup',
+  'pg_stop_backup', 'pg_promote', 'pg_wal_replay_*', 'pg_xlog_replay_*', 'pg_create_*_replication_slot',
+  'pg_drop_replication_slot', 'pg_copy_*_replication_slot', 'pg_replication_slot_advance', 'pg_logical_slot_*',
+  'pg_replication_origin_*', 'pg_logical_emit_message', 'pg_sync_replication_slots',
+  'pg_stat_reset*', 'pg_set_*_stats', 'pg_restore_*_stats', 'pg_clear_*_stats', 'pg_import_system_collations',
+  'setval', 'pg_nextoid', 'binary_upgrade_*', 'pg_extension_config_dump',
+  'brin_summarize*', 'brin_desummarize_range', 'gin_clean_pending_list',
 ];
 
 const BUILTIN_SCHEMAS = new Set(['pg_catalog', 'information_schema']);
@@ -71,7 +74,7 @@ function globRe(glob: string): RegExp {
   return new RegExp(`^${glob.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`, 'i');
 }
 
-const harmless = HARMLESS_VOLATILE_BUILTINS.map(globRe);
+const unsafeBuiltins = UNSAFE_VOLATILE_BUILTINS.map(globRe);
 
 /** A `safeFunctions` glob (`name`, `schema.name`, each part a glob) matches `schema.name`, compared from the right. */
 function listed(safeList: readonly string[], schema: string, name: string): string | null {
@@ -108,16 +111,16 @@ function overloadFacts(row: ProcRow, safeList: readonly string[]): OverloadFacts
   } else if (builtin && row.volatility !== 'v') {
     safe = true;
     why = `${qualified} is a ${VOLATILITY[row.volatility]} built-in`;
-  } else if (builtin && harmless.some((re) => re.test(row.name))) {
+  } else if (builtin && !unsafeBuiltins.some((re) => re.test(row.name))) {
     safe = true;
-    why = `${qualified} is on dlpctl's list of harmless volatile built-ins`;
+    why = `${qualified} is a volatile built-in that acts only on this statement's own data and session`;
   } else if (glob !== null) {
     safe = true;
     why = `${qualified} is listed in safeFunctions (${glob})`;
   } else {
     safe = false;
     why = builtin
-      ? `${qualified} is a volatile built-in not known to be safe; list it in the resource's safeFunctions if it is`
+      ? `${qualified} is a built-in that acts beyond the statement (other sessions, server configuration or files, replication, statistics); list it in the resource's safeFunctions if calling it is fine`
       : `${what} is not known to be safe; list it in the resource's safeFunctions if it is`;
   }
   // The body of a built-in in internal or C code is PostgreSQL's own: nothing to analyse, nothing hidden.

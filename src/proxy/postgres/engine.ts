@@ -259,7 +259,7 @@ export class PostgresEngine implements TunnelEngine {
     let auditText = sql;
     try {
       auditText = this.auditDlp.maskText(sql).text;
-      const { classification, taintedFunctions } = await this.withCatalogue(prepared.resolve(classifySql(sql)));
+      const { classification, taintedFunctions, unsafe } = await this.withCatalogue(prepared.resolve(classifySql(sql)));
       const decision = decide(this.tunnelPolicy, { type: 'sql', text: sql, classification });
       const ruleName = ruleNameOf(decision);
       const kinds = [...new Set(classification.statements.map((s) => s.kind))];
@@ -278,7 +278,10 @@ export class PostgresEngine implements TunnelEngine {
         ...(limitRule ? { limitRule: `${limitRule.policy}/${limitRule.rule}` } : {}),
       };
       let action = decision.action;
-      let message = decision.message;
+      // a call denied or held: say which function was not known to be safe, and why
+      let message = unsafe.length > 0 && decision.action !== 'allow' && classification.statements.some((st) => st.effects.includes('call'))
+        ? `${decision.message} (${unsafe.join('; ')})`
+        : decision.message;
       let label = auditLabel(decision);
       let rule = ruleName;
       if (facts.deny && action !== 'deny') {
@@ -332,9 +335,9 @@ export class PostgresEngine implements TunnelEngine {
    * a table counts as a drop (policy/sql/functions.ts). Returns the analyses of the user functions called, for
    * the lineage of their results.
    */
-  private async withCatalogue(c: SqlClassification): Promise<{ classification: SqlClassification; taintedFunctions: FunctionAnalysis[] }> {
+  private async withCatalogue(c: SqlClassification): Promise<{ classification: SqlClassification; taintedFunctions: FunctionAnalysis[]; unsafe: string[] }> {
     const names = [...new Set(c.statements.flatMap((s) => s.functions.map((f) => f.toLowerCase())))];
-    if (names.length === 0) return { classification: c, taintedFunctions: [] };
+    if (names.length === 0) return { classification: c, taintedFunctions: [], unsafe: [] };
     const facts = new Map<string, FunctionAnalysis>();
     const safeList = this.o.resource.safeFunctions ?? [];
     for (const name of names) {
@@ -342,7 +345,8 @@ export class PostgresEngine implements TunnelEngine {
       if (rows.length > 0) facts.set(name, analyzeFunction(rows, safeList));
     }
     const user = [...facts.entries()].filter(([, f]) => !f.name.startsWith('pg_catalog.') && !f.name.startsWith('information_schema.'));
-    return { classification: withFunctionFacts(c, facts), taintedFunctions: user.map(([written, f]) => ({ ...f, name: written })) };
+    const unsafe = names.filter((n) => !facts.get(n)?.safe).map((n) => `${n}: ${facts.get(n)?.why ?? 'not found in the catalogue'}`);
+    return { classification: withFunctionFacts(c, facts), taintedFunctions: user.map(([written, f]) => ({ ...f, name: written })), unsafe };
   }
 
   /**

@@ -10,7 +10,6 @@ import { classifySql, type SqlClassification, type SqlStatement } from '../../po
 /** `PREPARE name [(types)] AS statement`: the name (folded as PostgreSQL folds it) and the statement. */
 const PREPARE = /^\s*prepare\s+("(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)\s*(?:\([^)]*\))?\s+as\s+([\s\S]+)$/i;
 const DEALLOCATE = /^\s*deallocate\s+(?:prepare\s+)?("(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)\s*;?\s*$/i;
-const EXECUTE = /^\s*execute\s+("(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)/i;
 
 function foldName(name: string): string {
   return name.startsWith('"') ? name.slice(1, -1).replace(/""/g, '"') : name.toLowerCase();
@@ -21,11 +20,11 @@ export class PreparedSql {
 
   /** The classification with each EXECUTE of a known name replaced by its prepared statement's. */
   resolve(c: SqlClassification): SqlClassification {
-    if (!c.statements.some((s) => s.command === 'EXECUTE' || (s.kind === 'unknown' && EXECUTE.test(s.text)))) return c;
+    if (!c.statements.some((s) => s.executes !== undefined)) return c;
     const statements: SqlStatement[] = c.statements.map((s) => {
-      const m = EXECUTE.exec(s.text);
-      const text = m ? this.texts.get(foldName(m[1]!)) : undefined;
-      if (!m || text === undefined) return s;
+      if (s.executes === undefined) return s;
+      const text = this.texts.get(s.executes);
+      if (text === undefined) return { ...s, opaque: `EXECUTE of ${s.executes}, which was not prepared through this tunnel` };
       const inner = classifySql(text).statements;
       return inner.length === 1 ? { ...inner[0]!, text: s.text, command: `EXECUTE ${inner[0]!.command}` } : s;
     });

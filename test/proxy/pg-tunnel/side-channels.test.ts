@@ -87,6 +87,15 @@ const CASES: Case[] = [
   { name: 'a large object from the column', sql: "SELECT lo_from_bytea(0, convert_to(ssn, 'UTF8')) FROM customers", expect: 'denied' },
   { name: 'pg_notify of the column', sql: ['LISTEN c1', "SELECT pg_notify('c1', ssn) FROM customers"], expect: 'denied' },
   { name: 'set_config of the column', sql: "SELECT set_config('x.leak', string_agg(ssn, ','), false) FROM customers", expect: 'denied' },
+  { name: 'MERGE … UPDATE SET from the column', sql: 'MERGE INTO scratch s USING customers c ON s.id = c.id WHEN MATCHED THEN UPDATE SET v = c.ssn', expect: 'denied' },
+  { name: 'COPY a table to a server file', sql: "COPY customers TO '/tmp/dlpctl-side-channel-copy.txt'", expect: 'denied' },
+  { name: 'COPY (query) to a server file', sql: "COPY (SELECT ssn FROM customers) TO '/tmp/dlpctl-side-channel-copy2.txt'", expect: 'denied' },
+  { name: 'a DO block raising the column', sql: "DO $$ BEGIN RAISE EXCEPTION '%', (SELECT string_agg(ssn, ',') FROM customers); END $$", expect: 'clean' },
+  // cursors and other spellings of a read
+  { name: 'a cursor over a derived column', sql: ['BEGIN', "DECLARE cur CURSOR FOR SELECT ssn || '' AS x FROM customers", 'FETCH ALL FROM cur', 'COMMIT'], expect: 'clean' },
+  { name: 'TABLE customers', sql: 'TABLE customers', expect: 'clean' },
+  { name: 'format() of a whole row', sql: "SELECT format('%s', c) AS x FROM customers c", expect: 'clean' },
+  { name: 'a JSON path over a whole row', sql: "SELECT jsonb_path_query(to_jsonb(c), '$.ssn')::text AS x FROM customers c", expect: 'clean' },
   // catalogue statistics
   { name: 'pg_stats histogram and most common values', sql: ['ANALYZE customers', 'ANALYZE payments', "SELECT attname, histogram_bounds::text AS h, most_common_vals::text AS m FROM pg_stats WHERE tablename IN ('customers', 'payments')"], expect: 'clean' },
   { name: 'pg_statistic values', sql: ['ANALYZE customers', 'SELECT stavalues1::text AS a, stavalues2::text AS b FROM pg_statistic'], expect: 'clean' },
