@@ -69,7 +69,7 @@ describe('analyzeFunction', () => {
   });
 
   it('is safe only when every overload is', () => {
-    const a = analyzeFunction([row({ name: 'f' }), row({ name: 'f', volatility: 'v' })], []);
+    const a = analyzeFunction([row({ name: 'setval' }), row({ name: 'setval', volatility: 'v' })], []);
     expect(a.safe).toBe(false);
   });
 });
