@@ -50,6 +50,11 @@ export interface DownloadFilterOptions {
   /** Values masked, per entity. */
   masked: (counts: Record<string, number>) => void;
   maxFile?: number;
+  /**
+   * sftp: a refusal's message for the channel's stderr as well (OpenSSH's sftp client shows only the status
+   * code, "Permission denied"; the ssh process under it prints the channel's stderr).
+   */
+  notice?: (message: string) => void;
 }
 
 function binaryMessage(path: string): string {
@@ -161,12 +166,12 @@ export class SftpDownloads {
         const path = name.v.toString('utf8');
         const denied = await this.o.check(path);
         if (denied !== null) {
-          this.o.toClient(sftpStatus(id, SSH_FX.PERMISSION_DENIED, denied));
+          this.deny(id, denied);
           return false;
         }
         if (!this.o.mask) return true;
         if (flags & PF_WRITE) {
-          this.o.toClient(sftpStatus(id, SSH_FX.PERMISSION_DENIED, `dlpctl: ${path}: a file opened for reading and writing cannot be masked; open it for reading only`));
+          this.deny(id, `dlpctl: ${path}: a file opened for reading and writing cannot be masked; open it for reading only`);
           return false;
         }
         this.opening.set(id, path);
@@ -185,7 +190,7 @@ export class SftpDownloads {
       }
       if (type === SSH_FXP.CLOSE) this.served.delete(str(p, 9).v.toString('latin1'));
       else if (type === SSH_FXP.WRITE && this.served.has(str(p, 9).v.toString('latin1'))) {
-        this.o.toClient(sftpStatus(id, SSH_FX.PERMISSION_DENIED, 'dlpctl: this file is open for reading'));
+        this.deny(id, 'dlpctl: this file is open for reading');
         return false;
       }
     } catch {
@@ -240,7 +245,12 @@ export class SftpDownloads {
     const id = this.nextId++;
     this.ownCloses.add(id);
     this.o.toServer(packet(SSH_FXP.CLOSE, id, sshString(l.handle)));
-    this.o.toClient(sftpStatus(l.clientId, SSH_FX.PERMISSION_DENIED, message));
+    this.deny(l.clientId, message);
+  }
+
+  private deny(id: number, message: string): void {
+    this.o.toClient(sftpStatus(id, SSH_FX.PERMISSION_DENIED, message));
+    this.o.notice?.(message);
   }
 }
 

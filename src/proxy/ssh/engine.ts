@@ -781,6 +781,7 @@ class SshConnection {
       masked: (counts) => {
         for (const [k, n] of Object.entries(counts)) fileCounts[k] = (fileCounts[k] ?? 0) + n;
       },
+      notice: (m) => ch.stderr.write(`${m}\n`),
     });
     const fileCounts: Record<string, number> = {};
     const scp = o.scp ? new ScpDownloads(fileOpts(o.scp.mask, 'exec'), o.scp.sources) : null;
