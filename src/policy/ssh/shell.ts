@@ -226,11 +226,11 @@ class Parser {
             continue;
           }
           if (RESERVED_SKIP.has(bare)) continue;
-          if (/^[A-Za-z_][A-Za-z0-9_]*(\[[^\]]*\])?\+?=/.test(w.chars) && !w.lit[w.chars.indexOf('=')]) {
-            cmd.assigns++;
-            this.flushSubs(cmd);
-            continue;
-          }
+        }
+        if (cmd.words.length === 0 && isAssignment(w)) {
+          cmd.assigns++;
+          this.flushSubs(cmd);
+          continue;
         }
         this.flushSubs(cmd);
         cmd.words.push(w);
@@ -657,6 +657,12 @@ class Parser {
       } else out += `\\${e}`;
     }
   }
+}
+
+/** `NAME=…` (or `NAME[i]=…`, `NAME+=…`) with the name and `=` unquoted. */
+function isAssignment(w: RawWord): boolean {
+  const m = /^[A-Za-z_][A-Za-z0-9_]*(\[[^\]]*\])?\+?=/.exec(w.chars);
+  return m !== null && w.lit.slice(0, m[0].length).every((l) => !l);
 }
 
 function toWord(w: RawWord): Word {
