@@ -99,6 +99,7 @@ const checks: Record<StringFormat, (v: string) => string | null> = {
     return null;
   },
   'path-glob': (v) => (v.startsWith('/') ? null : 'must start with `/`'),
+  'file-glob': (v) => (v.trim() === '' ? 'must not be empty' : v.includes('\0') ? 'must not contain NUL' : null),
   column: (v) => (/^(\*|[^.\s*]+)(\.(\*|[^.\s*]+)){0,2}$/.test(v) ? null : 'must be [SCHEMA.]TABLE.COLUMN (or a suffix of it), `*` for any one part'),
   'sql-name': (v) => (/^[^\s.]+(\.[^\s.]+)?$/.test(v) ? null : 'must be NAME or SCHEMA.NAME'),
   'env-name': (v) => (/^[A-Za-z_][A-Za-z0-9_]*$/.test(v) ? null : 'must be an environment variable name (letters, digits, `_`)'),

@@ -112,6 +112,7 @@ export const STRING_FORMATS = {
   principal: '`group:NAME`, `subject:SUB` or `user:NAME`',
   'host-key': 'an OpenSSH fingerprint `SHA256:…` or a known_hosts line (`[HOST ]KEYTYPE BASE64`)',
   'path-glob': 'a glob over the request path starting with `/` (`*` within a segment, `**` across segments)',
+  'file-glob': 'a glob over a file path on the SSH target (`*` within a segment, `**` across segments; `**/id_*` also matches relative paths)',
   column: '`[SCHEMA.]TABLE.COLUMN` or a shorter suffix; `*` matches any one part',
   'sql-name': 'a table or function name, optionally schema-qualified',
   'env-name': 'an environment variable name',
@@ -249,8 +250,12 @@ const whenNode = obj('Conditions, all of which must match (each list inside is a
     text: { type: 'regex', doc: 'Regular expression matched against headers and body.' },
   }),
   ssh: obj('SSH channels.', {
-    command: { type: 'regex', doc: 'Regular expression matched against the command line.' },
+    command: {
+      type: 'regex',
+      doc: 'Regular expression matched against the command line and against each simple command the shell would run after quote removal (`bash -c`, `;`, `&&`, `|`, `$( )` resolved); a line that cannot be resolved statically is denied while a deny or approve rule with a command applies.',
+    },
     channels: enumList('Channel kinds.', SSH_CHANNEL_KINDS),
+    paths: strList('Globs over the paths of files a download reads (sftp open for reading, the sources of `scp -f`); `.` and `..` resolved. Other conditions of such a rule see the read, not the command.', 'file-glob'),
   }),
   entities: strList('The content contains any of these detected entities.', 'entity'),
 });

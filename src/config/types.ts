@@ -69,6 +69,8 @@ export interface SshCondition {
   /** Regular expression source matched against the command line. */
   command?: string;
   channels?: SshChannelKind[];
+  /** Globs over the paths of files read by a download (sftp open for reading, scp -f sources). */
+  paths?: string[];
 }
 
 export interface RuleCondition {

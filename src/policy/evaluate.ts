@@ -18,9 +18,14 @@
  *       explicitly in `statements` (that is the opt-out: `{ when: { sql: { statements: [unknown] } }, action:
  *       allow }` lets such statements through to the normal precedence);
  *     · an `entities` condition without an entity detector;
+ *     · an SSH command line that cannot be resolved statically (policy/ssh/shell.ts: `$CMD args`, `sh -c "$X"`,
+ *       a shell fed by a pipe) while a deny/approve rule with a `command` condition applies to the identity and
+ *       matches nothing that could be resolved (an allow rule never covers such a line);
  *     · any error while evaluating (an invalid regular expression, an exception).
  *   A deny rule that matches outright decides instead of a fail-closed denial (same outcome, a better reason).
  *   Mask and limit rules that cannot be evaluated are applied (the conservative reading).
+ * - SSH file reads (an action with `path`: sftp open for reading, each scp -f source) are decided by the rules
+ *   with an `ssh.paths` condition only; the channel they run on was decided already, so without one they pass.
  * - `enforce: false`: `action` is `allow`, `wouldBe` what would have happened. Masks and limits still apply:
  *   observe-only mode relaxes the allow/deny/approve outcome, not data protection.
  */
@@ -115,20 +120,23 @@ function decideUnit(ctx: EvaluationContext, stmt: SqlStatement | null, index: nu
   let best = 0;
   let bestRule: Rule | null = null;
   let bestPolicy: Policy | null = null;
-  let indet: { policy: Policy; rule: CompiledRule; cause: IndeterminateCause } | null = null;
+  let indet: { policy: Policy; rule: CompiledRule; cause: IndeterminateCause; opaque?: string } | null = null;
   let unknownOptOut = false;
 
+  // A file read of an already decided SSH channel (sftp open, scp -f) is decided by `paths` rules alone.
+  const fileRead = ctx.action.type === 'ssh' && ctx.action.path !== undefined;
   for (const policy of ctx.policies) {
     const compiled = compileRules(policy.rules);
     for (let ri = 0; ri < compiled.length; ri++) {
       const c = compiled[ri]!;
       const rule = c.rule;
+      if (fileRead && !c.ssh?.paths) continue;
       env.cause = undefined;
       const r = matchRule(c, env);
       if (r === NO) continue;
       if (r === INDETERMINATE) {
         if (c.strictness > 0) {
-          indet ??= { policy, rule: c, cause: env.cause ?? 'unclassified' };
+          indet ??= { policy, rule: c, cause: env.cause ?? 'unclassified', ...(env.opaque !== undefined ? { opaque: env.opaque } : {}) };
           continue;
         }
         // mask / limit that cannot be evaluated: apply it.
@@ -167,7 +175,9 @@ function decideUnit(ctx: EvaluationContext, stmt: SqlStatement | null, index: nu
     const message =
       cause === 'no_detector'
         ? `no entity detector is available; denied because policy ${policy.name} rule ${rule.rule.name} has an entities condition`
-        : `could not classify this statement (${stmt?.command ?? 'unknown'}${stmt?.opaque !== undefined ? `: ${stmt.opaque}` : ''}); denied because policy ${policy.name} rule ${rule.rule.name} ${describeCondition(rule)}`;
+        : cause === 'opaque_command'
+          ? `cannot tell statically what this command line runs (${indet.opaque ?? 'unresolved'}); denied because policy ${policy.name} rule ${rule.rule.name} has a command condition (write the command without expansions in its name, or run it through a script the rule allows)`
+          : `could not classify this statement (${stmt?.command ?? 'unknown'}${stmt?.opaque !== undefined ? `: ${stmt.opaque}` : ''}); denied because policy ${policy.name} rule ${rule.rule.name} ${describeCondition(rule)}`;
     return {
       ...base,
       action: 'deny',
@@ -199,14 +209,14 @@ function decideUnit(ctx: EvaluationContext, stmt: SqlStatement | null, index: nu
       message: ruleMessage(bestRule, bestPolicy),
     };
   }
-  const d = ctx.resource.default;
+  const d = fileRead ? 'allow' : ctx.resource.default;
   return {
     ...base,
     action: d,
     basis: 'default',
     rule: null,
     decidingRule: null,
-    message: `no rule decided; the default of resource ${ctx.resource.name} is ${d}`,
+    message: fileRead ? 'no paths rule matches this file' : `no rule decided; the default of resource ${ctx.resource.name} is ${d}`,
   };
 }
 

@@ -184,9 +184,16 @@ function lintRule(
         });
       }
       regex(`${rp}.when.ssh.command`, w.ssh.command);
-      // The SSH tunnel matches `command` against an exec's command line and a forward's `host:port`.
-      if (w.ssh.command !== undefined && w.ssh.channels && !w.ssh.channels.some((c) => c === 'exec' || c === 'forward')) {
-        never(`${rp}.when.ssh`, 'only exec channels (their command line) and forward channels (host:port) carry something for command to match');
+      // The SSH tunnel matches `command` against an exec's command line, each line typed into a shell and a
+      // forward's `host:port`; `paths` against the files a download reads (sftp, scp -f over exec).
+      if (w.ssh.command !== undefined && w.ssh.channels && !w.ssh.channels.some((c) => c === 'exec' || c === 'shell' || c === 'forward')) {
+        never(`${rp}.when.ssh`, 'only exec channels (their command line), shell lines and forward channels (host:port) carry something for command to match');
+      }
+      if (w.ssh.paths !== undefined && w.ssh.command !== undefined) {
+        never(`${rp}.when.ssh`, 'a file read has no command line and a command has no file path: a rule with both paths and command never matches (write two rules)');
+      }
+      if (w.ssh.paths !== undefined && w.ssh.channels && !w.ssh.channels.some((c) => c === 'exec' || c === 'sftp')) {
+        never(`${rp}.when.ssh`, 'only sftp channels and scp -f over exec read files for paths to match');
       }
     }
     if (!emptyList(`${rp}.when.entities`, w.entities)) entities(`${rp}.when.entities`, w.entities);
@@ -274,6 +281,7 @@ function covers(D: EngineRule, R: EngineRule): boolean {
     if (!rh) return false;
     if (!subset(rh.channels, d.ssh.channels)) return false;
     if (d.ssh.command !== undefined && rh.command !== d.ssh.command) return false;
+    if (d.ssh.paths && !subset(rh.paths, d.ssh.paths)) return false;
   }
   if (d.entities && !subset(r.entities, d.entities)) return false;
   return true;

@@ -18,6 +18,7 @@
  */
 import type { Rule, SqlStatementKind } from '../config/types.js';
 import type { SqlStatement } from './sql/classify.js';
+import { analyzeShell, flattenCommands, type ShellAnalysis, type ShellCommand } from './ssh/shell.js';
 import type { PolicyAction, PolicyIdentity } from './types.js';
 
 export const NO = 0;
@@ -26,7 +27,7 @@ export const INDETERMINATE = 2;
 export type MatchResult = typeof NO | typeof YES | typeof INDETERMINATE;
 
 /** Why a rule could not be evaluated. */
-export type IndeterminateCause = 'unclassified' | 'no_detector';
+export type IndeterminateCause = 'unclassified' | 'no_detector' | 'opaque_command';
 
 /** An exact part, a prefix (`dblink*`), or a general glob. */
 type NamePart = string | { prefix: string } | RegExp;
@@ -61,6 +62,7 @@ export interface CompiledRule {
   readonly ssh?: {
     command?: RegExp | Error;
     channels?: ReadonlySet<string>;
+    paths?: readonly RegExp[];
   };
   readonly entities?: readonly string[];
 }
@@ -164,6 +166,7 @@ export function compileRule(rule: Rule): CompiledRule {
     c.ssh = {
       ...(s.command !== undefined ? { command: compileRegex(s.command) } : {}),
       ...(s.channels ? { channels: new Set(s.channels) } : {}),
+      ...(s.paths ? { paths: s.paths.map(compilePathGlob) } : {}),
     };
   }
   if (w?.entities) c.entities = w.entities;
@@ -187,8 +190,14 @@ export interface MatchEnv {
   httpText?: string;
   /** Lower-cased name parts of the statement's relations and functions, computed once. */
   parts?: { rels: string[][]; fns: string[][] };
+  /** SSH exec/shell: the command line resolved into simple commands, computed once (null: not a shell line). */
+  shell?: ShellAnalysis | null;
+  /** SSH file reads: the normalised path, computed once. */
+  filePath?: string;
   /** Set by `matchRule` when it returns INDETERMINATE. */
   cause?: IndeterminateCause;
+  /** With cause `opaque_command`: why the command line cannot be resolved. */
+  opaque?: string;
 }
 
 export class RuleEvaluationError extends Error {
@@ -426,14 +435,36 @@ export function matchRule(c: CompiledRule, env: MatchEnv, why?: string[]): Match
       if (!why) return NO;
       fail(() => `channels: ${action.channel} not in ${list(s.channels!)}`);
     }
+    if (s.paths) {
+      if (action.path === undefined) {
+        if (!why) return NO;
+        fail(() => `paths: this ${action.channel} request reads no file`);
+      } else {
+        const p = (env.filePath ??= normalizeFilePath(action.path));
+        if (!s.paths.some((re) => re.test(p))) {
+          if (!why) return NO;
+          fail(() => `paths: ${p} matches none of ${list(c.rule.when?.ssh?.paths ?? [])}`);
+        }
+      }
+    }
     if (s.command !== undefined) {
       const re = regexOf(s.command, `rule ${c.rule.name} ssh.command`);
-      if (action.command === undefined) {
+      const cmd = action.command;
+      if (cmd === undefined) {
         if (!why) return NO;
         fail(() => `command: this ${action.channel} request has no command line`);
-      } else if (!re.test(action.command)) {
-        if (!why) return NO;
-        fail(() => `command: /${re.source}/ does not match "${action.command}"`);
+      } else {
+        const sh = env.shell === undefined ? (env.shell = shellOf(action)) : env.shell;
+        const r = sh === null ? (re.test(cmd) ? YES : NO) : c.rule.action === 'allow' ? coversLine(re, cmd, sh) : matchesLine(re, cmd, sh);
+        if (r === INDETERMINATE) {
+          indet = true;
+          env.cause = 'opaque_command';
+          env.opaque = sh!.opaque.join('; ');
+          why?.push(`command: /${re.source}/ matches no simple command, and the line cannot be resolved statically (${env.opaque})`);
+        } else if (r === NO) {
+          if (!why) return NO;
+          fail(() => commandMiss(re, cmd, sh, c.rule.action === 'allow'));
+        }
       }
     }
   }
@@ -486,6 +517,74 @@ function httpText(a: Extract<PolicyAction, { type: 'http' }>): string {
     else t += `${k}: ${v as string}\n`;
   }
   return `${t}\n${a.body ?? ''}`;
+}
+
+/**
+ * SSH command lines (exec, and each line of an interactive shell) are matched against the raw text and against
+ * each simple command the shell would run (policy/ssh/shell.ts); forward targets are matched as they are.
+ */
+function shellOf(action: Extract<PolicyAction, { type: 'ssh' }>): ShellAnalysis | null {
+  if (action.command === undefined || (action.channel !== 'exec' && action.channel !== 'shell')) return null;
+  return analyzeShell(action.command, { interactive: action.channel === 'shell' });
+}
+
+/** The command text with the command word's directory dropped (`/bin/cat x` → `cat x`), or null. */
+function baseForm(n: ShellCommand): string | null {
+  const w = n.words[0]!;
+  const k = w.lastIndexOf('/');
+  return k >= 0 && k < w.length - 1 ? `${w.slice(k + 1)}${n.text.slice(w.length)}` : null;
+}
+
+/**
+ * deny / approve / mask / limit: the raw line or any simple command the shell would run (also with the command
+ * word's directory dropped). No match on a line that cannot be fully resolved is indeterminate: the evaluator
+ * fails closed rather than guess what `$CMD` or `sh -c "$X"` runs.
+ */
+function matchesLine(re: RegExp, raw: string, sh: ShellAnalysis): MatchResult {
+  if (re.test(raw)) return YES;
+  for (const n of flattenCommands(sh.commands)) {
+    if (re.test(n.text)) return YES;
+    const b = baseForm(n);
+    if (b !== null && re.test(b)) return YES;
+  }
+  return sh.opaque.length ? INDETERMINATE : NO;
+}
+
+/**
+ * allow: the rule must cover every simple command of the line (a wrapper such as `sudo X` or `sh -c 'X; Y'` is
+ * covered by its own text, or when everything it runs is covered). A line that is one simple command is also
+ * covered when the raw text matches. A line that cannot be fully resolved is never covered.
+ */
+function coversLine(re: RegExp, raw: string, sh: ShellAnalysis): MatchResult {
+  if (sh.opaque.length) return NO;
+  if (sh.commands.length <= 1 && re.test(raw)) return YES;
+  if (sh.commands.length === 0) return NO;
+  const covered = (n: ShellCommand): boolean => re.test(n.text) || (n.inner.length > 0 && n.inner.every(covered));
+  return sh.commands.every(covered) ? YES : NO;
+}
+
+function commandMiss(re: RegExp, raw: string, sh: ShellAnalysis | null, cover: boolean): string {
+  if (sh === null || !cover) return `command: /${re.source}/ does not match "${raw}"${sh && sh.commands.length > 1 ? ' or any of its simple commands' : ''}`;
+  if (sh.opaque.length) return `command: the line cannot be resolved statically (${sh.opaque.join('; ')}), so an allow rule cannot cover it`;
+  const missing = sh.commands.find((n) => !re.test(n.text));
+  return `command: /${re.source}/ does not cover every simple command of the line${missing ? ` (not "${missing.text}")` : ''}`;
+}
+
+/**
+ * The path a `paths` condition sees: repeated slashes collapsed, `.` and `..` resolved lexically (`/tmp/../etc/x`
+ * is `/etc/x`). A relative path stays relative (it is resolved on the target against the login directory).
+ */
+export function normalizeFilePath(raw: string): string {
+  const abs = raw.startsWith('/');
+  const out: string[] = [];
+  for (const seg of raw.split('/')) {
+    if (seg === '' || seg === '.') continue;
+    if (seg === '..') {
+      if (out.length && out[out.length - 1] !== '..') out.pop();
+      else if (!abs) out.push('..');
+    } else out.push(seg);
+  }
+  return `${abs ? '/' : ''}${out.join('/')}` || '.';
 }
 
 /** The content an `entities` condition looks at. */

@@ -19,7 +19,7 @@ export interface PolicyIdentity {
 export type PolicyAction =
   | { type: 'sql'; text: string; classification?: SqlClassification }
   | { type: 'http'; method: string; path: string; headers: Readonly<Record<string, string | readonly string[]>>; body?: string }
-  | { type: 'ssh'; channel: SshChannelKind; command?: string; target?: string };
+  | { type: 'ssh'; channel: SshChannelKind; command?: string; target?: string; path?: string };
 
 /** The resource fields the engine reads. A full `Resource` fits. */
 export type PolicyResource = Pick<Resource, 'name' | 'default' | 'enforce'> & { kind: ResourceKind };

@@ -124,7 +124,19 @@ describe('ssh command conditions', () => {
   it('accept forward channels (command is then host:port) and flag channels that carry nothing', () => {
     const forward = lint({ p: [{ name: 'db-forward', when: { ssh: { command: '^db\\.internal:5432$', channels: ['forward'] } }, action: 'allow' }] }, box);
     expect(forward.filter((f) => f.severity === 'error')).toEqual([]);
-    const shell = lint({ p: [{ name: 'shell-cmd', when: { ssh: { command: '^rm', channels: ['shell', 'sftp'] } }, action: 'deny' }] }, box);
-    expect(shell.map((f) => f.message).join('\n')).toMatch(/shell-cmd can never match: only exec channels/);
+    // Lines typed into a shell carry a command; an sftp channel does not.
+    const shell = lint({ p: [{ name: 'shell-cmd', when: { ssh: { command: '^rm', channels: ['shell'] } }, action: 'deny' }] }, box);
+    expect(shell.filter((f) => f.severity === 'error')).toEqual([]);
+    const sftp = lint({ p: [{ name: 'sftp-cmd', when: { ssh: { command: '^rm', channels: ['sftp'] } }, action: 'deny' }] }, box);
+    expect(sftp.map((f) => f.message).join('\n')).toMatch(/sftp-cmd can never match: only exec channels/);
+  });
+
+  it('flag paths rules that can never match: with a command, or on channels that read no file', () => {
+    const ok = lint({ p: [{ name: 'keys', when: { ssh: { paths: ['**/.ssh/**'], channels: ['sftp', 'exec'] } }, action: 'deny' }] }, box);
+    expect(ok.filter((f) => f.severity === 'error')).toEqual([]);
+    const both = lint({ p: [{ name: 'both', when: { ssh: { paths: ['/etc/**'], command: '^cat' } }, action: 'deny' }] }, box);
+    expect(both.map((f) => f.message).join('\n')).toMatch(/both can never match: a file read has no command line/);
+    const fwd = lint({ p: [{ name: 'fwd', when: { ssh: { paths: ['/etc/**'], channels: ['forward'] } }, action: 'deny' }] }, box);
+    expect(fwd.map((f) => f.message).join('\n')).toMatch(/fwd can never match: only sftp channels and scp -f/);
   });
 });

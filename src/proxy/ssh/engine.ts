@@ -17,15 +17,18 @@
  *        shell                      → policy (channel shell); allowed: upstream shell, each entered line
  *                                     checked before its Enter (line.ts, best effort), output masked,
  *                                     recorded as asciicast frames
- *        subsystem sftp             → policy (channel sftp); allowed: raw relay, file operations recorded
- *                                     (sftp.ts), contents not masked
+ *        subsystem sftp             → policy (channel sftp); allowed: relay, file operations recorded
+ *                                     (sftp.ts); files opened for reading decided by `ssh.paths` rules and
+ *                                     masked like `cat` output (download.ts)
  *   4. direct-tcpip (ssh -L)        → denied unless a rule allows it (channel forward, target host:port; the
  *                                     target is also the command text, so `ssh.command` can match it)
  *      tcpip-forward (ssh -R), streamlocal → refused
  *   5. on any end, the record closes with its outcome and counters
  *
  * File transfer commands (scp, rsync --server, git-upload-pack/-receive-pack) are decided and recorded like
- * any exec, but their data is binary and length-framed: it is neither masked nor recorded as frames.
+ * any exec, but their data is binary and length-framed: it is not recorded as frames. `scp -f` (the target side
+ * of a legacy `scp -O` download) is decided per source by `ssh.paths` rules and its files are masked like `cat`
+ * output (download.ts); the other transfer commands' data passes unmasked.
  */
 import { approvalRequest, auditLabel, decide, ruleNameOf, tunnelPolicyOf, type EngineBaseOptions, type TunnelPolicy } from '../decide.js';
 import { timingSafeEqual } from 'node:crypto';
@@ -45,6 +48,8 @@ import { fingerprint, hostKeyMatches, type ClientKey, type LocalHostKey, type Pi
 import { LineTracker, looksLikeSecretPrompt } from './line.js';
 import { OutputMasker } from './output.js';
 import { describeSftpPacket, formatSftpOp, SftpFramer } from './sftp.js';
+import { ScpDownloads, scpSources, SftpDownloads, type DownloadFilterOptions } from './download.js';
+import { analyzeShell } from '../../policy/ssh/index.js';
 import { UpstreamPool } from './upstream-pool.js';
 
 export interface SshTarget {
@@ -112,6 +117,8 @@ export class SshEngine implements TunnelEngine {
   private readonly envAllow: readonly string[];
   /** The upstream connections the sessions' channels run on. */
   readonly upstreams: UpstreamPool;
+  /** Some rule has an `ssh.paths` condition: downloads are decided file by file. */
+  readonly pathRules: boolean;
 
   constructor(o: SshEngineOptions) {
     this.o = o;
@@ -120,6 +127,7 @@ export class SshEngine implements TunnelEngine {
     this.tunnelPolicy = tunnelPolicyOf(o, this.auditDlp);
     this.clientKeyWire = o.clientKey.parsed.getPublicSSH();
     this.envAllow = o.envAllow ?? DEFAULT_ENV_ALLOW;
+    this.pathRules = o.policies.some((p) => p.rules.some((r) => r.when?.ssh?.paths !== undefined));
     this.upstreams = new UpstreamPool({ connect: () => this.connectUpstream(), perConnection: o.shareUpstream ?? DEFAULT_SHARE_UPSTREAM, idleMs: o.spareIdleMs ?? 60_000 });
     this.server = new o.ssh2.Server({ hostKeys: [o.hostKey.privateKey], ident: 'dlpctl' }, (client, info) => {
       const key = `${info.ip}:${info.port}`;
@@ -579,6 +587,8 @@ class SshConnection {
     const nl = pty ? '\r\n' : '\n';
     if (!(await this.setUpOk(ch, nl))) return;
     const transfer = FILE_TRANSFER.test(command);
+    // `scp -f SOURCE…`: the target side of a legacy download; its files are decided and masked one by one.
+    const sources = transfer ? scpDownloadSources(command) : null;
     const v = await this.engine.decide(
       this,
       { channel: 'exec', command },
@@ -589,6 +599,19 @@ class SshConnection {
       await this.recordClose({ channel: 'exec', decision: 'deny', ...(v.rule ? { rule: v.rule } : {}), channelId: id, exitStatus: 126, bytesIn: 0, bytesOut: 0 });
       this.refuse(ch, v.message, nl, 126);
       return;
+    }
+    const mask = this.engine.masks.for(v.masks);
+    const downloads = sources !== null && (mask !== null || this.engine.pathRules);
+    if (downloads) {
+      // Sources named literally are decided before anything runs; globs and directories (-r) file by file.
+      for (const src of sources.filter((x) => !/[*?[]/.test(x))) {
+        const denied = await this.checkPath('exec', id, src);
+        if (denied !== null) {
+          await this.recordClose({ channel: 'exec', decision: 'deny', channelId: id, exitStatus: 126, bytesIn: 0, bytesOut: 0 });
+          this.refuse(ch, denied, nl, 126);
+          return;
+        }
+      }
     }
     const opts: Ssh2.ExecOptions = { env, ...(pty ? { pty: ptyOptions(pty) } : {}) };
     let stream: Ssh2.ClientChannel;
@@ -604,10 +627,11 @@ class SshConnection {
       id,
       channel: 'exec',
       decision: v,
-      mask: transfer ? null : this.engine.masks.for(v.masks),
+      mask: transfer ? null : mask,
       idle: pty ? 'immediate' : (this.engine.o.execIdleFlushMs ?? 200),
       record: !transfer,
       pty,
+      ...(downloads ? { scp: { mask, sources } } : {}),
     });
   }
 
@@ -672,7 +696,8 @@ class SshConnection {
       return;
     }
     setRunning(stream);
-    this.relay(ch, stream, { id, channel: 'sftp', decision: v, mask: null, idle: 0, record: false, pty: null, sftp: true });
+    const mask = this.engine.masks.for(v.masks);
+    this.relay(ch, stream, { id, channel: 'sftp', decision: v, mask: null, idle: 0, record: false, pty: null, sftp: { mask, downloads: mask !== null || this.engine.pathRules } });
   }
 
   // ───────────────────────────── direct-tcpip ─────────────────────────────
@@ -721,7 +746,10 @@ class SshConnection {
       record: boolean;
       pty: PtyInfo | null;
       lines?: boolean;
-      sftp?: boolean;
+      /** sftp: downloads decided by path rules and masked (mask null: only decided). */
+      sftp?: { mask: DlpEngine | null; downloads: boolean };
+      /** scp -f: the same for a legacy download. */
+      scp?: { mask: DlpEngine | null; sources: string[] };
       target?: string;
     },
   ): void {
@@ -745,7 +773,49 @@ class SshConnection {
     };
     const out = new OutputMasker({ engine: o.mask, idle: o.idle, emit: (b) => toClient(ch, b) });
     const err = new OutputMasker({ engine: o.mask, idle: o.idle, emit: (b) => toClient(ch.stderr, b) });
-    up.on('data', (d: Buffer) => out.push(d));
+    const fileOpts = (mask: DlpEngine | null, channel: 'exec' | 'sftp'): DownloadFilterOptions => ({
+      mask,
+      check: (path) => this.checkPath(channel, o.id, path),
+      toClient: (b) => toClient(ch, b),
+      toServer: (b) => write(b),
+      masked: (counts) => {
+        for (const [k, n] of Object.entries(counts)) fileCounts[k] = (fileCounts[k] ?? 0) + n;
+      },
+      notice: (m) => ch.stderr.write(`${m}\n`),
+    });
+    const fileCounts: Record<string, number> = {};
+    const scp = o.scp ? new ScpDownloads(fileOpts(o.scp.mask, 'exec'), o.scp.sources) : null;
+    const sftp = o.sftp?.downloads ? new SftpDownloads(fileOpts(o.sftp.mask, 'sftp')) : null;
+    if (scp) {
+      // Target data in order; a path decision holds the target until it is made.
+      let upChain: Promise<void> = Promise.resolve();
+      let held = 0;
+      up.on('data', (d: Buffer) => {
+        held++;
+        up.pause();
+        upChain = upChain
+          .then(() => scp.fromServer(d))
+          .then(
+            () => {
+              if (--held === 0) up.resume();
+            },
+            () => up.close(),
+          );
+      });
+    } else if (sftp) {
+      const framer = new SftpFramer();
+      up.on('data', (d: Buffer) => {
+        let packets: Buffer[];
+        try {
+          packets = framer.push(d);
+        } catch (e) {
+          void this.note(`sftp channel ${o.id} closed: the target sent ${(e as Error).message}`);
+          up.close();
+          return;
+        }
+        for (const p of packets) sftp.fromServer(p);
+      });
+    } else up.on('data', (d: Buffer) => out.push(d));
     up.stderr.on('data', (d: Buffer) => err.push(d));
     up.on('exit', (code: number | null, signal?: string, dump?: boolean, desc?: string) => {
       exit = { code, ...(signal ? { signal } : {}), ...(dump !== undefined ? { dump } : {}), ...(desc ? { desc } : {}) };
@@ -762,7 +832,8 @@ class SshConnection {
     };
     let input: (d: Buffer) => Promise<void> | void = write;
     if (o.lines && o.pty) input = this.lineGate(ch, o.id, write, nl, () => recent);
-    if (o.sftp) input = this.sftpRecorder(ch, o.id, write);
+    if (o.sftp) input = this.sftpRecorder(ch, o.id, write, sftp);
+    if (scp) input = (d) => scp.fromClient(d);
     let chain: Promise<void> = Promise.resolve();
     ch.on('data', (d: Buffer) => {
       const r = input(d);
@@ -800,6 +871,8 @@ class SshConnection {
       this.live.delete(kill);
       out.end();
       err.end();
+      scp?.end();
+      for (const [k, n] of Object.entries(fileCounts)) this.recorder!.masked(k, n);
       const tail = frameDec.end();
       if (o.record && tail) this.frame(o.id, tail);
       const e = exit as { code: number | null; signal?: string; dump?: boolean; desc?: string } | null;
@@ -874,7 +947,7 @@ class SshConnection {
   }
 
   /** sftp input: record each file operation durably before it goes upstream; everything else passes. */
-  private sftpRecorder(ch: Ssh2.ServerChannel, id: number, write: (d: Buffer) => void): (d: Buffer) => Promise<void> | void {
+  private sftpRecorder(ch: Ssh2.ServerChannel, id: number, write: (d: Buffer) => void, downloads: SftpDownloads | null): (d: Buffer) => Promise<void> | void {
     const framer = new SftpFramer();
     return (d: Buffer) => {
       let packets: Buffer[];
@@ -886,7 +959,7 @@ class SshConnection {
         return;
       }
       const ops = packets.map((p) => describeSftpPacket(p));
-      if (ops.every((x) => x === null)) {
+      if (ops.every((x) => x === null) && !(downloads && packets.some((p) => downloads.wants(p)))) {
         if (packets.length) write(packets.length === 1 ? packets[0]! : Buffer.concat(packets));
         return;
       }
@@ -894,6 +967,7 @@ class SshConnection {
         let run: Buffer[] = [];
         for (let i = 0; i < packets.length; i++) {
           const op = ops[i];
+          if (downloads?.wants(packets[i]!) && !(await downloads.fromClient(packets[i]!))) continue; // answered by dlpctl
           if (op) {
             if (run.length) write(Buffer.concat(run));
             run = [];
@@ -906,6 +980,26 @@ class SshConnection {
         if (run.length) write(Buffer.concat(run));
       })();
     };
+  }
+
+  /**
+   * Decides one file read by the `ssh.paths` rules: null to go on, else the message for the client. A denial is
+   * recorded durably first (the command text is `read "PATH"`).
+   */
+  private async checkPath(channel: 'exec' | 'sftp', id: number, path: string): Promise<string | null> {
+    const engine = this.engine;
+    if (!engine.pathRules) return null;
+    const d = decide(engine.tunnelPolicy, { type: 'ssh', channel, path });
+    if (d.action === 'allow') return null;
+    const rule = ruleNameOf(d);
+    const text = engine.auditDlp.maskText(`read ${JSON.stringify(path)}`).text;
+    await this.recorder!.record({ type: 'ssh.command', command: text, decision: 'deny', ...(rule ? { rule } : {}), channel, channelId: id });
+    this.recorder!.counters.denied += 1;
+    const where = d.rule ? `policy ${d.rule.policy} rule ${d.rule.rule}` : 'fail-closed';
+    this.emit({ type: 'decision', resource: engine.o.resource.name, sessionId: this.recorder!.id, action: 'deny', rule: rule ?? null, kinds: [channel], summary: text.slice(0, 200) });
+    // An approve rule cannot hold a file read mid-transfer: it denies, and says so.
+    const why = d.action === 'approve' ? `${d.message} (a download cannot wait for approval; it is denied)` : d.message;
+    return `dlpctl: denied by ${where}: ${path}: ${why}`;
   }
 
   private async recordClose(b: Omit<Extract<EventBody, { type: 'ssh.channel' }>, 'type' | 'phase'>): Promise<void> {
@@ -990,3 +1084,10 @@ function ptyOptions(p: PtyInfo): Ssh2.PseudoTtyOptions {
   return { rows: p.rows, cols: p.cols, height: p.height, width: p.width, term: p.term, modes: p.modes };
 }
 
+
+/** The sources of an `scp -f` command line (as the target's shell would split it), or null. */
+function scpDownloadSources(command: string): string[] | null {
+  const a = analyzeShell(command);
+  const first = a.commands.length === 1 ? a.commands[0]! : null;
+  return first ? scpSources(first.words) : null;
+}

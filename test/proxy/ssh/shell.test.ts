@@ -73,6 +73,10 @@ describe('interactive shell through the tunnel', { timeout: 240_000 }, () => {
         { send: `touch ${forbidden}\r` },
         { expect: 'denied by policy guard rule no-touch: no touching' },
         { expect: P },
+        // Each typed line is resolved like an exec command line: a rule for `^touch` sees `true && t\ouch …`.
+        { send: `true && t\\ouch ${forbidden}\r` },
+        { expect: 'denied by policy guard rule no-touch: no touching' },
+        { expect: P },
         // A line typed while the shell is busy is echoed by the remote tty as it arrives, and again by the line
         // editor: expect what the command printed (not preceded by `echo `), or the next step goes out early.
         { send: 'echo mail: jane.doe@example.com\r' },
@@ -105,6 +109,7 @@ describe('interactive shell through the tunnel', { timeout: 240_000 }, () => {
     const lines = events.filter((e): e is Extract<StoreEvent, { type: 'ssh.command' }> => e.type === 'ssh.command');
     expect(lines.find((e) => e.command === 'echo one  two')).toMatchObject({ channel: 'shell', decision: 'allow', certain: true });
     expect(lines.find((e) => e.command.startsWith('touch '))).toMatchObject({ decision: 'deny', rule: 'guard/no-touch' });
+    expect(lines.find((e) => e.command.startsWith('true && t\\ouch '))).toMatchObject({ decision: 'deny', rule: 'guard/no-touch' });
     // Cursor keys: the line is still checked and recorded, marked uncertain.
     expect(lines.find((e) => e.command === 'echo abcX')).toMatchObject({ certain: false });
     const close = events.find((e) => e.type === 'ssh.channel' && e.phase === 'close');

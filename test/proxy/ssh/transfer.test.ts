@@ -1,7 +1,8 @@
 /**
  * File transfer through the tunnel with the real OpenSSH clients: `scp -O` (legacy, an exec channel),
  * `scp` (sftp-based default), `sftp`, and `git` over ssh; sftp allowed or denied by policy; file operations
- * recorded.
+ * recorded. The tunnel here has no mask rule, so every file must arrive byte for byte; downloads under mask rules
+ * and path rules are in downloads.test.ts.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -17,13 +18,14 @@ let work: string;
 
 beforeAll(async () => {
   fx = await startSshFixture();
+  // No mask rule: files must arrive byte for byte (masked downloads: downloads.test.ts).
   t = await fx.tunnel({
-    policies: `  pii:
-    - name: mask
-      action: mask
-      entities: [email]
+    policies: `  audit:
+    - name: forward-off
+      when: { ssh: { channels: [forward] } }
+      action: deny
 `,
-    use: ['pii'],
+    use: ['audit'],
   });
   denied = await fx.tunnel({
     policies: `  nosftp:
