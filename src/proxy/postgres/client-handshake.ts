@@ -121,11 +121,12 @@ async function handshake(conn: PgConn, opts: ClientHandshakeOptions): Promise<Cl
           return fatal(conn, '28000', 'this tunnel accepts TLS connections only', 'connect with sslmode=require (or verify-full with the tunnel certificate), as in the URL dlpctl printed');
         }
         if (packet.protocolVersion !== PROTOCOL_3_0 || [...packet.params.keys()].some((k) => k.startsWith('_pq_.'))) {
-          // We speak 3.0 to both sides: tell a newer client so, as PostgreSQL itself does.
+          // We speak 3.0 to both sides: tell a newer client so, as PostgreSQL itself does. The field is the
+          // newest version we support as a whole protocol number (3.0 = 196608), not its minor part.
           await conn.write(
             encodeBackend({
               kind: 'NegotiateProtocolVersion',
-              newestMinorVersion: 0,
+              newestMinorVersion: PROTOCOL_3_0,
               unrecognizedOptions: [...packet.params.keys()].filter((k) => k.startsWith('_pq_.')),
             }),
           );

@@ -2,7 +2,10 @@
  * One side of a tunnel session: a socket (plain or TLS) with the codec's framer in front of it.
  * Frames are pulled with `next()`, which is what gives the tunnel backpressure: while a frame is being
  * decided (a durable audit write, a pending approval) nothing more is read from that side; the socket is
- * paused once more than `highWaterMark` bytes wait in the framer. Writes wait for 'drain'.
+ * paused once more than `highWaterMark` bytes wait in the framer and nobody waits for a frame. A `next()`
+ * caller waiting means no complete frame is buffered: the bytes are the head of one message, which must be
+ * read whole to make progress, so the socket is never left paused under a waiter (memory stays bounded by
+ * the framer's message size cap, checked as soon as a length word arrives). Writes wait for 'drain'.
  */
 import type net from 'node:net';
 import { coalesceWrites } from '../coalesce-writes.js';
@@ -28,6 +31,9 @@ export class PgConn {
   private readonly onData = (chunk: Buffer) => this.push(chunk);
   private readonly onEnd = () => this.fail(new ConnectionClosed(this.side));
   private readonly onError = (err: Error) => this.fail(err);
+  private closedResolve: (() => void) | null = null;
+  /** Settles when the peer closes, the socket fails or the framer rejects the stream, waiter or not. */
+  readonly whenClosed: Promise<void> = new Promise<void>((resolve) => (this.closedResolve = resolve));
 
   constructor(socket: net.Socket, opts: { side: string; mode?: FramerMode; maxMessageSize?: number; highWaterMark?: number }) {
     this.socket = socket;
@@ -74,7 +80,7 @@ export class PgConn {
       return;
     }
     this.deliver();
-    if (!this.paused && this.framer.pendingBytes > this.highWaterMark) {
+    if (!this.paused && !this.waiter && this.framer.pendingBytes > this.highWaterMark) {
       this.paused = true;
       this.socket.pause();
     }
@@ -83,6 +89,7 @@ export class PgConn {
   private fail(err: unknown): void {
     if (this.failure) return;
     this.failure = err;
+    this.closedResolve?.();
     const w = this.waiter;
     this.waiter = null;
     w?.reject(err);
@@ -150,6 +157,7 @@ export class PgConn {
 
   destroy(): void {
     this.socket.destroy();
+    this.fail(new ConnectionClosed(this.side));
   }
 
   /** Flush what is written, then close. */

@@ -5,7 +5,10 @@
  *      a CancelRequest is mapped to the upstream backend's key and sent on a new upstream connection
  *   2. upstream start-up (upstream.ts): TLS per tls.mode, the injected credential
  *   3. the session record opens (durable) — no store, no session
- *   4. the client gets the upstream's ParameterStatus, our own BackendKeyData and ReadyForQuery
+ *   4. the client gets the upstream's ParameterStatus, BackendKeyData and ReadyForQuery; the BackendKeyData
+ *      carries the upstream backend's real pid (pg_backend_pid(), pg_terminate_backend checks, NOTIFY sender
+ *      pids all agree with it) and a secret key of our own, so a CancelRequest still has to come through
+ *      the tunnel, which maps it to the backend's real key
  *   5. the relay (session.ts) decides every statement through `gate` and masks every result through `plan`
  *   6. on any end, the session record closes with its outcome and counters
  */
@@ -166,8 +169,9 @@ export class PostgresEngine implements TunnelEngine {
     const sessionId = recorder.id;
     ctx.emit({ type: 'session_start', resource, sessionId, client: clientAddr });
 
-    // Our own cancel key: the client never learns the upstream backend's.
-    const ourPid = randomBytes(4).readInt32BE(0) & 0x7fffffff;
+    // The upstream's real pid (so pg_backend_pid() and NOTIFY sender pids match what the client was told)
+    // with a key of our own: the client never learns the backend's key, so a cancel has to come through us.
+    const ourPid = upstream.processId;
     const ourKey = randomBytes(4);
     const cancelKey = `${ourPid}:${ourKey.toString('hex')}`;
     this.cancelKeys.set(cancelKey, { processId: upstream.processId, secretKey: upstream.secretKey });

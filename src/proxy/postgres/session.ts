@@ -113,6 +113,8 @@ interface ResultState {
 const POISON_PREFIX = 'dlpctl_denied_';
 /** How long a query may go on sending past its limit before it is cancelled upstream. */
 const CANCEL_AFTER_MS = 100;
+/** After one side closed, how long a loop still relaying (to a client that does not read) may go on. */
+const CLOSE_GRACE_MS = 2000;
 
 function poisonSql(nonce: string): string {
   return `SELECT 1 FROM "${POISON_PREFIX}${nonce}"`;
@@ -147,8 +149,20 @@ export class PgSession {
   /** Runs both directions until either side closes; resolves with the outcome. */
   async run(): Promise<'ok' | 'error' | 'terminated'> {
     const clientSide = this.clientLoop();
-    const upstreamSide = this.upstreamLoop();
-    const first = await Promise.race([clientSide.then(() => 'client' as const), upstreamSide.then(() => 'upstream' as const)]).catch(
+    const upstreamSide = this.upstreamLoop().catch(async (err: unknown) => {
+      // A message the tunnel cannot relay (over the size cap, malformed): say so rather than just close.
+      if (isProtocolError(err) && !this.d.client.closed) {
+        await this.d.client.end(encodeErrorResponse({ severity: 'FATAL', code: '08P01', message: `dlpctl: the database sent a message the tunnel cannot relay: ${err.message}` }));
+      }
+      throw err;
+    });
+    // A loop blocked on the other side (a write waiting for a client that does not read) does not see its
+    // own side close: either socket closing ends the session (pg_terminate_backend, a vanished client).
+    // The loops normally end by themselves once what was received is relayed; the grace only matters when one is stuck.
+    const closed = Promise.race([this.d.client.whenClosed, this.d.upstream.whenClosed])
+      .then(() => new Promise<void>((resolve) => setTimeout(resolve, CLOSE_GRACE_MS).unref()))
+      .then(() => 'closed' as const);
+    const first = await Promise.race([clientSide.then(() => 'client' as const), upstreamSide.then(() => 'upstream' as const), closed]).catch(
       (err: unknown) => err,
     );
     this.d.client.destroy();
@@ -156,7 +170,7 @@ export class PgSession {
     this.limitEnded();
     await Promise.allSettled([clientSide, upstreamSide]);
     if (this.ending) return 'terminated';
-    if (first === 'client' || first === 'upstream') return 'ok';
+    if (first === 'client' || first === 'upstream' || first === 'closed') return 'ok';
     if (first instanceof ConnectionClosed) return 'ok';
     return 'error';
   }
@@ -166,6 +180,8 @@ export class PgSession {
     if (this.ending) return;
     this.ending = reason;
     await this.d.client.end(encodeErrorResponse({ severity: 'FATAL', code: '57P01', message: `dlpctl: ${reason}` })).catch(() => {});
+    // (a client that does not read never takes that message: end() gives up after a second)
+    this.d.client.destroy();
     this.d.upstream.destroy();
   }
 
