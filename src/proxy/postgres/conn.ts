@@ -151,6 +151,11 @@ export class PgConn {
     });
   }
 
+  /** Reading is paused for backpressure: a peer closing now goes unseen until it resumes. */
+  get stalled(): boolean {
+    return this.paused && !this.failure;
+  }
+
   get closed(): boolean {
     return this.failure !== null || this.socket.destroyed;
   }

@@ -49,6 +49,8 @@ export interface PostgresEngineOptions extends EngineBaseOptions {
 }
 
 let nextSessionNumber = 0;
+/** How often a session stalled on a client that does not read checks that its backend still runs. */
+const STALL_CHECK_MS = 2000;
 
 export class PostgresEngine implements TunnelEngine {
   private readonly o: PostgresEngineOptions;
@@ -180,6 +182,18 @@ export class PostgresEngine implements TunnelEngine {
     for (const [k, v] of upstream.parameters) hello2.push(encodeParameterStatus(k, v));
     hello2.push(encodeBackendKeyData(ourPid, ourKey), encodeReadyForQuery(upstream.status));
     let outcome: 'ok' | 'error' | 'terminated' = 'ok';
+    // A session whose client does not read leaves the upstream socket paused, and a paused socket does not
+    // see the backend go away (pg_terminate_backend): ask the catalogue connection whether it still runs.
+    const watchdog = setInterval(() => {
+      if (!upstream.conn.stalled) return;
+      this.catalog.backendAlive(upstream.processId).then(
+        (alive) => {
+          if (!alive) upstream.conn.destroy();
+        },
+        () => {},
+      );
+    }, STALL_CHECK_MS);
+    watchdog.unref();
     try {
       await client.write(Buffer.concat(hello2));
       const session = new PgSession({
@@ -207,6 +221,7 @@ export class PostgresEngine implements TunnelEngine {
     } catch {
       outcome = 'error';
     } finally {
+      clearInterval(watchdog);
       this.cancelKeys.delete(cancelKey);
       client.destroy();
       upstream.conn.destroy();
