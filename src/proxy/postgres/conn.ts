@@ -28,6 +28,8 @@ export class PgConn {
   private failure: unknown = null;
   private readonly highWaterMark: number;
   private paused = false;
+  /** Sees every frame of one type as it is taken from the framer (the session tracks ParameterStatus). */
+  private watcher: { type: number; fn: (f: Frame) => void } | null = null;
   private readonly onData = (chunk: Buffer) => this.push(chunk);
   private readonly onEnd = () => this.fail(new ConnectionClosed(this.side));
   private readonly onError = (err: Error) => this.fail(err);
@@ -107,7 +109,7 @@ export class PgConn {
     if (frame) {
       const w = this.waiter;
       this.waiter = null;
-      w.resolve(frame);
+      w.resolve(this.seen(frame));
     }
   }
 
@@ -118,7 +120,7 @@ export class PgConn {
       this.paused = false;
       this.socket.resume();
     }
-    if (frame) return Promise.resolve(frame);
+    if (frame) return Promise.resolve(this.seen(frame));
     if (this.failure) return Promise.reject(this.failure);
     if (this.paused) {
       this.paused = false;
@@ -131,7 +133,17 @@ export class PgConn {
 
   /** A frame already received, without waiting (null when none is complete). */
   tryNext(): Frame | null {
-    return this.framer.next();
+    return this.seen(this.framer.next());
+  }
+
+  /** Calls `fn` with every frame of type `type` taken from now on, before its caller gets it. */
+  watch(type: number, fn: (f: Frame) => void): void {
+    this.watcher = { type, fn };
+  }
+
+  private seen<F extends Frame | null>(frame: F): F {
+    if (frame && this.watcher && frame.type === this.watcher.type) this.watcher.fn(frame);
+    return frame;
   }
 
   write(buf: Buffer): Promise<void> | void {

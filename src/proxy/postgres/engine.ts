@@ -24,6 +24,7 @@ import { requestApproval } from '../../approvals/request.js';
 import { SessionRecorder } from '../recorder.js';
 import type { TunnelAddress, TunnelEngine, TunnelEvent, TunnelSession } from '../tunnel.js';
 import { CatalogResolver } from './catalog.js';
+import { clientCodec } from './encoding.js';
 import { clientHandshake, ClientRejected } from './client-handshake.js';
 import {
   createScramSecret,
@@ -152,6 +153,15 @@ export class PostgresEngine implements TunnelEngine {
       await client.end(encodeErrorResponse({ severity: 'FATAL', code: '08006', message: `dlpctl: ${message}` }));
       return;
     }
+    const encoding = upstream.parameters.get('client_encoding');
+    if (encoding && !clientCodec(encoding, upstream.parameters.get('server_encoding'))) {
+      // (asked for in the start-up packet or PGCLIENTENCODING; see encoding.ts for why it is refused)
+      const message = `client_encoding ${encoding} is not supported through the tunnel; use UTF8, or a single-byte encoding such as LATIN1-10, WIN1250-1258, KOI8R`;
+      ctx.emit({ type: 'error', resource, message: `client ${clientAddr} rejected: ${message}` });
+      await client.end(encodeErrorResponse({ severity: 'FATAL', code: '0A000', message: `dlpctl: ${message}` }));
+      upstream.conn.destroy();
+      return;
+    }
     let recorder: SessionRecorder;
     try {
       recorder = await SessionRecorder.start(this.o.store, {
@@ -212,9 +222,13 @@ export class PostgresEngine implements TunnelEngine {
             hashKey: this.hashKey,
             vault: this.vault,
             derived: verdict.derived ?? null,
+            codec: session.codec,
           }),
         cancel: () => cancelUpstream(this.o.target, upstream.processId, upstream.secretKey),
         emit: ctx.emit,
+        functionName: (oid) => this.catalog.functionName(oid),
+        ...(upstream.parameters.has('client_encoding') ? { clientEncoding: upstream.parameters.get('client_encoding')! } : {}),
+        ...(upstream.parameters.has('server_encoding') ? { serverEncoding: upstream.parameters.get('server_encoding')! } : {}),
       });
       setSession(session);
       outcome = await session.run();

@@ -16,6 +16,7 @@ import type { MaskDirective } from '../../policy/index.js';
 import { rebuildDataRow, RowCells, type CellReplacement } from './data-row.js';
 import type { DerivedMask } from './lineage.js';
 import type { FieldDescription } from './protocol.js';
+import type { TextCodec } from './encoding.js';
 
 export interface ColumnName {
   schema: string;
@@ -76,11 +77,17 @@ export interface PlanOptions {
   vault: PseudonymVault;
   /** Computed columns (table OID 0) of a tainted statement are masked whole with this (lineage.ts). */
   derived?: DerivedMask | null;
+  /**
+   * The session's client encoding: text cells are in it. A non-UTF-8 (single-byte) one is decoded for the
+   * detectors and the masked text encoded back into it, so the client never gets bytes of another encoding.
+   */
+  codec?: TextCodec | null;
 }
 
 /** `fields` null: the shape is unknown, and every cell is scanned as text when DLP rules apply. */
 export async function planResult(fields: readonly FieldDescription[] | null, opts: PlanOptions): Promise<RowPlan> {
   const columnRules = opts.masks.filter((m) => m.columns && m.columns.length > 0);
+  const codec = opts.codec && !opts.codec.utf8 ? opts.codec : null;
   const actions: CellAction[] = [];
   const fallback: CellAction = fields === null && opts.dlp ? { kind: 'scan', binary: false, textLike: true, json: false, jsonb: false } : { kind: 'pass' };
   let active = fallback.kind !== 'pass';
@@ -91,10 +98,10 @@ export async function planResult(fields: readonly FieldDescription[] | null, opt
     if (columnRules.length > 0 && f.tableOid !== 0) {
       const name = await opts.resolver.resolve(f.tableOid, f.columnAttr);
       const rule = name ? columnRules.find((m) => m.columns!.some((p) => columnPatternMatches(p, name))) : undefined;
-      if (rule && name) action = columnAction(rule.with ?? 'redact', name.column, rule.keep ?? 4, textLike && !JSON_TYPES.has(f.typeOid), opts);
+      if (rule && name) action = columnAction(rule.with ?? 'redact', name.column, rule.keep ?? 4, textLike && !JSON_TYPES.has(f.typeOid), opts, codec);
     }
     if (action.kind === 'pass' && f.tableOid === 0 && opts.derived) {
-      action = columnAction(opts.derived.masker, opts.derived.label, opts.derived.keep, textLike && !JSON_TYPES.has(f.typeOid), opts);
+      action = columnAction(opts.derived.masker, opts.derived.label, opts.derived.keep, textLike && !JSON_TYPES.has(f.typeOid), opts, codec);
     }
     if (action.kind === 'pass' && opts.dlp && (!binary || textLike)) {
       action = { kind: 'scan', binary, textLike, json: JSON_TYPES.has(f.typeOid), jsonb: f.typeOid === JSONB };
@@ -103,6 +110,7 @@ export async function planResult(fields: readonly FieldDescription[] | null, opt
     actions.push(action);
   }
   const dlp = opts.dlp;
+  const decode = (raw: Buffer, start: number, end: number): string => (codec ? codec.decode(raw.subarray(start, end), 'result cell') : raw.toString('utf8', start, end));
   const cells = new RowCells();
   const replacements: CellReplacement[] = [];
   return {
@@ -120,10 +128,10 @@ export async function planResult(fields: readonly FieldDescription[] | null, opt
           if (a.kind === 'column') {
             tally(a.countKey, 1);
             replacement = a.replace(raw, start, end);
-          } else if (dlp && !(!a.binary && !a.json && dlp.cleanBytes(raw, start, end))) {
+          } else if (dlp && !(!codec && !a.binary && !a.json && dlp.cleanBytes(raw, start, end))) {
             // (ids, digests, lower-case words have nothing to find: cleanBytes spares decoding them)
             const jsonbBinary = a.binary && a.jsonb;
-            const text = raw.toString('utf8', jsonbBinary ? start + 1 : start, end);
+            const text = decode(raw, jsonbBinary ? start + 1 : start, end);
             const r = a.json ? dlp.maskJson(text) : dlp.maskText(text);
             if (r.changed) {
               // (the counts name each entity found, and its masker says whether the cell becomes NULL:
@@ -134,7 +142,7 @@ export async function planResult(fields: readonly FieldDescription[] | null, opt
                 tally(e, counts[e]!);
                 if (dlp.maskerFor(e) === 'null') toNull = true;
               }
-              replacement = toNull ? null : textCell(r.text, a.binary, jsonbBinary);
+              replacement = toNull ? null : textCell(codec ? codec.encode(r.text) : Buffer.from(r.text, 'utf8'), a.binary, jsonbBinary);
             }
           }
         }
@@ -156,19 +164,21 @@ export async function planResult(fields: readonly FieldDescription[] | null, opt
  * cell that would stop being its type (a masked JSON document is no longer JSON, a masked number no longer
  * a number); the same bytes for every row under redact; `partial` straight on the UTF-8 bytes.
  */
-function columnAction(masker: MaskerName, label: string, keep: number, textLike: boolean, opts: PlanOptions): CellAction {
+function columnAction(masker: MaskerName, label: string, keep: number, textLike: boolean, opts: PlanOptions, codec: TextCodec | null): CellAction {
   const countKey = `column:${label}`;
+  const encode = (text: string): Buffer => (codec ? codec.encode(text) : Buffer.from(text, 'utf8'));
+  const decode = (raw: Buffer, start: number, end: number): string => (codec ? codec.decode(raw.subarray(start, end), 'result cell') : raw.toString('utf8', start, end));
   if (masker === 'null' || !textLike) return { kind: 'column', countKey, replace: () => null };
   if (masker === 'redact') {
-    const fixed = Buffer.from(redact(label), 'utf8');
+    const fixed = encode(redact(label));
     return { kind: 'column', countKey, replace: () => fixed };
   }
+  // (partial stars ASCII letters and digits in place: right in UTF-8 and in every single-byte encoding)
   if (masker === 'partial' && !isSecretEntity(label)) return { kind: 'column', countKey, replace: (raw, start, end) => partialBytes(raw, keep, start, end) };
   const ctx: MaskerContext = { keep, hashKey: opts.hashKey, vault: opts.vault };
-  return { kind: 'column', countKey, replace: (raw, start, end) => Buffer.from(applyMasker(masker, label, raw.toString('utf8', start, end), ctx), 'utf8') };
+  return { kind: 'column', countKey, replace: (raw, start, end) => encode(applyMasker(masker, label, decode(raw, start, end), ctx)) };
 }
 
-function textCell(text: string, binary: boolean, jsonb: boolean): Buffer {
-  const b = Buffer.from(text, 'utf8');
+function textCell(b: Buffer, binary: boolean, jsonb: boolean): Buffer {
   return binary && jsonb ? Buffer.concat([Buffer.from([1]), b]) : b;
 }
