@@ -47,18 +47,19 @@ export class CatalogResolver implements ColumnResolver {
   }
 
   /**
-   * A function by OID as `schema.name`, each part quoted as an identifier, with its argument count; null
-   * when no such function exists. (The function-call sub-protocol names functions by OID only.)
+   * A function by OID as `schema.name`, each part quoted as an identifier, with its argument count and
+   * result type OID; null when no such function exists. (The function-call sub-protocol names functions by
+   * OID only.)
    */
-  async functionName(oid: number): Promise<{ name: string; args: number } | null> {
+  async functionName(oid: number): Promise<{ name: string; args: number; resultType: number } | null> {
     if (!Number.isInteger(oid) || oid <= 0 || oid > 0xffffffff) return null;
     const rows = await this.rows(
-      `SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(p.proname), p.pronargs FROM pg_catalog.pg_proc p ` +
+      `SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(p.proname), p.pronargs, p.prorettype FROM pg_catalog.pg_proc p ` +
         `JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE p.oid = ${oid}`,
       'function names',
     );
     const row = rows[0];
-    return row && row[0] ? { name: row[0], args: Number(row[1]) } : null;
+    return row && row[0] ? { name: row[0], args: Number(row[1]), resultType: Number(row[2]) } : null;
   }
 
   /** Whether a backend with this pid still runs on the server. */

@@ -33,6 +33,11 @@ const TEXT_TYPES = new Set([25 /* text */, 1043 /* varchar */, 1042 /* bpchar */
 const JSON_TYPES = new Set([114, 3802]);
 const JSONB = 3802;
 
+/** Whether the detectors read a value of this type (in binary format; every type is read in text format). */
+export function isTextLikeType(typeOid: number): boolean {
+  return TEXT_TYPES.has(typeOid) || typeOid === JSONB;
+}
+
 type CellAction =
   | { kind: 'pass' }
   /** `countKey`: `column:<label>`; `replace`: the masked cell raw[start, end) (made once per result, called per row). */

@@ -57,7 +57,7 @@ import {
   type TransactionStatus,
 } from './protocol.js';
 import type { DerivedMask } from './lineage.js';
-import type { MaskTally, RowPlan } from './result-mask.js';
+import { isTextLikeType, type MaskTally, type RowPlan } from './result-mask.js';
 
 /** What the engine says about one SQL text. */
 export interface Verdict {
@@ -85,7 +85,7 @@ export interface PgSessionDeps {
   cancel(): Promise<void>;
   emit(e: TunnelEvent): void;
   /** A function by OID (the function-call sub-protocol): its quoted `schema.name`, or null when unknown. */
-  functionName?(oid: number): Promise<{ name: string; args: number } | null>;
+  functionName?(oid: number): Promise<{ name: string; args: number; resultType: number } | null>;
   /** client_encoding and server_encoding as the server reported them at start-up (default UTF8). */
   clientEncoding?: string;
   serverEncoding?: string;
@@ -376,12 +376,14 @@ export class PgSession {
 
   /**
    * A FunctionCall decided as the SQL statement it amounts to, so that the same rules (and the audit record
-   * the gate writes) apply. Its result comes back as a FunctionCallResponse, not a row: where a mask rule
-   * applies it could not be masked, so the call is denied and the client told to call it in SQL.
+   * the gate writes) apply. Its result comes back as a FunctionCallResponse, not a row, and is not masked:
+   * a call is allowed under mask rules only where the same value in a row would pass unmasked too: in
+   * binary format and of a type the detectors do not read (libpq's lo_* ask for binary ints and bytea).
+   * Otherwise it is denied and the client told to call the function in SQL.
    */
   private async functionVerdict(msg: FunctionCall): Promise<Verdict> {
     const deny = (message: string): Verdict => ({ allow: false, message, masks: [], limits: {} });
-    let fn: { name: string; args: number } | null = null;
+    let fn: { name: string; args: number; resultType: number } | null = null;
     try {
       fn = this.d.functionName ? await this.d.functionName(msg.functionOid) : null;
     } catch (err) {
@@ -390,7 +392,8 @@ export class PgSession {
     if (!fn) return deny(`dlpctl: function-call sub-protocol: no function with OID ${msg.functionOid}`);
     const sql = `SELECT ${fn.name}(${msg.args.map((_, i) => `$${i + 1}`).join(', ')})`;
     const verdict = await this.d.gate(sql);
-    if (verdict.allow && verdict.masks.length > 0) {
+    const scanned = verdict.masks.some((m) => !m.columns || m.columns.length === 0) || !!verdict.derived;
+    if (verdict.allow && scanned && (msg.resultFormat !== 1 || isTextLikeType(fn.resultType))) {
       return deny(`dlpctl: ${fn.name} called through the function-call sub-protocol: its result cannot be masked there, and a mask rule applies; call it in a SQL statement`);
     }
     return verdict;

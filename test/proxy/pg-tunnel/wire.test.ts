@@ -264,6 +264,22 @@ describe('function-call sub-protocol', () => {
     await tp.close();
   });
 
+  it('under the recommended policy (mask rules apply): lo_* calls in binary pass, a text result is denied', async () => {
+    const src = path.join(fx.dir, 'lo-rec.txt');
+    await fs.writeFile(src, 'hello large object\n');
+    const imp = await psql(t.url, ['-c', `\\lo_import ${src}`]);
+    expect(imp.stderr).toBe('');
+    expect(imp.stdout).toMatch(/lo_import \d+/);
+    const raw = await RawClient.connect(t.port);
+    await raw.startup('postgres', fx.database, t.secret);
+    const oid = (await direct.query(`select 'version()'::regprocedure::oid::int as oid`)).rows[0].oid as number;
+    raw.write(encodeFrontend({ kind: 'FunctionCall', functionOid: oid, argFormats: [], args: [], resultFormat: 0 }));
+    const m = messages(await raw.untilReady());
+    const err = m.find((x) => x.kind === 'ErrorResponse');
+    expect(err?.kind === 'ErrorResponse' ? [err.code, err.message] : []).toEqual(['42501', expect.stringContaining('pg_catalog.version called through the function-call sub-protocol')]);
+    raw.close();
+  });
+
   it('a denied function call gets the denial and the session goes on', async () => {
     const td = await fx.tunnel({ use: ['nofile'], policies: `  nofile:\n    - name: no-read-file\n      when: { sql: { functions: [pg_read_file] } }\n      action: deny\n      message: no files\n    - name: rest\n      action: allow` });
     const raw = await RawClient.connect(td.port);
