@@ -53,6 +53,11 @@ export interface RowPlan {
   maskRow(raw: Buffer, tally: MaskTally): Buffer | null;
   /** COPY … TO STDOUT rows and other free text. */
   maskText(text: string): { text: string; counts: Record<string, number> };
+  /**
+   * `maskText` on bytes in the session's client encoding (a CopyData payload): null when nothing changed,
+   * else the masked text encoded back into that encoding.
+   */
+  maskBytes(bytes: Buffer): { bytes: Buffer; counts: Record<string, number> } | null;
 }
 
 function globMatch(pattern: string, value: string): boolean {
@@ -160,6 +165,13 @@ export async function planResult(fields: readonly FieldDescription[] | null, opt
       if (!dlp) return { text, counts: {} };
       const r = dlp.maskText(text);
       return { text: r.text, counts: r.counts };
+    },
+    maskBytes(bytes) {
+      if (!dlp) return null;
+      const text = codec ? codec.decode(bytes, 'COPY data') : bytes.toString('utf8');
+      const r = dlp.maskText(text);
+      if (!r.changed) return null;
+      return { bytes: codec ? codec.encode(r.text) : Buffer.from(r.text, 'utf8'), counts: r.counts };
     },
   };
 }

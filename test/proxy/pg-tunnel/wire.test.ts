@@ -231,6 +231,19 @@ describe('client encodings', () => {
     await tm.close();
   });
 
+  it('an encoding the tunnel cannot read set another way, or asked for at start-up, ends the session with 0A000', async () => {
+    const c = await pgClient(t.url);
+    const err = await c.query(`select set_config('client_encoding', 'SJIS', false)`).then(
+      () => null,
+      (e: pg.DatabaseError) => e,
+    );
+    expect([err?.code, err?.message]).toEqual(['0A000', expect.stringMatching(/client_encoding SJIS is not supported through the tunnel/)]);
+    await c.end().catch(() => undefined);
+    const raw = await RawClient.connect(t.port);
+    await expect(raw.startup('postgres', fx.database, t.secret, { params: { client_encoding: 'BIG5' } })).rejects.toThrow(/0A000 .*client_encoding BIG5 is not supported/);
+    raw.close();
+  });
+
   it('SET client_encoding to a multi-byte legacy encoding is refused, naming the choice; the session goes on', async () => {
     const c = await pgClient(t.url);
     const err = await c.query(`SET client_encoding TO 'SJIS'`).then(
