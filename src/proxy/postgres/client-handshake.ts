@@ -5,7 +5,12 @@
  *                   with serverTls a start-up message in clear is refused (28000)
  *   GSSENCRequest → 'N'
  *   CancelRequest → handed back to the engine, which maps the key to the upstream backend's key
- *   StartupMessage(user, database, …)
+ *   StartupMessage(user, database, …): a newer minor version or `_pq_.` options get NegotiateProtocolVersion
+ *                   3.0 (196608); another database than the target's 3D000 (one database per tunnel); any
+ *                   user name logs in as the target user; `role` / `session_authorization` (also inside
+ *                   `options`) and replication are refused; the rest reaches the server (upstream.ts)
+ *   a bad start-up packet: as PostgreSQL 18, an impossible length closes silently, an unknown protocol
+ *                   version gets 0A000, a bad layout 08P01
  *   AuthenticationSASL[SCRAM-SHA-256] ⇄ SASLInitialResponse / SASLContinue / SASLResponse / SASLFinal,
  *   checked against the per-tunnel random password; then AuthenticationOk.
  *
