@@ -50,6 +50,21 @@ describe('messages larger than the read-ahead window', () => {
     await c.end();
   });
 
+  it('a 5 MB COPY FROM STDIN block arrives intact', async () => {
+    await direct.query('create table big_copy (v text)');
+    const raw = await RawClient.connect(t.port);
+    await raw.startup('postgres', fx.database, t.secret);
+    raw.write(encodeQuery('COPY big_copy FROM STDIN'));
+    expect((await raw.next())?.type).toBe(0x47); // CopyInResponse
+    const line = Buffer.concat([Buffer.alloc(FIVE_MB, 0x71), Buffer.from('\n')]);
+    const head = typedHeader('d', 4 + line.length);
+    raw.write(Buffer.concat([head, line, typedHeader('c', 4)]));
+    const done = messages(await raw.untilReady());
+    expect(done.find((m) => m.kind === 'CommandComplete')).toMatchObject({ tag: 'COPY 1' });
+    expect((await direct.query('select length(v) as n from big_copy')).rows).toEqual([{ n: FIVE_MB }]);
+    raw.close();
+  });
+
   it('a client message over the 64 MiB cap gets a clear FATAL 08P01', async () => {
     const raw = await RawClient.connect(t.port);
     await raw.startup('postgres', fx.database, t.secret);
