@@ -9,7 +9,8 @@
  *   - the shape of an arbitrary query (`describe`), for COPY (query) TO STDOUT, which has no RowDescription;
  *   - the pg_proc rows of the functions a statement calls (language, volatility, body), for the call checks and
  *     the lineage of function results;
- *   - a relation by name (to_regclass), for the views a statement reads.
+ *   - a relation by name (to_regclass), for the views a statement reads;
+ *   - a function by OID, for the function-call sub-protocol, and whether a session's backend still runs.
  *
  * Everything is cached for a minute and dropped at once when the tunnel lets a DDL statement through
  * (`invalidate`). Lookups that find nothing are not cached (the object may be created by the next statement).
@@ -192,6 +193,29 @@ export class CatalogResolver implements ColumnResolver {
       if (error !== null) throw new DlpctlError('INTERNAL', `cannot describe the statement in the database catalogue: ${error}`);
       return fields;
     });
+  }
+
+  /**
+   * A function by OID as `schema.name`, each part quoted as an identifier, with its argument count and
+   * result type OID; null when no such function exists. (The function-call sub-protocol names functions by
+   * OID only.)
+   */
+  async functionName(oid: number): Promise<{ name: string; args: number; resultType: number } | null> {
+    if (!Number.isInteger(oid) || oid <= 0 || oid > 0xffffffff) return null;
+    const rows = await this.query(
+      `SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(p.proname), p.pronargs, p.prorettype FROM pg_catalog.pg_proc p ` +
+        `JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE p.oid = $1`,
+      [String(oid)],
+    );
+    const row = rows[0];
+    return row && row[0] ? { name: row[0], args: Number(row[1]), resultType: Number(row[2]) } : null;
+  }
+
+  /** Whether a backend with this pid still runs on the server. */
+  async backendAlive(pid: number): Promise<boolean> {
+    if (!Number.isInteger(pid)) return false;
+    const rows = await this.query(`SELECT 1 FROM pg_catalog.pg_stat_activity WHERE pid = $1`, [String(pid)]);
+    return rows.length > 0;
   }
 
   /** Runs a catalogue query with text parameters (extended protocol, so names are never spliced into SQL). */

@@ -5,7 +5,12 @@
  *                   with serverTls a start-up message in clear is refused (28000)
  *   GSSENCRequest → 'N'
  *   CancelRequest → handed back to the engine, which maps the key to the upstream backend's key
- *   StartupMessage(user, database, …)
+ *   StartupMessage(user, database, …): a newer minor version or `_pq_.` options get NegotiateProtocolVersion
+ *                   3.0 (196608); another database than the target's 3D000 (one database per tunnel); any
+ *                   user name logs in as the target user; `role` / `session_authorization` (also inside
+ *                   `options`) and replication are refused; the rest reaches the server (upstream.ts)
+ *   a bad start-up packet: as PostgreSQL 18, an impossible length closes silently, an unknown protocol
+ *                   version gets 0A000, a bad layout 08P01
  *   AuthenticationSASL[SCRAM-SHA-256] ⇄ SASLInitialResponse / SASLContinue / SASLResponse / SASLFinal,
  *   checked against the per-tunnel random password; then AuthenticationOk.
  *
@@ -90,8 +95,18 @@ async function handshake(conn: PgConn, opts: ClientHandshakeOptions): Promise<Cl
     try {
       packet = decodeStartupPacket(await conn.next());
     } catch (err) {
-      if (isProtocolError(err)) return fatal(conn, '08P01', `invalid start-up packet: ${err.message}`);
-      throw err;
+      if (!isProtocolError(err)) throw err;
+      // As PostgreSQL 18: a packet of impossible length is closed on without a word (it is not a client
+      // speaking the protocol), an unknown protocol version gets 0A000, a bad layout 08P01.
+      if (err.code === 'PG_STARTUP_LENGTH' || err.code === 'PG_STARTUP_TOO_LARGE') {
+        conn.destroy();
+        throw new ClientRejected(`invalid start-up packet: ${err.message}`);
+      }
+      if (err.code === 'PG_STARTUP_CODE') {
+        const code = err.value ?? 0;
+        return fatal(conn, '0A000', `unsupported frontend protocol ${code >>> 16}.${code & 0xffff}: server supports 3.0 to 3.0`);
+      }
+      return fatal(conn, '08P01', `invalid start-up packet: ${err.message}`);
     }
     switch (packet.kind) {
       case 'SSLRequest':
@@ -121,11 +136,12 @@ async function handshake(conn: PgConn, opts: ClientHandshakeOptions): Promise<Cl
           return fatal(conn, '28000', 'this tunnel accepts TLS connections only', 'connect with sslmode=require (or verify-full with the tunnel certificate), as in the URL dlpctl printed');
         }
         if (packet.protocolVersion !== PROTOCOL_3_0 || [...packet.params.keys()].some((k) => k.startsWith('_pq_.'))) {
-          // We speak 3.0 to both sides: tell a newer client so, as PostgreSQL itself does.
+          // We speak 3.0 to both sides: tell a newer client so, as PostgreSQL itself does. The field is the
+          // newest version we support as a whole protocol number (3.0 = 196608), not its minor part.
           await conn.write(
             encodeBackend({
               kind: 'NegotiateProtocolVersion',
-              newestMinorVersion: 0,
+              newestMinorVersion: PROTOCOL_3_0,
               unrecognizedOptions: [...packet.params.keys()].filter((k) => k.startsWith('_pq_.')),
             }),
           );
@@ -133,6 +149,8 @@ async function handshake(conn: PgConn, opts: ClientHandshakeOptions): Promise<Cl
         if (packet.params.get('replication') && packet.params.get('replication') !== 'false') {
           return fatal(conn, '28000', 'replication connections are not allowed through dlpctl');
         }
+        const refused = refusedStartupParameter(packet.params);
+        if (refused) return fatal(conn, '42501', refused, 'connect as the tunnel\'s user; the database role is the one the resource names');
         params = packet.params;
         break;
       }
@@ -167,4 +185,58 @@ async function handshake(conn: PgConn, opts: ClientHandshakeOptions): Promise<Cl
     throw err;
   }
   return { kind: 'session', conn, params, tls: secured };
+}
+
+/**
+ * Start-up parameters that would change who the session runs as: `role` and `session_authorization`,
+ * directly or in `options` (`-c role=x`, `--role=x`). Refused with a FATAL rather than dropped, so the
+ * client never believes it runs as a role it does not. (`user` is not one of them: any user name logs in
+ * as the resource's target user, the one the tunnel holds a credential for.)
+ */
+export function refusedStartupParameter(params: ReadonlyMap<string, string>): string | null {
+  const identity = (name: string): boolean => ['role', 'session_authorization'].includes(name.toLowerCase().replace(/-/g, '_'));
+  for (const [k, v] of params) {
+    if (identity(k)) return `start-up parameter "${k}" is not allowed through dlpctl: the session runs as the resource's target user`;
+    if (k === 'options') {
+      for (const name of optionSettings(v)) {
+        if (identity(name)) return `setting "${name}" in the options start-up parameter is not allowed through dlpctl: the session runs as the resource's target user`;
+      }
+    }
+  }
+  return null;
+}
+
+/**
+ * The setting names in an `options` value, read as the server reads it: words split on unescaped white
+ * space (a backslash escapes the next character), `-c name=value` / `-cname=value` / `--name=value`.
+ */
+export function optionSettings(options: string): string[] {
+  const words: string[] = [];
+  let word = '';
+  let inWord = false;
+  for (let i = 0; i < options.length; i++) {
+    const ch = options[i]!;
+    if (ch === '\\' && i + 1 < options.length) {
+      word += options[++i];
+      inWord = true;
+    } else if (/\s/.test(ch)) {
+      if (inWord) words.push(word);
+      word = '';
+      inWord = false;
+    } else {
+      word += ch;
+      inWord = true;
+    }
+  }
+  if (inWord) words.push(word);
+  const names: string[] = [];
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i]!;
+    let setting: string | undefined;
+    if (w === '-c') setting = words[++i];
+    else if (w.startsWith('-c')) setting = w.slice(2);
+    else if (w.startsWith('--')) setting = w.slice(2);
+    if (setting !== undefined) names.push(setting.split('=')[0] ?? '');
+  }
+  return names;
 }

@@ -2,7 +2,10 @@
  * One side of a tunnel session: a socket (plain or TLS) with the codec's framer in front of it.
  * Frames are pulled with `next()`, which is what gives the tunnel backpressure: while a frame is being
  * decided (a durable audit write, a pending approval) nothing more is read from that side; the socket is
- * paused once more than `highWaterMark` bytes wait in the framer. Writes wait for 'drain'.
+ * paused once more than `highWaterMark` bytes wait in the framer and nobody waits for a frame. A `next()`
+ * caller waiting means no complete frame is buffered: the bytes are the head of one message, which must be
+ * read whole to make progress, so the socket is never left paused under a waiter (memory stays bounded by
+ * the framer's message size cap, checked as soon as a length word arrives). Writes wait for 'drain'.
  */
 import type net from 'node:net';
 import { coalesceWrites } from '../coalesce-writes.js';
@@ -25,9 +28,14 @@ export class PgConn {
   private failure: unknown = null;
   private readonly highWaterMark: number;
   private paused = false;
+  /** Sees every frame of one type as it is taken from the framer (the session tracks ParameterStatus). */
+  private watcher: { type: number; fn: (f: Frame) => void } | null = null;
   private readonly onData = (chunk: Buffer) => this.push(chunk);
   private readonly onEnd = () => this.fail(new ConnectionClosed(this.side));
   private readonly onError = (err: Error) => this.fail(err);
+  private closedResolve: (() => void) | null = null;
+  /** Settles when the peer closes, the socket fails or the framer rejects the stream, waiter or not. */
+  readonly whenClosed: Promise<void> = new Promise<void>((resolve) => (this.closedResolve = resolve));
 
   constructor(socket: net.Socket, opts: { side: string; mode?: FramerMode; maxMessageSize?: number; highWaterMark?: number }) {
     this.socket = socket;
@@ -74,7 +82,7 @@ export class PgConn {
       return;
     }
     this.deliver();
-    if (!this.paused && this.framer.pendingBytes > this.highWaterMark) {
+    if (!this.paused && !this.waiter && this.framer.pendingBytes > this.highWaterMark) {
       this.paused = true;
       this.socket.pause();
     }
@@ -83,6 +91,7 @@ export class PgConn {
   private fail(err: unknown): void {
     if (this.failure) return;
     this.failure = err;
+    this.closedResolve?.();
     const w = this.waiter;
     this.waiter = null;
     w?.reject(err);
@@ -100,7 +109,7 @@ export class PgConn {
     if (frame) {
       const w = this.waiter;
       this.waiter = null;
-      w.resolve(frame);
+      w.resolve(this.seen(frame));
     }
   }
 
@@ -111,7 +120,7 @@ export class PgConn {
       this.paused = false;
       this.socket.resume();
     }
-    if (frame) return Promise.resolve(frame);
+    if (frame) return Promise.resolve(this.seen(frame));
     if (this.failure) return Promise.reject(this.failure);
     if (this.paused) {
       this.paused = false;
@@ -124,7 +133,17 @@ export class PgConn {
 
   /** A frame already received, without waiting (null when none is complete). */
   tryNext(): Frame | null {
-    return this.framer.next();
+    return this.seen(this.framer.next());
+  }
+
+  /** Calls `fn` with every frame of type `type` taken from now on, before its caller gets it. */
+  watch(type: number, fn: (f: Frame) => void): void {
+    this.watcher = { type, fn };
+  }
+
+  private seen<F extends Frame | null>(frame: F): F {
+    if (frame && this.watcher && frame.type === this.watcher.type) this.watcher.fn(frame);
+    return frame;
   }
 
   write(buf: Buffer): Promise<void> | void {
@@ -144,12 +163,18 @@ export class PgConn {
     });
   }
 
+  /** Reading is paused for backpressure: a peer closing now goes unseen until it resumes. */
+  get stalled(): boolean {
+    return this.paused && !this.failure;
+  }
+
   get closed(): boolean {
     return this.failure !== null || this.socket.destroyed;
   }
 
   destroy(): void {
     this.socket.destroy();
+    this.fail(new ConnectionClosed(this.side));
   }
 
   /** Flush what is written, then close. */

@@ -17,6 +17,7 @@
  */
 import type { MaskTally, RowPlan } from './result-mask.js';
 import type { FieldDescription } from './protocol.js';
+import type { TextCodec } from './encoding.js';
 
 export interface CopyFormat {
   format: 'text' | 'csv' | 'binary';
@@ -102,16 +103,20 @@ export class CopyRowMasker {
   private carry = '';
   private headerPending: boolean;
 
-  constructor(plan: RowPlan, f: CopyFormat, tally: MaskTally) {
+  /** `codec`: the session's client encoding (COPY data is in it); null for UTF-8. */
+  private readonly codec: TextCodec | null;
+
+  constructor(plan: RowPlan, f: CopyFormat, tally: MaskTally, codec: TextCodec | null = null) {
     this.plan = plan;
     this.f = f;
     this.tally = tally;
     this.headerPending = f.header;
+    this.codec = codec && !codec.utf8 ? codec : null;
   }
 
   /** The masked payload (the same buffer when nothing changed; empty while a row is still incomplete). */
   mask(payload: Buffer): Buffer {
-    const text = this.carry + payload.toString('utf8');
+    const text = this.carry + (this.codec ? this.codec.decode(payload, 'COPY data') : payload.toString('utf8'));
     this.carry = '';
     let out = '';
     let changed = false;
@@ -134,7 +139,8 @@ export class CopyRowMasker {
       if (masked !== line) changed = true;
       out += masked + '\n';
     }
-    return changed ? Buffer.from(out, 'utf8') : payload;
+    if (!changed) return payload;
+    return this.codec ? this.codec.encode(out) : Buffer.from(out, 'utf8');
   }
 
   private maskText(line: string): string {

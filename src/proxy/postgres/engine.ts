@@ -5,7 +5,10 @@
  *      a CancelRequest is mapped to the upstream backend's key and sent on a new upstream connection
  *   2. upstream start-up (upstream.ts): TLS per tls.mode, the injected credential
  *   3. the session record opens (durable) — no store, no session
- *   4. the client gets the upstream's ParameterStatus, our own BackendKeyData and ReadyForQuery
+ *   4. the client gets the upstream's ParameterStatus, BackendKeyData and ReadyForQuery; the BackendKeyData
+ *      carries the upstream backend's real pid (pg_backend_pid(), pg_terminate_backend checks, NOTIFY sender
+ *      pids all agree with it) and a secret key of our own, so a CancelRequest still has to come through
+ *      the tunnel, which maps it to the backend's real key
  *   5. the relay (session.ts) decides every statement through `gate` and masks every result through `plan`
  *   6. on any end, the session record closes with its outcome and counters
  */
@@ -21,6 +24,7 @@ import { requestApproval } from '../../approvals/request.js';
 import { SessionRecorder } from '../recorder.js';
 import type { TunnelAddress, TunnelEngine, TunnelEvent, TunnelSession } from '../tunnel.js';
 import { CatalogResolver } from './catalog.js';
+import { clientCodec } from './encoding.js';
 import { clientHandshake, ClientRejected } from './client-handshake.js';
 import {
   createScramSecret,
@@ -54,6 +58,8 @@ export interface PostgresEngineOptions extends EngineBaseOptions {
 }
 
 let nextSessionNumber = 0;
+/** How often a session stalled on a client that does not read checks that its backend still runs. */
+const STALL_CHECK_MS = 2000;
 
 interface DataFacts {
   derived: DerivedMask | null;
@@ -183,6 +189,15 @@ export class PostgresEngine implements TunnelEngine {
       await client.end(encodeErrorResponse({ severity: 'FATAL', code: '08006', message: `dlpctl: ${message}` }));
       return;
     }
+    const encoding = upstream.parameters.get('client_encoding');
+    if (encoding && !clientCodec(encoding, upstream.parameters.get('server_encoding'))) {
+      // (asked for in the start-up packet or PGCLIENTENCODING; see encoding.ts for why it is refused)
+      const message = `client_encoding ${encoding} is not supported through the tunnel; use UTF8, or a single-byte encoding such as LATIN1-10, WIN1250-1258, KOI8R`;
+      ctx.emit({ type: 'error', resource, message: `client ${clientAddr} rejected: ${message}` });
+      await client.end(encodeErrorResponse({ severity: 'FATAL', code: '0A000', message: `dlpctl: ${message}` }));
+      upstream.conn.destroy();
+      return;
+    }
     let recorder: SessionRecorder;
     try {
       recorder = await SessionRecorder.start(this.o.store, {
@@ -202,8 +217,9 @@ export class PostgresEngine implements TunnelEngine {
     const sessionId = recorder.id;
     ctx.emit({ type: 'session_start', resource, sessionId, client: clientAddr });
 
-    // Our own cancel key: the client never learns the upstream backend's.
-    const ourPid = randomBytes(4).readInt32BE(0) & 0x7fffffff;
+    // The upstream's real pid (so pg_backend_pid() and NOTIFY sender pids match what the client was told)
+    // with a key of our own: the client never learns the backend's key, so a cancel has to come through us.
+    const ourPid = upstream.processId;
     const ourKey = randomBytes(4);
     const cancelKey = `${ourPid}:${ourKey.toString('hex')}`;
     this.cancelKeys.set(cancelKey, { processId: upstream.processId, secretKey: upstream.secretKey });
@@ -212,6 +228,18 @@ export class PostgresEngine implements TunnelEngine {
     for (const [k, v] of upstream.parameters) hello2.push(encodeParameterStatus(k, v));
     hello2.push(encodeBackendKeyData(ourPid, ourKey), encodeReadyForQuery(upstream.status));
     let outcome: 'ok' | 'error' | 'terminated' = 'ok';
+    // A session whose client does not read leaves the upstream socket paused, and a paused socket does not
+    // see the backend go away (pg_terminate_backend): ask the catalogue connection whether it still runs.
+    const watchdog = setInterval(() => {
+      if (!upstream.conn.stalled) return;
+      this.catalog.backendAlive(upstream.processId).then(
+        (alive) => {
+          if (!alive) upstream.conn.destroy();
+        },
+        () => {},
+      );
+    }, STALL_CHECK_MS);
+    watchdog.unref();
     try {
       await client.write(Buffer.concat(hello2));
       const prepared = new PreparedSql();
@@ -233,17 +261,22 @@ export class PostgresEngine implements TunnelEngine {
             derived: verdict.derived ?? null,
             derivedOutputs: verdict.derivedOutputs ?? null,
             derivedPatterns: verdict.derivedPatterns ?? [],
+            codec: session.codec,
           }),
         serverText: this.sessionServerText(),
         auditText: (text) => this.auditDlp.maskText(text).text,
         cancel: () => cancelUpstream(this.o.target, upstream.processId, upstream.secretKey),
         emit: ctx.emit,
+        functionName: (oid) => this.catalog.functionName(oid),
+        ...(upstream.parameters.has('client_encoding') ? { clientEncoding: upstream.parameters.get('client_encoding')! } : {}),
+        ...(upstream.parameters.has('server_encoding') ? { serverEncoding: upstream.parameters.get('server_encoding')! } : {}),
       });
       setSession(session);
       outcome = await session.run();
     } catch {
       outcome = 'error';
     } finally {
+      clearInterval(watchdog);
       this.cancelKeys.delete(cancelKey);
       client.destroy();
       upstream.conn.destroy();

@@ -16,6 +16,7 @@ export type ProtocolErrorCode =
   | 'PG_TRUNCATED' // a field or a count runs past the end of the payload
   | 'PG_UNTERMINATED_STRING'
   | 'PG_INVALID_UTF8'
+  | 'PG_INVALID_ENCODING' // a byte sequence invalid in the session's (non-UTF-8) client_encoding
   | 'PG_NEGATIVE_LENGTH' // a value length below -1
   | 'PG_BAD_VALUE' // a field with a value the protocol does not allow
   | 'PG_DUPLICATE_PARAMETER' // the same startup parameter twice
@@ -35,11 +36,14 @@ export type ProtocolErrorCode =
 
 export class ProtocolError extends Error {
   readonly code: ProtocolErrorCode;
+  /** The offending number, where one is the point (the requested protocol version of PG_STARTUP_CODE). */
+  readonly value: number | undefined;
 
-  constructor(code: ProtocolErrorCode, message: string, options: { cause?: unknown } = {}) {
+  constructor(code: ProtocolErrorCode, message: string, options: { cause?: unknown; value?: number } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'ProtocolError';
     this.code = code;
+    this.value = options.value;
   }
 }
 

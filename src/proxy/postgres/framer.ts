@@ -235,7 +235,7 @@ function checkStartupCode(code: number, length: number): void {
     return;
   }
   if (code >>> 16 === 3) return; // protocol 3.x StartupMessage; the minor version is negotiated later
-  throw new ProtocolError('PG_STARTUP_CODE', `unsupported protocol version or request code ${code} (${code >>> 16}.${code & 0xffff})`);
+  throw new ProtocolError('PG_STARTUP_CODE', `unsupported protocol version or request code ${code} (${code >>> 16}.${code & 0xffff})`, { value: code });
 }
 
 function describeType(t: number): string {

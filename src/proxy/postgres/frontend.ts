@@ -27,6 +27,7 @@ import type {
   StartupPacket,
 } from './messages.js';
 import { Reader } from './reader.js';
+import type { TextCodec } from './encoding.js';
 
 const reader = new Reader();
 
@@ -39,9 +40,22 @@ export type AuthPhase = 'password' | 'sasl-initial' | 'sasl-continue';
 
 export interface FrontendDecodeOptions {
   readonly authPhase?: AuthPhase;
+  /** The session's client encoding, for SQL text and names (default UTF-8). */
+  readonly codec?: TextCodec | null;
 }
 
 export function decodeFrontend(frame: Frame, options: FrontendDecodeOptions = {}): FrontendMessage {
+  if (frame.type === null || !options.codec) return decodeTyped(frame, options);
+  // (the reader is shared: the codec applies to this one message)
+  reader.codec = options.codec;
+  try {
+    return decodeTyped(frame, options);
+  } finally {
+    reader.codec = null;
+  }
+}
+
+function decodeTyped(frame: Frame, options: FrontendDecodeOptions): FrontendMessage {
   if (frame.type === null) return decodeStartupPacket(frame);
   const r = reader;
   const p = frame.payload;

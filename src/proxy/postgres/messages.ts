@@ -227,7 +227,10 @@ export interface NotificationResponse {
 }
 export interface NegotiateProtocolVersion {
   readonly kind: 'NegotiateProtocolVersion';
-  /** The newest minor protocol version the server supports for the requested major version. */
+  /**
+   * The newest protocol version the server supports for the requested major version, as PostgreSQL sends
+   * it: the whole version number (196608 for 3.0, 196610 for 3.2), which libpq 18 compares with its own.
+   */
   readonly newestMinorVersion: number;
   readonly unrecognizedOptions: readonly string[];
 }

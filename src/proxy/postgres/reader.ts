@@ -6,6 +6,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { ProtocolError } from './errors.js';
+import type { TextCodec } from './encoding.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -14,6 +15,8 @@ export class Reader {
   private pos = 0;
   /** The message being decoded, for error messages. */
   private what = '';
+  /** The session's client encoding for strict strings; null: UTF-8. */
+  codec: TextCodec | null = null;
 
   reset(payload: Buffer, what: string): this {
     this.buf = payload;
@@ -125,11 +128,13 @@ export class Reader {
   }
 
   /**
-   * A NUL-terminated string. `strict` (the default) rejects invalid UTF-8 instead of replacing it, so what a
-   * policy sees is exactly what the server will see; the tunnel pins client_encoding to UTF8.
+   * A NUL-terminated string. `strict` (the default) rejects a byte sequence invalid in the session's client
+   * encoding (`codec`, UTF-8 when none) instead of replacing it, so what a policy sees is exactly what the
+   * server will see.
    */
   cstring(field = 'string', strict = true): string {
     const raw = this.cstringBytes(field);
+    if (strict && this.codec && !this.codec.utf8) return this.codec.decode(raw, `${this.what}: ${field}`);
     if (strict && !isUtf8(raw)) throw new ProtocolError('PG_INVALID_UTF8', `${this.what}: ${field} is not valid UTF-8`);
     return raw.toString('utf8');
   }

@@ -16,6 +16,7 @@ import type { MaskDirective } from '../../policy/index.js';
 import { rebuildDataRow, RowCells, type CellReplacement } from './data-row.js';
 import type { DerivedMask } from './lineage.js';
 import type { FieldDescription } from './protocol.js';
+import type { TextCodec } from './encoding.js';
 
 export interface ColumnName {
   schema: string;
@@ -61,6 +62,11 @@ const TEXT_TYPES = new Set([25 /* text */, 1043 /* varchar */, 1042 /* bpchar */
 const JSON_TYPES = new Set([114, 3802]);
 const JSONB = 3802;
 
+/** Whether the detectors read a value of this type (in binary format; every type is read in text format). */
+export function isTextLikeType(typeOid: number): boolean {
+  return TEXT_TYPES.has(typeOid) || typeOid === JSONB;
+}
+
 type CellAction =
   | { kind: 'pass' }
   /** `countKey`: `column:<label>`; `replace`: the masked cell raw[start, end) (made once per result, called per row). */
@@ -76,8 +82,11 @@ export interface RowPlan {
   maskRow(raw: Buffer, tally: MaskTally): Buffer | null;
   /** One text-format cell of column `index` (COPY rows): the masked value, null for NULL, undefined when unchanged. */
   maskCell(index: number, value: string, tally: MaskTally): string | null | undefined;
-  /** Free text (a COPY row that cannot be split into cells). */
-  maskText(text: string): { text: string; counts: Record<string, number> };
+  /**
+   * `maskText` on bytes in the session's client encoding (a CopyData payload): null when nothing changed,
+   * else the masked text encoded back into that encoding.
+   */
+  maskBytes(bytes: Buffer): { bytes: Buffer; counts: Record<string, number> } | null;
 }
 
 function globMatch(pattern: string, value: string): boolean {
@@ -118,11 +127,17 @@ export interface PlanOptions {
   derivedOutputs?: readonly boolean[] | null;
   /** Column patterns derived from the views the statement reads (`public.v.a`), masked like the first column rule. */
   derivedPatterns?: readonly string[];
+  /**
+   * The session's client encoding: text cells are in it. A non-UTF-8 (single-byte) one is decoded for the
+   * detectors and the masked text encoded back into it, so the client never gets bytes of another encoding.
+   */
+  codec?: TextCodec | null;
 }
 
 /** `fields` null: the shape is unknown, and every cell is scanned as text when DLP rules apply. */
 export async function planResult(fields: readonly FieldDescription[] | null, opts: PlanOptions): Promise<RowPlan> {
   const columnRules = opts.masks.filter((m) => m.columns && m.columns.length > 0);
+  const codec = opts.codec && !opts.codec.utf8 ? opts.codec : null;
   const actions: CellAction[] = [];
   const fallback: CellAction = fields === null && opts.dlp ? { kind: 'scan', binary: false, textLike: true, json: false, jsonb: false } : { kind: 'pass' };
   let active = fallback.kind !== 'pass';
@@ -142,10 +157,10 @@ export async function planResult(fields: readonly FieldDescription[] | null, opt
           (derivedRule && (c.view?.opaque || ruleFor([derivedRule], c)) ? columnRules[0] : undefined) ??
           ruleFor([STATISTICS_RULE], c))
         : undefined;
-      if (rule && c) action = columnAction(rule.with ?? 'redact', (c.base ?? c.name).column, rule.keep ?? 4, textLike && !JSON_TYPES.has(f.typeOid), opts);
+      if (rule && c) action = columnAction(rule.with ?? 'redact', (c.base ?? c.name).column, rule.keep ?? 4, textLike && !JSON_TYPES.has(f.typeOid), opts, codec);
     }
     if (action.kind === 'pass' && f.tableOid === 0 && opts.derived && (outputs?.[actions.length] ?? true)) {
-      action = columnAction(opts.derived.masker, opts.derived.label, opts.derived.keep, textLike && !JSON_TYPES.has(f.typeOid), opts);
+      action = columnAction(opts.derived.masker, opts.derived.label, opts.derived.keep, textLike && !JSON_TYPES.has(f.typeOid), opts, codec);
     }
     if (action.kind === 'pass' && opts.dlp && (!binary || textLike)) {
       action = { kind: 'scan', binary, textLike, json: JSON_TYPES.has(f.typeOid), jsonb: f.typeOid === JSONB };
@@ -154,6 +169,7 @@ export async function planResult(fields: readonly FieldDescription[] | null, opt
     actions.push(action);
   }
   const dlp = opts.dlp;
+  const decode = (raw: Buffer, start: number, end: number): string => (codec ? codec.decode(raw.subarray(start, end), 'result cell') : raw.toString('utf8', start, end));
   const cells = new RowCells();
   const replacements: CellReplacement[] = [];
   return {
@@ -171,10 +187,10 @@ export async function planResult(fields: readonly FieldDescription[] | null, opt
           if (a.kind === 'column') {
             tally(a.countKey, 1);
             replacement = a.replace(raw, start, end);
-          } else if (dlp && !(!a.binary && !a.json && dlp.cleanBytes(raw, start, end))) {
+          } else if (dlp && !(!codec && !a.binary && !a.json && dlp.cleanBytes(raw, start, end))) {
             // (ids, digests, lower-case words have nothing to find: cleanBytes spares decoding them)
             const jsonbBinary = a.binary && a.jsonb;
-            const text = raw.toString('utf8', jsonbBinary ? start + 1 : start, end);
+            const text = decode(raw, jsonbBinary ? start + 1 : start, end);
             const r = a.json ? dlp.maskJson(text) : dlp.maskText(text);
             if (r.changed) {
               // (the counts name each entity found, and its masker says whether the cell becomes NULL:
@@ -185,7 +201,7 @@ export async function planResult(fields: readonly FieldDescription[] | null, opt
                 tally(e, counts[e]!);
                 if (dlp.maskerFor(e) === 'null') toNull = true;
               }
-              replacement = toNull ? null : textCell(r.text, a.binary, jsonbBinary);
+              replacement = toNull ? null : textCell(codec ? codec.encode(r.text) : Buffer.from(r.text, 'utf8'), a.binary, jsonbBinary);
             }
           }
         }
@@ -199,9 +215,9 @@ export async function planResult(fields: readonly FieldDescription[] | null, opt
       if (a.kind === 'pass') return undefined;
       if (a.kind === 'column') {
         tally(a.countKey, 1);
-        const raw = Buffer.from(value, 'utf8');
+        const raw = codec ? codec.encode(value) : Buffer.from(value, 'utf8');
         const out = a.replace(raw, 0, raw.length);
-        return out === null ? null : out.toString('utf8');
+        return out === null ? null : codec ? codec.decode(out, 'COPY data') : out.toString('utf8');
       }
       if (!dlp) return undefined;
       const r = a.json ? dlp.maskJson(value) : dlp.maskText(value);
@@ -213,10 +229,12 @@ export async function planResult(fields: readonly FieldDescription[] | null, opt
       }
       return toNull ? null : r.text;
     },
-    maskText(text) {
-      if (!dlp) return { text, counts: {} };
+    maskBytes(bytes) {
+      if (!dlp) return null;
+      const text = codec ? codec.decode(bytes, 'COPY data') : bytes.toString('utf8');
       const r = dlp.maskText(text);
-      return { text: r.text, counts: r.counts };
+      if (!r.changed) return null;
+      return { bytes: codec ? codec.encode(r.text) : Buffer.from(r.text, 'utf8'), counts: r.counts };
     },
   };
 }
@@ -226,19 +244,21 @@ export async function planResult(fields: readonly FieldDescription[] | null, opt
  * cell that would stop being its type (a masked JSON document is no longer JSON, a masked number no longer
  * a number); the same bytes for every row under redact; `partial` straight on the UTF-8 bytes.
  */
-function columnAction(masker: MaskerName, label: string, keep: number, textLike: boolean, opts: PlanOptions): CellAction {
+function columnAction(masker: MaskerName, label: string, keep: number, textLike: boolean, opts: PlanOptions, codec: TextCodec | null): CellAction {
   const countKey = `column:${label}`;
+  const encode = (text: string): Buffer => (codec ? codec.encode(text) : Buffer.from(text, 'utf8'));
+  const decode = (raw: Buffer, start: number, end: number): string => (codec ? codec.decode(raw.subarray(start, end), 'result cell') : raw.toString('utf8', start, end));
   if (masker === 'null' || !textLike) return { kind: 'column', countKey, replace: () => null };
   if (masker === 'redact') {
-    const fixed = Buffer.from(redact(label), 'utf8');
+    const fixed = encode(redact(label));
     return { kind: 'column', countKey, replace: () => fixed };
   }
+  // (partial stars ASCII letters and digits in place: right in UTF-8 and in every single-byte encoding)
   if (masker === 'partial' && !isSecretEntity(label)) return { kind: 'column', countKey, replace: (raw, start, end) => partialBytes(raw, keep, start, end) };
   const ctx: MaskerContext = { keep, hashKey: opts.hashKey, vault: opts.vault };
-  return { kind: 'column', countKey, replace: (raw, start, end) => Buffer.from(applyMasker(masker, label, raw.toString('utf8', start, end), ctx), 'utf8') };
+  return { kind: 'column', countKey, replace: (raw, start, end) => encode(applyMasker(masker, label, decode(raw, start, end), ctx)) };
 }
 
-function textCell(text: string, binary: boolean, jsonb: boolean): Buffer {
-  const b = Buffer.from(text, 'utf8');
+function textCell(b: Buffer, binary: boolean, jsonb: boolean): Buffer {
   return binary && jsonb ? Buffer.concat([Buffer.from([1]), b]) : b;
 }

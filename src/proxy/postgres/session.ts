@@ -5,7 +5,12 @@
  *   Query 'Q' / Parse 'P'  → classify + decide + record (durable) → forward, or replace by a "poison"
  *                            statement (below) when denied
  *   Bind/Describe/Execute/Close/Sync/Flush/Copy*  → bookkeeping, forward the original bytes
- *   FunctionCall 'F'       → denied (it calls a function by OID, around every SQL rule)
+ *   FunctionCall 'F'       → the function's name from the catalogue, decided as `SELECT schema.name($1, …)`;
+ *                            forwarded when allowed and no mask applies (its result is not a row to mask)
+ *   a malformed message    → FATAL 08P01 (22021: a byte sequence invalid in the client encoding), close
+ *
+ * SQL text is decoded in the session's client_encoding (tracked from ParameterStatus, encoding.ts) and
+ * forwarded as the original bytes; a statement setting an encoding the tunnel cannot read is refused.
  *   Terminate 'X'          → forward, end
  *
  * upstream → client:
@@ -32,6 +37,7 @@ import type { SessionRecorder } from '../recorder.js';
 import type { TunnelEvent } from '../tunnel.js';
 import { ByteRun } from './byte-run.js';
 import { ConnectionClosed, type PgConn } from './conn.js';
+import { clientCodec, requestedClientEncoding, type TextCodec } from './encoding.js';
 import {
   BackendType,
   decodeBackend,
@@ -45,12 +51,15 @@ import {
   isProtocolError,
   type FieldDescription,
   type Frame,
+  type FrontendMessage,
+  type FunctionCall,
+  type ProtocolError,
   type TransactionStatus,
 } from './protocol.js';
 import type { DerivedMask } from './lineage.js';
 import { maskNotice, maskNotification, type ServerMessageMasking } from './server-messages.js';
 import { CopyRowMasker, type CopyOut } from './copy-out.js';
-import type { MaskTally, RowPlan } from './result-mask.js';
+import { isTextLikeType, type MaskTally, type RowPlan } from './result-mask.js';
 
 /** What the engine says about one SQL text. */
 export interface Verdict {
@@ -89,6 +98,11 @@ export interface PgSessionDeps {
   serverText: ServerMessageMasking;
   /** What the store keeps of a text the client saw (the audit detectors' masking). */
   auditText(text: string): string;
+  /** A function by OID (the function-call sub-protocol): its quoted `schema.name`, or null when unknown. */
+  functionName?(oid: number): Promise<{ name: string; args: number; resultType: number } | null>;
+  /** client_encoding and server_encoding as the server reported them at start-up (default UTF8). */
+  clientEncoding?: string;
+  serverEncoding?: string;
 }
 
 interface StatementState {
@@ -129,6 +143,8 @@ interface ResultState {
 const POISON_PREFIX = 'dlpctl_denied_';
 /** How long a query may go on sending past its limit before it is cancelled upstream. */
 const CANCEL_AFTER_MS = 100;
+/** After one side closed, how long a loop still relaying (to a client that does not read) may go on. */
+const CLOSE_GRACE_MS = 2000;
 
 function poisonSql(nonce: string): string {
   return `SELECT 1 FROM "${POISON_PREFIX}${nonce}"`;
@@ -140,6 +156,16 @@ function copyData(body: Buffer): Buffer {
   out.writeInt32BE(4 + body.length, 1);
   body.copy(out, 5);
   return out;
+}
+
+function unsupportedEncoding(name: string): string {
+  return `client_encoding ${name} is not supported through the tunnel (policy and masking must read the session's text); use UTF8, or a single-byte encoding such as LATIN1-10, WIN1250-1258, KOI8R`;
+}
+
+/** The ErrorResponse PostgreSQL gives for a malformed message, as the session's last word. */
+function malformed(err: ProtocolError): Parameters<typeof encodeErrorResponse>[0] {
+  const encoding = err.code === 'PG_INVALID_UTF8' || err.code === 'PG_INVALID_ENCODING';
+  return { severity: 'FATAL', code: encoding ? '22021' : '08P01', message: `dlpctl: invalid message from the client: ${err.message}` };
 }
 
 function applyFormats(fields: readonly FieldDescription[], formats: readonly number[]): FieldDescription[] {
@@ -163,18 +189,72 @@ export class PgSession {
   private limited: { timer: NodeJS.Timeout; ready: Promise<void>; resolve: () => void } | null = null;
   /** Where a row's masked values are counted (made once: it is called for every masked cell). */
   private readonly tally: MaskTally;
+  private readonly serverEncoding: string;
+  /** The session's client_encoding, as the server last reported it. */
+  codec: TextCodec;
 
   constructor(deps: PgSessionDeps) {
     this.tally = (entity, n) => deps.recorder.masked(entity, n);
     this.d = deps;
     this.status = deps.status;
+    this.serverEncoding = deps.serverEncoding ?? 'UTF8';
+    this.codec = clientCodec(deps.clientEncoding ?? 'UTF8', this.serverEncoding) ?? clientCodec('UTF8')!;
+    deps.upstream.watch(BackendType.ParameterStatus, (f) => this.onParameterStatus(f));
+  }
+
+  /** client_encoding changed (SET, set_config, RESET…): read SQL and write masked cells in the new one. */
+  private onParameterStatus(frame: Frame): void {
+    let msg;
+    try {
+      msg = decodeBackend(frame);
+    } catch {
+      return; // the upstream loop meets the same error when it decodes the frame
+    }
+    if (msg.kind !== 'ParameterStatus' || msg.name !== 'client_encoding') return;
+    const codec = clientCodec(msg.value, this.serverEncoding);
+    if (codec) {
+      this.codec = codec;
+      return;
+    }
+    // Set some way the statement check below did not see: the session's text can no longer be read.
+    void this.d.client.end(encodeErrorResponse({ severity: 'FATAL', code: '0A000', message: `dlpctl: ${unsupportedEncoding(msg.value)}` })).catch(() => {});
+    this.d.upstream.destroy();
+  }
+
+  /** Decodes a client message; a malformed one ends the session with the error PostgreSQL would give. */
+  private async decode(frame: Frame): Promise<FrontendMessage> {
+    try {
+      return decodeFrontend(frame, { codec: this.codec });
+    } catch (err) {
+      if (isProtocolError(err)) await this.d.client.end(encodeErrorResponse(malformed(err)));
+      throw err;
+    }
+  }
+
+  /** The denial of a statement setting a client encoding the tunnel cannot read, if it is one. */
+  private encodingRefusal(sql: string): Verdict | null {
+    const wanted = requestedClientEncoding(sql);
+    if (wanted === null || clientCodec(wanted, this.serverEncoding)) return null;
+    return { allow: false, message: `dlpctl: ${unsupportedEncoding(wanted)}`, masks: [], limits: {} };
   }
 
   /** Runs both directions until either side closes; resolves with the outcome. */
   async run(): Promise<'ok' | 'error' | 'terminated'> {
     const clientSide = this.clientLoop();
-    const upstreamSide = this.upstreamLoop();
-    const first = await Promise.race([clientSide.then(() => 'client' as const), upstreamSide.then(() => 'upstream' as const)]).catch(
+    const upstreamSide = this.upstreamLoop().catch(async (err: unknown) => {
+      // A message the tunnel cannot relay (over the size cap, malformed): say so rather than just close.
+      if (isProtocolError(err) && !this.d.client.closed) {
+        await this.d.client.end(encodeErrorResponse({ severity: 'FATAL', code: '08P01', message: `dlpctl: the database sent a message the tunnel cannot relay: ${err.message}` }));
+      }
+      throw err;
+    });
+    // A loop blocked on the other side (a write waiting for a client that does not read) does not see its
+    // own side close: either socket closing ends the session (pg_terminate_backend, a vanished client).
+    // The loops normally end by themselves once what was received is relayed; the grace only matters when one is stuck.
+    const closed = Promise.race([this.d.client.whenClosed, this.d.upstream.whenClosed])
+      .then(() => new Promise<void>((resolve) => setTimeout(resolve, CLOSE_GRACE_MS).unref()))
+      .then(() => 'closed' as const);
+    const first = await Promise.race([clientSide.then(() => 'client' as const), upstreamSide.then(() => 'upstream' as const), closed]).catch(
       (err: unknown) => err,
     );
     this.d.client.destroy();
@@ -182,7 +262,7 @@ export class PgSession {
     this.limitEnded();
     await Promise.allSettled([clientSide, upstreamSide]);
     if (this.ending) return 'terminated';
-    if (first === 'client' || first === 'upstream') return 'ok';
+    if (first === 'client' || first === 'upstream' || first === 'closed') return 'ok';
     if (first instanceof ConnectionClosed) return 'ok';
     return 'error';
   }
@@ -192,6 +272,8 @@ export class PgSession {
     if (this.ending) return;
     this.ending = reason;
     await this.d.client.end(encodeErrorResponse({ severity: 'FATAL', code: '57P01', message: `dlpctl: ${reason}` })).catch(() => {});
+    // (a client that does not read never takes that message: end() gives up after a second)
+    this.d.client.destroy();
     this.d.upstream.destroy();
   }
 
@@ -213,10 +295,10 @@ export class PgSession {
       this.d.recorder.counters.bytesIn += frame.raw.length;
       switch (t) {
         case FrontendType.Query: {
-          const msg = decodeFrontend(frame);
+          const msg = await this.decode(frame);
           if (msg.kind !== 'Query') throw new Error('unreachable');
           await this.settleCancel();
-          const verdict = await this.d.gate(msg.query);
+          const verdict = this.encodingRefusal(msg.query) ?? (await this.d.gate(msg.query));
           this.lastVerdict = verdict;
           if (verdict.allow) {
             this.pending.push({ k: 'query', verdict });
@@ -229,10 +311,10 @@ export class PgSession {
           break;
         }
         case FrontendType.Parse: {
-          const msg = decodeFrontend(frame);
+          const msg = await this.decode(frame);
           if (msg.kind !== 'Parse') throw new Error('unreachable');
           await this.settleCancel();
-          const verdict = await this.d.gate(msg.query);
+          const verdict = this.encodingRefusal(msg.query) ?? (await this.d.gate(msg.query));
           this.lastVerdict = verdict;
           this.statements.set(msg.name, { verdict });
           if (verdict.allow) {
@@ -246,7 +328,7 @@ export class PgSession {
           break;
         }
         case FrontendType.Bind: {
-          const msg = decodeFrontend(frame);
+          const msg = await this.decode(frame);
           if (msg.kind !== 'Bind') throw new Error('unreachable');
           const statement = this.statements.get(msg.statement);
           this.portals.set(msg.portal, { statement, resultFormats: msg.resultFormats });
@@ -255,14 +337,14 @@ export class PgSession {
           break;
         }
         case FrontendType.Describe: {
-          const msg = decodeFrontend(frame);
+          const msg = await this.decode(frame);
           if (msg.kind !== 'Describe') throw new Error('unreachable');
           this.pending.push({ k: 'describe', target: msg.target, name: msg.name, internal: false });
           await upstream.write(frame.raw);
           break;
         }
         case FrontendType.Execute: {
-          const msg = decodeFrontend(frame);
+          const msg = await this.decode(frame);
           if (msg.kind !== 'Execute') throw new Error('unreachable');
           const portal = this.portals.get(msg.portal);
           if (portal && !portal.fields && !portal.statement?.fields && (portal.statement?.verdict.masks.length ?? 0) > 0) {
@@ -275,7 +357,7 @@ export class PgSession {
           break;
         }
         case FrontendType.Close: {
-          const msg = decodeFrontend(frame);
+          const msg = await this.decode(frame);
           if (msg.kind !== 'Close') throw new Error('unreachable');
           if (msg.target === 'S') this.statements.delete(msg.name);
           else this.portals.delete(msg.name);
@@ -288,10 +370,19 @@ export class PgSession {
           await upstream.write(frame.raw);
           break;
         case FrontendType.FunctionCall: {
-          const verdict: Verdict = { allow: false, message: 'dlpctl: the function-call sub-protocol is not allowed (it bypasses SQL policy); call the function in a SQL statement', masks: [], limits: {} };
-          const poison = this.poison(verdict);
-          this.pending.push({ k: 'query', verdict, poison });
-          await upstream.write(encodeQuery(poisonSql(poison.nonce)));
+          const msg = await this.decode(frame);
+          if (msg.kind !== 'FunctionCall') throw new Error('unreachable');
+          await this.settleCancel();
+          const verdict = await this.functionVerdict(msg);
+          if (verdict.allow) {
+            // answered by FunctionCallResponse (or ErrorResponse) and ReadyForQuery, as a Query is
+            this.pending.push({ k: 'query', verdict });
+            await upstream.write(frame.raw);
+          } else {
+            const poison = this.poison(verdict);
+            this.pending.push({ k: 'query', verdict, poison });
+            await upstream.write(encodeQuery(poisonSql(poison.nonce)));
+          }
           break;
         }
         case FrontendType.Terminate:
@@ -310,6 +401,31 @@ export class PgSession {
           throw new Error(`unexpected frontend message type ${t}`);
       }
     }
+  }
+
+  /**
+   * A FunctionCall decided as the SQL statement it amounts to, so that the same rules (and the audit record
+   * the gate writes) apply. Its result comes back as a FunctionCallResponse, not a row, and is not masked:
+   * a call is allowed under mask rules only where the same value in a row would pass unmasked too: in
+   * binary format and of a type the detectors do not read (libpq's lo_* ask for binary ints and bytea).
+   * Otherwise it is denied and the client told to call the function in SQL.
+   */
+  private async functionVerdict(msg: FunctionCall): Promise<Verdict> {
+    const deny = (message: string): Verdict => ({ allow: false, message, masks: [], limits: {} });
+    let fn: { name: string; args: number; resultType: number } | null = null;
+    try {
+      fn = this.d.functionName ? await this.d.functionName(msg.functionOid) : null;
+    } catch (err) {
+      return deny(`dlpctl: denied (fail closed): cannot look up function OID ${msg.functionOid}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    if (!fn) return deny(`dlpctl: function-call sub-protocol: no function with OID ${msg.functionOid}`);
+    const sql = `SELECT ${fn.name}(${msg.args.map((_, i) => `$${i + 1}`).join(', ')})`;
+    const verdict = await this.d.gate(sql);
+    const scanned = verdict.masks.some((m) => !m.columns || m.columns.length === 0) || !!verdict.derived;
+    if (verdict.allow && scanned && (msg.resultFormat !== 1 || isTextLikeType(fn.resultType))) {
+      return deny(`dlpctl: ${fn.name} called through the function-call sub-protocol: its result cannot be masked there, and a mask rule applies; call it in a SQL statement`);
+    }
+    return verdict;
   }
 
   private async settleCancel(): Promise<void> {
@@ -425,7 +541,7 @@ export class PgSession {
         if (!verdict) return frame.raw;
         const copy = verdict.copy ?? null;
         return this.startResult(copy ? copy.fields : null, verdict).then((r) => {
-          if (copy && r.plan?.active && copy.format !== 'binary') r.copy = new CopyRowMasker(r.plan, copy, this.tally);
+          if (copy && r.plan?.active && copy.format !== 'binary') r.copy = new CopyRowMasker(r.plan, copy, this.tally, this.codec);
           this.result = r;
           return frame.raw;
         });
@@ -571,11 +687,10 @@ export class PgSession {
       return copyData(masked);
     }
     if (!r.plan) return frame.raw;
-    const text = frame.payload.toString('utf8');
-    const masked = r.plan.maskText(text);
+    const masked = r.plan.maskBytes(frame.payload);
+    if (!masked) return frame.raw;
     for (const [entity, n] of Object.entries(masked.counts)) this.d.recorder.masked(entity, n);
-    if (masked.text === text) return frame.raw;
-    return copyData(Buffer.from(masked.text, 'utf8'));
+    return copyData(masked.bytes);
   }
 
   /** Ends the current result; returns the limit error to send instead of its end, if a limit was hit. */

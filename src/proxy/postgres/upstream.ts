@@ -4,7 +4,7 @@
  *   TCP connect
  *   [SSLRequest → 'S' → TLS handshake]        per tls.mode; 'N' under require/verify-full is an error,
  *                                              never a silent downgrade
- *   StartupMessage(user, database, safe client parameters)
+ *   StartupMessage(user, database, the client's other parameters)
  *   Authentication*: SCRAM-SHA-256 (no -PLUS: the client's TLS ends here) | md5 | cleartext
  *   ParameterStatus*, BackendKeyData, ReadyForQuery
  *
@@ -113,12 +113,18 @@ async function startTls(conn: PgConn, t: UpstreamTarget): Promise<void> {
   conn.rebind(secure);
 }
 
-/** Parameters a client may set that cannot change who it is or what it may reach. */
-const PASSTHROUGH_PARAMS = new Set(['application_name', 'client_encoding', 'datestyle', 'timezone', 'extra_float_digits', 'intervalstyle', 'search_path']);
+/**
+ * Start-up parameters dlpctl decides itself (`user`, `database`: the target's; `replication`: refused) or
+ * that are protocol options for dlpctl, not settings for the server (`_pq_.*`). Everything else the client
+ * sent (options, application_name, statement_timeout and any other setting) reaches the server as sent:
+ * the server applies its own rules to them, for the target user. The parameters that would change who the
+ * session runs as are refused at the client's start-up (client-handshake.ts, `refusedStartupParameter`).
+ */
+const NOT_FORWARDED = new Set(['user', 'database', 'replication']);
 
-export function safeClientParameters(params: ReadonlyMap<string, string>): Map<string, string> {
+export function forwardedClientParameters(params: ReadonlyMap<string, string>): Map<string, string> {
   const out = new Map<string, string>();
-  for (const [k, v] of params) if (PASSTHROUGH_PARAMS.has(k.toLowerCase())) out.set(k, v);
+  for (const [k, v] of params) if (!NOT_FORWARDED.has(k.toLowerCase()) && !k.startsWith('_pq_.')) out.set(k, v);
   return out;
 }
 
@@ -130,9 +136,8 @@ export async function connectUpstream(t: UpstreamTarget, clientParams: ReadonlyM
     const params = new Map<string, string>([
       ['user', t.user],
       ['database', t.database],
-      ...safeClientParameters(clientParams),
+      ...forwardedClientParameters(clientParams),
     ]);
-    if (!params.has('application_name')) params.set('application_name', 'dlpctl');
     await conn.write(encodeStartupMessage(params));
     await authenticate(conn, t);
     const parameters = new Map<string, string>();

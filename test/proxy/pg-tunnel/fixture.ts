@@ -237,13 +237,18 @@ export class RawClient {
     return new RawClient(socket);
   }
 
-  /** Start-up and SCRAM with the tunnel password; returns after the first ReadyForQuery. */
-  async startup(user: string, database: string, password: string): Promise<Frame[]> {
-    this.socket.write(encodeStartupMessage({ user, database }));
+  /**
+   * Start-up and SCRAM with the tunnel password; returns every frame up to the first ReadyForQuery.
+   * `params` are extra start-up parameters; `protocolVersion` defaults to 3.0 (196608).
+   */
+  async startup(user: string, database: string, password: string, o: { params?: Record<string, string>; protocolVersion?: number } = {}): Promise<Frame[]> {
+    this.socket.write(encodeStartupMessage({ user, database, ...o.params }, o.protocolVersion));
     let scram: ScramClient | null = null;
+    const all: Frame[] = [];
     for (;;) {
       const f = await this.next();
       if (!f) throw new Error('closed during start-up');
+      all.push(f);
       const m = decodeBackend(f);
       if (m.kind === 'AuthenticationSASL') {
         scram = new ScramClient({ password });
@@ -251,7 +256,7 @@ export class RawClient {
       } else if (m.kind === 'AuthenticationSASLContinue') this.write(encodeSASLResponse(scram!.handleServerFirst(m.data)));
       else if (m.kind === 'AuthenticationSASLFinal') scram!.handleServerFinal(m.data);
       else if (m.kind === 'ErrorResponse') throw new Error(`start-up failed: ${m.code} ${m.message}`);
-      else if (m.kind === 'ReadyForQuery') return [f];
+      else if (m.kind === 'ReadyForQuery') return all;
     }
   }
 

@@ -46,7 +46,7 @@ describe('malformed client input', () => {
     });
   }
 
-  it('a garbage start-up packet: FATAL 08P01', async () => {
+  it('a garbage start-up packet (an unknown protocol code): FATAL 0A000, as from PostgreSQL', async () => {
     const raw = await RawClient.connect(t.port);
     const pkt = Buffer.alloc(8);
     pkt.writeInt32BE(8, 0);
@@ -54,6 +54,6 @@ describe('malformed client input', () => {
     raw.write(pkt);
     const frames = await raw.untilClosed();
     const m = frames[0] ? decodeBackend(frames[0]) : null;
-    expect(m?.kind === 'ErrorResponse' ? m.code : null).toBe('08P01');
+    expect(m?.kind === 'ErrorResponse' ? m.code : null).toBe('0A000');
   });
 });

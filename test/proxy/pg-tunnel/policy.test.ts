@@ -136,7 +136,7 @@ describe('policy', () => {
     expect((await direct.query(`select count(*)::int as n from orders where product = 'nope'`)).rows[0].n).toBe(0);
   });
 
-  it('the FunctionCall sub-protocol is refused, the session goes on', async () => {
+  it('the FunctionCall sub-protocol is decided by policy as the SQL call it amounts to: pg_read_file denied, the session goes on', async () => {
     const raw = await RawClient.connect(t.port);
     await raw.startup('postgres', fx.database, t.secret);
     const oid = (await direct.query(`select 'pg_read_file(text)'::regprocedure::oid::int as oid`)).rows[0].oid as number;
@@ -144,7 +144,7 @@ describe('policy', () => {
     const frames = await raw.untilReady();
     const err = frames.map((f) => decodeBackend(f)).find((m) => m.kind === 'ErrorResponse');
     expect(err && err.kind === 'ErrorResponse' ? err.code : null).toBe('42501');
-    expect(err && err.kind === 'ErrorResponse' ? err.message : '').toContain('function-call sub-protocol');
+    expect(err && err.kind === 'ErrorResponse' ? err.message : '').toContain('recommended rule no-server-file-access');
     expect(frames.some((f) => f.type === BackendType.FunctionCallResponse)).toBe(false);
     raw.write(encodeQuery('select 7'));
     const again = await raw.untilReady();
