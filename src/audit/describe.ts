@@ -10,9 +10,9 @@ export function actionText(e: StoreEvent): string | undefined {
   return eventText(e) ?? undefined;
 }
 
-export const ACTION_TYPES = new Set<StoreEvent['type']>(['query', 'http.request', 'ssh.command', 'ssh.channel']);
+export const ACTION_TYPES = new Set<StoreEvent['type']>(['query', 'execute', 'http.request', 'ssh.command', 'ssh.channel']);
 
-export function isAction(e: StoreEvent): e is Extract<StoreEvent, { type: 'query' | 'http.request' | 'ssh.command' | 'ssh.channel' }> {
+export function isAction(e: StoreEvent): e is Extract<StoreEvent, { type: 'query' | 'execute' | 'http.request' | 'ssh.command' | 'ssh.channel' }> {
   return ACTION_TYPES.has(e.type);
 }
 
@@ -31,8 +31,10 @@ export function describeEvent(e: StoreEvent): string {
       return `${e.method} ${e.path}${e.status !== undefined ? ` → ${e.status}` : ''}`;
     case 'mask.summary':
       return `masked ${Object.entries(e.entities).map(([k, v]) => `${k}×${v}`).join(' ') || 'nothing'}${e.rule ? ` [${e.rule}]` : ''}`;
+    case 'execute':
+      return `execute statement #${e.statement}${e.params ? ` with (${e.params.map((p) => (p === null ? 'NULL' : JSON.stringify(p))).join(', ')})` : ''}${e.maxRows ? `, ${e.maxRows} rows at a time` : ''}`;
     case 'result':
-      return `${e.rows} rows, ${e.bytes} bytes, ${e.durationMs} ms`;
+      return `${e.rows} rows, ${e.bytes} bytes, ${e.durationMs} ms${e.sample ? `, ${e.sample.length} recorded${e.truncated ? ' (truncated)' : ''}` : ''}`;
     case 'error':
       return `${e.code ? `${e.code} ` : ''}${e.message}`;
     case 'approval.requested':

@@ -15,6 +15,10 @@ export function eventText(e: EventBody): string | null {
       return e.command;
     case 'ssh.channel':
       return e.target === undefined ? e.channel : `${e.channel} ${e.target}`;
+    case 'execute':
+      return e.params && e.params.length > 0 ? e.params.map((p) => p ?? 'NULL').join(' ') : null;
+    case 'result':
+      return e.sample && e.sample.length > 0 ? e.sample.map((r) => r.map((c) => c ?? 'NULL').join(' ')).join('\n') : null;
     default:
       return null;
   }
@@ -23,6 +27,7 @@ export function eventText(e: EventBody): string | null {
 export function eventDecision(e: EventBody): string | null {
   switch (e.type) {
     case 'query':
+    case 'execute':
     case 'http.request':
     case 'ssh.command':
     case 'ssh.channel':

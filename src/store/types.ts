@@ -159,6 +159,30 @@ export interface ResultBody {
   rows: number;
   bytes: number;
   durationMs: number;
+  /** The result's column names (absent: unknown, e.g. a COPY). */
+  columns?: string[];
+  /**
+   * The first rows as the client saw them (after masking, then the audit detectors), up to the resource's
+   * record limits; text cells, null for NULL, `(N bytes)` for a binary cell. COPY rows are one cell each.
+   */
+  sample?: (string | null)[][];
+  /** Set when rows or bytes past the record limits were left out of `sample`. */
+  truncated?: boolean;
+}
+/**
+ * One execution of a prepared statement (protocol-level Bind/Execute, or SQL EXECUTE). The statement's text is
+ * recorded once, by the `query` event of its Parse/PREPARE, which `statement` names by its seq in this session.
+ */
+export interface ExecuteBody {
+  type: 'execute';
+  /** seq of the `query` event that recorded the statement's text (0: not recorded in this session). */
+  statement: number;
+  decision: Decision;
+  rule?: string;
+  /** Bound parameter values, masked by the audit detectors; absent when the resource records no parameters. */
+  params?: (string | null)[];
+  /** The portal's row limit (Execute's max rows), when not 0. */
+  maxRows?: number;
 }
 export interface ErrorBody {
   type: 'error';
@@ -202,6 +226,7 @@ export type EventBody =
   | SshChannelBody
   | MaskSummaryBody
   | ResultBody
+  | ExecuteBody
   | ErrorBody
   | ApprovalRequestedBody
   | ApprovalDecidedBody
