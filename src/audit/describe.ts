@@ -53,3 +53,13 @@ export function decisionOf(e: StoreEvent): { decision?: string; rule?: string } 
   if (e.type === 'mask.summary' && e.rule) return { rule: e.rule };
   return {};
 }
+
+/** The recorded rows of a result event as lines (columns first), for `audit show` and `audit replay`. */
+export function sampleLines(e: StoreEvent): string[] {
+  if (e.type !== 'result' || !e.sample || e.sample.length === 0) return [];
+  const cell = (c: string | null) => (c === null ? 'NULL' : c.replace(/\s+/g, ' '));
+  const lines = e.columns ? [e.columns.join(' | ')] : [];
+  for (const row of e.sample) lines.push(row.map(cell).join(' | '));
+  if (e.truncated) lines.push(`… ${e.rows - e.sample.length} more rows not recorded`);
+  return lines;
+}

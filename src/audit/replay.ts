@@ -5,7 +5,7 @@
  * session idle for an hour does not replay for an hour. Clock and sleep are injected for tests.
  */
 import type { StoreEvent } from '../store/types.js';
-import { decisionOf, describeEvent } from './describe.js';
+import { decisionOf, describeEvent, sampleLines } from './describe.js';
 
 export interface ReplayOptions {
   speed: number;
@@ -54,6 +54,7 @@ export async function replaySession(events: readonly StoreEvent[], o: ReplayOpti
     const head = `${st.dim(`+${((t - start) / 1000).toFixed(3)}s`)} ${e.type.padEnd(17)}`;
     const dec = decision ? `${paint(decision)}${rule ? st.dim(` [${rule}]`) : ''} ` : '';
     o.writeLine(`${head} ${dec}${describeEvent(e)}`);
+    for (const l of sampleLines(e)) o.writeLine(`${' '.repeat(27)}${st.dim(l)}`);
   }
   return 'transcript';
 }

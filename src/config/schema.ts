@@ -183,10 +183,16 @@ const postgresResource = obj('A PostgreSQL server.', {
   }),
   safeFunctions: strList(
     'Functions and procedures known to be safe to call through the tunnel, as `name` or `schema.name` globs (`app.fmt_*`). ' +
-      'Built-ins that change nothing are safe already; a user function is not until listed, and the built-in `recommended` ' +
+      'Built-ins are safe already, except those that act beyond the statement (other sessions, configuration, server files, ' +
+      'replication, statistics, setval); a user function is not until listed, and the built-in `recommended` ' +
       'policy denies calling it (rule `no-unsafe-calls`).',
     'sql-name',
   ),
+  record: obj('What the session store keeps of each execution and its result, besides the masked statement text.', {
+    rows: { type: 'integer', doc: 'The first rows of each result, as the client saw them (masked); 0 keeps none.', min: 0, default: 100 },
+    bytes: { type: 'size', doc: 'At most this much of each result is kept (masked text); 0 keeps none.', min: 0, default: 65_536, defaultDoc: '64KiB' },
+    parameters: { type: 'boolean', doc: 'Keep the bound parameters of each execution (masked by the detectors); false keeps none.', default: true },
+  }),
 });
 
 const httpResource = obj('An HTTP(S) API.', {

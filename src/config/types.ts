@@ -136,6 +136,8 @@ export interface PostgresResource extends ResourceBase {
   tls: { mode: TlsMode; ca?: SecretString };
   /** Functions and procedures (globs over `name` or `schema.name`) known to be safe to call through the tunnel. */
   safeFunctions?: string[];
+  /** What the store keeps of executions and results (defaults: 100 rows, 64 KiB per result, parameters kept). */
+  record?: { rows?: number; bytes?: number; parameters?: boolean };
 }
 
 export interface HttpResource extends ResourceBase {

@@ -80,6 +80,8 @@ export interface SessionEndBody {
 }
 export interface QueryBody {
   type: 'query';
+  /** The tunnel's number of this statement in its session; `execute` events refer to it. */
+  id?: number;
   /** Statement text, already masked by the caller. */
   sql: string;
   decision: Decision;
@@ -175,7 +177,7 @@ export interface ResultBody {
  */
 export interface ExecuteBody {
   type: 'execute';
-  /** seq of the `query` event that recorded the statement's text (0: not recorded in this session). */
+  /** The `id` of the `query` event that recorded the statement's text (0: not recorded in this session). */
   statement: number;
   decision: Decision;
   rule?: string;

@@ -96,7 +96,7 @@ export async function runAuditSearch(ctx: CommandContext, o: AuditSearchCliOptio
 // ── show ───────────────────────────────────────────────────────────────────
 
 export async function runAuditShow(ctx: CommandContext, o: { session: string }): Promise<number> {
-  const [{ allSessionEvents }, { describeEvent, decisionOf }] = await Promise.all([import('../../audit/events.js'), import('../../audit/describe.js')]);
+  const [{ allSessionEvents }, { describeEvent, decisionOf, sampleLines }] = await Promise.all([import('../../audit/events.js'), import('../../audit/describe.js')]);
   return withStore(ctx, async (store) => {
     const session = await store.getSession(o.session);
     if (!session) throw new DlpctlError('STORE_NOT_FOUND', `no session ${o.session}; find one with dlpctl audit search`);
@@ -128,6 +128,12 @@ export async function runAuditShow(ctx: CommandContext, o: { session: string }):
         }),
       ),
     );
+    for (const e of shown) {
+      const lines = sampleLines(e);
+      if (lines.length === 0) continue;
+      ctx.io.out(`\n${c.bold(`result rows (event ${e.seq}), as the client saw them`)}`);
+      for (const l of lines) ctx.io.out(`  ${ctx.io.isTTY ? clip(l, 120) : l}`);
+    }
     if (terminal.length) ctx.io.out(c.dim(`\n${terminal.length} terminal output frames: dlpctl audit replay ${session.id}`));
     for (const a of approvals) {
       ctx.io.out(`\napproval ${a.id}: ${a.state} [${a.rule}] ${clip(a.maskedText, 80)}`);

@@ -243,6 +243,7 @@ export class PostgresEngine implements TunnelEngine {
     try {
       await client.write(Buffer.concat(hello2));
       const prepared = new PreparedSql();
+      let statementIds = 0;
       const session = new PgSession({
         sessionId,
         resource,
@@ -250,7 +251,12 @@ export class PostgresEngine implements TunnelEngine {
         upstream: upstream.conn,
         recorder,
         status: upstream.status,
-        gate: (sql) => this.gate(sql, recorder, ctx.emit, prepared),
+        gate: (sql, extended) => this.gate(sql, recorder, ctx.emit, prepared, extended === true, ++statementIds),
+        record: {
+          rows: this.o.resource.record?.rows ?? 100,
+          bytes: this.o.resource.record?.bytes ?? 64 * 1024,
+          parameters: this.o.resource.record?.parameters ?? true,
+        },
         plan: (fields, verdict) =>
           planResult(fields, {
             masks: verdict.masks,
@@ -287,7 +293,11 @@ export class PostgresEngine implements TunnelEngine {
   }
 
   /** Decide one SQL text: classify, evaluate, record durably, wait for approval. Never throws. */
-  private async gate(sql: string, recorder: SessionRecorder, emit: (e: TunnelEvent) => void, prepared: PreparedSql): Promise<Verdict> {
+  /**
+   * `extended`: a Parse. Its record is queued, not awaited: Parse only prepares, and the Execute that runs it is
+   * recorded durably (referring to this record by `id`) before it is forwarded; the queued record commits with it.
+   */
+  private async gate(sql: string, recorder: SessionRecorder, emit: (e: TunnelEvent) => void, prepared: PreparedSql, extended: boolean, id: number): Promise<Verdict> {
     const resource = this.o.resource;
     let auditText = sql;
     try {
@@ -309,6 +319,7 @@ export class PostgresEngine implements TunnelEngine {
         copy: facts.copy,
         limits: decision.limits,
         ...(limitRule ? { limitRule: `${limitRule.policy}/${limitRule.rule}` } : {}),
+        statementId: id,
       };
       let action = decision.action;
       // a call denied or held: say which function was not known to be safe, and why
@@ -324,8 +335,14 @@ export class PostgresEngine implements TunnelEngine {
         rule = facts.deny.rule;
         label = 'deny';
       }
-      await recorder.record({ type: 'query', sql: auditText, decision: label, ...(rule ? { rule } : {}), kinds, tables });
-      recorder.counters.statements += 1;
+      const event = { type: 'query', id, sql: auditText, decision: label, ...(rule ? { rule } : {}), kinds, tables } as const;
+      if (extended && action !== 'approve') {
+        // (a failure surfaces at the Execute, whose durable record waits behind this one)
+        recorder.record(event, { defer: true }).catch(() => {});
+      } else {
+        await recorder.record(event);
+        recorder.counters.statements += 1;
+      }
 
       if (action === 'approve') {
         const outcome = await requestApproval(
@@ -349,10 +366,10 @@ export class PostgresEngine implements TunnelEngine {
         const where = facts.deny && rule === facts.deny.rule
           ? `rule ${rule}`
           : ruleName ? `policy ${decision.rule!.policy} rule ${decision.rule!.rule}` : decision.basis === 'fail_closed' ? 'fail-closed' : `resource ${resource.name} default`;
-        return { allow: false, message: `dlpctl: denied by ${where}: ${message}`, ...base };
+        return { allow: false, message: `dlpctl: denied by ${where}: ${message}`, ...base, label: 'deny', ...(rule ? { rule } : {}) };
       }
       prepared.allowed(classification);
-      return { allow: true, ...base };
+      return { allow: true, ...base, label, ...(rule ? { rule } : {}) };
     } catch (err) {
       const why = err instanceof DlpctlError ? err.message : `evaluation failed: ${err instanceof Error ? err.message : String(err)}`;
       recorder.counters.denied += 1;

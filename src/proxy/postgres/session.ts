@@ -31,8 +31,10 @@
  * when the signal lands), so the next statement waits until the limited one has reached ReadyForQuery and
  * any cancel has been delivered.
  */
+import { isUtf8 } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import type { Decision, MaskDirective } from '../../policy/index.js';
+import type { Decision as AuditDecision } from '../../store/types.js';
 import type { SessionRecorder } from '../recorder.js';
 import type { TunnelEvent } from '../tunnel.js';
 import { ByteRun } from './byte-run.js';
@@ -41,6 +43,7 @@ import { clientCodec, requestedClientEncoding, type TextCodec } from './encoding
 import {
   BackendType,
   decodeBackend,
+  decodeDataRow,
   decodeFrontend,
   decodeRowDescription,
   encodeErrorResponse,
@@ -79,7 +82,23 @@ export interface Verdict {
   copy?: CopyOut | null;
   limits: Decision['limits'];
   limitRule?: string;
+  /** The tunnel's number of this statement in the session (QueryBody.id), which execution events refer to. */
+  statementId?: number;
+  /** What the audit trail recorded as the decision, and the rule. */
+  label?: AuditDecision;
+  rule?: string;
 }
+
+/** What the store keeps of executions and results (the resource's `record`). */
+export interface RecordLimits {
+  rows: number;
+  bytes: number;
+  parameters: boolean;
+}
+
+const DEFAULT_RECORD: RecordLimits = { rows: 100, bytes: 64 * 1024, parameters: true };
+/** A recorded parameter longer than this is cut (the statement's own cap on what the store holds). */
+const MAX_PARAM_CHARS = 4096;
 
 export interface PgSessionDeps {
   sessionId: string;
@@ -88,8 +107,13 @@ export interface PgSessionDeps {
   upstream: PgConn;
   recorder: SessionRecorder;
   status: TransactionStatus;
-  /** Decide, record durably and (for approve) wait. Never throws: failures are denials. */
-  gate(sql: string): Promise<Verdict>;
+  /**
+   * Decide, record and (for approve) wait. Never throws: failures are denials. A Query's record is durable before
+   * it returns; a Parse's (`prepared`) is queued: nothing runs until Execute, whose own record is durable first.
+   */
+  gate(sql: string, prepared?: boolean): Promise<Verdict>;
+  /** What the store keeps of executions and results (default: 100 rows, 64 KiB, parameters). */
+  record?: RecordLimits;
   /** `fields` null: the result's shape is unknown (COPY, or an Execute nobody described). */
   plan(fields: readonly FieldDescription[] | null, verdict: Verdict): Promise<RowPlan>;
   cancel(): Promise<void>;
@@ -111,6 +135,8 @@ interface StatementState {
 }
 interface PortalState {
   statement: StatementState | undefined;
+  /** The bound parameters as recorded (masked), or undefined when parameters are not recorded. */
+  params?: (string | null)[];
   resultFormats: readonly number[];
   fields?: readonly FieldDescription[];
 }
@@ -119,7 +145,7 @@ type Pending =
   | { k: 'parse'; name: string; verdict: Verdict; poison?: Poison }
   | { k: 'bind'; verdict: Verdict | undefined }
   | { k: 'describe'; target: 'S' | 'P'; name: string; internal: boolean }
-  | { k: 'execute'; portal: string }
+  | { k: 'execute'; portal: string; poison?: Poison }
   | { k: 'close' }
   | { k: 'sync' }
   | { k: 'query'; verdict: Verdict; poison?: Poison };
@@ -131,6 +157,12 @@ interface Poison {
 
 interface ResultState {
   plan: RowPlan | null;
+  /** The first rows as the client saw them, for the store (null: not recording). */
+  sample: (string | null)[][] | null;
+  sampleBytes: number;
+  truncated: boolean;
+  columns: string[] | null;
+  formats: number[] | null;
   /** COPY … TO STDOUT in text or CSV: its rows parsed and masked cell by cell. */
   copy: CopyRowMasker | null;
   verdict: Verdict;
@@ -314,7 +346,7 @@ export class PgSession {
           const msg = await this.decode(frame);
           if (msg.kind !== 'Parse') throw new Error('unreachable');
           await this.settleCancel();
-          const verdict = this.encodingRefusal(msg.query) ?? (await this.d.gate(msg.query));
+          const verdict = this.encodingRefusal(msg.query) ?? (await this.d.gate(msg.query, true));
           this.lastVerdict = verdict;
           this.statements.set(msg.name, { verdict });
           if (verdict.allow) {
@@ -331,7 +363,9 @@ export class PgSession {
           const msg = await this.decode(frame);
           if (msg.kind !== 'Bind') throw new Error('unreachable');
           const statement = this.statements.get(msg.statement);
-          this.portals.set(msg.portal, { statement, resultFormats: msg.resultFormats });
+          const portal: PortalState = { statement, resultFormats: msg.resultFormats };
+          if (this.keep.parameters) portal.params = this.recordedParams(msg.params, msg.paramFormats);
+          this.portals.set(msg.portal, portal);
           this.pending.push({ k: 'bind', verdict: statement?.verdict });
           await upstream.write(frame.raw);
           break;
@@ -352,8 +386,16 @@ export class PgSession {
             this.pending.push({ k: 'describe', target: 'P', name: msg.portal, internal: true });
             await upstream.write(encodeFrontend({ kind: 'Describe', target: 'P', name: msg.portal }));
           }
-          this.pending.push({ k: 'execute', portal: msg.portal });
-          await upstream.write(frame.raw);
+          // every execution is an event, durable before it runs; a store that cannot take it denies it
+          const denied = await this.recordExecution(portal, msg.maxRows);
+          if (denied) {
+            const poison = this.poison({ allow: false, message: denied, masks: [], limits: {} });
+            this.pending.push({ k: 'execute', portal: msg.portal, poison });
+            await upstream.write(encodeFrontend({ kind: 'Execute', portal: `${POISON_PREFIX}${poison.nonce}`, maxRows: 0 }));
+          } else {
+            this.pending.push({ k: 'execute', portal: msg.portal });
+            await upstream.write(frame.raw);
+          }
           break;
         }
         case FrontendType.Close: {
@@ -426,6 +468,78 @@ export class PgSession {
       return deny(`dlpctl: ${fn.name} called through the function-call sub-protocol: its result cannot be masked there, and a mask rule applies; call it in a SQL statement`);
     }
     return verdict;
+  }
+
+  /**
+   * Records one execution of a prepared statement, durably, before it is forwarded. Returns the denial message
+   * when it cannot be recorded (or the statement was denied at Parse), null when it may run.
+   */
+  private async recordExecution(portal: PortalState | undefined, maxRows: number): Promise<string | null> {
+    const verdict = portal?.statement?.verdict;
+    const rec = this.d.recorder;
+    try {
+      await rec.record({
+        type: 'execute',
+        statement: verdict?.statementId ?? 0,
+        decision: verdict?.label ?? (verdict?.allow === false ? 'deny' : 'allow'),
+        ...(verdict?.rule ? { rule: verdict.rule } : {}),
+        ...(portal?.params ? { params: portal.params } : {}),
+        ...(maxRows > 0 ? { maxRows } : {}),
+      });
+    } catch (err) {
+      rec.counters.denied += 1;
+      return `dlpctl: denied (fail closed): ${err instanceof Error ? err.message : String(err)}`;
+    }
+    if (verdict?.allow !== false) rec.counters.statements += 1;
+    return null;
+  }
+
+  /** Bound parameters as the store keeps them: text decoded in the session's encoding, then the audit detectors. */
+  private recordedParams(params: readonly (Buffer | null)[], formats: readonly number[]): (string | null)[] {
+    return params.map((p, i) => {
+      if (p === null) return null;
+      const binary = (formats.length === 1 ? formats[0] : formats[i]) === 1;
+      let text: string;
+      if (!binary) text = this.codec.utf8 ? p.toString('utf8') : this.safeDecode(p);
+      else if (isUtf8(p) && !/[\x00-\x08\x0e-\x1f]/.test(p.toString('utf8'))) text = p.toString('utf8');
+      else return `(${p.length} bytes)`;
+      if (text.length > MAX_PARAM_CHARS) text = `${text.slice(0, MAX_PARAM_CHARS)}…`;
+      return this.d.auditText(text);
+    });
+  }
+
+  private safeDecode(b: Buffer): string {
+    try {
+      return this.codec.decode(b, 'parameter');
+    } catch {
+      return `(${b.length} bytes)`;
+    }
+  }
+
+  private get keep(): RecordLimits {
+    return this.d.record ?? DEFAULT_RECORD;
+  }
+
+  /** Keeps a row (or COPY line) of the current result for the store, within the record limits. */
+  private sampleRow(r: ResultState, cells: (string | null)[], size: number): void {
+    if (!r.sample) return;
+    if (r.sample.length >= this.keep.rows || r.sampleBytes + size > this.keep.bytes) {
+      r.truncated = true;
+      return;
+    }
+    r.sample.push(cells);
+    r.sampleBytes += size;
+  }
+
+  /** The cells of a DataRow as text (the session's encoding), `(N bytes)` for binary ones. */
+  private rowCells(raw: Buffer, formats: number[] | null): (string | null)[] {
+    const row = decodeDataRow(raw.subarray(5));
+    return row.cells.map((c, i) => {
+      if (c === null) return null;
+      const binary = (formats?.[i] ?? 0) === 1;
+      if (binary) return `(${c.length} bytes)`;
+      return this.codec.utf8 ? c.toString('utf8') : this.safeDecode(c);
+    });
   }
 
   private async settleCancel(): Promise<void> {
@@ -540,7 +654,10 @@ export class PgSession {
         const verdict = head?.k === 'query' ? head.verdict : head?.k === 'execute' ? this.portalVerdict(head.portal) : null;
         if (!verdict) return frame.raw;
         const copy = verdict.copy ?? null;
+        const response = decodeBackend(frame);
+        const binary = (response.kind === 'CopyOutResponse' || response.kind === 'CopyBothResponse') && response.format === 1;
         return this.startResult(copy ? copy.fields : null, verdict).then((r) => {
+          r.formats = binary ? [1] : null;
           if (copy && r.plan?.active && copy.format !== 'binary') r.copy = new CopyRowMasker(r.plan, copy, this.tally, this.codec);
           this.result = r;
           return frame.raw;
@@ -612,7 +729,21 @@ export class PgSession {
 
   private async startResult(fields: readonly FieldDescription[] | null, verdict: Verdict): Promise<ResultState> {
     const plan = verdict.masks.length > 0 ? await this.d.plan(fields, verdict) : null;
-    return { plan, copy: null, verdict, rows: 0, bytes: 0, started: performance.now(), over: null };
+    const keep = this.keep.rows > 0 && this.keep.bytes > 0;
+    return {
+      plan,
+      copy: null,
+      sample: keep ? [] : null,
+      sampleBytes: 0,
+      truncated: false,
+      columns: fields ? fields.map((f) => f.name) : null,
+      formats: fields ? fields.map((f) => f.format) : null,
+      verdict,
+      rows: 0,
+      bytes: 0,
+      started: performance.now(),
+      over: null,
+    };
   }
 
   private async resultFor(head: Pending | undefined): Promise<ResultState | null> {
@@ -647,8 +778,9 @@ export class PgSession {
       this.limitReached();
       return null;
     }
-    if (!r.plan?.active) return frame.raw;
-    return r.plan.maskRow(frame.raw, this.tally) ?? frame.raw;
+    const out = r.plan?.active ? (r.plan.maskRow(frame.raw, this.tally) ?? frame.raw) : frame.raw;
+    if (r.sample && !r.truncated) this.sampleRow(r, this.rowCells(out, r.formats), out.length);
+    return out;
   }
 
   /** Cancels the limited query if it is still running CANCEL_AFTER_MS from now (see the module doc). */
@@ -678,7 +810,22 @@ export class PgSession {
     return this.resultFor(head).then((r) => (r ? this.maskCopy(frame, r) : frame.raw));
   }
 
+  /** A COPY out row: masked, counted like a DataRow, and kept for the store within the record limits. */
   private maskCopy(frame: Frame, r: ResultState): Buffer | null {
+    const out = this.maskCopyData(frame, r);
+    if (out === null) return null;
+    r.rows += 1;
+    r.bytes += out.length;
+    this.d.recorder.counters.rows += 1;
+    if (r.sample && !r.truncated) {
+      const body = out.subarray(5);
+      const line = r.formats?.[0] === 1 ? `(${body.length} bytes)` : this.codec.utf8 ? body.toString('utf8') : this.safeDecode(body);
+      this.sampleRow(r, [line.replace(/\r?\n$/, '')], body.length);
+    }
+    return out;
+  }
+
+  private maskCopyData(frame: Frame, r: ResultState): Buffer | null {
     if (r.copy) {
       const payload = frame.payload;
       const masked = r.copy.mask(payload);
@@ -699,7 +846,15 @@ export class PgSession {
     this.result = null;
     if (!r) return null;
     const durationMs = Math.round((performance.now() - r.started) * 1000) / 1000;
-    this.record({ type: 'result', rows: r.rows, bytes: r.bytes, durationMs });
+    this.record({
+      type: 'result',
+      rows: r.rows,
+      bytes: r.bytes,
+      durationMs,
+      ...(r.columns ? { columns: r.columns } : {}),
+      ...(r.sample && r.sample.length > 0 ? { sample: r.sample.map((row) => row.map((c) => (c === null ? null : this.d.auditText(c)))) } : {}),
+      ...(r.truncated ? { truncated: true } : {}),
+    });
     this.d.recorder.flushMasks().catch((err: unknown) => this.storeError(err));
     if (r.over) {
       this.record({ type: 'error', message: r.over, code: '54000' });
@@ -718,7 +873,7 @@ export class PgSession {
       // In the extended protocol the server now skips to Sync: drop what it will not answer.
       while (this.pending.length > 0 && this.pending[0]!.k !== 'sync') {
         const p = this.pending.shift()!;
-        if (p.k === 'parse' && p.poison) poison ??= p.poison;
+        if ((p.k === 'parse' || p.k === 'execute') && p.poison) poison ??= p.poison;
       }
     } else if (head?.k === 'query') {
       poison = head.poison;
