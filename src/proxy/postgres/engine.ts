@@ -30,6 +30,7 @@ import {
   createScramSecret,
   encodeBackendKeyData,
   encodeErrorResponse,
+  encodeNoticeResponse,
   encodeParameterStatus,
   encodeReadyForQuery,
   type ScramSecret,
@@ -251,7 +252,15 @@ export class PostgresEngine implements TunnelEngine {
         upstream: upstream.conn,
         recorder,
         status: upstream.status,
-        gate: (sql, extended) => this.gate(sql, recorder, ctx.emit, prepared, extended === true, ++statementIds),
+        gate: (sql, extended) =>
+          this.gate(sql, recorder, ctx.emit, prepared, extended === true, ++statementIds, (text) => {
+            // the client waiting on its statement is told why, whatever terminal it runs in
+            try {
+              void Promise.resolve(client.write(encodeNoticeResponse({ severity: 'NOTICE', code: '00000', message: text }))).catch(() => {});
+            } catch {
+              // the client is gone; the approval still resolves
+            }
+          }),
         record: {
           rows: this.o.resource.record?.rows ?? 100,
           bytes: this.o.resource.record?.bytes ?? 64 * 1024,
@@ -297,7 +306,15 @@ export class PostgresEngine implements TunnelEngine {
    * `extended`: a Parse. Its record is queued, not awaited: Parse only prepares, and the Execute that runs it is
    * recorded durably (referring to this record by `id`) before it is forwarded; the queued record commits with it.
    */
-  private async gate(sql: string, recorder: SessionRecorder, emit: (e: TunnelEvent) => void, prepared: PreparedSql, extended: boolean, id: number): Promise<Verdict> {
+  private async gate(
+    sql: string,
+    recorder: SessionRecorder,
+    emit: (e: TunnelEvent) => void,
+    prepared: PreparedSql,
+    extended: boolean,
+    id: number,
+    tellClient: (text: string) => void,
+  ): Promise<Verdict> {
     const resource = this.o.resource;
     let auditText = sql;
     try {
@@ -353,6 +370,7 @@ export class PostgresEngine implements TunnelEngine {
               void recorder.record({ type: 'approval.requested', approvalId: a.id, rule: ruleName ?? 'approve' }).catch(() => {});
               emit({ type: 'decision', resource: resource.name, sessionId: recorder.id, action: 'approve', rule: ruleName ?? null, kinds, summary: `waiting for approval ${a.id}` });
               this.o.onApprovalPending?.(a.id, auditText);
+              tellClient(`dlpctl: this statement waits for approval ${a.id} (rule ${ruleName ?? 'approve'}); an approver runs: dlpctl approve ${a.id}`);
             },
           },
         );

@@ -141,9 +141,13 @@ describe('approvals', () => {
 
   it('an approved statement runs; the approval has the sha256 of the exact statement and masked text', async () => {
     const c = await pgClient(t.url);
+    const notices: string[] = [];
+    c.on('notice', (n) => notices.push(n.message ?? ''));
     const sql = `update customers set name = 'Approved Name' where ssn = '536-22-1234' or id = 1`;
     const running = c.query(sql);
     const a = await pendingFor('Approved Name');
+    // the waiting client itself is told what it waits for, and the command that releases it
+    await waitFor(async () => (notices.some((n) => n.includes(`dlpctl approve ${a.id}`)) ? true : undefined), 'the waiting notice');
     expect(a.sha256).toBe(sha256Hex(sql));
     expect(a.maskedText).not.toContain('536-22-1234');
     expect(a.rule).toBe('gate/updates-need-approval');
