@@ -37,9 +37,8 @@ import {
 } from './protocol.js';
 import { planResult, STATISTICS_COLUMNS } from './result-mask.js';
 import { copyQueryText, copyRelationSelect, copySourceOf, type CopyOut } from './copy-out.js';
-import { statementTaint } from './taint.js';
+import { cachedLineage, statementTaint } from './taint.js';
 import { analyzeFunction, withFunctionFacts, type FunctionAnalysis } from '../../policy/sql/functions.js';
-import { statementLineage } from '../../policy/sql/lineage.js';
 import { parseSqlTree } from '../../policy/sql/parser.js';
 import type { MaskDirective, SqlClassification } from '../../policy/index.js';
 import type { DerivedMask } from './lineage.js';
@@ -75,10 +74,12 @@ interface DataFacts {
  * The user functions whose results carry masked data: a body that cannot be analysed (dynamic SQL, another
  * language), or one that reads a masked column. Named as the statement wrote them, for the lineage.
  */
+const NO_FUNCTIONS: ReadonlySet<string> = new Set();
+
 function taintedFunctionNames(fns: readonly FunctionAnalysis[], masked: readonly string[]): Set<string> {
   const out = new Set<string>();
   for (const f of fns) {
-    const tainted = f.bodyStatements === null || f.bodyStatements.some((st) => statementLineage(st, { masked }).some((l) => l.tainted));
+    const tainted = f.bodyStatements === null || f.bodyStatements.some((st) => cachedLineage(st, masked, NO_FUNCTIONS).some((l) => l.tainted));
     if (tainted) out.add(f.name);
   }
   return out;

@@ -12,10 +12,25 @@
  */
 import { classifySql } from '../../policy/index.js';
 import { statementLineage, type StatementLineage } from '../../policy/sql/lineage.js';
+import { Lru } from '../../policy/sql/lru.js';
 import type { CatalogResolver } from './catalog.js';
 import { columnPatternMatches } from './result-mask.js';
 
 const MAX_DEPTH = 8;
+/** Lineage by (patterns, tainted functions, text): a tunnel sees the same statements and the same rules again. */
+const lineageCache = new Lru<string, StatementLineage[]>(10_000);
+const MAX_CACHED_TEXT = 16 * 1024;
+
+export function cachedLineage(sql: string, masked: readonly string[], taintedFunctions: ReadonlySet<string>): StatementLineage[] {
+  if (sql.length > MAX_CACHED_TEXT) return statementLineage(sql, { masked, taintedFunctions });
+  const key = `${masked.join('\n')}\0${[...taintedFunctions].join(',')}\0${sql}`;
+  let hit = lineageCache.get(key);
+  if (!hit) {
+    hit = statementLineage(sql, { masked, taintedFunctions });
+    lineageCache.set(key, hit);
+  }
+  return hit;
+}
 
 export interface StatementTaint {
   /** Masked patterns: the rules' own plus those derived from views. */
@@ -38,7 +53,7 @@ export async function viewPatterns(catalog: CatalogResolver, reads: readonly str
     // what the definition itself reads through other views
     const inner = classifySql(view.definition).statements.flatMap((s) => s.reads);
     const all = [...masked, ...(await viewPatterns(catalog, inner, masked, taintedFunctions, depth + 1))];
-    const lineage = statementLineage(view.definition, { masked: all, taintedFunctions })[0];
+    const lineage = cachedLineage(view.definition, all, taintedFunctions)[0];
     view.columns.forEach((c, i) => {
       const tainted = c.base ? all.some((p) => columnPatternMatches(p, c.base!)) : (lineage?.outputs?.[i] ?? lineage?.tainted ?? true);
       if (tainted) out.push(`${qualified}.${c.name}`);
@@ -56,5 +71,5 @@ export async function statementTaint(
   taintedFunctions: ReadonlySet<string>,
 ): Promise<StatementTaint> {
   const masked = [...columnPatterns, ...(await viewPatterns(catalog, reads, columnPatterns, taintedFunctions))];
-  return { masked, lineage: statementLineage(sql, { masked, taintedFunctions }) };
+  return { masked, lineage: cachedLineage(sql, masked, taintedFunctions) };
 }
