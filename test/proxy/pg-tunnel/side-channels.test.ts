@@ -96,6 +96,10 @@ const CASES: Case[] = [
   { name: 'TABLE customers', sql: 'TABLE customers', expect: 'clean' },
   { name: 'format() of a whole row', sql: "SELECT format('%s', c) AS x FROM customers c", expect: 'clean' },
   { name: 'a JSON path over a whole row', sql: "SELECT jsonb_path_query(to_jsonb(c), '$.ssn')::text AS x FROM customers c", expect: 'clean' },
+  { name: "the table's data file read by a superuser", sql: "SELECT encode(pg_read_binary_file(pg_relation_filepath('customers')), 'escape') AS x", expect: 'clean' },
+  { name: 'EXPLAIN ANALYZE VERBOSE of a filter on the column', sql: "EXPLAIN (ANALYZE, VERBOSE) SELECT * FROM customers WHERE ssn > ''", expect: 'clean' },
+  { name: 'a collation on the column', sql: 'SELECT ssn COLLATE "C" AS x FROM customers', expect: 'clean' },
+  { name: 'a star over a subquery of the column', sql: 'SELECT t.* FROM (SELECT ssn FROM customers) t', expect: 'clean' },
   // catalogue statistics
   { name: 'pg_stats histogram and most common values', sql: ['ANALYZE customers', 'ANALYZE payments', "SELECT attname, histogram_bounds::text AS h, most_common_vals::text AS m FROM pg_stats WHERE tablename IN ('customers', 'payments')"], expect: 'clean' },
   { name: 'pg_statistic values', sql: ['ANALYZE customers', 'SELECT stavalues1::text AS a, stavalues2::text AS b FROM pg_statistic'], expect: 'clean' },
