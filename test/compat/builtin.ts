@@ -110,7 +110,7 @@ export const DUMP_CHECK: Check = ['pg_dump -Fc -b + pg_restore (table and 2 larg
   const before = await sql(t.directUrl, 'SELECT id, title, md5(lo_get(body)) AS h FROM compat_docs ORDER BY id');
   await cli('pg_dump', ['-Fc', '-b', '-f', dump], t);
   await sql(t.directUrl, 'DROP TABLE compat_docs; SELECT lo_unlink(oid) FROM pg_largeobject_metadata');
-  await cli('pg_restore', ['--no-owner', '-d', t.database], t);
+  await cli('pg_restore', ['--no-owner', '-d', t.database, dump], t);
   const after = await sql(t.directUrl, 'SELECT id, title, md5(lo_get(body)) AS h FROM compat_docs ORDER BY id');
   if (JSON.stringify(after.rows) !== JSON.stringify(before.rows)) throw new Error(`restored ${JSON.stringify(after.rows)}, dumped ${JSON.stringify(before.rows)}`);
 }];

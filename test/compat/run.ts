@@ -98,6 +98,8 @@ interface Row {
   pass: Record<Mode, number | null>;
   /** Failures through a tunnel of tests that pass directly, by mode. */
   tunnelOnly: Record<Mode, { name: string; detail: string }[]>;
+  /** Failures directly (the suite's or this machine's, not the tunnel's). */
+  directFailures: { name: string; detail: string }[];
   notes: string[];
 }
 
@@ -159,7 +161,7 @@ async function targetFor(fx: Fixture, mode: Mode, database: string, directUrl: s
 function summarise(suite: string, runs: Partial<Record<Mode, SuiteRun>>): Row {
   const names = new Set<string>();
   for (const r of Object.values(runs)) for (const o of r!.outcomes) names.add(o.name);
-  const row: Row = { suite, tests: names.size, pass: { direct: null, permissive: null, recommended: null }, tunnelOnly: { direct: [], permissive: [], recommended: [] }, notes: [] };
+  const row: Row = { suite, tests: names.size, pass: { direct: null, permissive: null, recommended: null }, tunnelOnly: { direct: [], permissive: [], recommended: [] }, directFailures: (runs.direct?.outcomes ?? []).filter((o) => !o.pass).map((o) => ({ name: o.name, detail: o.detail ?? '' })), notes: [] };
   const direct = new Map(runs.direct?.outcomes.map((o) => [o.name, o]));
   for (const mode of MODES) {
     const r = runs[mode];
@@ -189,6 +191,7 @@ function print(rows: Row[], started: Date): void {
   }
   for (const r of rows) {
     for (const n of r.notes) out.push(`note (${r.suite}) ${n}`);
+    for (const f of r.directFailures) out.push(`\n[direct] ${r.suite}: ${f.name}\n${f.detail.split('\n').slice(-8).map((l) => '    ' + l).join('\n')}`);
     for (const mode of ['permissive', 'recommended'] as const) {
       for (const f of r.tunnelOnly[mode]) {
         const denial = DENIAL.exec(f.detail)?.[0];
