@@ -85,3 +85,9 @@ export function tail(s: string, n = 1500): string {
 
 /** A denial of the tunnel that names what decided it (a rule, a policy's rule, or the resource default). */
 export const DENIAL = /dlpctl: denied by (?:policy \S+ rule \S+|rule \S+|resource \S+ default)[^\n]*/;
+
+/** The first named denial in a run's whole output, as a line to put before the tail of it. */
+export function denialOf(out: string): string {
+  const m = DENIAL.exec(out);
+  return m ? `${m[0]}\n` : '';
+}

@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { pgEnv, runProc, tail, type Outcome, type SuiteRun, type Target } from './common.js';
+import { denialOf, pgEnv, runProc, tail, type Outcome, type SuiteRun, type Target } from './common.js';
 
 const PRELOAD = `'use strict'
 const fs = require('fs')
@@ -83,7 +83,7 @@ export async function runNodePostgres(sources: string, t: Target, o: { tmp: stri
         failed.set(`${rel} › (file)`, why + tail(p.stdout + p.stderr));
         break;
       }
-      failed.set(`${rel} › ${open}`, why + tail(p.stdout + p.stderr));
+      failed.set(`${rel} › ${open}`, why + denialOf(p.stdout + p.stderr) + tail(p.stdout + p.stderr));
       skip.push(open);
     }
     if (passed.size === 0 && failed.size === 0) passed.add(`${rel} › (file)`);

@@ -8,7 +8,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { runProc, tail, targetUrl, type Outcome, type SuiteRun, type Target } from './common.js';
+import { denialOf, runProc, tail, targetUrl, type Outcome, type SuiteRun, type Target } from './common.js';
 
 const EXCLUDED_FILES = new Set(['test_typing.py', 'test_gevent.py', 'test_windows.py', 'test_dns_srv.py', 'test_dns.py', 'test_tstring.py', 'test_tstring_async.py']);
 
@@ -24,7 +24,7 @@ export function psycopgPython(sources: string): string {
   return path.join(sources, 'venv', 'bin', 'python');
 }
 
-export async function runPsycopg(sources: string, t: Target, o: { only?: RegExp; timeoutMs: number }): Promise<SuiteRun> {
+export async function runPsycopg(sources: string, t: Target, o: { tmp: string; only?: RegExp; timeoutMs: number }): Promise<SuiteRun> {
   const repo = path.join(sources, 'psycopg');
   const python = psycopgPython(sources);
   const outcomes: Outcome[] = [];
@@ -42,11 +42,14 @@ export async function runPsycopg(sources: string, t: Target, o: { only?: RegExp;
     PYTHONDONTWRITEBYTECODE: '1',
   };
   for (const k of ['PGHOST', 'PGPORT', 'PGUSER', 'PGPASSWORD', 'PGDATABASE']) delete env[k];
+  // A fresh cache per file: conftest flags a run as crashed in the cache until it ends, so a file the
+  // watchdog killed would otherwise make every later run refuse to start.
+  let n = 0;
   for (const file of await testFiles(path.join(repo, 'tests'))) {
     if (o.only && !o.only.test(file)) continue;
     const p = await runProc(
       python,
-      ['-m', 'pytest', file, '--test-dsn', dsn, '-m', 'not proxy and not mypy', '-p', 'no:randomly', '-p', 'no:cacheprovider', '-q', '-rA', '--timeout=60', '--color=no', '-o', 'addopts='],
+      ['-m', 'pytest', file, '--test-dsn', dsn, '-m', 'not proxy and not mypy', '-p', 'no:randomly', '-o', `cache_dir=${path.join(o.tmp, `pytest-cache-${n++}`)}`, '-q', '-rA', '--timeout=60', '--color=no', '-o', 'addopts='],
       { cwd: repo, env, timeoutMs: o.timeoutMs },
     );
     const seen = new Set<string>();
@@ -57,7 +60,7 @@ export async function runPsycopg(sources: string, t: Target, o: { only?: RegExp;
       if (seen.has(name)) continue; // a test that failed and then errored in teardown counts once
       seen.add(name);
       const pass = m[1] === 'PASSED' || m[1] === 'XFAIL' || m[1] === 'XPASS';
-      outcomes.push(pass ? { name, pass } : { name, pass, detail: (m[3] ?? '') + '\n' + sectionOf(p.stdout, name.split('::').slice(1).join('::')) });
+      outcomes.push(pass ? { name, pass } : { name, pass, detail: (m[3] ?? '') + '\n' + denialOf(sectionOf(p.stdout, name.split('::').slice(1).join('::'), 1e6)) + sectionOf(p.stdout, name.split('::').slice(1).join('::')) });
     }
     if (p.timedOut) outcomes.push({ name: `${file}::(file)`, pass: false, detail: `watchdog: pytest did not end within ${o.timeoutMs / 1000} s; last output:\n${tail(p.stdout)}` });
     else if (seen.size === 0 && p.code !== 0 && p.code !== 5) outcomes.push({ name: `${file}::(file)`, pass: false, detail: tail(p.stdout + p.stderr) });
@@ -66,9 +69,9 @@ export async function runPsycopg(sources: string, t: Target, o: { only?: RegExp;
 }
 
 /** The traceback section pytest prints for one test (`____ name ____`), to read the error text. */
-function sectionOf(out: string, test: string): string {
+function sectionOf(out: string, test: string, max = 2500): string {
   const at = out.indexOf(` ${test} _`);
   if (at < 0) return '';
   const next = out.indexOf('\n____', at + 1);
-  return tail(out.slice(at, next < 0 ? undefined : next), 2500);
+  return tail(out.slice(at, next < 0 ? undefined : next), max);
 }

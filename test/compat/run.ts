@@ -132,7 +132,7 @@ async function main(): Promise<void> {
         runs[mode] =
           suite === 'builtin' ? await runBuiltin(target, dumpTarget, { tmp, timeoutMs: 180_000 })
           : suite === 'node-postgres' ? await runNodePostgres(args.sources, target, { tmp, timeoutMs: 60_000, nodeModules, ...(args.only ? { only: args.only } : {}) })
-          : suite === 'psycopg' ? await runPsycopg(args.sources, target, { timeoutMs: 600_000, ...(args.only ? { only: args.only } : {}) })
+          : suite === 'psycopg' ? await runPsycopg(args.sources, target, { tmp, timeoutMs: 600_000, ...(args.only ? { only: args.only } : {}) })
           : { outcomes: [], notes: [`unknown suite ${suite}`] };
         const r = runs[mode]!;
         process.stderr.write(`compat: ${suite} ${mode}: ${r.outcomes.filter((o) => o.pass).length}/${r.outcomes.length} in ${Math.round((Date.now() - t0) / 1000)} s${r.notes.length ? ` (${r.notes.join('; ')})` : ''}\n`);
