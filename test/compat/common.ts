@@ -14,6 +14,17 @@ export interface Target {
   database: string;
   /** The direct URL of the same database, for set-up and checks done beside the suite. */
   directUrl: string;
+  /**
+   * Through a tunnel: the denials it decided since the last call (from its decision events), so a failure
+   * whose test swallowed the error text still shows which rule refused what.
+   */
+  denials?: () => string[];
+}
+
+/** Lines to add to a failure's detail for the denials the tunnel decided during that run. */
+export function tunnelDenials(t: Target): string {
+  const d = t.denials?.() ?? [];
+  return d.length ? d.map((l) => `tunnel log: ${l}\n`).join('') : '';
 }
 
 export type Mode = 'direct' | 'permissive' | 'recommended';
@@ -84,7 +95,7 @@ export function tail(s: string, n = 1500): string {
 }
 
 /** A denial of the tunnel that names what decided it (a rule, a policy's rule, or the resource default). */
-export const DENIAL = /dlpctl: denied by (?:policy \S+ rule \S+|rule \S+|resource \S+ default)[^\n]*/;
+export const DENIAL = /(?:dlpctl: denied by (?:policy \S+ rule \S+|rule \S+|resource \S+ default)|tunnel log: denied by rule \S+)[^\n]*/;
 
 /** The first named denial in a run's whole output, as a line to put before the tail of it. */
 export function denialOf(out: string): string {

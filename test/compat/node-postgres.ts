@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { denialOf, pgEnv, runProc, tail, type Outcome, type SuiteRun, type Target } from './common.js';
+import { tunnelDenials, denialOf, pgEnv, runProc, tail, type Outcome, type SuiteRun, type Target } from './common.js';
 
 const PRELOAD = `'use strict'
 const fs = require('fs')
@@ -59,6 +59,7 @@ export async function runNodePostgres(sources: string, t: Target, o: { tmp: stri
     const passed = new Set<string>();
     const failed = new Map<string, string>();
     for (let round = 0; round < 40; round++) {
+      tunnelDenials(t); // drop what earlier runs left
       const logFile = path.join(o.tmp, `np-${process.pid}.log`);
       await fs.rm(logFile, { force: true });
       const p = await runProc(process.execPath, ['-r', preload, file], {
@@ -83,7 +84,7 @@ export async function runNodePostgres(sources: string, t: Target, o: { tmp: stri
         failed.set(`${rel} › (file)`, why + tail(p.stdout + p.stderr));
         break;
       }
-      failed.set(`${rel} › ${open}`, why + denialOf(p.stdout + p.stderr) + tail(p.stdout + p.stderr));
+      failed.set(`${rel} › ${open}`, why + tunnelDenials(t) + denialOf(p.stdout + p.stderr) + tail(p.stdout + p.stderr));
       skip.push(open);
     }
     if (passed.size === 0 && failed.size === 0) passed.add(`${rel} › (file)`);

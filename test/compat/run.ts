@@ -155,7 +155,13 @@ async function targetFor(fx: Fixture, mode: Mode, database: string, directUrl: s
       ? { use: [], resource: '    default: allow', database, port, password }
       : { use: ['recommended'], resource: '    default: allow', database, port, password },
   );
-  return { mode, host: '127.0.0.1', port: t.port, user: 'postgres', password: t.secret, database, directUrl };
+  let seen = 0;
+  const denials = (): string[] => {
+    const fresh = t.events.slice(seen);
+    seen = t.events.length;
+    return fresh.flatMap((e) => (e.type === 'decision' && e.action === 'deny' ? [`denied by rule ${e.rule ?? '(none)'}: ${e.summary.replace(/\s+/g, ' ').slice(0, 160)}`] : []));
+  };
+  return { mode, host: '127.0.0.1', port: t.port, user: 'postgres', password: t.secret, database, directUrl, denials };
 }
 
 function summarise(suite: string, runs: Partial<Record<Mode, SuiteRun>>): Row {
