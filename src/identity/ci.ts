@@ -2,7 +2,7 @@
  * The CI job's own OIDC token, found without being handed one: when no `--token-file`, no `DLPCTL_TOKEN` and no
  * stored login is there, dlpctl looks at where it runs and asks that system for a token for `identity.audience`
  * (else the client id). The token is then verified like any other workload token (workload.ts, verify.ts), and
- * obtained again at every re-check, so short-lived CI tokens (GitHub's live about ten minutes) keep a long job
+ * obtained again at every re-check, so short-lived CI tokens (GitHub's live minutes) keep a long job
  * going.
  *
  * Detected, first match wins:
