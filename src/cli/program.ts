@@ -357,12 +357,12 @@ export function buildProgram(wrap: ActionWrapper): Command {
     jsonOutput(
       audit
         .command('export')
-        .description('write recorded events as JSONL (all sessions, or filtered) or one SSH session as an asciicast v2 recording')
-        .option('--format <format>', 'jsonl or asciicast (default jsonl)')
+        .description('write recorded events as JSONL (all sessions, or filtered), as ECS documents for a SIEM, or one SSH session as an asciicast v2 recording')
+        .option('--format <format>', 'jsonl, ecs (Elastic Common Schema, one document per line; docs/siem.md) or asciicast (default jsonl)')
         .option('--session <id>', 'only this session (required for asciicast)')
-        .option('--resource <name>', 'jsonl: only sessions of this resource')
-        .option('--since <time>', 'jsonl: only sessions with events from this time (duration ago or ISO)')
-        .option('--until <time>', 'jsonl: only sessions with events before this time')
+        .option('--resource <name>', 'jsonl, ecs: only sessions of this resource')
+        .option('--since <time>', 'jsonl, ecs: only sessions with events from this time (duration ago or ISO)')
+        .option('--until <time>', 'jsonl, ecs: only sessions with events before this time')
         .option('--output <file>', 'write to FILE (mode 0600) instead of stdout')
         .action(async (o: Omit<import('./commands/audit.js').AuditExportOptions, 'now'>, cmd: Command) =>
           wrap(cmd, async (ctx) => (await import('./commands/audit.js')).runAuditExport(ctx, o)),
@@ -385,10 +385,15 @@ export function buildProgram(wrap: ActionWrapper): Command {
         `  approval.decided  approvalId, state (pending|approved|denied|expired|consumed), by?\n` +
         `  terminal.output   t (seconds since the session started), data, stream? (o|i)\n` +
         `  store.prune       olderThanMs, cutoff, sessionsRemoved, eventsRemoved\n` +
+        `ecs: one ECS 8.11 document per event (terminal.output left out): @timestamp, message, ecs.version, event {kind, module,\n` +
+        `  dataset: dlpctl.audit, action (the type above), category, type, outcome, id (SESSION:SEQ), sequence, hash, reason?,\n` +
+        `  duration?}, user {id, name, email?, domain (issuer), roles (groups)}, source {ip, port, address},\n` +
+        `  service.target {name (resource), type (kind)}, rule {name, ruleset}?, url/http (HTTP), process.command_line (SSH),\n` +
+        `  error?, observer, dlpctl {session_id, event_type, identity {kind, verified}, decision?, statement?, tables?, masked?, …}\n` +
         `asciicast: asciicast v2 (a header line {"version": 2, "width", "height", "timestamp", "title", "env"}, then [t, "o", data]\n` +
         `  per terminal.output frame); plays with asciinema play.`,
     ),
-    ['dlpctl audit export --since 7d --output week.jsonl', 'dlpctl audit export --format asciicast --session 01JABCDEF… > session.cast'],
+    ['dlpctl audit export --since 7d --output week.jsonl', 'dlpctl audit export --format ecs --since 24h > audit.ecs.ndjson', 'dlpctl audit export --format asciicast --session 01JABCDEF… > session.cast'],
   );
   examples(
     jsonOutput(
@@ -399,12 +404,14 @@ export function buildProgram(wrap: ActionWrapper): Command {
         .option('--identity <subject>', 'only sessions of this subject or email')
         .option('--since <time>', 'start from this time (duration ago or ISO) instead of now')
         .option('--interval <ms>', 'poll interval in milliseconds (default 500)')
-        .action(async (o: { resource?: string; identity?: string; since?: string; interval?: string }, cmd: Command) =>
+        .option('--format <format>', 'ecs: one ECS document per line, as audit export --format ecs (for a log shipper)')
+        .action(async (o: { resource?: string; identity?: string; since?: string; interval?: string; format?: string }, cmd: Command) =>
           wrap(cmd, async (ctx) => (await import('./commands/audit.js')).runAuditTail(ctx, o)),
         ),
-      `one stored event per line (as in audit export), plus "id" ("SESSION:SEQ") and "resource"`,
+      `one stored event per line (as in audit export), plus "id" ("SESSION:SEQ") and "resource";\n` +
+        `with --format ecs one ECS document per line instead (as audit export --format ecs)`,
     ),
-    ['dlpctl audit tail --resource postgres-prod'],
+    ['dlpctl audit tail --resource postgres-prod', 'dlpctl audit tail --format ecs >> /var/log/dlpctl/audit.ecs.ndjson'],
   );
   jsonOutput(
     audit
