@@ -13,7 +13,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DlpctlError } from '../../src/errors.js';
 import { resolveCredential, resolveSessionIdentity } from '../../src/identity/index.js';
-import { runCli, testEnv } from '../helpers/cli.js';
+import { runBin, runCli, testEnv } from '../helpers/cli.js';
 import { AUDIENCE, CLIENT_ID, sign, startProvider, type TestProvider } from './provider.js';
 
 const REQUEST_TOKEN = 'runner-request-token-9f2c';
@@ -140,6 +140,14 @@ describe('GitHub Actions', () => {
     expect(err.exitCode).toBe(3);
     expect(err.message).toMatch(/cannot reach GitHub Actions' token endpoint \(http:\/\/127\.0\.0\.1:\d+\)/);
     expect(err.message.split('\n').length).toBeLessThanOrEqual(2);
+    const config = path.join(home, 'gh-unreachable.yaml');
+    await writeFile(config, `version: 1\nidentity:\n  issuer: ${op.issuer}\n  clientId: ${CLIENT_ID}\n  audience: ${AUDIENCE}\n`);
+    const cli = await runCli(['whoami'], {
+      env: { ...testEnv(home, { DLPCTL_CONFIG: config }), CI: 'true', ACTIONS_ID_TOKEN_REQUEST_URL: `http://127.0.0.1:${port}/idtoken?api-version=2.0`, ACTIONS_ID_TOKEN_REQUEST_TOKEN: REQUEST_TOKEN },
+    });
+    expect(cli.code).toBe(3);
+    expect(cli.stderr).toMatch(/cannot reach GitHub Actions' token endpoint/);
+    expect(cli.stderr).not.toContain(REQUEST_TOKEN);
   });
 
   it('in GitHub Actions without id-token permission the message says how to grant it', async () => {
@@ -180,6 +188,42 @@ describe('GitLab CI', () => {
     const err = await failure(resolveCredential({ config: cfg(), env: e, homedir: home, interactive: false, idTokenVar: 'MISSING_TOKEN' }));
     expect(err.exitCode).toBe(3);
     expect(err.message).toContain('MISSING_TOKEN is not set');
+  });
+
+  it('dlpctl connect (built binary) runs as the pipeline, and the child gets the tunnel but not the job token', async () => {
+    const config = path.join(home, 'gitlab.yaml');
+    await writeFile(
+      config,
+      `version: 1
+identity:
+  issuer: ${op.issuer}
+  clientId: ${CLIENT_ID}
+  audience: ${AUDIENCE}
+store: sqlite:${path.join(home, 'gitlab-store.db')}
+resources:
+  db:
+    kind: postgres
+    target: postgres://app@127.0.0.1:1/app
+    password: \${env:DB_PASSWORD}
+    tls: { mode: disable }
+    allow: [subject:project_path:acme/app:ref_type:branch:ref:main]
+    policies: [recommended]
+`,
+    );
+    const jobToken = await token({ sub: 'project_path:acme/app:ref_type:branch:ref:main', aud: AUDIENCE });
+    const e = testEnv(home, { CI: 'true', GITLAB_CI: 'true', DLPCTL_ID_TOKEN: jobToken, DB_PASSWORD: 'db-password-x9' });
+    const r = await runBin(['connect', 'db', '--config', config, '--', 'sh', '-c', 'env'], { env: e });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^DATABASE_URL=postgres:\/\//m);
+    expect(r.stdout).toMatch(/^GITLAB_CI=true$/m);
+    expect(r.stdout).not.toContain('DLPCTL_ID_TOKEN');
+    expect(r.stdout).not.toContain(jobToken);
+    // Another branch's pipeline is not in the allow list.
+    const other = await runBin(['connect', 'db', '--config', config, '--', 'sh', '-c', 'true'], {
+      env: { ...e, DLPCTL_ID_TOKEN: await token({ sub: 'project_path:acme/app:ref_type:branch:ref:feature', aud: AUDIENCE }) },
+    });
+    expect(other.code).toBe(3);
+    expect(other.stderr).toMatch(/ref:feature may not open db: not in its allow list/);
   });
 
   it('a token for another audience: exit 3 showing the id_tokens: block to write', async () => {
