@@ -1,8 +1,10 @@
 /**
  * `audit export`: JSONL (one stored event per line, exactly as stored, so the hash chain can be re-checked
- * from the file alone) and asciicast v2 for SSH sessions (the `terminal.output` frames).
+ * from the file alone), ECS (one Elastic Common Schema document per line, for SIEMs: ecs.ts) and asciicast v2
+ * for SSH sessions (the `terminal.output` frames).
  */
 import type { Session, SessionStore, StoreEvent } from '../store/types.js';
+import { toEcs } from './ecs.js';
 import { sessionEvents } from './events.js';
 
 export type Write = (chunk: string) => Promise<void> | void;
@@ -13,6 +15,22 @@ export async function exportJsonl(store: SessionStore, sessionIds: readonly stri
   for (const id of sessionIds) {
     for await (const e of sessionEvents(store, id)) {
       await write(`${JSON.stringify(e)}\n`);
+      n++;
+    }
+  }
+  return n;
+}
+
+/** Writes the events of `sessions` as ECS documents, one per line (terminal frames left out); returns how many. */
+export async function exportEcs(store: SessionStore, sessionIds: readonly string[], write: Write): Promise<number> {
+  let n = 0;
+  for (const id of sessionIds) {
+    const session = await store.getSession(id);
+    if (!session) continue;
+    for await (const e of sessionEvents(store, id)) {
+      const doc = toEcs(e, session);
+      if (!doc) continue;
+      await write(`${JSON.stringify(doc)}\n`);
       n++;
     }
   }

@@ -54,7 +54,11 @@ export const EXIT_CODES: readonly [number, string][] = [
 export const ENVIRONMENT: readonly [string, string][] = [
   ['DLPCTL_CONFIG', 'configuration file, as --config'],
   ['DLPCTL_STORE', 'session store URL, as --store'],
-  ['DLPCTL_TOKEN', 'a workload identity token (for CI)'],
+  ['DLPCTL_TOKEN', 'a workload identity token (for CI); without it dlpctl looks for the CI system\'s own OIDC token'],
+  ['ACTIONS_ID_TOKEN_REQUEST_URL, ACTIONS_ID_TOKEN_REQUEST_TOKEN', 'GitHub Actions: where dlpctl requests the job\'s OIDC token (permissions: id-token: write)'],
+  ['DLPCTL_ID_TOKEN, CI_JOB_JWT_V2', 'GitLab CI (GITLAB_CI): the id_tokens: variable read, unless --id-token-var names another'],
+  ['CIRCLE_OIDC_TOKEN_V2, CIRCLE_OIDC_TOKEN', 'CircleCI (CIRCLECI): the job\'s OIDC token'],
+  ['BUILDKITE', 'Buildkite: dlpctl runs buildkite-agent oidc request-token'],
   ['NO_COLOR', 'disables colour, as --no-color'],
   ['XDG_CONFIG_HOME', 'where dlpctl.yaml is looked up last ($XDG_CONFIG_HOME/dlpctl/dlpctl.yaml)'],
   ['XDG_DATA_HOME', 'where the embedded store lives ($XDG_DATA_HOME/dlpctl/store.db)'],
@@ -136,8 +140,9 @@ export function buildProgram(wrap: ActionWrapper): Command {
         .option('--bind <addr>', 'local address (default 127.0.0.1; another address needs serverTls)')
         .option('--reason <text>', 'why this session is opened; stored on the session and shown to approvers')
         .option('--token-file <file>', 'a workload identity token (e.g. the CI system\'s OIDC ID token), re-read before it expires')
+        .option('--id-token-var <name>', 'GitLab CI: the id_tokens: variable holding the job\'s OIDC token (default: identity.workload.gitlabVariable, DLPCTL_ID_TOKEN, CI_JOB_JWT_V2)')
         .option('--no-wait', 'for a resource with access approval: file the request, print its id and exit 5 instead of waiting')
-        .action(async (resource: string, command: string[], o: { port?: string; bind?: string; reason?: string; tokenFile?: string; wait?: boolean }, cmd: Command) =>
+        .action(async (resource: string, command: string[], o: { port?: string; bind?: string; reason?: string; tokenFile?: string; idTokenVar?: string; wait?: boolean }, cmd: Command) =>
           wrap(cmd, async (ctx) => (await import('./commands/connect.js')).runConnect(ctx, { resource, command, ...o })),
         ),
       `one NDJSON event per line on stdout:\n` +
@@ -352,12 +357,12 @@ export function buildProgram(wrap: ActionWrapper): Command {
     jsonOutput(
       audit
         .command('export')
-        .description('write recorded events as JSONL (all sessions, or filtered) or one SSH session as an asciicast v2 recording')
-        .option('--format <format>', 'jsonl or asciicast (default jsonl)')
+        .description('write recorded events as JSONL (all sessions, or filtered), as ECS documents for a SIEM, or one SSH session as an asciicast v2 recording')
+        .option('--format <format>', 'jsonl, ecs (Elastic Common Schema, one document per line; docs/siem.md) or asciicast (default jsonl)')
         .option('--session <id>', 'only this session (required for asciicast)')
-        .option('--resource <name>', 'jsonl: only sessions of this resource')
-        .option('--since <time>', 'jsonl: only sessions with events from this time (duration ago or ISO)')
-        .option('--until <time>', 'jsonl: only sessions with events before this time')
+        .option('--resource <name>', 'jsonl, ecs: only sessions of this resource')
+        .option('--since <time>', 'jsonl, ecs: only sessions with events from this time (duration ago or ISO)')
+        .option('--until <time>', 'jsonl, ecs: only sessions with events before this time')
         .option('--output <file>', 'write to FILE (mode 0600) instead of stdout')
         .action(async (o: Omit<import('./commands/audit.js').AuditExportOptions, 'now'>, cmd: Command) =>
           wrap(cmd, async (ctx) => (await import('./commands/audit.js')).runAuditExport(ctx, o)),
@@ -380,10 +385,15 @@ export function buildProgram(wrap: ActionWrapper): Command {
         `  approval.decided  approvalId, state (pending|approved|denied|expired|consumed), by?\n` +
         `  terminal.output   t (seconds since the session started), data, stream? (o|i)\n` +
         `  store.prune       olderThanMs, cutoff, sessionsRemoved, eventsRemoved\n` +
+        `ecs: one ECS 8.11 document per event (terminal.output left out): @timestamp, message, ecs.version, event {kind, module,\n` +
+        `  dataset: dlpctl.audit, action (the type above), category, type, outcome, id (SESSION:SEQ), sequence, hash, reason?,\n` +
+        `  duration?}, user {id, name, email?, domain (issuer), roles (groups)}, source {ip, port, address},\n` +
+        `  service.target {name (resource), type (kind)}, rule {name, ruleset}?, url/http (HTTP), process.command_line (SSH),\n` +
+        `  error?, observer, dlpctl {session_id, event_type, identity {kind, verified}, decision?, statement?, tables?, masked?, …}\n` +
         `asciicast: asciicast v2 (a header line {"version": 2, "width", "height", "timestamp", "title", "env"}, then [t, "o", data]\n` +
         `  per terminal.output frame); plays with asciinema play.`,
     ),
-    ['dlpctl audit export --since 7d --output week.jsonl', 'dlpctl audit export --format asciicast --session 01JABCDEF… > session.cast'],
+    ['dlpctl audit export --since 7d --output week.jsonl', 'dlpctl audit export --format ecs --since 24h > audit.ecs.ndjson', 'dlpctl audit export --format asciicast --session 01JABCDEF… > session.cast'],
   );
   examples(
     jsonOutput(
@@ -394,12 +404,14 @@ export function buildProgram(wrap: ActionWrapper): Command {
         .option('--identity <subject>', 'only sessions of this subject or email')
         .option('--since <time>', 'start from this time (duration ago or ISO) instead of now')
         .option('--interval <ms>', 'poll interval in milliseconds (default 500)')
-        .action(async (o: { resource?: string; identity?: string; since?: string; interval?: string }, cmd: Command) =>
+        .option('--format <format>', 'ecs: one ECS document per line, as audit export --format ecs (for a log shipper)')
+        .action(async (o: { resource?: string; identity?: string; since?: string; interval?: string; format?: string }, cmd: Command) =>
           wrap(cmd, async (ctx) => (await import('./commands/audit.js')).runAuditTail(ctx, o)),
         ),
-      `one stored event per line (as in audit export), plus "id" ("SESSION:SEQ") and "resource"`,
+      `one stored event per line (as in audit export), plus "id" ("SESSION:SEQ") and "resource";\n` +
+        `with --format ecs one ECS document per line instead (as audit export --format ecs)`,
     ),
-    ['dlpctl audit tail --resource postgres-prod'],
+    ['dlpctl audit tail --resource postgres-prod', 'dlpctl audit tail --format ecs >> /var/log/dlpctl/audit.ecs.ndjson'],
   );
   jsonOutput(
     audit
@@ -442,14 +454,16 @@ export function buildProgram(wrap: ActionWrapper): Command {
     jsonOutput(
       program
         .command('whoami')
-        .description('show the identity dlpctl would use: issuer, subject, email, groups, kind (human|machine), expiry and where it came from (login, DLPCTL_TOKEN, --token-file, client credentials, local user)')
+        .description('show the identity dlpctl would use: issuer, subject, email, groups, kind (human|machine), expiry and where it came from (login, DLPCTL_TOKEN, --token-file, the CI system\'s own OIDC token, client credentials, local user)')
         .option('--token-file <file>', 'a workload token (e.g. the CI\'s OIDC ID token) instead of DLPCTL_TOKEN or a login')
-        .action(async (o: { tokenFile?: string }, cmd: Command) => wrap(cmd, async (ctx) => (await import('./commands/identity.js')).runWhoami(ctx, o))),
+        .option('--id-token-var <name>', 'GitLab CI: the id_tokens: variable holding the job\'s OIDC token (default: identity.workload.gitlabVariable, DLPCTL_ID_TOKEN, CI_JOB_JWT_V2)')
+        .action(async (o: { tokenFile?: string; idTokenVar?: string }, cmd: Command) => wrap(cmd, async (ctx) => (await import('./commands/identity.js')).runWhoami(ctx, o))),
       `{"issuer": "https://token.actions.githubusercontent.com", "subject": "repo:acme/app:ref:refs/heads/main", "email": null,\n` +
         ` "groups": [], "kind": "machine", "verified": true, "expiresAt": "2030-01-01T10:05:00.000Z", "source": "env"}\n` +
-        `source: login | env | file | client_credentials | local (no identity section: verified is false, expiresAt null)`,
+        `source: login | env (DLPCTL_TOKEN) | file (--token-file) | github-actions | gitlab-ci | circleci | buildkite | kubernetes\n` +
+        `  (the CI system's own token, detected) | client_credentials | local (no identity section: verified is false, expiresAt null)`,
     ),
-    ['dlpctl whoami', 'DLPCTL_TOKEN="$ACTIONS_ID_TOKEN" dlpctl whoami --json', 'dlpctl whoami --token-file /var/run/secrets/tokens/dlpctl'],
+    ['dlpctl whoami', 'dlpctl whoami --json    # in a GitHub Actions job with permissions: id-token: write', 'dlpctl whoami --token-file /var/run/secrets/tokens/dlpctl'],
   );
 
   return program;

@@ -356,6 +356,11 @@ export const CONFIG_SCHEMA: ObjectNode = obj('dlpctl.yaml', {
     algorithms: enumList('Accepted token signature algorithms.', JWS_ALGORITHMS),
     maxSessionDuration: { type: 'duration', doc: 'Upper bound on any session, whatever its credential says; unset: no bound.', min: 1000 },
     recheckInterval: { type: 'duration', doc: 'How often an open tunnel re-checks its identity with the provider (refresh, token file re-read); a disabled account ends its sessions within this time.', default: 45_000, defaultDoc: '45s', min: 5000 },
+    workload: obj('Finding the CI job\'s own OIDC token when no DLPCTL_TOKEN, --token-file or login is there: GitHub Actions, GitLab CI, CircleCI, Buildkite, Kubernetes (docs/ci.md).', {
+      detect: { type: 'boolean', doc: 'Look for the CI system\'s token; false: only DLPCTL_TOKEN, --token-file, a login or client credentials.', default: true },
+      gitlabVariable: str('GitLab CI: the `id_tokens:` variable that holds the job\'s token (as `--id-token-var`); default `DLPCTL_ID_TOKEN`, then `CI_JOB_JWT_V2`.', { format: 'env-name' }),
+      kubernetesTokenFile: str('Kubernetes: the projected service-account token file; default `/var/run/secrets/tokens/dlpctl` when it exists. The pod\'s default token (`/var/run/secrets/kubernetes.io/serviceaccount/token`) is used only when named here.', { format: 'non-empty' }),
+    }),
   }),
   store: str('Session store URL.', { format: 'store-url', secret: true, sensitive: true, defaultDoc: '`sqlite:$XDG_DATA_HOME/dlpctl/store.db`' }),
   resources: { type: 'map', doc: 'Targets dlpctl opens tunnels to, by name.', keyName: '<name>', keyFormat: 'name', default: {}, values: {

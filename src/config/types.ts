@@ -175,6 +175,17 @@ export interface IdentityConfig {
   maxSessionDuration?: number;
   /** Milliseconds between two re-checks of an open tunnel's identity. */
   recheckInterval?: number;
+  /** How the CI job's own OIDC token is found when none is given (identity/ci.ts). */
+  workload?: WorkloadDetectConfig;
+}
+
+export interface WorkloadDetectConfig {
+  /** false: never look for a CI token (only DLPCTL_TOKEN, --token-file, a login, client credentials). */
+  detect: boolean;
+  /** GitLab CI: the `id_tokens:` variable holding the job's token. */
+  gitlabVariable?: string;
+  /** Kubernetes: the projected service-account token file (relative paths: from the config's directory). */
+  kubernetesTokenFile?: string;
 }
 
 export interface CustomDetector {

@@ -6,7 +6,8 @@
  * - `currentIdentity` — what `approve`/`deny` call: the verified identity of whoever runs the command.
  * - `resolveCredential` — both of the above, and `whoami`, in one place.
  *
- * Which credential is used, first found wins: `--token-file`, `DLPCTL_TOKEN`, a stored `dlpctl login`, the
+ * Which credential is used, first found wins: `--token-file`, `DLPCTL_TOKEN`, a stored `dlpctl login`, the CI
+ * system's own OIDC token (GitHub Actions, GitLab CI, CircleCI, Buildkite, Kubernetes: ci.ts), the
  * client-credentials grant (`identity.clientSecret`), and — only when a person is at a terminal and not in CI
  * — a device-flow login right there. Without an `identity` section the local OS user is used, unverified.
  * Logins (device flow, refresh, revocation) go out as the public client, or with `identity.loginClientSecret`
@@ -25,6 +26,8 @@ import { localIdentity } from './local.js';
 import { TokenStore, type TokenBackend } from './token-store.js';
 import type { VerifiedToken } from './verify.js';
 import { IdentityWatch } from './watch.js';
+import { detectCiToken, missingCiTokenHint, type CiToken, type CiTokenSource } from './ci.js';
+import { TokenRejectedError } from './verify.js';
 import { clientCredentials, readTokenFile, verifyWorkloadToken } from './workload.js';
 
 export { IdentityWatch } from './watch.js';
@@ -36,10 +39,12 @@ export { TokenStore } from './token-store.js';
 export type { StoredLogin, TokenStoreKind } from './token-store.js';
 export type { DeviceCodePrompt } from './human.js';
 export { systemClock } from './clock.js';
+export { CI_TOKEN_SOURCES, detectCiToken } from './ci.js';
+export type { CiToken, CiTokenSource } from './ci.js';
 export type { Clock } from './clock.js';
 export { keychainReader } from './keychain.js';
 
-export type CredentialSource = 'local' | 'login' | 'env' | 'file' | 'client_credentials';
+export type CredentialSource = 'local' | 'login' | 'env' | 'file' | 'client_credentials' | CiTokenSource;
 
 export interface ResolveIdentityOptions {
   /** The loaded config (`identity` section used); null or without `identity`: the local OS user, unverified. */
@@ -55,6 +60,10 @@ export interface ResolveIdentityOptions {
   onDeviceCode?: (prompt: DeviceCodePrompt) => void | Promise<void>;
   /** Where notices go (the token-file fallback). */
   notice?: (line: string) => void;
+  /** `--id-token-var`: the GitLab CI `id_tokens:` variable (over `identity.workload.gitlabVariable`). */
+  idTokenVar?: string;
+  /** Tests: the fetch used for the CI system's token endpoint (GitHub Actions). */
+  ciFetch?: typeof fetch;
   /** Re-check the identity with the provider now (refresh) even when the stored ID token is still valid. Default true. */
   fresh?: boolean;
   /** Tests. */
@@ -75,6 +84,8 @@ export interface ResolvedCredential {
   renewable?: { renew(): Promise<VerifiedToken> };
   /** The first verified credential. */
   verified?: VerifiedToken;
+  /** Environment variables that carry the credential (CI token variables): kept from `connect`'s child. */
+  envNames?: string[];
 }
 
 export interface SessionIdentity {
@@ -83,6 +94,8 @@ export interface SessionIdentity {
   watch?: IdentityWatch;
   /** `identity.maxSessionDuration` in ms. */
   maxSessionDuration?: number;
+  /** As `ResolvedCredential.envNames`. */
+  envNames?: string[];
 }
 
 /** `CI` set to anything but "false"/"0" (GitHub Actions, GitLab, Buildkite, CircleCI… all set `CI=true`). */
@@ -155,6 +168,20 @@ export async function resolveCredential(opts: ResolveIdentityOptions): Promise<R
     return { identity: verified.identity, source: 'login', expiresAt: verified.expiresAt, renewable: human, verified };
   }
 
+  const ci = await detectCiToken({
+    env: opts.env,
+    audience: iss.settings.audience ?? iss.settings.clientId,
+    ...(cfg.workload?.detect !== undefined ? { detect: cfg.workload.detect } : {}),
+    ...((opts.idTokenVar ?? cfg.workload?.gitlabVariable) ? { gitlabVariable: (opts.idTokenVar ?? cfg.workload?.gitlabVariable)! } : {}),
+    ...(cfg.workload?.kubernetesTokenFile ? { kubernetesTokenFile: path.resolve(opts.config?.file && opts.config.file !== '<default>' ? path.dirname(opts.config.file) : '.', cfg.workload.kubernetesTokenFile) } : {}),
+    ...(opts.ciFetch ? { fetch: opts.ciFetch } : {}),
+  });
+  if (ci) {
+    const renew = async () => verifyCiToken(iss, ci, await secret());
+    const verified = await renew();
+    return { identity: verified.identity, source: ci.source, expiresAt: verified.expiresAt, renewable: { renew }, verified, envNames: ci.envNames };
+  }
+
   if (cfg.clientSecret) {
     const scopes = (cfg.scopes ?? []).filter((s) => !OIDC_SCOPES.has(s));
     const renew = async () => clientCredentials(iss, (await secret())!, scopes);
@@ -172,9 +199,20 @@ export async function resolveCredential(opts: ResolveIdentityOptions): Promise<R
   throw new DlpctlError(
     'AUTH_REQUIRED',
     isCI(opts.env) || !opts.interactive
-      ? `an identity is required by ${iss.settings.issuer} and dlpctl does not prompt ${isCI(opts.env) ? 'in CI (CI is set)' : 'without a terminal'}: set DLPCTL_TOKEN to an OIDC token for audience ${iss.settings.audience ?? iss.settings.clientId}, pass --token-file, or configure identity.clientSecret for the client-credentials grant`
+      ? `an identity is required by ${iss.settings.issuer} and dlpctl does not prompt ${isCI(opts.env) ? 'in CI (CI is set)' : 'without a terminal'}: ${missingCiTokenHint(opts.env) ?? `no CI OIDC token was found (GitHub Actions, GitLab CI, CircleCI, Buildkite, Kubernetes; see docs/ci.md)`}; or set DLPCTL_TOKEN to an OIDC token for audience ${iss.settings.audience ?? iss.settings.clientId}, pass --token-file, or configure identity.clientSecret`
       : `not logged in to ${iss.settings.issuer}; run dlpctl login`,
   );
+}
+
+/** Obtains the CI system's token and verifies it; a token for another audience says how to request the right one. */
+async function verifyCiToken(iss: Issuer, ci: CiToken, clientSecret: string | undefined): Promise<VerifiedToken> {
+  const token = await ci.obtain();
+  try {
+    return await verifyWorkloadToken(iss, token, ci.what, clientSecret);
+  } catch (err) {
+    if (err instanceof TokenRejectedError && err.reason === 'audience') throw new TokenRejectedError('audience', `${err.message}.\nFix: ${ci.audienceFix}`);
+    throw err;
+  }
 }
 
 /** A stored login that renews itself through the refresh token and writes rotated tokens back. */
@@ -241,6 +279,7 @@ export async function resolveSessionIdentity(opts: ResolveIdentityOptions): Prom
   const cred = await resolveCredential(opts);
   const maxSessionDuration = opts.config?.identity?.maxSessionDuration;
   if (!cred.renewable || !cred.verified) return { identity: cred.identity, ...(maxSessionDuration !== undefined ? { maxSessionDuration } : {}) };
+  const envNames = cred.envNames?.length ? { envNames: cred.envNames } : {};
   const recheck = opts.recheckMs ?? opts.config?.identity?.recheckInterval;
   const watch = new IdentityWatch(cred.renewable, cred.verified, {
     clock: opts.clock ?? systemClock,
@@ -248,7 +287,7 @@ export async function resolveSessionIdentity(opts: ResolveIdentityOptions): Prom
     ...(maxSessionDuration !== undefined ? { maxSessionDuration } : {}),
   });
   opts.signal?.addEventListener('abort', () => watch.close(), { once: true });
-  return { identity: cred.identity, watch, ...(maxSessionDuration !== undefined ? { maxSessionDuration } : {}) };
+  return { identity: cred.identity, watch, ...(maxSessionDuration !== undefined ? { maxSessionDuration } : {}), ...envNames };
 }
 
 /**

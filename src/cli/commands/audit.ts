@@ -176,9 +176,9 @@ export interface AuditExportOptions {
 
 export async function runAuditExport(ctx: CommandContext, o: AuditExportOptions): Promise<number> {
   const format = o.format ?? 'jsonl';
-  if (format !== 'jsonl' && format !== 'asciicast') throw new DlpctlError('USAGE', `--format ${format}: expected jsonl or asciicast`);
+  if (format !== 'jsonl' && format !== 'ecs' && format !== 'asciicast') throw new DlpctlError('USAGE', `--format ${format}: expected jsonl, ecs or asciicast`);
   if (format === 'asciicast' && !o.session) throw new DlpctlError('USAGE', 'asciicast export is per SSH session: add --session ID');
-  const [{ exportJsonl, exportAsciicast }, { findSessions, sessionEvents }, { parseTimeArg }] = await Promise.all([
+  const [{ exportJsonl, exportEcs, exportAsciicast }, { findSessions, sessionEvents }, { parseTimeArg }] = await Promise.all([
     import('../../audit/export.js'),
     import('../../audit/events.js'),
     import('../../audit/time.js'),
@@ -206,8 +206,8 @@ export async function runAuditExport(ctx: CommandContext, o: AuditExportOptions)
     let count: number;
     let what: string;
     try {
-      if (format === 'jsonl') {
-        count = await exportJsonl(store, sessionIds, write);
+      if (format === 'jsonl' || format === 'ecs') {
+        count = await (format === 'ecs' ? exportEcs : exportJsonl)(store, sessionIds, write);
         what = `${count} events from ${sessionIds.length} session${sessionIds.length === 1 ? '' : 's'}`;
       } else {
         const session = (await store.getSession(sessionIds[0]!))!;
@@ -230,12 +230,14 @@ export async function runAuditExport(ctx: CommandContext, o: AuditExportOptions)
 
 export async function runAuditTail(
   ctx: CommandContext,
-  o: { resource?: string; identity?: string; since?: string; interval?: string; now?: () => Date; onReady?: () => void },
+  o: { resource?: string; identity?: string; since?: string; interval?: string; format?: string; now?: () => Date; onReady?: () => void },
 ): Promise<number> {
-  const [{ tailEvents }, { describeEvent, decisionOf }, { parseTimeArg }] = await Promise.all([
+  if (o.format !== undefined && o.format !== 'ecs') throw new DlpctlError('USAGE', `--format ${o.format}: expected ecs (or --json for stored events)`);
+  const [{ tailEvents }, { describeEvent, decisionOf }, { parseTimeArg }, { toEcs }] = await Promise.all([
     import('../../audit/tail.js'),
     import('../../audit/describe.js'),
     import('../../audit/time.js'),
+    import('../../audit/ecs.js'),
   ]);
   const now = o.now ?? (() => new Date());
   const intervalMs = o.interval === undefined ? 500 : Number(o.interval);
@@ -250,6 +252,11 @@ export async function runAuditTail(
       ...(o.onReady ? { onReady: o.onReady } : {}),
       now,
       onHit: (h) => {
+        if (o.format === 'ecs') {
+          const doc = toEcs(h.event, h.session);
+          if (doc) ctx.io.out(JSON.stringify(doc));
+          return;
+        }
         if (ctx.globals.json) {
           ctx.io.out(JSON.stringify({ id: `${h.event.sessionId}:${h.event.seq}`, resource: h.session.resource, ...h.event }));
           return;

@@ -15,6 +15,7 @@ export interface ConnectOptions {
   bind?: string;
   reason?: string;
   tokenFile?: string;
+  idTokenVar?: string;
   /** false (--no-wait): file the access request, print its id, exit 5. */
   wait?: boolean;
   command: string[];
@@ -39,11 +40,12 @@ export async function runConnect(ctx: CommandContext, opts: ConnectOptions): Pro
     import('../../policy/index.js'),
   ]);
   const interactive = Boolean(ctx.io.stdin.isTTY && ctx.io.stderr.isTTY) && !ctx.env.CI;
-  const { identity, watch, maxSessionDuration } = await resolveSessionIdentity({
+  const { identity, watch, maxSessionDuration, envNames: credentialEnv } = await resolveSessionIdentity({
     config,
     env: ctx.env,
     homedir: ctx.homedir,
     ...(opts.tokenFile ? { tokenFile: path.resolve(ctx.cwd, opts.tokenFile) } : {}),
+    ...(opts.idTokenVar ? { idTokenVar: opts.idTokenVar } : {}),
     signal: ctx.signal,
     interactive,
     onDeviceCode: (p) => {
@@ -211,7 +213,8 @@ export async function runConnect(ctx: CommandContext, opts: ConnectOptions): Pro
         args,
         baseEnv: ctx.env,
         tunnelEnv: opened.childEnv(address, tunnel.secret),
-        secretEnvNames: secretEnvNames(config),
+        // The CI token variables prove dlpctl's identity, not the child's.
+        secretEnvNames: [...secretEnvNames(config), ...(credentialEnv ?? [])],
         cwd: ctx.cwd,
       });
       return await child.exited;

@@ -18,6 +18,7 @@ export interface LoginOptions {
 
 export interface WhoamiOptions {
   tokenFile?: string;
+  idTokenVar?: string;
 }
 
 type IdentitySection = Pick<IdentityConfig, 'issuer' | 'clientId'> & Partial<IdentityConfig>;
@@ -173,6 +174,7 @@ export async function runWhoami(ctx: CommandContext, opts: WhoamiOptions): Promi
     env: ctx.env,
     homedir: ctx.homedir,
     ...(opts.tokenFile !== undefined ? { tokenFile: opts.tokenFile } : {}),
+    ...(opts.idTokenVar !== undefined ? { idTokenVar: opts.idTokenVar } : {}),
     signal: ctx.signal,
     interactive: false,
     fresh: false,
