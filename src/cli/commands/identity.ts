@@ -86,7 +86,7 @@ export async function runLogin(ctx: CommandContext, opts: LoginOptions): Promise
       return await id.loginWithDeviceFlow(iss, store, {
         client,
         signal: ctx.signal,
-        notice: (line) => ctx.io.err(line),
+        notice: (line) => ctx.io.err(`dlpctl: ${line}`),
         onCode: async (prompt) => {
           if (opts.open) openBrowser(prompt.verificationUriComplete ?? prompt.verificationUri);
           if (ctx.io.stderr.isTTY && !ctx.globals.json) {

@@ -20,7 +20,7 @@
  *      other sessions never come out as originals.
  *   7. a second `http.request` event (phase `response`): status, duration, headers, masked bodies, counts
  */
-import { approvalRequest, auditLabel, decide, ruleNameOf, tunnelPolicyOf, type EngineBaseOptions, type TunnelPolicy } from '../decide.js';
+import { approvalRequest, auditLabel, decide, denialText, ruleNameOf, tunnelPolicyOf, type EngineBaseOptions, type TunnelPolicy } from '../decide.js';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import http from 'node:http';
@@ -557,7 +557,7 @@ export class HttpEngine implements TunnelEngine {
       rec.counters.denied += 1;
       emitDecision('deny');
       const where = ruleName ? `rule ${ruleName}` : decision.basis === 'fail_closed' ? 'fail-closed' : `resource ${resource.name} default`;
-      await early(403, 'policy_denied', `dlpctl: denied by ${where}: ${decision.message}`, 'deny', ruleName);
+      await early(403, 'policy_denied', denialText(where, decision.message, decision.rule), 'deny', ruleName);
     }
 
     // 4. masking of what goes out

@@ -12,7 +12,7 @@
  *   5. the relay (session.ts) decides every statement through `gate` and masks every result through `plan`
  *   6. on any end, the session record closes with its outcome and counters
  */
-import { approvalRequest, auditLabel, decide, ruleNameOf, tunnelPolicyOf, type EngineBaseOptions, type TunnelPolicy } from '../decide.js';
+import { approvalRequest, auditLabel, decide, denialText, ruleNameOf, tunnelPolicyOf, type EngineBaseOptions, type TunnelPolicy } from '../decide.js';
 import { randomBytes } from 'node:crypto';
 import type net from 'node:net';
 import type { PostgresResource } from '../../config/types.js';
@@ -349,7 +349,7 @@ export class PostgresEngine implements TunnelEngine {
         const where = facts.deny && rule === facts.deny.rule
           ? `rule ${rule}`
           : ruleName ? `policy ${decision.rule!.policy} rule ${decision.rule!.rule}` : decision.basis === 'fail_closed' ? 'fail-closed' : `resource ${resource.name} default`;
-        return { allow: false, message: `dlpctl: denied by ${where}: ${message}`, ...base };
+        return { allow: false, message: denialText(where, message, decision.rule), ...base };
       }
       prepared.allowed(classification);
       return { allow: true, ...base };

@@ -81,6 +81,14 @@ describe('policy per request', () => {
     expect((await call('GET', '/v1/files/abc')).status).toBe(200);
   });
 
+  it('a deny rule without a message: the denial names the rule once', async () => {
+    const r = await call('POST', '/v1/chat/completions', JSON.stringify({ prompt: 'please DROP TABLE users' }));
+    expect(r.status).toBe(403);
+    const body = JSON.parse(r.text) as { error: { message: string } };
+    expect(body.error.message).toBe('dlpctl: denied by policy guard rule no-sql-in-prompts');
+    expect(body.error.message.split('no-sql-in-prompts')).toHaveLength(2);
+  });
+
   it('a connection whose only request was denied ends ok: a denial is a decision, not an error of the session', async () => {
     const c = new Client(t.url);
     const r = await c.request({ method: 'DELETE', path: '/v1/files/only-denied', headers: auth() });
