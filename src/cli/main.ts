@@ -68,7 +68,8 @@ export async function main(argv: readonly string[], deps: MainDeps = {}): Promis
     const onSignal = (signal: NodeJS.Signals) => {
       if (signal === 'SIGINT') interrupts += 1;
       if (interrupts > 1) process.exit(130);
-      if (!controller.signal.aborted) controller.abort(new DlpctlError('INTERNAL', 'interrupted'));
+      // The reason carries the shell's exit code for the signal, for commands that end because of it.
+      if (!controller.signal.aborted) controller.abort(new DlpctlError('INTERNAL', `interrupted (${signal})`, { exitCode: signal === 'SIGINT' ? 130 : 143 }));
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);

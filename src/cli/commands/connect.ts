@@ -109,6 +109,11 @@ export async function runConnect(ctx: CommandContext, opts: ConnectOptions): Pro
       ctx.io.err(`dlpctl: access to ${resource.name} granted until ${grant.expiresAt.toISOString()}`);
       await store.endSession(session.id, 'ok', { statements: 0, denied: 0, masked: 0, rows: 0, bytesIn: 0, bytesOut: 0 });
     } catch (err) {
+      if (ctx.signal.aborted && err instanceof DlpctlError && err.code === 'APPROVAL_DENIED') {
+        // Interrupted while waiting: the request was withdrawn (expired); say so, not "timed out".
+        const reason = ctx.signal.reason instanceof DlpctlError ? ctx.signal.reason : undefined;
+        err = new DlpctlError('APPROVAL_DENIED', `${reason?.message ?? 'interrupted'} while waiting for access to ${resource.name}; the access request is withdrawn`, { exitCode: reason?.exitCode ?? ExitCode.approvalDenied });
+      }
       await store.endSession(session.id, 'denied', { statements: 0, denied: 1, masked: 0, rows: 0, bytesIn: 0, bytesOut: 0 }).catch(() => {});
       await store.close();
       watch?.close();

@@ -137,12 +137,16 @@ export class PostgresEngine implements TunnelEngine {
     const id = `pg-${process.pid}-${++nextSessionNumber}`;
     let session: PgSession | null = null;
     let terminated: string | null = null;
-    const done = this.serve(socket, ctx, (s) => (session = s), () => terminated);
+    // Ends what the session waits for on its own (an approval), so that terminating it ends it promptly and
+    // while the store can still record the outcome.
+    const ending = new AbortController();
+    const done = this.serve(socket, { ...ctx, ending: ending.signal }, (s) => (session = s), () => terminated);
     return {
       id,
       done,
       terminate: async (reason: string) => {
         terminated = reason;
+        ending.abort();
         if (session) await (session as PgSession).terminate(reason);
         else socket.destroy();
       },
@@ -151,7 +155,7 @@ export class PostgresEngine implements TunnelEngine {
 
   private async serve(
     socket: net.Socket,
-    ctx: { secret: string; emit: (e: TunnelEvent) => void },
+    ctx: { secret: string; emit: (e: TunnelEvent) => void; ending: AbortSignal },
     setSession: (s: PgSession) => void,
     terminated: () => string | null,
   ): Promise<void> {
@@ -250,7 +254,7 @@ export class PostgresEngine implements TunnelEngine {
         upstream: upstream.conn,
         recorder,
         status: upstream.status,
-        gate: (sql) => this.gate(sql, recorder, ctx.emit, prepared),
+        gate: (sql) => this.gate(sql, recorder, ctx.emit, prepared, ctx.ending),
         plan: (fields, verdict) =>
           planResult(fields, {
             masks: verdict.masks,
@@ -287,7 +291,7 @@ export class PostgresEngine implements TunnelEngine {
   }
 
   /** Decide one SQL text: classify, evaluate, record durably, wait for approval. Never throws. */
-  private async gate(sql: string, recorder: SessionRecorder, emit: (e: TunnelEvent) => void, prepared: PreparedSql): Promise<Verdict> {
+  private async gate(sql: string, recorder: SessionRecorder, emit: (e: TunnelEvent) => void, prepared: PreparedSql, ending: AbortSignal): Promise<Verdict> {
     const resource = this.o.resource;
     let auditText = sql;
     try {
@@ -337,6 +341,7 @@ export class PostgresEngine implements TunnelEngine {
               emit({ type: 'decision', resource: resource.name, sessionId: recorder.id, action: 'approve', rule: ruleName ?? null, kinds, summary: `waiting for approval ${a.id}` });
               this.o.onApprovalPending?.(a.id, auditText);
             },
+            signal: ending,
           },
         );
         await recorder.record({ type: 'approval.decided', approvalId: outcome.approval?.id ?? '', state: outcome.approval?.state ?? 'expired' });
