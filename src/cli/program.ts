@@ -156,8 +156,9 @@ export function buildProgram(wrap: ActionWrapper): Command {
       .command('demo')
       .description('start an embedded PostgreSQL with a fake shop and a tunnel in front of it (masking, a denied DROP, a row limit); --script runs a short session and shows the audit trail')
       .option('--script', 'run the scripted session, print what the agent saw and the audit trail, then exit')
-      .action(async (o: { script?: boolean }, cmd: Command) => wrap(cmd, async (ctx) => (await import('./commands/demo.js')).runDemo(ctx, o))),
-    ['dlpctl demo --script', 'dlpctl demo    # then: psql "$URL"'],
+      .option('--port <n>', 'the tunnel\'s local port (default: a free one); its files are removed on every exit, Ctrl-C included')
+      .action(async (o: { script?: boolean; port?: string }, cmd: Command) => wrap(cmd, async (ctx) => (await import('./commands/demo.js')).runDemo(ctx, o))),
+    ['dlpctl demo --script', 'dlpctl demo    # then: psql "$URL"', 'dlpctl demo --port 6543'],
   );
 
   // ── mask ─────────────────────────────────────────────────────────────────
