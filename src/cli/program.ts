@@ -136,8 +136,9 @@ export function buildProgram(wrap: ActionWrapper): Command {
         .option('--bind <addr>', 'local address (default 127.0.0.1; another address needs serverTls)')
         .option('--reason <text>', 'why this session is opened; stored on the session and shown to approvers')
         .option('--token-file <file>', 'a workload identity token (e.g. the CI system\'s OIDC ID token), re-read before it expires')
-        .option('--no-wait', 'for a resource with access approval: file the request, print its id and exit 5 instead of waiting')
-        .action(async (resource: string, command: string[], o: { port?: string; bind?: string; reason?: string; tokenFile?: string; wait?: boolean }, cmd: Command) =>
+        .option('--no-wait', 'for a resource with access approval: file the request, print its id and exit 5 instead of waiting (once approved, the next connect uses it)')
+        .option('--request <id>', 'for a resource with access approval: use this approved access request (once); without it, connect uses an approved one of yours, else files a new one')
+        .action(async (resource: string, command: string[], o: { port?: string; bind?: string; reason?: string; tokenFile?: string; wait?: boolean; request?: string }, cmd: Command) =>
           wrap(cmd, async (ctx) => (await import('./commands/connect.js')).runConnect(ctx, { resource, command, ...o })),
         ),
       `one NDJSON event per line on stdout:\n` +
