@@ -159,6 +159,8 @@ export interface ResultBody {
   rows: number;
   bytes: number;
   durationMs: number;
+  /** Observe only (enforce: false): the limit this result went past, which would have ended it. */
+  observed?: string;
 }
 export interface ErrorBody {
   type: 'error';

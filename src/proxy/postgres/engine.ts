@@ -313,6 +313,7 @@ export class PostgresEngine implements TunnelEngine {
         copy: facts.copy,
         limits: decision.limits,
         ...(limitRule ? { limitRule: `${limitRule.policy}/${limitRule.rule}` } : {}),
+        ...(decision.enforced ? {} : { observeLimits: true }),
       };
       let action = decision.action;
       // a call denied or held: say which function was not known to be safe, and why

@@ -79,6 +79,8 @@ export interface Verdict {
   copy?: CopyOut | null;
   limits: Decision['limits'];
   limitRule?: string;
+  /** Observe only (enforce: false): a result past a limit is recorded as such and passes whole. */
+  observeLimits?: boolean;
 }
 
 export interface PgSessionDeps {
@@ -138,6 +140,8 @@ interface ResultState {
   bytes: number;
   started: number;
   over: string | null;
+  /** Observe only: the limit this result passed (recorded on its result event). */
+  observed?: string;
 }
 
 const POISON_PREFIX = 'dlpctl_denied_';
@@ -641,11 +645,16 @@ export class PgSession {
     r.bytes += frame.raw.length;
     this.d.recorder.counters.rows += 1;
     const { maxRows, maxBytes } = r.verdict.limits;
-    if ((maxRows !== undefined && r.rows > maxRows) || (maxBytes !== undefined && r.bytes > maxBytes)) {
+    if (r.observed === undefined && ((maxRows !== undefined && r.rows > maxRows) || (maxBytes !== undefined && r.bytes > maxBytes))) {
       const which = maxRows !== undefined && r.rows > maxRows ? `more than ${maxRows} rows` : `more than ${maxBytes} bytes`;
-      r.over = `dlpctl: the result has ${which}, the limit of ${r.verdict.limitRule ? `rule ${r.verdict.limitRule}` : 'this resource'}; add a LIMIT or narrow the query`;
-      this.limitReached();
-      return null;
+      const limit = `the limit of ${r.verdict.limitRule ? `rule ${r.verdict.limitRule}` : 'this resource'}`;
+      if (r.verdict.observeLimits) {
+        r.observed = `observe only (enforce: false): the result has ${which}, ${limit}; not cut`;
+      } else {
+        r.over = `dlpctl: the result has ${which}, ${limit}; add a LIMIT or narrow the query`;
+        this.limitReached();
+        return null;
+      }
     }
     if (!r.plan?.active) return frame.raw;
     return r.plan.maskRow(frame.raw, this.tally) ?? frame.raw;
@@ -699,7 +708,7 @@ export class PgSession {
     this.result = null;
     if (!r) return null;
     const durationMs = Math.round((performance.now() - r.started) * 1000) / 1000;
-    this.record({ type: 'result', rows: r.rows, bytes: r.bytes, durationMs });
+    this.record({ type: 'result', rows: r.rows, bytes: r.bytes, durationMs, ...(r.observed ? { observed: r.observed } : {}) });
     this.d.recorder.flushMasks().catch((err: unknown) => this.storeError(err));
     if (r.over) {
       this.record({ type: 'error', message: r.over, code: '54000' });
