@@ -294,7 +294,7 @@ export function buildProgram(wrap: ActionWrapper): Command {
     jsonOutput(
       program
         .command('deny')
-        .description('deny a pending request; the waiting statement fails with the reason. Same approver rules as approve')
+        .description('deny a pending request; the waiting statement fails with the reason. On an approved or in-use access grant: revoke it (the tunnel using it ends its sessions). Same approver rules as approve')
         .argument('<id>', 'the request id')
         .requiredOption('--reason <text>', 'why; shown to the requester and recorded')
         .action(async (id: string, o: { reason: string }, cmd: Command) =>
