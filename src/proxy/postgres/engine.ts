@@ -88,6 +88,8 @@ export class PostgresEngine implements TunnelEngine {
   private scram: { secret: string; value: ScramSecret } | null = null;
   /** Our BackendKeyData (pid:key hex) → the upstream's, for CancelRequest. */
   private readonly cancelKeys = new Map<string, { processId: number; secretKey: Buffer }>();
+  /** Our cancel key → the approval wait of the statement that session holds, if any. */
+  private readonly approvalWaits = new Map<string, AbortController>();
   readonly catalog: CatalogResolver;
   private readonly auditDlp: DlpEngine;
   private readonly masks: MaskEngineCache;
@@ -179,6 +181,8 @@ export class PostgresEngine implements TunnelEngine {
     }
     if (hello.kind === 'cancel') {
       const key = `${hello.processId}:${hello.secretKey.toString('hex')}`;
+      // A statement held for approval has not reached the database: the cancel ends its wait (denied).
+      this.approvalWaits.get(key)?.abort();
       const up = this.cancelKeys.get(key);
       if (up) await cancelUpstream(this.o.target, up.processId, up.secretKey).catch(() => {});
       return;
@@ -254,7 +258,7 @@ export class PostgresEngine implements TunnelEngine {
         upstream: upstream.conn,
         recorder,
         status: upstream.status,
-        gate: (sql) => this.gate(sql, recorder, ctx.emit, prepared, ctx.ending),
+        gate: (sql) => this.gate(sql, recorder, ctx.emit, prepared, ctx.ending, cancelKey),
         plan: (fields, verdict) =>
           planResult(fields, {
             masks: verdict.masks,
@@ -291,7 +295,7 @@ export class PostgresEngine implements TunnelEngine {
   }
 
   /** Decide one SQL text: classify, evaluate, record durably, wait for approval. Never throws. */
-  private async gate(sql: string, recorder: SessionRecorder, emit: (e: TunnelEvent) => void, prepared: PreparedSql, ending: AbortSignal): Promise<Verdict> {
+  private async gate(sql: string, recorder: SessionRecorder, emit: (e: TunnelEvent) => void, prepared: PreparedSql, ending: AbortSignal, cancelKey: string): Promise<Verdict> {
     const resource = this.o.resource;
     let auditText = sql;
     try {
@@ -333,6 +337,8 @@ export class PostgresEngine implements TunnelEngine {
       recorder.counters.statements += 1;
 
       if (action === 'approve') {
+        const canceled = new AbortController();
+        this.approvalWaits.set(cancelKey, canceled);
         const outcome = await requestApproval(
           this.o.store,
           approvalRequest(decision, { sessionId: recorder.id, resource: resource.name, exact: sql, maskedText: auditText, requester: this.o.identity, reason: this.o.reason }),
@@ -342,12 +348,12 @@ export class PostgresEngine implements TunnelEngine {
               emit({ type: 'decision', resource: resource.name, sessionId: recorder.id, action: 'approve', rule: ruleName ?? null, kinds, summary: `waiting for approval ${a.id}` });
               this.o.onApprovalPending?.(a.id, auditText);
             },
-            signal: ending,
+            signal: AbortSignal.any([ending, canceled.signal]),
           },
-        );
+        ).finally(() => this.approvalWaits.delete(cancelKey));
         await recorder.record({ type: 'approval.decided', approvalId: outcome.approval?.id ?? '', state: outcome.approval?.state ?? 'expired' });
         action = outcome.approved ? 'allow' : 'deny';
-        if (!outcome.approved) message = outcome.message;
+        if (!outcome.approved) message = canceled.signal.aborted && !ending.aborted ? `canceled by the client while waiting for approval ${outcome.approval?.id ?? ''}`.trim() : outcome.message;
       }
       emit({ type: 'decision', resource: resource.name, sessionId: recorder.id, action: label === 'observe' ? 'observe' : action, rule: rule ?? null, kinds, summary: auditText.slice(0, 200) });
       if (action === 'deny') {
