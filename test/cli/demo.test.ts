@@ -52,6 +52,14 @@ describe('dlpctl demo removes its files', () => {
     expect(d.err()).not.toMatch(/internal error|^Error/m);
   }, 120_000);
 
+  it('--script: runs to the end, exit 0, nothing left', async () => {
+    const tmpdir = await tmp();
+    const d = startDemo(tmpdir, ['--script']);
+    expect(await d.exited, d.err()).toBe(0);
+    expect(d.out()).toContain('hash chain: intact');
+    expect(await demoDirs(tmpdir)).toEqual([]);
+  }, 120_000);
+
   it('SIGTERM to the dlpctl process', async () => {
     const tmpdir = await tmp();
     const d = startDemo(tmpdir, []);
