@@ -8,12 +8,18 @@ import fs from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { binPath, testEnv } from '../helpers/cli.js';
 import { freePort } from '../helpers/postgres.js';
 
+const made: string[] = [];
+afterAll(async () => {
+  for (const d of made) await fs.rm(d, { recursive: true, force: true });
+});
+
 async function tmp(): Promise<string> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dlpctl-demo-test-'));
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dlpctl-demotest-'));
+  made.push(dir);
   await fs.chmod(dir, 0o755); // as root the demo's server runs as `postgres`, which must reach its directory
   return dir;
 }
