@@ -7,7 +7,8 @@
  *   approve: refused for the requester themself, for a second vote by the same approver, for a request that
  *            is no longer pending or has expired (an expired one is marked `expired`). The request becomes
  *            `approved` once `minApprovals` distinct approvers approved; before that it stays `pending`.
- *   deny:    one deny by an approver ends it (`denied`); the reason is kept as the decision's comment.
+ *   deny:    one deny by an approver ends it (`denied`); the reason is kept as the decision's comment. On an
+ *            access request that was approved (or is in use by a tunnel) it revokes the grant.
  */
 import { DlpctlError, ExitCode } from '../errors.js';
 import type { Approval, ApprovalDecision, Identity, SessionStore, StoreEvent } from '../store/types.js';
@@ -70,7 +71,10 @@ export async function decideApproval(store: SessionStore, input: DecideInput): P
       refusal = { code: 'APPROVAL_DENIED', message: `approval ${a.id} expired at ${a.expiresAt}; the requester must run the statement again for a new request` };
       return { ...a, state: 'expired' };
     }
-    if (a.state !== 'pending') {
+    // Revoking a just-in-time access grant early: a deny on an approved (or in use) access request ends it;
+    // the tunnel that uses it watches the request and ends its sessions.
+    const revoking = input.decision === 'deny' && a.rule.startsWith('access/') && (a.state === 'approved' || a.state === 'consumed');
+    if (a.state !== 'pending' && !revoking) {
       refusal = { code: 'APPROVAL_DENIED', message: `approval ${a.id} is already ${a.state}; nothing to decide` };
       return undefined;
     }

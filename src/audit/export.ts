@@ -46,22 +46,37 @@ export interface AsciicastHeader {
   env: { TERM: string; SHELL: string };
 }
 
-/** asciicast v2: a header line, then `[time, "o" | "i", data]` per frame. Returns the number of frames. */
-export async function exportAsciicast(session: Session, events: AsyncIterable<StoreEvent> | Iterable<StoreEvent>, write: Write, size = { width: 80, height: 24 }): Promise<number> {
-  const header: AsciicastHeader = {
-    version: 2,
-    width: size.width,
-    height: size.height,
-    timestamp: Math.floor(Date.parse(session.startedAt) / 1000),
-    title: `dlpctl ${session.resource} ${session.id} (${session.identity.subject})`,
-    env: { TERM: 'xterm-256color', SHELL: '/bin/sh' },
+/**
+ * asciicast v2: a header line, then `[time, "o" | "i", data]` per frame. Returns the number of frames. The
+ * header's size and TERM are the pty's, as the session's first `ssh.channel` event with a pty recorded them
+ * (that event precedes the channel's output); `size` overrides them, and 80×24 is the fallback.
+ */
+export async function exportAsciicast(
+  session: Session,
+  events: AsyncIterable<StoreEvent> | Iterable<StoreEvent>,
+  write: Write,
+  size?: { width: number; height: number },
+): Promise<number> {
+  let header: AsciicastHeader | null = null;
+  const writeHeader = async (pty?: { cols?: number; rows?: number; term?: string }) => {
+    header = {
+      version: 2,
+      width: size?.width ?? (pty?.cols && pty.cols > 0 ? pty.cols : 80),
+      height: size?.height ?? (pty?.rows && pty.rows > 0 ? pty.rows : 24),
+      timestamp: Math.floor(Date.parse(session.startedAt) / 1000),
+      title: `dlpctl ${session.resource} ${session.id} (${session.identity.subject})`,
+      env: { TERM: pty?.term || 'xterm-256color', SHELL: '/bin/sh' },
+    };
+    await write(`${JSON.stringify(header)}\n`);
   };
-  await write(`${JSON.stringify(header)}\n`);
   let frames = 0;
   for await (const e of events) {
+    if (!header && e.type === 'ssh.channel' && e.pty && e.phase !== 'close') await writeHeader(e);
     if (e.type !== 'terminal.output') continue;
+    if (!header) await writeHeader();
     await write(`${JSON.stringify([Number(e.t.toFixed(6)), e.stream ?? 'o', e.data])}\n`);
     frames++;
   }
+  if (!header) await writeHeader();
   return frames;
 }

@@ -68,7 +68,18 @@ export async function main(argv: readonly string[], deps: MainDeps = {}): Promis
     const onSignal = (signal: NodeJS.Signals) => {
       if (signal === 'SIGINT') interrupts += 1;
       if (interrupts > 1) process.exit(130);
-      if (!controller.signal.aborted) controller.abort(new DlpctlError('INTERNAL', 'interrupted'));
+      // when-exit (under atomically, which the settings file uses) listens once for each signal, runs its
+      // clean-ups and then sends the same signal to this process again so that it dies of it. Its listener
+      // runs right after this one, in the same emit: that re-sent signal would count as a second Ctrl-C and
+      // exit at once, skipping every clean-up (the demo's files, the tunnel's session records). This process
+      // handles its signals itself, so a self-sent repeat of this signal during this emit is dropped.
+      const realKill = process.kill;
+      process.kill = ((pid: number, sig?: string | number) => (pid === process.pid && sig === signal ? true : realKill.call(process, pid, sig))) as typeof process.kill;
+      setImmediate(() => {
+        process.kill = realKill;
+      });
+      // The reason carries the shell's exit code for the signal, for commands that end because of it.
+      if (!controller.signal.aborted) controller.abort(new DlpctlError('INTERNAL', `interrupted (${signal})`, { exitCode: signal === 'SIGINT' ? 130 : 143 }));
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);

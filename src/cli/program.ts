@@ -141,8 +141,9 @@ export function buildProgram(wrap: ActionWrapper): Command {
         .option('--reason <text>', 'why this session is opened; stored on the session and shown to approvers')
         .option('--token-file <file>', 'a workload identity token (e.g. the CI system\'s OIDC ID token), re-read before it expires')
         .option('--id-token-var <name>', 'GitLab CI: the id_tokens: variable holding the job\'s OIDC token (default: identity.workload.gitlabVariable, DLPCTL_ID_TOKEN, CI_JOB_JWT_V2)')
-        .option('--no-wait', 'for a resource with access approval: file the request, print its id and exit 5 instead of waiting')
-        .action(async (resource: string, command: string[], o: { port?: string; bind?: string; reason?: string; tokenFile?: string; idTokenVar?: string; wait?: boolean }, cmd: Command) =>
+        .option('--no-wait', 'for a resource with access approval: file the request, print its id and exit 5 instead of waiting (once approved, the next connect uses it)')
+        .option('--request <id>', 'for a resource with access approval: use this approved access request (once); without it, connect uses an approved one of yours, else files a new one')
+        .action(async (resource: string, command: string[], o: { port?: string; bind?: string; reason?: string; tokenFile?: string; idTokenVar?: string; wait?: boolean; request?: string }, cmd: Command) =>
           wrap(cmd, async (ctx) => (await import('./commands/connect.js')).runConnect(ctx, { resource, command, ...o })),
         ),
       `one NDJSON event per line on stdout:\n` +
@@ -161,8 +162,9 @@ export function buildProgram(wrap: ActionWrapper): Command {
       .command('demo')
       .description('start an embedded PostgreSQL with a fake shop and a tunnel in front of it (masking, a denied DROP, a row limit); --script runs a short session and shows the audit trail')
       .option('--script', 'run the scripted session, print what the agent saw and the audit trail, then exit')
-      .action(async (o: { script?: boolean }, cmd: Command) => wrap(cmd, async (ctx) => (await import('./commands/demo.js')).runDemo(ctx, o))),
-    ['dlpctl demo --script', 'dlpctl demo    # then: psql "$URL"'],
+      .option('--port <n>', 'the tunnel\'s local port (default: a free one); its files are removed on every exit, Ctrl-C included')
+      .action(async (o: { script?: boolean; port?: string }, cmd: Command) => wrap(cmd, async (ctx) => (await import('./commands/demo.js')).runDemo(ctx, o))),
+    ['dlpctl demo --script', 'dlpctl demo    # then: psql "$URL"', 'dlpctl demo --port 6543'],
   );
 
   // ── mask ─────────────────────────────────────────────────────────────────
@@ -297,7 +299,7 @@ export function buildProgram(wrap: ActionWrapper): Command {
     jsonOutput(
       program
         .command('deny')
-        .description('deny a pending request; the waiting statement fails with the reason. Same approver rules as approve')
+        .description('deny a pending request; the waiting statement fails with the reason. On an approved or in-use access grant: revoke it (the tunnel using it ends its sessions). Same approver rules as approve')
         .argument('<id>', 'the request id')
         .requiredOption('--reason <text>', 'why; shown to the requester and recorded')
         .action(async (id: string, o: { reason: string }, cmd: Command) =>

@@ -159,7 +159,7 @@ const commonResourceKeys: Record<string, SchemaNode> = {
   allow: strList('Who may open the tunnel; absent means anyone with a valid identity.', 'principal'),
   policies: strList('Policies applied to everything through the tunnel, by name (`recommended` is built in).', 'name', { default: ['recommended'] }),
   default: str('Decision when no allow/deny/approve rule matches.', { values: ['allow', 'deny'], default: 'allow' }),
-  enforce: { type: 'boolean', doc: 'false: observe only; record what would have been denied and deny nothing.', default: true },
+  enforce: { type: 'boolean', doc: 'false: observe only; record what would have been denied, held or limited (as `observe`) and deny, hold or cut nothing. Masking still applies.', default: true },
   serverTls: obj('TLS toward local clients; required when `listen` binds a non-loopback address.', {
     cert: secret('PEM certificate chain (usually `${file:…}`).', { required: true }),
     key: secret('PEM private key (usually `${file:…}`).', { required: true }),

@@ -621,6 +621,22 @@ function sanitizeYamlMessage(message: string): string {
     .trim();
 }
 
+export interface ConfigProblem {
+  file: string;
+  line: number;
+  col: number;
+  /** Key path, e.g. `resources.db.tls.mode`; empty for a problem of the file as a whole. */
+  path: string;
+  message: string;
+}
+
+const problemsOf = new WeakMap<DlpctlError, ConfigProblem[]>();
+
+/** The problems behind a CONFIG_INVALID error thrown by `parseConfig`, one per detail line (`policy lint --json`). */
+export function configProblems(err: DlpctlError): ConfigProblem[] | undefined {
+  return problemsOf.get(err);
+}
+
 /**
  * Parses and validates the text of a dlpctl.yaml. Pure: no file system, no environment. Throws one
  * `DlpctlError('CONFIG_INVALID')` whose `details` list every problem as `FILE:LINE:COL: KEY.PATH: what is wrong`.
@@ -673,7 +689,9 @@ export function parseConfig(text: string, file: string, hooks: ParseHooks = {}):
     const sorted = [...ctx.problems].sort((a, b) => a.line - b.line || a.col - b.col || a.seq - b.seq);
     const details = sorted.map((p) => `${display}:${p.line}:${p.col}: ${p.path === '' ? '' : `${p.path}: `}${p.message}`);
     const n = details.length;
-    throw new DlpctlError('CONFIG_INVALID', `${display}: ${n} problem${n === 1 ? '' : 's'}`, { details });
+    const err = new DlpctlError('CONFIG_INVALID', `${display}: ${n} problem${n === 1 ? '' : 's'}`, { details });
+    problemsOf.set(err, sorted.map((p) => ({ file, line: p.line, col: p.col, path: p.path, message: p.message })));
+    throw err;
   }
   return build(ctx, root, file);
 }

@@ -186,7 +186,7 @@ export class TokenStore {
     if (prefer === 'keychain') {
       throw new DlpctlError('AUTH_FAILED', 'no OS keychain service answers here (no Secret Service on the session bus); use --token-store file');
     }
-    return { backend: this.file, notice: `dlpctl: no OS keychain is reachable; tokens are stored in ${this.file.where} (mode 0600)` };
+    return { backend: this.file, notice: `no OS keychain is reachable; tokens are stored in ${this.file.where} (mode 0600)` };
   }
 
   /** The stored login for `issuer`, and where it was found. */

@@ -68,6 +68,16 @@ export function decide(t: TunnelPolicy, action: EvaluationContext['action']): Po
 }
 
 /** `policy/rule` of the deciding rule, if a rule decided. */
+/**
+ * The text a client is shown for a denial: `dlpctl: denied by WHERE: MESSAGE`. A rule without a `message`
+ * gets the policy engine's generated one ("denied by policy P rule R"), which already names the rule: then
+ * it is shown once.
+ */
+export function denialText(where: string, message: string, rule: PolicyDecision['rule'] | undefined): string {
+  if (rule && message === `denied by policy ${rule.policy} rule ${rule.rule}`) return `dlpctl: ${message}`;
+  return `dlpctl: denied by ${where}: ${message}`;
+}
+
 export function ruleNameOf(d: PolicyDecision): string | undefined {
   return d.rule ? `${d.rule.policy}/${d.rule.rule}` : undefined;
 }

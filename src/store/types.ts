@@ -170,10 +170,12 @@ export interface ResultBody {
   sample?: (string | null)[][];
   /** Set when rows or bytes past the record limits were left out of `sample`. */
   truncated?: boolean;
+  /** Observe only (enforce: false): the limit this result went past, which would have ended it. */
+  observed?: string;
 }
 /**
  * One execution of a prepared statement (protocol-level Bind/Execute, or SQL EXECUTE). The statement's text is
- * recorded once, by the `query` event of its Parse/PREPARE, which `statement` names by its seq in this session.
+ * recorded once, by the `query` event of its Parse/PREPARE, which `statement` names by its `id`.
  */
 export interface ExecuteBody {
   type: 'execute';

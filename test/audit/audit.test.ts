@@ -169,6 +169,27 @@ describe.each(engines)('dlpctl audit ($name store)', ({ name, url: makeUrl }) =>
     expect((await cli(['audit', 'export', '--format', 'asciicast'])).code).toBe(2);
   });
 
+  it('export asciicast: the header has the size and TERM of the pty the session requested', async () => {
+    const st = await openStore(url);
+    let id: string;
+    try {
+      const s = await st.createSession({ resource: 'bastion', kind: 'ssh', identity: AGENT, clientAddr: '127.0.0.1:50009', startedAt: at(300) });
+      id = s.id;
+      await st.appendMany(s.id, [
+        { type: 'ssh.channel', channel: 'shell', decision: 'allow', pty: true, cols: 100, rows: 20, term: 'xterm', time: at(300.1) },
+        { type: 'terminal.output', t: 0.2, data: '$ ', time: at(300.2) },
+      ]);
+      await st.endSession(s.id, 'ok', { statements: 0, denied: 0, masked: 0, rows: 0, bytesIn: 0, bytesOut: 2 });
+    } finally {
+      await st.close();
+    }
+    const r = await cli(['audit', 'export', '--format', 'asciicast', '--session', id]);
+    expect(r.code, r.stderr).toBe(0);
+    const [header, ...frames] = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as unknown);
+    expect(header).toMatchObject({ version: 2, width: 100, height: 20, env: { TERM: 'xterm' } });
+    expect(frames).toEqual([[0.2, 'o', '$ ']]);
+  });
+
   it('replay: SSH as terminal playback, PostgreSQL as a paced transcript (sleep injected)', async () => {
     const waits: number[] = [];
     const sleep = async (ms: number) => void waits.push(ms);

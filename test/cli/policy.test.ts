@@ -83,9 +83,31 @@ tests:
     expect(r.stdout).toContain('✓ truncate denied');
     expect(r.code).toBe(0);
   });
+
+  it('a test file that is not valid YAML is a configuration error naming the file and line (exit 2)', async () => {
+    const bad = path.join(home, 'bad-cases.yaml');
+    await writeFile(bad, `- name: ok\n  resource: postgres-prod\n  sql: "SELECT 1\n  expect: allow\n- [unclosed\n`);
+    const r = await runCli(['policy', 'test', '--config', example, bad], { env });
+    expect(r.code).toBe(2);
+    expect(r.stderr).not.toContain('internal error');
+    expect(r.stderr).not.toContain('this is a bug');
+    expect(r.stderr).toMatch(/bad-cases\.yaml:\d+:\d+: YAML: /);
+  });
 });
 
 describe('dlpctl policy lint', () => {
+  it('--json with schema errors: the errors as JSON findings, exit 2', async () => {
+    const cfg = path.join(home, 'lint-schema.yaml');
+    await writeFile(cfg, base);
+    const j = await runCli(['--json', 'policy', 'lint', '--config', cfg], { env });
+    expect(j.code).toBe(2);
+    const body = JSON.parse(j.stdout) as { file: string; errors: number; findings: { severity: string; path: string; message: string; pos: { file: string; line: number; col: number } }[] };
+    expect(body.errors).toBeGreaterThan(0);
+    const f = body.findings.find((x) => x.path === 'policies.guard[3].entities[1]');
+    expect(f, j.stdout).toMatchObject({ severity: 'error', pos: { file: cfg, line: 20, col: 25 } });
+    expect(f!.message).toContain('creditcard');
+  });
+
   it('finds unknown entities (error, exit 2) and shadowed rules (warning), with file:line', async () => {
     const cfg = path.join(home, 'lint.yaml');
     await writeFile(cfg, base);

@@ -6,6 +6,7 @@ import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { testEnv } from '../helpers/cli.js';
+import { screenAfter } from '../helpers/screen.js';
 import { approveDevice, AUDIENCE, CLIENT_ID, sign, startProvider, type TestProvider } from './provider.js';
 
 let op: TestProvider;
@@ -55,6 +56,28 @@ describe('dlpctl login / whoami / logout', () => {
     expect(await noTty.done).toBe(3);
     expect(noTty.err()).toMatch(/stdin is not a terminal/);
   });
+
+  it('on a terminal: the device-code screen is gone after the login, and the keychain notice is printed once, after it', async () => {
+    const home2 = await mkdtemp(path.join(os.tmpdir(), 'dlpctl-cli-id-tty-'));
+    const stdout = new PassThrough();
+    const stderr = Object.assign(new PassThrough(), { isTTY: true, columns: 100, rows: 30 });
+    let err = '';
+    stderr.on('data', (c: Buffer) => (err += c.toString()));
+    stdout.resume();
+    const stdin = Object.assign(Readable.from([]), { isTTY: true });
+    const done = main(['node', 'dlpctl', 'login'], {
+      io: { stdout, stderr, stdin },
+      env: { ...testEnv(home2, { DLPCTL_CONFIG: config }), DBUS_SESSION_BUS_ADDRESS: 'unix:path=/nonexistent/bus' },
+    });
+    const m = await waitFor(() => /or open (\S+?user_code=\S+?)\s/.exec(err));
+    expect(screenAfter(err).join('\n')).toMatch(/╭/);
+    await approveDevice(m[1]!, 'dana');
+    expect(await done).toBe(0);
+    const screen = screenAfter(err);
+    expect(screen.join('\n'), JSON.stringify(err)).not.toMatch(/[╭╮╰╯│]/);
+    expect(screen.filter((l) => l.includes('no OS keychain is reachable'))).toEqual([expect.stringMatching(/^dlpctl: no OS keychain is reachable; tokens are stored in /)]);
+    expect(screen.at(-1)).toContain('logged in to');
+  }, 60_000);
 
   it('logs in with the device flow, shows who you are, and logs out revoking at the provider', async () => {
     const login = start(['login', '--token-store', 'file'], { stdinTTY: true });

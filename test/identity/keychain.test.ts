@@ -28,7 +28,7 @@ describe('token store', () => {
     const { stdout } = await run(tsx, [child, home], { env, timeout: 60_000 });
     const r = JSON.parse(stdout);
     expect(r.kind).toBe('file');
-    expect(r.notice).toBe(`dlpctl: no OS keychain is reachable; tokens are stored in ${home}/state/dlpctl/tokens.json (mode 0600)`);
+    expect(r.notice).toBe(`no OS keychain is reachable; tokens are stored in ${home}/state/dlpctl/tokens.json (mode 0600)`);
     expect(r.notice).not.toContain('rt-secret-value-kc-123');
     expect(r).toMatchObject({ roundTrip: true, foundIn: 'file', after: null });
   }, 90_000);

@@ -120,6 +120,8 @@ async function decide(ctx: CommandContext, input: { id: string; decision: 'appro
     printJson(ctx.io, { ...approvalJson(a, new Date()), approvals: result.approvals, required: result.required });
   } else if (a.state === 'approved') {
     ctx.io.err(`${ctx.io.errColor.green('✓')} approved ${a.id} (${a.resource}, requested by ${a.requester.subject}); the waiting statement runs once`);
+  } else if (a.state === 'denied' && a.decisions.some((d) => d.decision === 'approve')) {
+    ctx.io.err(`${ctx.io.errColor.red('✗')} revoked ${a.id} (${a.resource}, granted to ${a.requester.subject}); a tunnel using it ends its sessions`);
   } else if (a.state === 'denied') {
     ctx.io.err(`${ctx.io.errColor.red('✗')} denied ${a.id} (${a.resource}, requested by ${a.requester.subject})`);
   } else {

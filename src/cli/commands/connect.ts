@@ -18,6 +18,8 @@ export interface ConnectOptions {
   idTokenVar?: string;
   /** false (--no-wait): file the access request, print its id, exit 5. */
   wait?: boolean;
+  /** --request ID: use this approved access request. */
+  request?: string;
   command: string[];
 }
 
@@ -90,6 +92,10 @@ export async function runConnect(ctx: CommandContext, opts: ConnectOptions): Pro
     stop();
   };
 
+  if (opts.request !== undefined && !resource.access) {
+    await store.close();
+    throw new DlpctlError('USAGE', `--request: ${resource.name} has no access approval (no access: section); connect without --request`);
+  }
   // Just-in-time access: the resource opens only on an approved access request, for maxDuration.
   let grant: import('../../approvals/access.js').AccessGrant | null = null;
   if (resource.access) {
@@ -97,20 +103,31 @@ export async function runConnect(ctx: CommandContext, opts: ConnectOptions): Pro
     const session = await store.createSession({ resource: resource.name, kind: resource.kind, identity, clientAddr: 'dlpctl connect (access request)', ...(opts.reason ? { reason: opts.reason } : {}) });
     const req = { sessionId: session.id, resource: resource.name, identity, ...(opts.reason ? { reason: opts.reason } : {}), approvers: resource.access.approvers, maxDurationMs: resource.access.maxDuration };
     try {
-      if (opts.wait === false) {
+      // An approved request is used once: the one named by --request, else one this identity filed earlier.
+      grant = await access.useApprovedAccess(store, { ...(opts.request !== undefined ? { id: opts.request } : {}), resource: resource.name, identity, maxDurationMs: resource.access.maxDuration });
+      if (grant) {
+        ctx.io.err(`dlpctl: using access request ${grant.approval.id}: access to ${resource.name} granted until ${grant.expiresAt.toISOString()}`);
+        await store.endSession(session.id, 'ok', { statements: 0, denied: 0, masked: 0, rows: 0, bytesIn: 0, bytesOut: 0 });
+      } else if (opts.wait === false) {
         const filed = await access.fileAccessRequest(store, req);
         if (ctx.globals.json) ctx.io.out(JSON.stringify({ type: 'access_requested', id: filed.id, resource: resource.name, expiresAt: filed.expiresAt }));
-        else ctx.io.err(pendingNotice(filed));
+        else ctx.io.err(`${pendingNotice(filed)}\ndlpctl: once approved, run dlpctl connect ${resource.name} (or --request ${filed.id})`);
         if (webhook) await postWebhook(webhook, 'created', filed).catch(() => {});
         await store.endSession(session.id, 'ok', { statements: 0, denied: 0, masked: 0, rows: 0, bytesIn: 0, bytesOut: 0 });
         await store.close();
         watch?.close();
         return ExitCode.approvalDenied;
+      } else {
+        grant = await access.requestAccess(store, req, { onPending: (a) => void announceApproval(a.id), signal: ctx.signal, ...(webhook ? { webhookUrl: webhook } : {}) });
+        ctx.io.err(`dlpctl: access to ${resource.name} granted until ${grant.expiresAt.toISOString()}`);
+        await store.endSession(session.id, 'ok', { statements: 0, denied: 0, masked: 0, rows: 0, bytesIn: 0, bytesOut: 0 });
       }
-      grant = await access.requestAccess(store, req, { onPending: (a) => void announceApproval(a.id), signal: ctx.signal, ...(webhook ? { webhookUrl: webhook } : {}) });
-      ctx.io.err(`dlpctl: access to ${resource.name} granted until ${grant.expiresAt.toISOString()}`);
-      await store.endSession(session.id, 'ok', { statements: 0, denied: 0, masked: 0, rows: 0, bytesIn: 0, bytesOut: 0 });
     } catch (err) {
+      if (ctx.signal.aborted && err instanceof DlpctlError && err.code === 'APPROVAL_DENIED') {
+        // Interrupted while waiting: the request was withdrawn (expired); say so, not "timed out".
+        const reason = ctx.signal.reason instanceof DlpctlError ? ctx.signal.reason : undefined;
+        err = new DlpctlError('APPROVAL_DENIED', `${reason?.message ?? 'interrupted'} while waiting for access to ${resource.name}; the access request is withdrawn`, { exitCode: reason?.exitCode ?? ExitCode.approvalDenied });
+      }
       await store.endSession(session.id, 'denied', { statements: 0, denied: 1, masked: 0, rows: 0, bytesIn: 0, bytesOut: 0 }).catch(() => {});
       await store.close();
       watch?.close();
@@ -163,7 +180,16 @@ export async function runConnect(ctx: CommandContext, opts: ConnectOptions): Pro
   let cancelGrant = () => {};
   if (grant) {
     const { scheduleGrantEnd } = await import('../../approvals/access.js');
-    cancelGrant = scheduleGrantEnd(grant, () => revoke(`the access grant for ${resource.name} expired`, ExitCode.approvalDenied));
+    const { watchGrantRevocation } = await import('../../approvals/access.js');
+    const endTimer = scheduleGrantEnd(grant, () => revoke(`the access grant for ${resource.name} expired`, ExitCode.approvalDenied));
+    const endWatch = watchGrantRevocation(store, grant, (a) => {
+      const last = a.decisions.findLast((d) => d.decision === 'deny');
+      revoke(`the access grant ${a.id} for ${resource.name} was revoked${last ? ` by ${last.by}${last.comment ? `: ${last.comment}` : ''}` : ''}`, ExitCode.approvalDenied);
+    });
+    cancelGrant = () => {
+      endTimer();
+      endWatch();
+    };
   }
   watch?.on('refreshed', (fresh: typeof identity) => {
     if (!identityAllowed(fresh, resource.allow)) revoke(`${fresh.subject} is no longer in the allow list of ${resource.name}`);

@@ -35,8 +35,14 @@ policies:
       maxRows: 25
 `;
 
-export async function runDemo(ctx: CommandContext, opts: { script?: boolean }): Promise<number> {
+export async function runDemo(ctx: CommandContext, opts: { script?: boolean; port?: string }): Promise<number> {
   const { io } = ctx;
+  const port = opts.port === undefined ? undefined : Number(opts.port);
+  if (port !== undefined && (!/^\d+$/.test(opts.port!) || port > 65535)) throw new DlpctlError('USAGE', `--port: "${opts.port}" is not a port number`);
+  /** Every step checks: a signal during start-up or the script ends the demo (the finally removes its files). */
+  const interrupted = () => {
+    if (ctx.signal.aborted) throw ctx.signal.reason instanceof DlpctlError ? ctx.signal.reason : new DlpctlError('INTERNAL', 'interrupted');
+  };
   const c = io.errColor;
   const progress = (text: string) => io.err(c.dim(`… ${text}`));
   const [{ startDemoPostgres }, { demoSeedSql }, config, policy, store, engineMod, tunnelMod, upstream, local] = await Promise.all([
@@ -51,9 +57,16 @@ export async function runDemo(ctx: CommandContext, opts: { script?: boolean }): 
     import('../../identity/local.js'),
   ]);
   progress('starting an embedded PostgreSQL');
-  const server = await startDemoPostgres();
+  let server: Awaited<ReturnType<typeof startDemoPostgres>>;
+  try {
+    server = await startDemoPostgres();
+  } catch (err) {
+    interrupted(); // a Ctrl-C in a terminal also reaches initdb: report the interrupt, not its failure
+    throw err;
+  }
   const cleanup: (() => Promise<void>)[] = [() => server.stop()];
   try {
+    interrupted();
     const pg = (await import('pg')).default;
     const direct = new pg.Client({ host: server.host, port: server.port, user: server.user, password: server.password, database: server.database });
     await direct.connect();
@@ -78,7 +91,8 @@ export async function runDemo(ctx: CommandContext, opts: { script?: boolean }): 
       identity,
       reason: 'dlpctl demo',
     });
-    const tunnel = new tunnelMod.Tunnel({ resource: 'shop', kind: 'postgres', clientTls: false, engine });
+    const tunnel = new tunnelMod.Tunnel({ resource: 'shop', kind: 'postgres', clientTls: false, engine, ...(port !== undefined ? { port } : {}) });
+    interrupted();
     await tunnel.open();
     cleanup.unshift(async () => {
       await tunnel.close();
@@ -100,6 +114,7 @@ export async function runDemo(ctx: CommandContext, opts: { script?: boolean }): 
     const client = new pg.Client({ connectionString: tunnel.url });
     await client.connect();
     const show = async (title: string, sql: string) => {
+      interrupted();
       io.out(`\n${io.color.bold(title)}\n${io.color.cyan(`> ${sql}`)}`);
       try {
         const r = await client.query<Record<string, unknown>>(sql);

@@ -82,12 +82,15 @@ export async function runLogin(ctx: CommandContext, opts: LoginOptions): Promise
   const client = await id.loginClient(iss, section, { env: ctx.env, homedir: ctx.homedir, configFile: file });
   const store = new TokenStore({ env: ctx.env, homedir: ctx.homedir, prefer: prefer as 'auto' | 'keychain' | 'file' });
   let hide: (() => void) | undefined;
+  // A line written while the ink screen is up moves the cursor under it, and the screen's clean-up would
+  // then erase one line too few (leaving its top border): notices wait until the screen is gone.
+  const notices: string[] = [];
   const result = await (async () => {
     try {
       return await id.loginWithDeviceFlow(iss, store, {
         client,
         signal: ctx.signal,
-        notice: (line) => ctx.io.err(line),
+        notice: (line) => void notices.push(`dlpctl: ${line}`),
         onCode: async (prompt) => {
           if (opts.open) openBrowser(prompt.verificationUriComplete ?? prompt.verificationUri);
           if (ctx.io.stderr.isTTY && !ctx.globals.json) {
@@ -101,6 +104,7 @@ export async function runLogin(ctx: CommandContext, opts: LoginOptions): Promise
       });
     } finally {
       hide?.();
+      for (const line of notices) ctx.io.err(line);
     }
   })();
   try {

@@ -21,7 +21,20 @@ function where(config: Config, pos: { file: string; line: number; col: number } 
 // ─────────────────────────────── lint ───────────────────────────────
 
 export async function runPolicyLint(ctx: CommandContext): Promise<number> {
-  const config = await requireConfig(ctx);
+  let config: Config;
+  try {
+    config = await requireConfig(ctx);
+  } catch (err) {
+    // With --json, a config that does not validate is still an answer in the same shape: its problems as findings.
+    if (!ctx.globals.json || !(err instanceof DlpctlError) || err.code !== 'CONFIG_INVALID') throw err;
+    const { configProblems } = await import('../../config/validate.js');
+    const problems = configProblems(err);
+    const findings = problems
+      ? problems.map((p) => ({ severity: 'error' as const, pos: { file: p.file, line: p.line, col: p.col }, path: p.path, message: p.message }))
+      : [{ severity: 'error' as const, path: '', message: err.message }];
+    printJson(ctx.io, { file: problems?.[0]?.file ?? ctx.globals.config ?? null, errors: findings.length, warnings: 0, findings });
+    return ExitCode.usage;
+  }
   const [{ lintPolicies }, dlp] = await Promise.all([import('../../policy/index.js'), import('../../dlp/index.js')]);
   const findings = lintPolicies(
     { resources: config.resources, policies: config.policies },
@@ -54,7 +67,17 @@ async function loadExtraCases(file: string, config: Config): Promise<PolicyTestC
   } catch (err) {
     throw new DlpctlError('CONFIG_NOT_FOUND', `cannot read test file ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }
-  const doc = YAML.parse(text) as unknown;
+  // A syntax error is a configuration problem in that file (exit 2), located like `config validate` does.
+  const lc = new YAML.LineCounter();
+  const parsed = YAML.parseDocument(text, { lineCounter: lc, prettyErrors: false });
+  if (parsed.errors.length > 0) {
+    const details = parsed.errors.map((e) => {
+      const { line, col } = lc.linePos(e.pos[0]);
+      return `${file}:${line}:${col}: YAML: ${e.message.split('\n')[0]}`;
+    });
+    throw new DlpctlError('CONFIG_INVALID', `${file}: not valid YAML; fix the test file`, { details });
+  }
+  const doc = parsed.toJS() as unknown;
   const list = Array.isArray(doc) ? doc : (doc as { tests?: unknown } | null)?.tests;
   if (!Array.isArray(list)) throw new DlpctlError('CONFIG_INVALID', `${file}: expected a list of test cases, or "tests:" with a list`);
   return list.map((raw, i) => {

@@ -20,7 +20,7 @@
  *      other sessions never come out as originals.
  *   7. a second `http.request` event (phase `response`): status, duration, headers, masked bodies, counts
  */
-import { approvalRequest, auditLabel, decide, ruleNameOf, tunnelPolicyOf, type EngineBaseOptions, type TunnelPolicy } from '../decide.js';
+import { approvalRequest, auditLabel, decide, denialText, ruleNameOf, tunnelPolicyOf, type EngineBaseOptions, type TunnelPolicy } from '../decide.js';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import http from 'node:http';
@@ -533,23 +533,39 @@ export class HttpEngine implements TunnelEngine {
     const policyHeaders = this.scrubRecord(recordableHeaders(req.headers));
     const decision: Decision = decide(this.tunnelPolicy, { type: 'http', method, path: target, headers: policyHeaders, ...(bodyText !== undefined ? { body: bodyText } : {}) });
     const ruleName = ruleNameOf(decision);
-    const label: HttpRequestBody['decision'] = auditLabel(decision);
+    let label: HttpRequestBody['decision'] = auditLabel(decision);
     rec.counters.statements += 1;
     const size = raw ? raw.length : declared;
-    const maxBody = decision.limits.maxBodyBytes;
+    // Observe only (enforce: false): a limit that would have refused the request is recorded as `observe`
+    // (the request event's decision, and a decision event saying what would have happened) and not applied.
+    const observing = !decision.enforced;
+    let observedLimit: string | undefined;
+    const maxBody = observing ? undefined : decision.limits.maxBodyBytes;
     const ls = decision.limitSources;
-    if (maxBody !== undefined && size !== null && size > maxBody) {
-      rec.counters.denied += 1;
+    if (decision.limits.maxBodyBytes !== undefined && size !== null && size > decision.limits.maxBodyBytes) {
       const r = ls.maxBodyBytes ? `${ls.maxBodyBytes.policy}/${ls.maxBodyBytes.rule}` : undefined;
-      await early(413, 'body_too_large', `dlpctl: denied by ${r ? `rule ${r}` : 'limit'}: the request body has ${size} bytes, the limit is ${maxBody}`, 'deny', r);
+      const text = `denied by ${r ? `rule ${r}` : 'limit'}: the request body has ${size} bytes, the limit is ${decision.limits.maxBodyBytes}`;
+      if (observing) observedLimit = `would have been 413, ${text}`;
+      else {
+        rec.counters.denied += 1;
+        await early(413, 'body_too_large', `dlpctl: ${text}`, 'deny', r);
+      }
     }
     if (decision.limits.ratePerMinute !== undefined) {
       const wait = this.rate.take(`${this.o.identity.issuer}|${this.o.identity.subject}`, decision.limits.ratePerMinute, this.o.now?.() ?? Date.now());
       if (wait !== null) {
-        rec.counters.denied += 1;
         const r = ls.ratePerMinute ? `${ls.ratePerMinute.policy}/${ls.ratePerMinute.rule}` : undefined;
-        await early(429, 'rate_limited', `dlpctl: rate limit of ${decision.limits.ratePerMinute} requests per minute for ${this.o.identity.subject} reached${r ? ` (rule ${r})` : ''}; retry in ${wait}s`, 'deny', r, { 'retry-after': String(wait) });
+        const text = `rate limit of ${decision.limits.ratePerMinute} requests per minute for ${this.o.identity.subject} reached${r ? ` (rule ${r})` : ''}`;
+        if (observing) observedLimit = `would have been 429, ${text}`;
+        else {
+          rec.counters.denied += 1;
+          await early(429, 'rate_limited', `dlpctl: ${text}; retry in ${wait}s`, 'deny', r, { 'retry-after': String(wait) });
+        }
       }
+    }
+    if (observedLimit !== undefined) {
+      label = 'observe';
+      st.ctx.emit({ type: 'decision', resource: resource.name, sessionId: rec.id, action: 'observe', rule: ruleName ?? null, summary: `${method} ${this.auditPath(target)}: observe only, ${observedLimit}`.slice(0, 200) });
     }
     const emitDecision = (action: string): void =>
       st.ctx.emit({ type: 'decision', resource: resource.name, sessionId: rec.id, action, rule: ruleName ?? null, summary: `${method} ${this.auditPath(target)}`.slice(0, 200) });
@@ -557,7 +573,7 @@ export class HttpEngine implements TunnelEngine {
       rec.counters.denied += 1;
       emitDecision('deny');
       const where = ruleName ? `rule ${ruleName}` : decision.basis === 'fail_closed' ? 'fail-closed' : `resource ${resource.name} default`;
-      await early(403, 'policy_denied', `dlpctl: denied by ${where}: ${decision.message}`, 'deny', ruleName);
+      await early(403, 'policy_denied', denialText(where, decision.message, decision.rule), 'deny', ruleName);
     }
 
     // 4. masking of what goes out

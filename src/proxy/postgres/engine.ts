@@ -12,7 +12,7 @@
  *   5. the relay (session.ts) decides every statement through `gate` and masks every result through `plan`
  *   6. on any end, the session record closes with its outcome and counters
  */
-import { approvalRequest, auditLabel, decide, ruleNameOf, tunnelPolicyOf, type EngineBaseOptions, type TunnelPolicy } from '../decide.js';
+import { approvalRequest, auditLabel, decide, denialText, ruleNameOf, tunnelPolicyOf, type EngineBaseOptions, type TunnelPolicy } from '../decide.js';
 import { randomBytes } from 'node:crypto';
 import type net from 'node:net';
 import type { PostgresResource } from '../../config/types.js';
@@ -90,6 +90,8 @@ export class PostgresEngine implements TunnelEngine {
   private scram: { secret: string; value: ScramSecret } | null = null;
   /** Our BackendKeyData (pid:key hex) → the upstream's, for CancelRequest. */
   private readonly cancelKeys = new Map<string, { processId: number; secretKey: Buffer }>();
+  /** Our cancel key → the approval wait of the statement that session holds, if any. */
+  private readonly approvalWaits = new Map<string, AbortController>();
   readonly catalog: CatalogResolver;
   private readonly auditDlp: DlpEngine;
   private readonly masks: MaskEngineCache;
@@ -139,12 +141,16 @@ export class PostgresEngine implements TunnelEngine {
     const id = `pg-${process.pid}-${++nextSessionNumber}`;
     let session: PgSession | null = null;
     let terminated: string | null = null;
-    const done = this.serve(socket, ctx, (s) => (session = s), () => terminated);
+    // Ends what the session waits for on its own (an approval), so that terminating it ends it promptly and
+    // while the store can still record the outcome.
+    const ending = new AbortController();
+    const done = this.serve(socket, { ...ctx, ending: ending.signal }, (s) => (session = s), () => terminated);
     return {
       id,
       done,
       terminate: async (reason: string) => {
         terminated = reason;
+        ending.abort();
         if (session) await (session as PgSession).terminate(reason);
         else socket.destroy();
       },
@@ -153,7 +159,7 @@ export class PostgresEngine implements TunnelEngine {
 
   private async serve(
     socket: net.Socket,
-    ctx: { secret: string; emit: (e: TunnelEvent) => void },
+    ctx: { secret: string; emit: (e: TunnelEvent) => void; ending: AbortSignal },
     setSession: (s: PgSession) => void,
     terminated: () => string | null,
   ): Promise<void> {
@@ -177,6 +183,8 @@ export class PostgresEngine implements TunnelEngine {
     }
     if (hello.kind === 'cancel') {
       const key = `${hello.processId}:${hello.secretKey.toString('hex')}`;
+      // A statement held for approval has not reached the database: the cancel ends its wait (denied).
+      this.approvalWaits.get(key)?.abort();
       const up = this.cancelKeys.get(key);
       if (up) await cancelUpstream(this.o.target, up.processId, up.secretKey).catch(() => {});
       return;
@@ -254,7 +262,7 @@ export class PostgresEngine implements TunnelEngine {
         recorder,
         status: upstream.status,
         gate: (sql, extended) =>
-          this.gate(sql, recorder, ctx.emit, prepared, extended === true, ++statementIds, (text) => {
+          this.gate(sql, recorder, ctx.emit, prepared, extended === true, ++statementIds, ctx.ending, cancelKey, (text) => {
             // the client waiting on its statement is told why, whatever terminal it runs in
             try {
               void Promise.resolve(client.write(encodeNoticeResponse({ severity: 'NOTICE', code: '00000', message: text }))).catch(() => {});
@@ -314,6 +322,8 @@ export class PostgresEngine implements TunnelEngine {
     prepared: PreparedSql,
     extended: boolean,
     id: number,
+    ending: AbortSignal,
+    cancelKey: string,
     tellClient: (text: string) => void,
   ): Promise<Verdict> {
     const resource = this.o.resource;
@@ -338,6 +348,7 @@ export class PostgresEngine implements TunnelEngine {
         limits: decision.limits,
         ...(limitRule ? { limitRule: `${limitRule.policy}/${limitRule.rule}` } : {}),
         statementId: id,
+        ...(decision.enforced ? {} : { observeLimits: true }),
       };
       let action = decision.action;
       // a call denied or held: say which function was not known to be safe, and why
@@ -363,6 +374,8 @@ export class PostgresEngine implements TunnelEngine {
       }
 
       if (action === 'approve') {
+        const canceled = new AbortController();
+        this.approvalWaits.set(cancelKey, canceled);
         const outcome = await requestApproval(
           this.o.store,
           approvalRequest(decision, { sessionId: recorder.id, resource: resource.name, exact: sql, maskedText: auditText, requester: this.o.identity, reason: this.o.reason }),
@@ -373,11 +386,12 @@ export class PostgresEngine implements TunnelEngine {
               this.o.onApprovalPending?.(a.id, auditText);
               tellClient(`dlpctl: this statement waits for approval ${a.id} (rule ${ruleName ?? 'approve'}); an approver runs: dlpctl approve ${a.id}`);
             },
+            signal: AbortSignal.any([ending, canceled.signal]),
           },
-        );
+        ).finally(() => this.approvalWaits.delete(cancelKey));
         await recorder.record({ type: 'approval.decided', approvalId: outcome.approval?.id ?? '', state: outcome.approval?.state ?? 'expired' });
         action = outcome.approved ? 'allow' : 'deny';
-        if (!outcome.approved) message = outcome.message;
+        if (!outcome.approved) message = canceled.signal.aborted && !ending.aborted ? `canceled by the client while waiting for approval ${outcome.approval?.id ?? ''}`.trim() : outcome.message;
       }
       emit({ type: 'decision', resource: resource.name, sessionId: recorder.id, action: label === 'observe' ? 'observe' : action, rule: rule ?? null, kinds, summary: auditText.slice(0, 200) });
       if (action === 'deny') {
@@ -385,7 +399,7 @@ export class PostgresEngine implements TunnelEngine {
         const where = facts.deny && rule === facts.deny.rule
           ? `rule ${rule}`
           : ruleName ? `policy ${decision.rule!.policy} rule ${decision.rule!.rule}` : decision.basis === 'fail_closed' ? 'fail-closed' : `resource ${resource.name} default`;
-        return { allow: false, message: `dlpctl: denied by ${where}: ${message}`, ...base, label: 'deny', ...(rule ? { rule } : {}) };
+        return { allow: false, message: denialText(where, message, decision.rule), ...base, label: 'deny', ...(rule ? { rule } : {}) };
       }
       prepared.allowed(classification);
       return { allow: true, ...base, label, ...(rule ? { rule } : {}) };

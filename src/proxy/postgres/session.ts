@@ -87,6 +87,8 @@ export interface Verdict {
   /** What the audit trail recorded as the decision, and the rule. */
   label?: AuditDecision;
   rule?: string;
+  /** Observe only (enforce: false): a result past a limit is recorded as such and passes whole. */
+  observeLimits?: boolean;
 }
 
 /** What the store keeps of executions and results (the resource's `record`). */
@@ -170,6 +172,8 @@ interface ResultState {
   bytes: number;
   started: number;
   over: string | null;
+  /** Observe only: the limit this result passed (recorded on its result event). */
+  observed?: string;
 }
 
 const POISON_PREFIX = 'dlpctl_denied_';
@@ -772,11 +776,16 @@ export class PgSession {
     r.bytes += frame.raw.length;
     this.d.recorder.counters.rows += 1;
     const { maxRows, maxBytes } = r.verdict.limits;
-    if ((maxRows !== undefined && r.rows > maxRows) || (maxBytes !== undefined && r.bytes > maxBytes)) {
+    if (r.observed === undefined && ((maxRows !== undefined && r.rows > maxRows) || (maxBytes !== undefined && r.bytes > maxBytes))) {
       const which = maxRows !== undefined && r.rows > maxRows ? `more than ${maxRows} rows` : `more than ${maxBytes} bytes`;
-      r.over = `dlpctl: the result has ${which}, the limit of ${r.verdict.limitRule ? `rule ${r.verdict.limitRule}` : 'this resource'}; add a LIMIT or narrow the query`;
-      this.limitReached();
-      return null;
+      const limit = `the limit of ${r.verdict.limitRule ? `rule ${r.verdict.limitRule}` : 'this resource'}`;
+      if (r.verdict.observeLimits) {
+        r.observed = `observe only (enforce: false): the result has ${which}, ${limit}; not cut`;
+      } else {
+        r.over = `dlpctl: the result has ${which}, ${limit}; add a LIMIT or narrow the query`;
+        this.limitReached();
+        return null;
+      }
     }
     const out = r.plan?.active ? (r.plan.maskRow(frame.raw, this.tally) ?? frame.raw) : frame.raw;
     if (r.sample && !r.truncated) this.sampleRow(r, this.rowCells(out, r.formats), out.length);
@@ -854,6 +863,7 @@ export class PgSession {
       ...(r.columns ? { columns: r.columns } : {}),
       ...(r.sample && r.sample.length > 0 ? { sample: r.sample.map((row) => row.map((c) => (c === null ? null : this.d.auditText(c)))) } : {}),
       ...(r.truncated ? { truncated: true } : {}),
+      ...(r.observed ? { observed: r.observed } : {}),
     });
     this.d.recorder.flushMasks().catch((err: unknown) => this.storeError(err));
     if (r.over) {

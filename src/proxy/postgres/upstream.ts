@@ -209,6 +209,11 @@ async function authenticate(conn: PgConn, t: UpstreamTarget): Promise<void> {
         scram.handleServerFinal(msg.data);
         break;
       case 'ErrorResponse':
+        // A server whose pg_hba.conf has only `hostssl` lines refuses a clear-text session before any
+        // password is asked for ("no pg_hba.conf entry … no encryption"; "SSL off" before PostgreSQL 14).
+        if (msg.code === '28000' && t.tls.mode === 'disable' && /no encryption|SSL off/i.test(msg.message)) {
+          throw new DlpctlError('CONFIG_INVALID', `the database at ${where(t)} requires TLS and the resource has tls: disable; set tls: require (or verify-full with tls.ca) on the resource`);
+        }
         if (msg.code === '28P01' || msg.code === '28000') {
           throw new DlpctlError('AUTH_FAILED', `the database at ${where(t)} rejected the injected credential for user ${t.user} (${msg.code}); check the resource's password reference`);
         }

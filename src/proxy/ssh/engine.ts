@@ -30,7 +30,7 @@
  * of a legacy `scp -O` download) is decided per source by `ssh.paths` rules and its files are masked like `cat`
  * output (download.ts); the other transfer commands' data passes unmasked.
  */
-import { approvalRequest, auditLabel, decide, ruleNameOf, tunnelPolicyOf, type EngineBaseOptions, type TunnelPolicy } from '../decide.js';
+import { approvalRequest, auditLabel, decide, denialText, ruleNameOf, tunnelPolicyOf, type EngineBaseOptions, type TunnelPolicy } from '../decide.js';
 import { timingSafeEqual } from 'node:crypto';
 import net from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
@@ -311,7 +311,7 @@ export class SshEngine implements TunnelEngine {
       if (action2 === 'deny') {
         recorder.counters.denied += 1;
         const where = ruleName ? `policy ${decision.rule!.policy} rule ${decision.rule!.rule}` : decision.basis === 'fail_closed' ? 'fail-closed' : `resource ${resource.name} default`;
-        return { allow: false, label: 'deny', ...(ruleName ? { rule: ruleName } : {}), message: `dlpctl: denied by ${where}: ${message}`, masks: [] };
+        return { allow: false, label: 'deny', ...(ruleName ? { rule: ruleName } : {}), message: denialText(where, message, decision.rule), masks: [] };
       }
       return { allow: true, label, ...(ruleName ? { rule: ruleName } : {}), message: '', masks: decision.masks };
     } catch (err) {
@@ -999,7 +999,8 @@ class SshConnection {
     this.emit({ type: 'decision', resource: engine.o.resource.name, sessionId: this.recorder!.id, action: 'deny', rule: rule ?? null, kinds: [channel], summary: text.slice(0, 200) });
     // An approve rule cannot hold a file read mid-transfer: it denies, and says so.
     const why = d.action === 'approve' ? `${d.message} (a download cannot wait for approval; it is denied)` : d.message;
-    return `dlpctl: denied by ${where}: ${path}: ${why}`;
+    const generated = d.rule !== null && d.message === `denied by policy ${d.rule.policy} rule ${d.rule.rule}`;
+    return generated && d.action === 'deny' ? `dlpctl: denied by ${where}: ${path}` : `dlpctl: denied by ${where}: ${path}: ${why}`;
   }
 
   private async recordClose(b: Omit<Extract<EventBody, { type: 'ssh.channel' }>, 'type' | 'phase'>): Promise<void> {

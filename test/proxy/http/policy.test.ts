@@ -81,6 +81,35 @@ describe('policy per request', () => {
     expect((await call('GET', '/v1/files/abc')).status).toBe(200);
   });
 
+  it('a deny rule without a message: the denial names the rule once', async () => {
+    const r = await call('POST', '/v1/chat/completions', JSON.stringify({ prompt: 'please DROP TABLE users' }));
+    expect(r.status).toBe(403);
+    const body = JSON.parse(r.text) as { error: { message: string } };
+    expect(body.error.message).toBe('dlpctl: denied by policy guard rule no-sql-in-prompts');
+    expect(body.error.message.split('no-sql-in-prompts')).toHaveLength(2);
+  });
+
+  it('enforce: false: a body over maxBodyBytes and a rate over ratePerMinute pass, recorded as observe', async () => {
+    const obs = await openTunnel(up, {
+      policies: `  caps:\n    - name: small\n      action: limit\n      maxBodyBytes: 100\n      ratePerMinute: 1`,
+      use: ['caps'],
+      resource: '    enforce: false',
+    });
+    try {
+      const big = JSON.stringify({ prompt: 'x'.repeat(500) });
+      const first = await call('POST', '/v1/chat/completions', big, {}, obs);
+      const second = await call('POST', '/v1/chat/completions', '{}', {}, obs);
+      expect([first.status, second.status]).toEqual([200, 200]);
+      const reqs = (await obs.storedEvents()).filter((e): e is StoreEvent & HttpRequestBody => e.type === 'http.request' && e.phase === 'request');
+      expect(reqs.map((e) => e.decision)).toEqual(['observe', 'observe']);
+      const observed = obs.events.filter((e) => e.type === 'decision' && e.action === 'observe').map((e) => (e.type === 'decision' ? e.summary : '')).filter((t) => t.includes('observe only'));
+      expect(observed[0]).toContain('would have been 413');
+      expect(observed[1]).toContain('would have been 429');
+    } finally {
+      await obs.close();
+    }
+  });
+
   it('a connection whose only request was denied ends ok: a denial is a decision, not an error of the session', async () => {
     const c = new Client(t.url);
     const r = await c.request({ method: 'DELETE', path: '/v1/files/only-denied', headers: auth() });

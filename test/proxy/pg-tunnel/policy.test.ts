@@ -120,6 +120,26 @@ describe('policy', () => {
     await obs.close();
   });
 
+  it('enforce: false: a result past maxRows passes whole (masked), its result event records the limit as observed', async () => {
+    const obs = await fx.tunnel({
+      use: ['recommended', 'capped'],
+      policies: `  capped:\n    - name: five-rows\n      action: limit\n      maxRows: 5\n    - name: hide-ssn\n      action: mask\n      columns: [public.customers.ssn]\n      with: redact`,
+      resource: '    enforce: false',
+    });
+    const c = await pgClient(obs.url);
+    const r = await c.query<{ id: number; ssn: string }>('select id, ssn, 1 as observe_limit_marker from customers order by id');
+    await c.end();
+    await obs.close();
+    expect(r.rows).toHaveLength(20);
+    expect(r.rows.every((row) => !/\d{3}-\d{2}-\d{4}/.test(row.ssn))).toBe(true); // masking is not relaxed
+    const q = (await fx.store.search({ text: 'observe_limit_marker' })).map((h) => h.event).find((e) => e.type === 'query');
+    expect(q).toBeDefined();
+    const events = await fx.store.listEvents(q!.sessionId);
+    const result = events.find((e) => e.type === 'result' && e.seq > q!.seq);
+    expect(result && result.type === 'result' ? result.observed : undefined).toBe('observe only (enforce: false): the result has more than 5 rows, the limit of rule capped/five-rows; not cut');
+    expect(events.some((e) => e.type === 'error' && e.code === '54000')).toBe(false);
+  });
+
   it('default: deny denies an unmatched statement', async () => {
     const strict = await fx.tunnel({
       use: ['reads'],

@@ -91,4 +91,28 @@ describe('PostgreSQL tunnel: TLS toward the database', () => {
     const message = c instanceof Error ? c.message : (await queryError(c, 'select 1')).message;
     expect(message).toMatch(/does not offer TLS, and tls\.mode is require; dlpctl never downgrades/);
   });
+
+  it('tls.mode disable against a server that accepts only TLS (hostssl): says TLS is required, not that the credential was rejected', async () => {
+    const admin = await pgClient(fx.dbUrl);
+    const hbaFile = (await admin.query<{ hba_file: string }>('show hba_file')).rows[0]!.hba_file;
+    const original = (await admin.query<{ t: string }>('select pg_read_file($1) as t', [hbaFile])).rows[0]!.t;
+    const write = async (text: string) => {
+      await admin.query(`copy (select $q$${text}$q$) to '${hbaFile}'`);
+      await admin.query('select pg_reload_conf()');
+    };
+    try {
+      await write('hostssl all all 127.0.0.1/32 scram-sha-256');
+      const t = await fx.tunnel();
+      const c = await pgClient(t.url).then(
+        (c) => c,
+        (e: unknown) => e as Error,
+      );
+      const message = c instanceof Error ? c.message : (await queryError(c, 'select 1')).message;
+      expect(message).not.toMatch(/rejected the injected credential/);
+      expect(message).toMatch(/requires TLS.*tls: disable.*set tls: require/);
+    } finally {
+      await write(original.trimEnd());
+      await admin.end();
+    }
+  });
 });
