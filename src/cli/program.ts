@@ -404,13 +404,34 @@ export function buildProgram(wrap: ActionWrapper): Command {
   jsonOutput(
     audit
       .command('verify')
-      .description('recompute the hash chains of every session (or one); exit 1 naming the first altered, missing or added event')
+      .description(
+        'check the store: every hash chain, every displayed column and session row against it, and the checkpoints of the chain heads; with --public-key, that no one rewrote, cut or replaced history up to the last signed checkpoint. Exit 1 naming the first problem',
+      )
       .argument('[session]', 'only this session')
-      .action(async (session: string | undefined, _o, cmd: Command) =>
-        wrap(cmd, async (ctx) => (await import('./commands/audit.js')).runAuditVerify(ctx, { ...(session ? { session } : {}) })),
+      .option('--public-key <file>', 'PEM public key the checkpoints are signed with (from dlpctl audit keygen)')
+      .option('--checkpoints <file>', 'copy of the checkpoints kept outside the store (audit.checkpointFile): each must be in the store')
+      .action(async (session: string | undefined, o: { publicKey?: string; checkpoints?: string }, cmd: Command) =>
+        wrap(cmd, async (ctx) =>
+          (await import('./commands/audit.js')).runAuditVerify(ctx, {
+            ...(session ? { session } : {}),
+            ...(o.publicKey ? { publicKey: o.publicKey } : {}),
+            ...(o.checkpoints ? { checkpoints: o.checkpoints } : {}),
+          }),
+        ),
       ),
-    `{"ok": true, "sessionsChecked": 12, "eventsChecked": 3400}\n` +
-      `broken: {"ok": false, "sessionsChecked": 3, "eventsChecked": 51, "firstBad": {"sessionId": "…", "seq": 7, "reason": "hash does not match …"}} (exit 1)`,
+    `{"ok": true, "sessionsChecked": 12, "eventsChecked": 3400, "checkpoints": {"count": 9, "signed": 9, "external": 9, "vouchedCheckpoint": 9, "vouchedUntil": "…", "eventsAfter": 12, "keyId": "…"}}\n` +
+      `broken: {"ok": false, …, "firstBad": {"sessionId": "…" or "(checkpoints)", "seq": 7, "reason": "hash does not match …"}} (exit 1)`,
+  );
+  jsonOutput(
+    audit
+      .command('keygen')
+      .description('make an Ed25519 key pair for signing checkpoints: the private key for audit.signingKey (mode 0600) and FILE.pub for audit verify --public-key')
+      .requiredOption('--out <file>', 'where to write the private key; the public key goes to FILE.pub')
+      .option('--force', 'replace existing files')
+      .action(async (o: { out: string; force?: boolean }, cmd: Command) =>
+        wrap(cmd, async (ctx) => (await import('./commands/audit.js')).runAuditKeygen(ctx, { out: o.out, ...(o.force ? { force: true } : {}) })),
+      ),
+    `{"privateKey": "/etc/dlpctl/audit.key", "publicKey": "/etc/dlpctl/audit.key.pub", "keyId": "…"}`,
   );
 
   // ── identity (login, logout, whoami) ─────────────────────────────────────

@@ -124,7 +124,7 @@ export function parseCheckpointLines(text: string, what: string): CheckpointReco
     try {
       r = JSON.parse(line) as CheckpointRecord;
     } catch {
-      throw new DlpctlError('USAGE', `${what} line ${i + 1} is not JSON; it should hold the lines dlpctl appended (audit.checkpoints.file)`);
+      throw new DlpctlError('USAGE', `${what} line ${i + 1} is not JSON; it should hold the lines dlpctl appended (audit.checkpointFile)`);
     }
     if (typeof r?.n !== 'number' || typeof r.body !== 'string' || typeof r.hash !== 'string') {
       throw new DlpctlError('USAGE', `${what} line ${i + 1} is not a dlpctl checkpoint`);
