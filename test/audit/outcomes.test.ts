@@ -158,6 +158,47 @@ describe('a session whose process died', () => {
   });
 });
 
+describe('signed checkpoints from a running tunnel', () => {
+  it('audit keygen, a tunnel that signs and copies its checkpoints, and audit verify --public-key --checkpoints', async () => {
+    const dir = path.join(fx.dir, 'signed');
+    await fs.mkdir(dir);
+    const key = path.join(dir, 'audit.key');
+    const gen = await runCli(['--json', 'audit', 'keygen', '--out', key], { env });
+    expect(gen.code).toBe(0);
+    expect(JSON.parse(gen.stdout)).toMatchObject({ privateKey: key, publicKey: `${key}.pub`, keyId: expect.stringMatching(/^[0-9a-f]{16}$/) });
+    expect((await fs.stat(key)).mode & 0o777).toBe(0o600);
+    expect((await runCli(['audit', 'keygen', '--out', key], { env })).code).toBe(2);
+    const signedConfig = path.join(dir, 'dlpctl.yaml');
+    await fs.writeFile(signedConfig, `${await fs.readFile(config, 'utf8')}audit:\n  signingKey: "\${file:${key}}"\n  checkpointFile: checkpoints.jsonl\n`);
+    const store = `sqlite:${path.join(dir, 'store.db')}`;
+    for (let i = 0; i < 2; i++) {
+      const r = await runBin(['connect', 'db', '--config', signedConfig, '--store', store, '--', 'psql', '-X', '-At', '-c', 'select 1'], { env, timeoutMs: 60_000 });
+      expect({ code: r.code, stderr: r.stderr }).toMatchObject({ code: 0 });
+      expect(r.stderr).not.toMatch(/checkpoint/);
+    }
+    const lines = (await fs.readFile(path.join(dir, 'checkpoints.jsonl'), 'utf8')).trim().split('\n');
+    expect(lines.length).toBeGreaterThanOrEqual(2);
+    expect(JSON.parse(lines.at(-1)!)).toMatchObject({ signature: expect.any(String) });
+    const verify = (extra: string[] = []) =>
+      runCli(['--store', store, 'audit', 'verify', '--public-key', `${key}.pub`, '--checkpoints', path.join(dir, 'checkpoints.jsonl'), ...extra], { env });
+    const ok = await verify();
+    expect({ code: ok.code, out: ok.stdout, err: ok.stderr }).toMatchObject({ code: 0 });
+    expect(ok.stdout).toMatch(new RegExp(`history up to checkpoint ${lines.length} \\(.*\\) cannot have been rewritten or cut; ${lines.length} checkpoints of the external copy found in the store`));
+    // Every session ended before its tunnel closed, and the last checkpoint holds it: nothing is covered by the chain alone.
+    expect(ok.stdout).not.toMatch(/after the newest checkpoint/);
+    const json = JSON.parse((await verify(['--json'])).stdout.replace(/^[^{]*/, '')) as { ok: boolean; checkpoints: { signed: number } };
+    expect(json).toMatchObject({ ok: true, checkpoints: { signed: lines.length } });
+    // Someone with the store's file but not the key: a consistent rewrite of the checkpoints is refused.
+    const { DatabaseSync } = await import('node:sqlite');
+    const db = new DatabaseSync(path.join(dir, 'store.db'));
+    db.exec('UPDATE checkpoints SET signature = NULL');
+    db.close();
+    const bad = await verify();
+    expect(bad.code).toBe(1);
+    expect(bad.stdout).toMatch(/tampering or loss: checkpoint 1: the signature does not verify/);
+  });
+});
+
 describe("dlpctl's own secrets stay with dlpctl", () => {
   it('the child gets neither DLPCTL_STORE, DLPCTL_TOKEN nor the variable a store reference reads', () => {
     const e = childEnvironment({
