@@ -53,7 +53,7 @@ export const EXIT_CODES: readonly [number, string][] = [
 
 export const ENVIRONMENT: readonly [string, string][] = [
   ['DLPCTL_CONFIG', 'configuration file, as --config'],
-  ['DLPCTL_STORE', 'session store URL, as --store'],
+  ['DLPCTL_STORE', 'session store URL, as --store (secret references allowed; never passed to the command of connect -- cmd)'],
   ['DLPCTL_TOKEN', 'a workload identity token (for CI)'],
   ['NO_COLOR', 'disables colour, as --no-color'],
   ['XDG_CONFIG_HOME', 'where dlpctl.yaml is looked up last ($XDG_CONFIG_HOME/dlpctl/dlpctl.yaml)'],
@@ -69,7 +69,7 @@ export function buildProgram(wrap: ActionWrapper): Command {
     .version(VERSION, '-V, --version', 'print the version and exit')
     .helpOption('-h, --help', 'show help for a command')
     .option('--config <file>', 'configuration file (default: $DLPCTL_CONFIG, ./dlpctl.yaml, $XDG_CONFIG_HOME/dlpctl/dlpctl.yaml)')
-    .option('--store <url>', 'session store: sqlite:PATH or postgres://… (default: $DLPCTL_STORE, the config, the user setting, sqlite:$XDG_DATA_HOME/dlpctl/store.db)')
+    .option('--store <url>', 'session store: sqlite:PATH or postgres://…, or a secret reference such as ${file:PATH} holding it (default: $DLPCTL_STORE, the config, the user setting, sqlite:$XDG_DATA_HOME/dlpctl/store.db)')
     .option('--json', 'machine-readable output (documented per command)', false)
     .option('--no-color', 'no colour (also NO_COLOR)')
     .addOption(new Option('-v, --verbose', 'more detail on errors (stack traces); repeat for more').argParser((_v, prev: number) => prev + 1).default(0))
