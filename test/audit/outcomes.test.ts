@@ -13,7 +13,7 @@ import type net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { binPath, runBin, runCli, testEnv } from '../helpers/cli.js';
-import { startFixture, type Fixture } from '../proxy/pg-tunnel/fixture.js';
+import { pgClient, startFixture, type Fixture } from '../proxy/pg-tunnel/fixture.js';
 import { startSshd, type Sshd } from '../proxy/ssh/fixture.js';
 import { childEnvironment } from '../../src/proxy/child.js';
 import { openStore, type Session } from '../../src/store/index.js';
@@ -110,6 +110,24 @@ describe('a normal `connect -- cmd` exit records ok', () => {
     const s = await sessions(storeFile('http'), 'api');
     expect(s).toHaveLength(4);
     expect(s.map((x) => x.outcome)).toEqual(Array(4).fill('ok'));
+  });
+});
+
+describe('terminated means cut by dlpctl', () => {
+  it('PostgreSQL: a client that leaves is ok; a session still live when the tunnel closes is terminated', async () => {
+    const t = await fx.tunnel();
+    const live = await pgClient(t.url);
+    live.on('error', () => {});
+    await live.query('select 1');
+    const leaving = await pgClient(t.url);
+    await leaving.query('select 1');
+    await leaving.end();
+    const ends = () => t.events.filter((e) => e.type === 'session_end') as { sessionId: string; outcome: string }[];
+    for (let i = 0; i < 200 && ends().length < 1; i++) await new Promise((r) => setTimeout(r, 25));
+    await t.close();
+    await live.end().catch(() => {});
+    expect(ends().map((e) => e.outcome)).toEqual(['ok', 'terminated']);
+    for (const e of ends()) expect((await fx.store.getSession(e.sessionId))!.outcome).toBe(e.outcome);
   });
 });
 
