@@ -28,7 +28,10 @@ export async function resolveStoreUrl(ctx: CommandContext): Promise<string> {
     return resolveSecret(parseSecretString(ctx.globals.store), { env: ctx.env, homedir: ctx.homedir, baseDir: ctx.cwd });
   }
   const config = await loadCliConfig(ctx, { required: false });
-  if (config?.store) return resolveSecret(parseSecretString(config.store), { env: ctx.env });
+  if (config?.store) {
+    const { dirname } = await import('node:path');
+    return resolveSecret(parseSecretString(config.store), { env: ctx.env, homedir: ctx.homedir, baseDir: dirname(config.file) });
+  }
   const fromSettings = getSetting('store', { env: ctx.env });
   if (typeof fromSettings === 'string' && fromSettings) return fromSettings;
   const { defaultStoreUrl } = await import('../store/index.js');

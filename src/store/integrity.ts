@@ -64,8 +64,8 @@ export interface RawEventRow {
 
 export interface IntegritySource {
   sessions(id?: string): Promise<RawSessionRow[]>;
-  /** One session's events in seq order. */
-  events(sessionId: string): AsyncIterable<RawEventRow>;
+  /** One session's events in seq order, a page at a time (an await per row would double the cost). */
+  events(sessionId: string): AsyncIterable<RawEventRow[]>;
   /** Session ids that have events but no session row. */
   orphans(): Promise<string[]>;
   checkpoints(): Promise<CheckpointRecord[]>;
@@ -221,23 +221,25 @@ export async function verifyIntegrity(src: IntegritySource, o: VerifyOptions, no
     let start: { body: SessionStartBody; time: string } | undefined;
     let end: { body: SessionEndBody; time: string } | undefined;
     let bad: { seq: number; reason: string } | undefined;
-    for await (const r of src.events(s.id)) {
-      result.eventsChecked++;
-      bad = v.check({ sessionId: s.id, seq: r.seq, body: r.body, hash: r.hash });
-      if (bad) break;
-      const e = JSON.parse(r.body) as StoreEvent;
-      const col = columnMismatch(r, e, s.subject);
-      if (col) {
-        bad = { seq: r.seq, reason: col };
-        break;
+    pages: for await (const page of src.events(s.id)) {
+      for (const r of page) {
+        result.eventsChecked++;
+        bad = v.check({ sessionId: s.id, seq: r.seq, body: r.body, hash: r.hash });
+        if (bad) break pages;
+        const e = v.lastEvent!;
+        const col = columnMismatch(r, e, s.subject);
+        if (col) {
+          bad = { seq: r.seq, reason: col };
+          break pages;
+        }
+        if (want && r.seq === want.seq && r.hash !== want.hash) {
+          bad = { seq: r.seq, reason: `the event differs from the head checkpoint ${want.n} holds (rewritten, with its hashes recomputed)` };
+          break pages;
+        }
+        if (e.type === 'session.start' && r.seq === 1) start = { body: e, time: e.time };
+        else if (e.type === 'session.end') end = { body: e, time: e.time };
+        else if (e.type === 'store.prune' && s.id === MAINTENANCE_SESSION_ID) prunes.push({ seq: r.seq, cutoffMs: Date.parse((e as StorePruneBody).cutoff) });
       }
-      if (want && r.seq === want.seq && r.hash !== want.hash) {
-        bad = { seq: r.seq, reason: `the event differs from the head checkpoint ${want.n} holds (rewritten, with its hashes recomputed)` };
-        break;
-      }
-      if (e.type === 'session.start' && r.seq === 1) start = { body: e, time: e.time };
-      else if (e.type === 'session.end') end = { body: e, time: e.time };
-      else if (e.type === 'store.prune' && s.id === MAINTENANCE_SESSION_ID) prunes.push({ seq: r.seq, cutoffMs: Date.parse((e as StorePruneBody).cutoff) });
     }
     bad ??= v.finish(s.lastSeq, s.lastHash);
     if (!bad && want && v.count < want.seq) {

@@ -573,19 +573,18 @@ export class PostgresStore implements SessionStore {
         let after = 0;
         for (;;) {
           const page = await rows('SELECT seq, type, time, subject, decision, text, body, hash FROM events WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3', [id, after, PAGE]);
-          for (const r of page) {
-            after = Number(r['seq']);
-            yield {
-              seq: after,
-              type: r['type'] as string,
-              timeMs: new Date(r['time'] as Date).getTime(),
-              subject: r['subject'] as string,
-              decision: (r['decision'] as string | null) ?? null,
-              text: (r['text'] as string | null) ?? null,
-              body: r['body'] as string,
-              hash: r['hash'] as string,
-            };
-          }
+          if (page.length === 0) return;
+          after = Number(page[page.length - 1]!['seq']);
+          yield page.map((r) => ({
+            seq: Number(r['seq']),
+            type: r['type'] as string,
+            timeMs: new Date(r['time'] as Date).getTime(),
+            subject: r['subject'] as string,
+            decision: (r['decision'] as string | null) ?? null,
+            text: (r['text'] as string | null) ?? null,
+            body: r['body'] as string,
+            hash: r['hash'] as string,
+          }));
           if (page.length < PAGE) return;
         }
       },

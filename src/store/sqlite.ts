@@ -11,7 +11,7 @@
 import fs from 'node:fs';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { DlpctlError } from '../errors.js';
-import { verifyIntegrity, type IntegritySource } from './integrity.js';
+import { verifyIntegrity, type IntegritySource, type RawEventRow } from './integrity.js';
 import {
   clampLimit,
   DEFAULT_SEARCH_LIMIT,
@@ -393,8 +393,9 @@ export class SqliteStore implements SessionStore {
           lastHash: r['last_hash'] as string,
         })),
       events: async function* (id) {
+        let page: RawEventRow[] = [];
         for (const r of db.prepare('SELECT seq, type, time_ms, decision, text, body, hash FROM events WHERE session_id = ? ORDER BY seq').iterate(id) as Iterable<Row>) {
-          yield {
+          page.push({
             seq: Number(r['seq']),
             type: r['type'] as string,
             timeMs: Number(r['time_ms']),
@@ -402,8 +403,13 @@ export class SqliteStore implements SessionStore {
             text: (r['text'] as string | null) ?? null,
             body: r['body'] as string,
             hash: r['hash'] as string,
-          };
+          });
+          if (page.length === 5000) {
+            yield page;
+            page = [];
+          }
         }
+        if (page.length > 0) yield page;
       },
       orphans: async () =>
         (db.prepare('SELECT DISTINCT session_id AS id FROM events WHERE session_id NOT IN (SELECT id FROM sessions) ORDER BY 1').all() as Row[]).map((r) => r['id'] as string),
