@@ -8,6 +8,7 @@
  *   - crashed sessions: when the tunnel opens, sessions left open by a dlpctl process of this host that no
  *     longer runs are closed with outcome `crashed` (their counters taken from their events).
  */
+import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -30,6 +31,7 @@ export class Checkpointer {
   private pending: NodeJS.Timeout | undefined;
   private chain: Promise<unknown> = Promise.resolve();
   private closed = false;
+  private lastRun = 0;
 
   constructor(o: CheckpointerOptions) {
     this.o = o;
@@ -40,13 +42,17 @@ export class Checkpointer {
     this.timer.unref();
   }
 
-  /** A checkpoint shortly (sessions that end together share one). */
+  /**
+   * A checkpoint shortly: sessions that end together share one, and at most one a second follows session ends
+   * (each scans the sessions table for heads that moved).
+   */
   soon(): void {
     if (this.closed || this.pending !== undefined) return;
+    const wait = Math.max(50, this.lastRun + 1000 - Date.now());
     this.pending = setTimeout(() => {
       this.pending = undefined;
       void this.run();
-    }, 50);
+    }, wait);
     this.pending.unref();
   }
 
@@ -58,6 +64,7 @@ export class Checkpointer {
   }
 
   private async once(): Promise<CheckpointRecord | undefined> {
+    this.lastRun = Date.now();
     let rec: CheckpointRecord | undefined;
     try {
       rec = await this.o.store.checkpoint(this.o.signingKey === undefined ? {} : { signingKey: this.o.signingKey });
@@ -98,7 +105,28 @@ export class Checkpointer {
 
 /** The owner to record on a session this process creates. */
 export function thisOwner(): SessionOwner {
-  return { pid: process.pid, host: os.hostname() };
+  const boot = bootId();
+  const start = processStart(process.pid);
+  return { pid: process.pid, host: os.hostname(), ...(boot !== undefined ? { boot } : {}), ...(start !== undefined ? { start } : {}) };
+}
+
+function bootId(): string | undefined {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Linux: field 22 of /proc/PID/stat (after the parenthesised command name, which may hold spaces). */
+function processStart(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const v = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+    return Number.isFinite(v) ? v : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Whether a process with this id runs on this host (EPERM: it runs, as another user). */
@@ -111,13 +139,24 @@ export function processAlive(pid: number): boolean {
   }
 }
 
+/** Whether the owner, a process of this host, still runs: same boot, pid alive, and not a reused pid. */
+export function ownerAlive(owner: SessionOwner, alive: (pid: number) => boolean = processAlive): boolean {
+  const boot = bootId();
+  if (owner.boot !== undefined && boot !== undefined && owner.boot !== boot) return false;
+  if (!alive(owner.pid)) return false;
+  if (owner.start !== undefined && alive === processAlive) {
+    const start = processStart(owner.pid);
+    if (start !== undefined && start !== owner.start) return false;
+  }
+  return true;
+}
+
 /**
  * Closes, as `crashed`, the open sessions whose owner is a process of this host that no longer runs. Sessions
  * of other hosts are left alone: from here there is no telling whether their process lives.
  */
 export async function closeCrashedSessions(store: SessionStore, o: { host?: string; alive?: (pid: number) => boolean } = {}): Promise<string[]> {
   const host = o.host ?? os.hostname();
-  const alive = o.alive ?? processAlive;
-  const dead = (await store.openSessions()).filter((s) => s.owner !== undefined && s.owner.host === host && s.owner.pid !== process.pid && !alive(s.owner.pid));
+  const dead = (await store.openSessions()).filter((s) => s.owner !== undefined && s.owner.host === host && s.owner.pid !== process.pid && !ownerAlive(s.owner, o.alive));
   return store.closeCrashed(dead.map((s) => s.id));
 }

@@ -1,5 +1,5 @@
 /** Helpers shared by both engines: what to index, how to tokenise search text, limits. */
-import { MAINTENANCE_SESSION_ID, zeroCounters, type Counters, type EventBody, type NewEvent, type Session, type StoreEvent } from './types.js';
+import { MAINTENANCE_SESSION_ID, zeroCounters, type Counters, type OpenSessionInfo, type EventBody, type NewEvent, type Session, type StoreEvent } from './types.js';
 
 /** How long a deferred write (AppendOptions.defer) may wait for company before it commits alone. */
 export const DEFER_WRITE_MS = 10;
@@ -198,10 +198,12 @@ export function parseJson(v: unknown): unknown {
 }
 
 /** An open session and, from its `session.start` body, its owner. */
-export function openSessionInfo(id: string, startedAt: string, startBody: string | null): { id: string; startedAt: string; owner?: { pid: number; host: string } } {
-  const info: { id: string; startedAt: string; owner?: { pid: number; host: string } } = { id, startedAt };
-  const start = startBody === null ? undefined : (parseJson(startBody) as { owner?: { pid?: unknown; host?: unknown } } | undefined);
-  const o = start?.owner;
-  if (o && typeof o.pid === 'number' && typeof o.host === 'string') info.owner = { pid: o.pid, host: o.host };
+export function openSessionInfo(id: string, startedAt: string, startBody: string | null): OpenSessionInfo {
+  const info: OpenSessionInfo = { id, startedAt };
+  const start = startBody === null ? undefined : (parseJson(startBody) as { owner?: unknown } | undefined);
+  const o = start?.owner as { pid?: unknown; host?: unknown; boot?: unknown; start?: unknown } | undefined;
+  if (o && typeof o.pid === 'number' && typeof o.host === 'string') {
+    info.owner = { pid: o.pid, host: o.host, ...(typeof o.boot === 'string' ? { boot: o.boot } : {}), ...(typeof o.start === 'number' ? { start: o.start } : {}) };
+  }
   return info;
 }

@@ -59,6 +59,10 @@ export interface Session {
 export interface SessionOwner {
   pid: number;
   host: string;
+  /** Linux: the kernel's boot id (a different one means the machine rebooted since: the owner is gone). */
+  boot?: string;
+  /** Linux: the owner's start time in clock ticks since boot (a different one means the pid was reused). */
+  start?: number;
 }
 
 /** What `createSession` takes: the id and start time are generated when omitted. */

@@ -5,7 +5,7 @@ import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Checkpointer, closeCrashedSessions } from '../../src/audit/checkpointer.js';
+import { Checkpointer, closeCrashedSessions, ownerAlive, thisOwner } from '../../src/audit/checkpointer.js';
 import { generateSigningKeyPair } from '../../src/store/checkpoint.js';
 import { openStore, type SessionStore } from '../../src/store/index.js';
 import { AGENT } from './fixture.js';
@@ -94,5 +94,16 @@ describe('closeCrashedSessions', () => {
     // Idempotent: a second tunnel finds nothing more to close.
     expect(await closeCrashedSessions(store, { host: 'here', alive: (pid) => pid === 4242 })).toEqual([]);
     await store.close();
+  });
+});
+
+describe('ownerAlive', () => {
+  it('this process is alive; another boot, a reused pid or a dead pid is not', () => {
+    const me = thisOwner();
+    expect(me).toMatchObject({ pid: process.pid, host: os.hostname(), boot: expect.any(String), start: expect.any(Number) });
+    expect(ownerAlive(me)).toBe(true);
+    expect(ownerAlive({ ...me, boot: 'another-boot' })).toBe(false);
+    expect(ownerAlive({ ...me, start: me.start! + 1 })).toBe(false);
+    expect(ownerAlive({ ...me, pid: 999_999_1 })).toBe(false);
   });
 });
