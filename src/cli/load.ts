@@ -22,10 +22,16 @@ export async function loadCliConfig(ctx: CommandContext, opts: { required: boole
  * then the embedded default sqlite:$XDG_DATA_HOME/dlpctl/store.db. Secret references are resolved here.
  */
 export async function resolveStoreUrl(ctx: CommandContext): Promise<string> {
-  if (ctx.globals.store) return ctx.globals.store;
-  const config = await loadCliConfig(ctx, { required: false });
   const { parseSecretString, resolveSecret, getSetting } = await import('../config/index.js');
-  if (config?.store) return resolveSecret(parseSecretString(config.store), { env: ctx.env });
+  if (ctx.globals.store) {
+    // --store / DLPCTL_STORE take the config's secret references, so no password need be on a command line.
+    return resolveSecret(parseSecretString(ctx.globals.store), { env: ctx.env, homedir: ctx.homedir, baseDir: ctx.cwd });
+  }
+  const config = await loadCliConfig(ctx, { required: false });
+  if (config?.store) {
+    const { dirname } = await import('node:path');
+    return resolveSecret(parseSecretString(config.store), { env: ctx.env, homedir: ctx.homedir, baseDir: dirname(config.file) });
+  }
   const fromSettings = getSetting('store', { env: ctx.env });
   if (typeof fromSettings === 'string' && fromSettings) return fromSettings;
   const { defaultStoreUrl } = await import('../store/index.js');

@@ -53,7 +53,7 @@ export const EXIT_CODES: readonly [number, string][] = [
 
 export const ENVIRONMENT: readonly [string, string][] = [
   ['DLPCTL_CONFIG', 'configuration file, as --config'],
-  ['DLPCTL_STORE', 'session store URL, as --store'],
+  ['DLPCTL_STORE', 'session store URL, as --store (secret references allowed; never passed to the command of connect -- cmd)'],
   ['DLPCTL_TOKEN', 'a workload identity token (for CI); without it dlpctl looks for the CI system\'s own OIDC token'],
   ['ACTIONS_ID_TOKEN_REQUEST_URL, ACTIONS_ID_TOKEN_REQUEST_TOKEN', 'GitHub Actions: where dlpctl requests the job\'s OIDC token (permissions: id-token: write)'],
   ['DLPCTL_ID_TOKEN, CI_JOB_JWT_V2', 'GitLab CI (GITLAB_CI): the id_tokens: variable read, unless --id-token-var names another'],
@@ -73,7 +73,7 @@ export function buildProgram(wrap: ActionWrapper): Command {
     .version(VERSION, '-V, --version', 'print the version and exit')
     .helpOption('-h, --help', 'show help for a command')
     .option('--config <file>', 'configuration file (default: $DLPCTL_CONFIG, ./dlpctl.yaml, $XDG_CONFIG_HOME/dlpctl/dlpctl.yaml)')
-    .option('--store <url>', 'session store: sqlite:PATH or postgres://… (default: $DLPCTL_STORE, the config, the user setting, sqlite:$XDG_DATA_HOME/dlpctl/store.db)')
+    .option('--store <url>', 'session store: sqlite:PATH or postgres://…, or a secret reference such as ${file:PATH} holding it (default: $DLPCTL_STORE, the config, the user setting, sqlite:$XDG_DATA_HOME/dlpctl/store.db)')
     .option('--json', 'machine-readable output (documented per command)', false)
     .option('--no-color', 'no colour (also NO_COLOR)')
     .addOption(new Option('-v, --verbose', 'more detail on errors (stack traces); repeat for more').argParser((_v, prev: number) => prev + 1).default(0))
@@ -418,13 +418,34 @@ export function buildProgram(wrap: ActionWrapper): Command {
   jsonOutput(
     audit
       .command('verify')
-      .description('recompute the hash chains of every session (or one); exit 1 naming the first altered, missing or added event')
+      .description(
+        'check the store: every hash chain, every displayed column and session row against it, and the checkpoints of the chain heads; with --public-key, that no one rewrote, cut or replaced history up to the last signed checkpoint. Exit 1 naming the first problem',
+      )
       .argument('[session]', 'only this session')
-      .action(async (session: string | undefined, _o, cmd: Command) =>
-        wrap(cmd, async (ctx) => (await import('./commands/audit.js')).runAuditVerify(ctx, { ...(session ? { session } : {}) })),
+      .option('--public-key <file>', 'PEM public key the checkpoints are signed with (from dlpctl audit keygen)')
+      .option('--checkpoints <file>', 'copy of the checkpoints kept outside the store (audit.checkpointFile): each must be in the store')
+      .action(async (session: string | undefined, o: { publicKey?: string; checkpoints?: string }, cmd: Command) =>
+        wrap(cmd, async (ctx) =>
+          (await import('./commands/audit.js')).runAuditVerify(ctx, {
+            ...(session ? { session } : {}),
+            ...(o.publicKey ? { publicKey: o.publicKey } : {}),
+            ...(o.checkpoints ? { checkpoints: o.checkpoints } : {}),
+          }),
+        ),
       ),
-    `{"ok": true, "sessionsChecked": 12, "eventsChecked": 3400}\n` +
-      `broken: {"ok": false, "sessionsChecked": 3, "eventsChecked": 51, "firstBad": {"sessionId": "…", "seq": 7, "reason": "hash does not match …"}} (exit 1)`,
+    `{"ok": true, "sessionsChecked": 12, "eventsChecked": 3400, "checkpoints": {"count": 9, "signed": 9, "external": 9, "vouchedCheckpoint": 9, "vouchedUntil": "…", "eventsAfter": 12, "keyId": "…"}}\n` +
+      `broken: {"ok": false, …, "firstBad": {"sessionId": "…" or "(checkpoints)", "seq": 7, "reason": "hash does not match …"}} (exit 1)`,
+  );
+  jsonOutput(
+    audit
+      .command('keygen')
+      .description('make an Ed25519 key pair for signing checkpoints: the private key for audit.signingKey (mode 0600) and FILE.pub for audit verify --public-key')
+      .requiredOption('--out <file>', 'where to write the private key; the public key goes to FILE.pub')
+      .option('--force', 'replace existing files')
+      .action(async (o: { out: string; force?: boolean }, cmd: Command) =>
+        wrap(cmd, async (ctx) => (await import('./commands/audit.js')).runAuditKeygen(ctx, { out: o.out, ...(o.force ? { force: true } : {}) })),
+      ),
+    `{"privateKey": "/etc/dlpctl/audit.key", "publicKey": "/etc/dlpctl/audit.key.pub", "keyId": "…"}`,
   );
 
   // ── identity (login, logout, whoami) ─────────────────────────────────────

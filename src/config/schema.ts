@@ -379,6 +379,12 @@ export const CONFIG_SCHEMA: ObjectNode = obj('dlpctl.yaml', {
   approvals: obj('Approval notifications.', {
     webhook: secret('URL POSTed for each new approval request.', { format: 'webhook-url' }),
   }),
+  audit: obj('Integrity of the audit trail: signed checkpoints of the session chains (see `dlpctl audit verify --public-key`).', {
+    signingKey: secret('Ed25519 private key (PEM) that signs checkpoints, from `dlpctl audit keygen`; a secret reference such as `${file:/etc/dlpctl/audit.key}` or `${keychain:dlpctl/audit-key}`. Keep it away from the store and from agents. Unset: checkpoints are written unsigned.'),
+    checkpointInterval: { type: 'duration', doc: 'How often a running tunnel checkpoints the chain heads (also at every session end).', default: 60_000, defaultDoc: '60s', min: 1000 },
+    checkpointFile: str('Append every checkpoint as one JSON line to this file as well (an append-only place outside the store: `chattr +a`, a log shipper, a WORM mount); `audit verify --checkpoints FILE` reads it. A relative path is relative to this file\'s directory.', { format: 'non-empty' }),
+    checkpointWebhook: secret('URL POSTed with every checkpoint (JSON), for a copy outside the store.', { format: 'webhook-url' }),
+  }),
   tests: list('Policy tests.', testNode, { default: [] }),
 });
 

@@ -188,7 +188,7 @@ function collectSecretStrings(value: unknown, out: SecretString[], seen: Set<unk
 /** Every secret string in the config, including the store URL. */
 export function configSecretStrings(config: Config): SecretString[] {
   const out: SecretString[] = [];
-  collectSecretStrings({ identity: config.identity, resources: config.resources, approvals: config.approvals }, out, new Set());
+  collectSecretStrings({ identity: config.identity, resources: config.resources, approvals: config.approvals, audit: config.audit }, out, new Set());
   if (config.store !== undefined) {
     const s = scanSecretString(config.store);
     if (s.ok) out.push(s.value);

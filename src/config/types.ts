@@ -210,6 +210,15 @@ export interface PolicyTestCase {
   pos?: SourcePos;
 }
 
+/** `audit:` in dlpctl.yaml: signed checkpoints of the session chains. */
+export interface AuditConfig {
+  signingKey?: SecretString;
+  /** Milliseconds (default 60 s). */
+  checkpointInterval?: number;
+  checkpointFile?: string;
+  checkpointWebhook?: SecretString;
+}
+
 export interface Config {
   version: 1;
   /** Absolute path of the file this config came from (or '<default>'). */
@@ -220,5 +229,6 @@ export interface Config {
   policies: Record<string, Policy>;
   detectors: CustomDetector[];
   approvals?: { webhook?: SecretString };
+  audit?: AuditConfig;
   tests: PolicyTestCase[];
 }

@@ -607,6 +607,7 @@ function build(ctx: Ctx, root: Loose, file: string): Config {
   const store = root['store'];
   if (store !== undefined) config.store = (store as { raw: string }).raw;
   if (root['approvals'] !== undefined) config.approvals = root['approvals'] as Config['approvals'] & object;
+  if (root['audit'] !== undefined) config.audit = root['audit'] as Config['audit'] & object;
   return config;
 }
 

@@ -20,14 +20,18 @@ export interface ChildSpec {
   stdio?: 'inherit' | 'pipe';
 }
 
-/** The environment the child sees: the parent's, minus secret-bearing variables and DLPCTL_TOKEN, plus the tunnel's. */
+/** The environment the child sees: the parent's, minus secret-bearing variables and dlpctl's credentials, plus the tunnel's. */
 export function childEnvironment(spec: Pick<ChildSpec, 'baseEnv' | 'tunnelEnv' | 'secretEnvNames'>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...spec.baseEnv };
   for (const name of spec.secretEnvNames) delete env[name];
-  // The workload token proves dlpctl's identity, not the child's.
-  delete env.DLPCTL_TOKEN;
+  // dlpctl's own credentials stay with dlpctl: the workload token proves dlpctl's identity, not the child's,
+  // and the store URL may carry write access to the audit trail and the approvals.
+  for (const name of DLPCTL_CREDENTIALS) delete env[name];
   return { ...env, ...spec.tunnelEnv };
 }
+
+/** dlpctl's own variables that hold or lead to its credentials. */
+export const DLPCTL_CREDENTIALS = ['DLPCTL_TOKEN', 'DLPCTL_STORE'] as const;
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 

@@ -7,6 +7,7 @@
 import { DlpctlError } from '../errors.js';
 import type { AppendOptions, Counters, EventBody, Identity, Outcome, SessionStore } from '../store/types.js';
 import { zeroCounters } from '../store/types.js';
+import { thisOwner } from '../audit/checkpointer.js';
 
 export interface RecorderStart {
   resource: string;
@@ -37,6 +38,8 @@ export class SessionRecorder {
         identity: start.identity,
         clientAddr: start.clientAddr,
         ...(start.reason ? { reason: start.reason } : {}),
+        // A session this process leaves open when it dies is closed as `crashed` by the next tunnel here.
+        owner: thisOwner(),
       });
       r.sessionId = s.id;
     } catch (err) {

@@ -176,6 +176,15 @@ export class Tunnel extends EventEmitter<{ event: [TunnelEvent] }> {
       });
   }
 
+  /** Resolves once no session is live, or after `ms`, whichever comes first. */
+  async settle(ms: number): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (this.sessions.size > 0 && Date.now() < deadline) {
+      const left = deadline - Date.now();
+      await Promise.race([Promise.allSettled([...this.sessions].map((s) => s.done)), new Promise<void>((r) => setTimeout(r, left).unref())]);
+    }
+  }
+
   /** From now on, new connections are closed at once (the identity behind the tunnel is no longer valid). */
   refuseNew(reason: string): void {
     this.refusal = reason;

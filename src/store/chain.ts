@@ -66,6 +66,8 @@ export class ChainVerifier {
   private prev = GENESIS_HASH;
   private expectedSeq = 1;
   readonly sessionId: string;
+  /** The parsed body of the last row `check` accepted. */
+  lastEvent: StoreEvent | undefined;
 
   constructor(sessionId: string) {
     this.sessionId = sessionId;
@@ -104,6 +106,7 @@ export class ChainVerifier {
     }
     this.prev = row.hash;
     this.expectedSeq++;
+    this.lastEvent = parsed as StoreEvent;
     return undefined;
   }
 

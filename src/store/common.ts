@@ -1,5 +1,5 @@
 /** Helpers shared by both engines: what to index, how to tokenise search text, limits. */
-import { MAINTENANCE_SESSION_ID, zeroCounters, type EventBody, type NewEvent, type Session, type StoreEvent } from './types.js';
+import { MAINTENANCE_SESSION_ID, zeroCounters, type Counters, type OpenSessionInfo, type EventBody, type NewEvent, type Session, type StoreEvent } from './types.js';
 
 /** How long a deferred write (AppendOptions.defer) may wait for company before it commits alone. */
 export const DEFER_WRITE_MS = 10;
@@ -143,4 +143,67 @@ export function maintenanceSession(now: Date): Session {
     startedAt: now.toISOString(),
     counters: zeroCounters(),
   };
+}
+
+/**
+ * A session's counters as its events show them, for a session whose process died before it could write its
+ * own (`closeCrashed`): statements and denials from the decided events, masked values from the summaries,
+ * rows and bytes from results, channel closes and HTTP exchanges.
+ */
+export function countersFromEvents(events: Iterable<EventBody>): Counters {
+  const c = zeroCounters();
+  for (const e of events) {
+    switch (e.type) {
+      case 'query':
+      case 'execute':
+      case 'ssh.command':
+        c.statements++;
+        if (e.decision === 'deny') c.denied++;
+        break;
+      case 'http.request':
+        if (e.phase !== 'response') {
+          c.statements++;
+          if (e.decision === 'deny') c.denied++;
+          c.bytesIn += e.reqBodyBytes ?? 0;
+        } else c.bytesOut += e.resBodyBytes ?? 0;
+        for (const n of Object.values(e.masked ?? {})) c.masked += n;
+        break;
+      case 'ssh.channel':
+        if (e.phase !== 'close' && e.decision === 'deny') c.denied++;
+        c.bytesIn += e.bytesIn ?? 0;
+        c.bytesOut += e.bytesOut ?? 0;
+        break;
+      case 'mask.summary':
+        for (const n of Object.values(e.entities)) c.masked += n;
+        break;
+      case 'result':
+        c.rows += e.rows;
+        c.bytesOut += e.bytes;
+        break;
+      default:
+        break;
+    }
+  }
+  return c;
+}
+
+/** JSON text (SQLite) or an already parsed value (PostgreSQL jsonb); text that does not parse stays text. */
+export function parseJson(v: unknown): unknown {
+  if (typeof v !== 'string') return v;
+  try {
+    return JSON.parse(v) as unknown;
+  } catch {
+    return v;
+  }
+}
+
+/** An open session and, from its `session.start` body, its owner. */
+export function openSessionInfo(id: string, startedAt: string, startBody: string | null): OpenSessionInfo {
+  const info: OpenSessionInfo = { id, startedAt };
+  const start = startBody === null ? undefined : (parseJson(startBody) as { owner?: unknown } | undefined);
+  const o = start?.owner as { pid?: unknown; host?: unknown; boot?: unknown; start?: unknown } | undefined;
+  if (o && typeof o.pid === 'number' && typeof o.host === 'string') {
+    info.owner = { pid: o.pid, host: o.host, ...(typeof o.boot === 'string' ? { boot: o.boot } : {}), ...(typeof o.start === 'number' ? { start: o.start } : {}) };
+  }
+  return info;
 }

@@ -67,4 +67,19 @@ CREATE INDEX approvals_state ON approvals (state, created_at);
 CREATE INDEX approvals_session ON approvals (session_id);
 `,
   },
+  {
+    version: 2,
+    name: 'checkpoints of the session chains',
+    // As SQLite's migration 2. checkpointed_seq is unindexed, so batch updates of sessions stay HOT.
+    sql: `
+ALTER TABLE sessions ADD COLUMN checkpointed_seq integer NOT NULL DEFAULT 0;
+CREATE TABLE checkpoints (
+  n         integer PRIMARY KEY,
+  time      timestamptz NOT NULL,
+  body      text NOT NULL,
+  hash      text NOT NULL,
+  signature text
+);
+`,
+  },
 ];

@@ -18,8 +18,10 @@
  */
 import type { Client, Pool, PoolClient } from 'pg';
 import { DlpctlError } from '../errors.js';
-import { ChainVerifier, GENESIS_HASH, sealEvent } from './chain.js';
-import { buildEvent, clampLimit, DEFAULT_SEARCH_LIMIT, DEFER_WRITE_MS, eventDecision, eventText, maintenanceSession, parseSearch, rowToEvent, sessionRowValues, toMs } from './common.js';
+import { GENESIS_HASH, sealEvent } from './chain.js';
+import { buildCheckpoint } from './checkpoint.js';
+import { verifyIntegrity, type IntegritySource } from './integrity.js';
+import { buildEvent, countersFromEvents, openSessionInfo, parseJson, clampLimit, DEFAULT_SEARCH_LIMIT, DEFER_WRITE_MS, eventDecision, eventText, maintenanceSession, parseSearch, rowToEvent, sessionRowValues, toMs } from './common.js';
 import { newApprovalId, newSessionId, normalizeApprovalId } from './ids.js';
 import { POSTGRES_MIGRATIONS } from './postgres-migrations.js';
 import {
@@ -27,6 +29,11 @@ import {
   zeroCounters,
   type AppendOptions,
   type Approval,
+  type CheckpointOptions,
+  type CheckpointRecord,
+  type EventBody,
+  type OpenSessionInfo,
+  type VerifyOptions,
   type ApprovalMutator,
   type ApprovalState,
   type ApprovalUpdate,
@@ -151,6 +158,10 @@ function rowToSession(r: Row, prefix = ''): Session {
   if (g('ended_at') != null) s.endedAt = iso(g('ended_at'));
   if (g('outcome') != null) s.outcome = g('outcome') as Outcome;
   return s;
+}
+
+function checkpointRow(r: Row): CheckpointRecord {
+  return { n: Number(r['n']), time: iso(r['time']), body: r['body'] as string, hash: r['hash'] as string, signature: (r['signature'] as string | null) ?? null };
 }
 
 function laneOf(sessionId: string, lanes: number): number {
@@ -325,6 +336,7 @@ export class PostgresStore implements SessionStore {
       identity: session.identity,
       time: startedAt,
       ...(session.reason === undefined ? {} : { reason: session.reason }),
+      ...(session.owner === undefined ? {} : { owner: session.owner }),
     };
     const { event, body } = sealEvent(GENESIS_HASH, buildEvent(session.id, 1, session.identity.subject, start, this.now));
     await this.q(
@@ -528,40 +540,142 @@ export class PostgresStore implements SessionStore {
     });
   }
 
-  async verify(sessionId?: string): Promise<VerifyResult> {
-    const result: VerifyResult = { ok: true, sessionsChecked: 0, eventsChecked: 0 };
-    const heads =
-      sessionId === undefined
-        ? await this.q('SELECT id, last_seq, last_hash FROM sessions ORDER BY id')
-        : await this.q('SELECT id, last_seq, last_hash FROM sessions WHERE id = $1', [sessionId]);
-    if (sessionId !== undefined && heads.length === 0) {
-      throw new DlpctlError('STORE_NOT_FOUND', `session ${sessionId} does not exist in ${this.display}`);
+  async verify(options: string | VerifyOptions = {}): Promise<VerifyResult> {
+    const o: VerifyOptions = typeof options === 'string' ? { sessionId: options } : options;
+    this.checkOpen();
+    let c: PoolClient;
+    try {
+      c = await this.pool.connect();
+    } catch (err) {
+      throw this.map(err);
     }
+    const rows = async (sql: string, params: unknown[] = []): Promise<Row[]> => (await c.query(sql, params)).rows as Row[];
     const PAGE = 5000;
-    for (const h of heads) {
-      const id = h['id'] as string;
-      const v = new ChainVerifier(id);
-      result.sessionsChecked++;
-      let bad: { seq: number; reason: string } | undefined;
-      let after = 0;
-      for (;;) {
-        const rows = await this.q('SELECT seq, body, hash FROM events WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3', [id, after, PAGE]);
-        for (const r of rows) {
-          result.eventsChecked++;
-          bad = v.check({ sessionId: id, seq: Number(r['seq']), body: r['body'] as string, hash: r['hash'] as string });
-          if (bad) break;
-          after = Number(r['seq']);
+    const source: IntegritySource = {
+      sessions: async (id) =>
+        (id === undefined ? await rows('SELECT * FROM sessions ORDER BY id') : await rows('SELECT * FROM sessions WHERE id = $1', [id])).map((r) => ({
+          id: r['id'] as string,
+          resource: r['resource'] as string,
+          kind: r['kind'] as string,
+          subject: r['subject'] as string,
+          email: (r['email'] as string | null) ?? null,
+          identity: parseJson(r['identity']),
+          clientAddr: r['client_addr'] as string,
+          reason: (r['reason'] as string | null) ?? null,
+          startedAtMs: new Date(r['started_at'] as Date).getTime(),
+          endedAtMs: r['ended_at'] == null ? null : new Date(r['ended_at'] as Date).getTime(),
+          outcome: (r['outcome'] as string | null) ?? null,
+          counters: parseJson(r['counters']),
+          lastSeq: Number(r['last_seq']),
+          lastHash: r['last_hash'] as string,
+        })),
+      events: async function* (id) {
+        let after = 0;
+        for (;;) {
+          const page = await rows('SELECT seq, type, time, subject, decision, text, body, hash FROM events WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3', [id, after, PAGE]);
+          if (page.length === 0) return;
+          after = Number(page[page.length - 1]!['seq']);
+          yield page.map((r) => ({
+            seq: Number(r['seq']),
+            type: r['type'] as string,
+            timeMs: new Date(r['time'] as Date).getTime(),
+            subject: r['subject'] as string,
+            decision: (r['decision'] as string | null) ?? null,
+            text: (r['text'] as string | null) ?? null,
+            body: r['body'] as string,
+            hash: r['hash'] as string,
+          }));
+          if (page.length < PAGE) return;
         }
-        if (bad || rows.length < PAGE) break;
+      },
+      orphans: async () =>
+        (await rows('SELECT DISTINCT e.session_id AS id FROM events e WHERE NOT EXISTS (SELECT 1 FROM sessions s WHERE s.id = e.session_id) ORDER BY 1')).map((r) => r['id'] as string),
+      checkpoints: async () => (await rows('SELECT n, time, body, hash, signature FROM checkpoints ORDER BY n')).map(checkpointRow),
+    };
+    try {
+      // One snapshot for the whole check.
+      await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      try {
+        return await verifyIntegrity(source, o, (id) => new DlpctlError('STORE_NOT_FOUND', `session ${id} does not exist in ${this.display}`));
+      } finally {
+        await c.query('COMMIT').catch(() => undefined);
       }
-      bad ??= v.finish(Number(h['last_seq']), h['last_hash'] as string);
-      if (bad) {
-        result.ok = false;
-        result.firstBad = { sessionId: id, ...bad };
-        return result;
-      }
+    } catch (err) {
+      throw this.map(err);
+    } finally {
+      c.release();
     }
-    return result;
+  }
+
+  async checkpoint(options: CheckpointOptions = {}): Promise<CheckpointRecord | undefined> {
+    const time = options.time ?? this.now().toISOString();
+    return this.tx(async (c) => {
+      // One checkpointer at a time: each chains to the one before.
+      await c.query('LOCK TABLE checkpoints IN EXCLUSIVE MODE');
+      const prev = (await c.query('SELECT n, body, hash FROM checkpoints ORDER BY n DESC LIMIT 1')).rows[0] as Row | undefined;
+      const moved = (await c.query('SELECT id, last_seq, last_hash, last_time FROM sessions WHERE last_seq <> checkpointed_seq ORDER BY id')).rows as Row[];
+      const record = buildCheckpoint(
+        prev === undefined ? undefined : { n: Number(prev['n']), hash: prev['hash'] as string },
+        moved.map((r) => ({ id: r['id'] as string, seq: Number(r['last_seq']), hash: r['last_hash'] as string, lastTime: iso(r['last_time']) })),
+        time,
+        options.signingKey,
+      );
+      if (moved.length === 0 && prev !== undefined && !options.force && (JSON.parse(prev['body'] as string) as { key?: string }).key === (JSON.parse(record.body) as { key?: string }).key) {
+        return undefined;
+      }
+      await c.query('INSERT INTO checkpoints (n, time, body, hash, signature) VALUES ($1, $2, $3, $4, $5)', [record.n, record.time, record.body, record.hash, record.signature]);
+      if (moved.length > 0) {
+        await c.query('UPDATE sessions s SET checkpointed_seq = h.seq FROM unnest($1::text[], $2::int[]) AS h(id, seq) WHERE s.id = h.id', [
+          moved.map((r) => r['id']),
+          moved.map((r) => Number(r['last_seq'])),
+        ]);
+      }
+      return record;
+    });
+  }
+
+  async listCheckpoints(): Promise<CheckpointRecord[]> {
+    return (await this.q('SELECT n, time, body, hash, signature FROM checkpoints ORDER BY n')).map(checkpointRow);
+  }
+
+  async openSessions(): Promise<OpenSessionInfo[]> {
+    const rows = await this.q(
+      'SELECT s.id, s.started_at, e.body FROM sessions s LEFT JOIN events e ON e.session_id = s.id AND e.seq = 1 WHERE s.ended_at IS NULL AND s.id <> $1 ORDER BY s.id',
+      [MAINTENANCE_SESSION_ID],
+    );
+    return rows.map((r) => openSessionInfo(r['id'] as string, iso(r['started_at']), (r['body'] as string | null) ?? null));
+  }
+
+  async closeCrashed(ids: string[]): Promise<string[]> {
+    const closed: string[] = [];
+    for (const id of ids) {
+      this.heads.delete(id);
+      const done = await this.tx(async (c) => {
+        const head = (await c.query('SELECT last_seq, last_hash, subject, last_time, ended_at FROM sessions WHERE id = $1 FOR UPDATE', [id])).rows[0] as Row | undefined;
+        if (head === undefined || head['ended_at'] != null) return false;
+        const bodies = ((await c.query('SELECT body FROM events WHERE session_id = $1 ORDER BY seq', [id])).rows as Row[]).map((r) => JSON.parse(r['body'] as string) as EventBody);
+        const counters = countersFromEvents(bodies);
+        const seq = Number(head['last_seq']) + 1;
+        const time = iso(head['last_time']);
+        const { event, body } = sealEvent(
+          head['last_hash'] as string,
+          buildEvent(id, seq, head['subject'] as string, { type: 'session.end', outcome: 'crashed', counters, time }, this.now),
+        );
+        await c.query('INSERT INTO events (session_id, seq, type, time, subject, decision, text, body, hash) VALUES ($1, $2, $3, $4, $5, NULL, NULL, $6, $7)', [
+          id,
+          seq,
+          event.type,
+          event.time,
+          event.subject,
+          body,
+          event.hash,
+        ]);
+        await c.query("UPDATE sessions SET last_seq = $2, last_hash = $3, ended_at = $4, outcome = 'crashed', counters = $5 WHERE id = $1", [id, seq, event.hash, event.time, JSON.stringify(counters)]);
+        return true;
+      });
+      if (done) closed.push(id);
+    }
+    return closed;
   }
 
   async prune(olderThanMs: number, now: Date = this.now()): Promise<PruneResult> {

@@ -83,4 +83,20 @@ CREATE INDEX approvals_state ON approvals (state, created_at);
 CREATE INDEX approvals_session ON approvals (session_id);
 `,
   },
+  {
+    version: 2,
+    name: 'checkpoints of the session chains',
+    // checkpointed_seq: the head the newest checkpoint holds for the session; a checkpoint lists the
+    // sessions whose last_seq moved past it (see checkpoint.ts). Checkpoints are never pruned.
+    sql: `
+ALTER TABLE sessions ADD COLUMN checkpointed_seq INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE checkpoints (
+  n         INTEGER PRIMARY KEY,
+  time      TEXT NOT NULL,
+  body      TEXT NOT NULL,
+  hash      TEXT NOT NULL,
+  signature TEXT
+);
+`,
+  },
 ];

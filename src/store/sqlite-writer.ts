@@ -20,8 +20,9 @@ import path from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { DlpctlError } from '../errors.js';
 import { GENESIS_HASH, sealEvent } from './chain.js';
-import { buildEvent, DEFER_WRITE_MS, eventDecision, eventText, maintenanceSession, sessionRowValues, toMs } from './common.js';
-import { MAINTENANCE_SESSION_ID, type Counters, type NewEvent, type Outcome, type PruneResult, type Session, type StoreEvent } from './types.js';
+import { buildCheckpoint } from './checkpoint.js';
+import { buildEvent, countersFromEvents, DEFER_WRITE_MS, eventDecision, eventText, maintenanceSession, sessionRowValues, toMs } from './common.js';
+import { MAINTENANCE_SESSION_ID, type CheckpointRecord, type Counters, type EventBody, type NewEvent, type Outcome, type PruneResult, type Session, type StoreEvent } from './types.js';
 
 type Row = Record<string, unknown>;
 
@@ -30,9 +31,11 @@ export type WriteOp =
   | { op: 'createSession'; session: Session }
   | { op: 'endSession'; id: string; outcome: Outcome; counters: Counters; time: string }
   | { op: 'append'; sessionId: string; events: NewEvent[] }
-  | { op: 'prune'; olderThanMs: number; now: string };
+  | { op: 'prune'; olderThanMs: number; now: string }
+  | { op: 'checkpoint'; time: string; signingKey?: string; force?: boolean }
+  | { op: 'closeCrashed'; ids: string[] };
 
-export type WriteValue = Session | StoreEvent[] | PruneResult;
+export type WriteValue = Session | StoreEvent[] | PruneResult | CheckpointRecord | undefined | string[];
 
 /** The connection settings both threads use. */
 export interface SqliteConnectionOptions {
@@ -353,6 +356,7 @@ export class SqliteWriter {
             identity: s.identity,
             time: s.startedAt,
             ...(s.reason === undefined ? {} : { reason: s.reason }),
+            ...(s.owner === undefined ? {} : { owner: s.owner }),
           },
         ]);
         return s;
@@ -364,7 +368,46 @@ export class SqliteWriter {
       }
       case 'prune':
         return this.pruneInTx(op.olderThanMs, new Date(op.now));
+      case 'checkpoint':
+        return this.checkpointInTx(op.time, op.signingKey, op.force === true);
+      case 'closeCrashed':
+        return this.closeCrashedInTx(op.ids);
     }
+  }
+
+  /** See checkpoint.ts: the heads that moved since the previous checkpoint, chained to it (and signed). */
+  private checkpointInTx(time: string, signingKey: string | undefined, force: boolean): CheckpointRecord | undefined {
+    const prev = this.stmt('SELECT n, body, hash FROM checkpoints ORDER BY n DESC LIMIT 1').get() as Row | undefined;
+    const moved = this.stmt('SELECT id, last_seq, last_hash, last_ms FROM sessions WHERE last_seq <> checkpointed_seq ORDER BY id').all() as Row[];
+    const record = buildCheckpoint(
+      prev === undefined ? undefined : { n: Number(prev['n']), hash: prev['hash'] as string },
+      moved.map((r) => ({ id: r['id'] as string, seq: Number(r['last_seq']), hash: r['last_hash'] as string, lastTime: new Date(Number(r['last_ms'])).toISOString() })),
+      time,
+      signingKey,
+    );
+    if (moved.length === 0 && prev !== undefined && !force && (JSON.parse(prev['body'] as string) as { key?: string }).key === (JSON.parse(record.body) as { key?: string }).key) {
+      return undefined;
+    }
+    this.stmt('INSERT INTO checkpoints (n, time, body, hash, signature) VALUES (?, ?, ?, ?, ?)').run(record.n, record.time, record.body, record.hash, record.signature);
+    const mark = this.stmt('UPDATE sessions SET checkpointed_seq = ? WHERE id = ?');
+    for (const r of moved) mark.run(Number(r['last_seq']), r['id'] as string);
+    return record;
+  }
+
+  /** Ends each still-open session as `crashed`, at its last event's time, with the counters its events show. */
+  private closeCrashedInTx(ids: string[]): string[] {
+    const closed: string[] = [];
+    for (const id of ids) {
+      const row = this.stmt('SELECT ended_at, last_ms FROM sessions WHERE id = ?').get(id) as Row | undefined;
+      if (row === undefined || row['ended_at'] != null) continue;
+      const bodies = (this.stmt('SELECT body FROM events WHERE session_id = ? ORDER BY seq').all(id) as Row[]).map((r) => JSON.parse(r['body'] as string) as EventBody);
+      const counters = countersFromEvents(bodies);
+      const time = new Date(Number(row['last_ms'])).toISOString();
+      const [ev] = this.appendInTx(id, [{ type: 'session.end', outcome: 'crashed', counters, time }]);
+      this.stmt('UPDATE sessions SET ended_at = ?, outcome = ?, counters = ? WHERE id = ?').run(ev!.time, 'crashed', JSON.stringify(counters), id);
+      closed.push(id);
+    }
+    return closed;
   }
 
   insertSession(s: Session): void {

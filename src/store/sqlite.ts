@@ -11,10 +11,12 @@
 import fs from 'node:fs';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { DlpctlError } from '../errors.js';
-import { ChainVerifier } from './chain.js';
+import { verifyIntegrity, type IntegritySource, type RawEventRow } from './integrity.js';
 import {
   clampLimit,
   DEFAULT_SEARCH_LIMIT,
+  openSessionInfo,
+  parseJson,
   rowToEvent,
   matchesTerms,
   parseSearch,
@@ -30,6 +32,10 @@ import {
   zeroCounters,
   type AppendOptions,
   type Approval,
+  type CheckpointOptions,
+  type CheckpointRecord,
+  type OpenSessionInfo,
+  type VerifyOptions,
   type ApprovalMutator,
   type ApprovalState,
   type ApprovalUpdate,
@@ -362,40 +368,105 @@ export class SqliteStore implements SessionStore {
     }
   }
 
-  async verify(sessionId?: string): Promise<VerifyResult> {
+  async verify(options: string | VerifyOptions = {}): Promise<VerifyResult> {
     this.checkOpen();
-    const result: VerifyResult = { ok: true, sessionsChecked: 0, eventsChecked: 0 };
+    const o: VerifyOptions = typeof options === 'string' ? { sessionId: options } : options;
+    const db = this.db;
+    const source: IntegritySource = {
+      sessions: async (id) =>
+        (
+          (id === undefined ? db.prepare('SELECT * FROM sessions ORDER BY id').all() : db.prepare('SELECT * FROM sessions WHERE id = ?').all(id)) as Row[]
+        ).map((r) => ({
+          id: r['id'] as string,
+          resource: r['resource'] as string,
+          kind: r['kind'] as string,
+          subject: r['subject'] as string,
+          email: (r['email'] as string | null) ?? null,
+          identity: parseJson(r['identity']),
+          clientAddr: r['client_addr'] as string,
+          reason: (r['reason'] as string | null) ?? null,
+          startedAtMs: Date.parse(r['started_at'] as string),
+          endedAtMs: r['ended_at'] == null ? null : Date.parse(r['ended_at'] as string),
+          outcome: (r['outcome'] as string | null) ?? null,
+          counters: parseJson(r['counters']),
+          lastSeq: Number(r['last_seq']),
+          lastHash: r['last_hash'] as string,
+        })),
+      events: async function* (id) {
+        let page: RawEventRow[] = [];
+        for (const r of db.prepare('SELECT seq, type, time_ms, decision, text, body, hash FROM events WHERE session_id = ? ORDER BY seq').iterate(id) as Iterable<Row>) {
+          page.push({
+            seq: Number(r['seq']),
+            type: r['type'] as string,
+            timeMs: Number(r['time_ms']),
+            decision: (r['decision'] as string | null) ?? null,
+            text: (r['text'] as string | null) ?? null,
+            body: r['body'] as string,
+            hash: r['hash'] as string,
+          });
+          if (page.length === 5000) {
+            yield page;
+            page = [];
+          }
+        }
+        if (page.length > 0) yield page;
+      },
+      orphans: async () =>
+        (db.prepare('SELECT DISTINCT session_id AS id FROM events WHERE session_id NOT IN (SELECT id FROM sessions) ORDER BY 1').all() as Row[]).map((r) => r['id'] as string),
+      checkpoints: () => this.listCheckpoints(),
+    };
     try {
-      const heads = (
-        sessionId === undefined
-          ? this.db.prepare('SELECT id, last_seq, last_hash FROM sessions ORDER BY id').all()
-          : this.db.prepare('SELECT id, last_seq, last_hash FROM sessions WHERE id = ?').all(sessionId)
-      ) as Row[];
-      if (sessionId !== undefined && heads.length === 0) {
-        throw new DlpctlError('STORE_NOT_FOUND', `session ${sessionId} does not exist in ${this.display}`);
+      // One read snapshot for the whole check.
+      db.exec('BEGIN');
+      try {
+        return await verifyIntegrity(source, o, (id) => new DlpctlError('STORE_NOT_FOUND', `session ${id} does not exist in ${this.display}`));
+      } finally {
+        db.exec('COMMIT');
       }
-      const rowsStmt = this.db.prepare('SELECT seq, body, hash FROM events WHERE session_id = ? ORDER BY seq');
-      for (const h of heads) {
-        const id = h['id'] as string;
-        const v = new ChainVerifier(id);
-        result.sessionsChecked++;
-        let bad: { seq: number; reason: string } | undefined;
-        for (const r of rowsStmt.iterate(id) as Iterable<Row>) {
-          result.eventsChecked++;
-          bad = v.check({ sessionId: id, seq: Number(r['seq']), body: r['body'] as string, hash: r['hash'] as string });
-          if (bad) break;
-        }
-        bad ??= v.finish(Number(h['last_seq']), h['last_hash'] as string);
-        if (bad) {
-          result.ok = false;
-          result.firstBad = { sessionId: id, ...bad };
-          return result;
-        }
-      }
-      return result;
     } catch (err) {
       throw this.map(err);
     }
+  }
+
+  async checkpoint(options: CheckpointOptions = {}): Promise<CheckpointRecord | undefined> {
+    return (await this.write({
+      op: 'checkpoint',
+      time: options.time ?? this.now().toISOString(),
+      ...(options.signingKey !== undefined ? { signingKey: options.signingKey } : {}),
+      ...(options.force ? { force: true } : {}),
+    })) as CheckpointRecord | undefined;
+  }
+
+  async listCheckpoints(): Promise<CheckpointRecord[]> {
+    this.checkOpen();
+    try {
+      return (this.stmt('SELECT n, time, body, hash, signature FROM checkpoints ORDER BY n').all() as Row[]).map((r) => ({
+        n: Number(r['n']),
+        time: r['time'] as string,
+        body: r['body'] as string,
+        hash: r['hash'] as string,
+        signature: (r['signature'] as string | null) ?? null,
+      }));
+    } catch (err) {
+      throw this.map(err);
+    }
+  }
+
+  async openSessions(): Promise<OpenSessionInfo[]> {
+    this.checkOpen();
+    try {
+      const rows = this.stmt(
+        "SELECT s.id, s.started_at, e.body FROM sessions s LEFT JOIN events e ON e.session_id = s.id AND e.seq = 1 WHERE s.ended_at IS NULL AND s.id <> ? ORDER BY s.id",
+      ).all(MAINTENANCE_SESSION_ID) as Row[];
+      return rows.map((r) => openSessionInfo(r['id'] as string, r['started_at'] as string, r['body'] as string | null));
+    } catch (err) {
+      throw this.map(err);
+    }
+  }
+
+  async closeCrashed(ids: string[]): Promise<string[]> {
+    if (ids.length === 0) return [];
+    return (await this.write({ op: 'closeCrashed', ids })) as string[];
   }
 
   async prune(olderThanMs: number, now: Date = this.now()): Promise<PruneResult> {

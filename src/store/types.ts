@@ -9,7 +9,13 @@
 export type ResourceKind = 'postgres' | 'http' | 'ssh';
 /** `store` is only used by the maintenance session that records `store.prune`. */
 export type SessionKind = ResourceKind | 'store';
-export type Outcome = 'ok' | 'error' | 'terminated' | 'denied';
+/**
+ * `ok`: a clean end by either side; `terminated`: cut by dlpctl or an operator (revoked identity, expired grant,
+ * maximum duration, the tunnel shutting down under a live session); `error`: something failed; `denied`: an
+ * access request was refused; `crashed`: the process that owned the session died, and a later process that
+ * opened the store closed it (see `closeCrashed`).
+ */
+export type Outcome = 'ok' | 'error' | 'terminated' | 'denied' | 'crashed';
 export type Decision = 'allow' | 'deny' | 'approve' | 'observe';
 
 export interface Identity {
@@ -45,6 +51,18 @@ export interface Session {
   endedAt?: string;
   outcome?: Outcome;
   counters: Counters;
+  /** The process that records the session (in its `session.start` event; not a column). */
+  owner?: SessionOwner;
+}
+
+/** Which process records a session: a session left open by a dead owner on this host is closed as `crashed`. */
+export interface SessionOwner {
+  pid: number;
+  host: string;
+  /** Linux: the kernel's boot id (a different one means the machine rebooted since: the owner is gone). */
+  boot?: string;
+  /** Linux: the owner's start time in clock ticks since boot (a different one means the pid was reused). */
+  start?: number;
 }
 
 /** What `createSession` takes: the id and start time are generated when omitted. */
@@ -72,6 +90,7 @@ export interface SessionStartBody {
   clientAddr: string;
   identity: Identity;
   reason?: string;
+  owner?: SessionOwner;
 }
 export interface SessionEndBody {
   type: 'session.end';
@@ -336,7 +355,78 @@ export interface VerifyResult {
   ok: boolean;
   sessionsChecked: number;
   eventsChecked: number;
+  /**
+   * The first problem. `sessionId` is `(checkpoints)` for a fault in the checkpoint chain (`seq` is then the
+   * checkpoint number), and `seq` is 0 for a fault in the session's row rather than one of its events.
+   */
   firstBad?: { sessionId: string; seq: number; reason: string };
+  /** What the checkpoints vouch for (see `VerifyOptions`). */
+  checkpoints?: CheckpointSummary;
+}
+
+export interface CheckpointSummary {
+  /** Checkpoints in the store's chain. */
+  count: number;
+  /** Of those, signed by the key verify was given. */
+  signed: number;
+  /** Checkpoints read from the external copy (`--checkpoints FILE`), each found in the store. */
+  external: number;
+  /** With a key: the newest checkpoint signed by it, and its time. History up to here cannot be rewritten unnoticed. */
+  vouchedCheckpoint?: number;
+  vouchedUntil?: string;
+  /** Events recorded after the heads the newest checkpoint holds: covered by the hash chains only. */
+  eventsAfter: number;
+  keyId?: string;
+}
+
+export interface VerifyOptions {
+  /** Only this session (its rows, chain and checkpointed head). */
+  sessionId?: string;
+  /** Ed25519 public key (PEM): every checkpoint from the first signed one on must carry a valid signature. */
+  publicKey?: string;
+  /** Checkpoints copied outside the store (the JSON lines `checkpoint.file` receives): each must be in the store. */
+  externalCheckpoints?: CheckpointRecord[];
+}
+
+/**
+ * A checkpoint: the heads of the session chains that moved since the previous checkpoint, chained to it and
+ * optionally signed. `body` is the canonical JSON of a `CheckpointBody` (the bytes hashed and signed).
+ */
+export interface CheckpointRecord {
+  n: number;
+  time: string;
+  body: string;
+  /** Hex SHA-256 of `body`. */
+  hash: string;
+  /** Base64 Ed25519 signature of `body`, or null when no signing key was configured. */
+  signature: string | null;
+}
+
+export interface CheckpointBody {
+  v: 1;
+  n: number;
+  time: string;
+  /** `hash` of checkpoint n-1 (64 zeros for the first). */
+  prev: string;
+  /** [session id, last seq, last hash, time of its last event], sorted by id. */
+  heads: [string, number, string, string][];
+  /** Id of the signing key (first 16 hex digits of the SHA-256 of its public key), when signed. */
+  key?: string;
+}
+
+export interface CheckpointOptions {
+  time?: string;
+  /** PKCS#8 PEM of the Ed25519 private key; unsigned without it. */
+  signingKey?: string;
+  /** Write one even when no chain moved since the previous checkpoint. */
+  force?: boolean;
+}
+
+/** A session without an end, and the process that records it. */
+export interface OpenSessionInfo {
+  id: string;
+  startedAt: string;
+  owner?: SessionOwner;
 }
 
 export interface PruneResult {
@@ -370,7 +460,25 @@ export interface SessionStore {
   listEvents(sessionId: string, options?: ListEventsOptions): Promise<StoreEvent[]>;
   /** Newest first. */
   search(query: SearchQuery): Promise<SearchHit[]>;
-  verify(sessionId?: string): Promise<VerifyResult>;
+  /**
+   * Recomputes the chains and checks every displayed column against them, the session rows against their
+   * start and end events, the checkpoint chain and what it holds (a string: only that session).
+   */
+  verify(options?: string | VerifyOptions): Promise<VerifyResult>;
+  /**
+   * Records a checkpoint of the chain heads that moved since the previous one (signed when a key is given);
+   * resolves with it, or with undefined when nothing moved and the previous one was made the same way.
+   */
+  checkpoint(options?: CheckpointOptions): Promise<CheckpointRecord | undefined>;
+  /** The checkpoint chain, oldest first. */
+  listCheckpoints(): Promise<CheckpointRecord[]>;
+  /** Sessions without an end, with their owners. */
+  openSessions(): Promise<OpenSessionInfo[]>;
+  /**
+   * Ends the given sessions (those still open) with outcome `crashed`, at the time of their last event and with
+   * the counters their events show; resolves with the ids it closed.
+   */
+  closeCrashed(ids: string[]): Promise<string[]>;
   /** Removes whole sessions whose last activity is older than `now - olderThanMs`; records `store.prune`. */
   prune(olderThanMs: number, now?: Date): Promise<PruneResult>;
   createApproval(approval: NewApproval): Promise<Approval>;

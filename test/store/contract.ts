@@ -18,6 +18,7 @@ import {
   type OpenStoreOptions,
   type SessionStore,
 } from '../../src/store/index.js';
+import { generateSigningKeyPair } from '../../src/store/checkpoint.js';
 
 export interface StoreHarness {
   engine: 'sqlite' | 'postgres';
@@ -127,7 +128,7 @@ export function storeContract(harness: StoreHarness): void {
       expect((await store.listEvents(s.id, { afterSeq: 10, limit: 2 })).map((e) => e.seq)).toEqual([11, 12]);
       expect(await store.getSession('NOPE')).toBeUndefined();
       await expectCode(store.append('NOPE', q('SELECT 1')), 'STORE_NOT_FOUND');
-      expect(await store.verify()).toEqual({ ok: true, sessionsChecked: 1, eventsChecked: 14 });
+      expect(await store.verify()).toMatchObject({ ok: true, sessionsChecked: 1, eventsChecked: 14 });
     });
 
     it('deferred appends keep their order among urgent ones, resolve once durable, and close commits them', async () => {
@@ -186,6 +187,46 @@ export function storeContract(harness: StoreHarness): void {
       expect(r.firstBad!.reason).toMatch(/missing/);
       await harness.exec(url, `DELETE FROM events WHERE session_id = '${b.id}' AND seq = 5`);
       expect((await store.verify(b.id)).firstBad).toMatchObject({ sessionId: b.id, seq: 5, reason: expect.stringMatching(/missing/) });
+    });
+
+    it('checkpoints chain the heads that moved, signed when given a key; prune after a checkpoint still verifies', async () => {
+      let clock = Date.parse('2020-01-01T00:00:02.000Z');
+      const { store } = await fresh(undefined, () => new Date(clock));
+      const key = generateSigningKeyPair();
+      const a = await store.createSession({ resource: 'db', kind: 'postgres', identity: alice, clientAddr: 'x', startedAt: '2020-01-01T00:00:00.000Z' });
+      await store.append(a.id, q('SELECT 1', 'allow', '2020-01-01T00:00:01.000Z'));
+      await store.endSession(a.id, 'ok', { statements: 1, denied: 0, masked: 0, rows: 0, bytesIn: 0, bytesOut: 0 });
+      const c1 = (await store.checkpoint({ signingKey: key.privateKey }))!;
+      expect(JSON.parse(c1.body)).toMatchObject({ v: 1, n: 1, prev: GENESIS_HASH, heads: [[a.id, 3, (await store.listEvents(a.id))[2]!.hash, expect.any(String)]], key: key.keyId });
+      expect(await store.checkpoint({ signingKey: key.privateKey })).toBeUndefined();
+      clock = Date.now();
+      const b = await store.createSession({ resource: 'db', kind: 'postgres', identity: bot, clientAddr: 'y' });
+      const c2 = (await store.checkpoint({ signingKey: key.privateKey }))!;
+      expect(JSON.parse(c2.body)).toMatchObject({ n: 2, prev: c1.hash, heads: [[b.id, 1, expect.any(String), expect.any(String)]] });
+      expect(await store.listCheckpoints()).toEqual([c1, c2]);
+      expect(await store.verify({ publicKey: key.publicKey })).toMatchObject({ ok: true, checkpoints: { count: 2, signed: 2, vouchedCheckpoint: 2 } });
+      // A prune removes a checkpointed session; the checkpoint after it vouches for the prune.
+      expect(await store.prune(365 * 86_400_000, new Date())).toMatchObject({ sessionsRemoved: 1 });
+      expect((await store.verify({ publicKey: key.publicKey })).firstBad).toMatchObject({ sessionId: a.id, reason: expect.stringMatching(/missing/) });
+      await store.checkpoint({ signingKey: key.privateKey });
+      expect(await store.verify({ publicKey: key.publicKey })).toMatchObject({ ok: true, checkpoints: { count: 3 } });
+      expect((await store.verify()).ok).toBe(true);
+    });
+
+    it('lists open sessions with their owners and closes crashed ones with the counters their events show', async () => {
+      const { store } = await fresh();
+      const dead = await store.createSession({ resource: 'db', kind: 'postgres', identity: alice, clientAddr: 'x', owner: { pid: 12345, host: 'h1' } });
+      const other = await store.createSession({ resource: 'db', kind: 'postgres', identity: alice, clientAddr: 'x' });
+      const done = await store.createSession({ resource: 'db', kind: 'postgres', identity: alice, clientAddr: 'x' });
+      await store.endSession(done.id, 'ok', { statements: 0, denied: 0, masked: 0, rows: 0, bytesIn: 0, bytesOut: 0 });
+      await store.appendMany(dead.id, [q('SELECT 1', 'allow', '2030-01-01T00:00:01.000Z'), q('DROP TABLE t', 'deny', '2030-01-01T00:00:02.000Z'), { type: 'result', rows: 5, bytes: 50, durationMs: 1, time: '2030-01-01T00:00:03.000Z' }]);
+      const open = await store.openSessions();
+      expect(open.map((o) => o.id).sort()).toEqual([dead.id, other.id].sort());
+      expect(open.find((o) => o.id === dead.id)!.owner).toEqual({ pid: 12345, host: 'h1' });
+      expect(await store.closeCrashed([dead.id, done.id])).toEqual([dead.id]);
+      expect(await store.getSession(dead.id)).toMatchObject({ outcome: 'crashed', endedAt: '2030-01-01T00:00:03.000Z', counters: { statements: 2, denied: 1, rows: 5, bytesOut: 50 } });
+      expect(await store.closeCrashed([dead.id])).toEqual([]);
+      expect((await store.verify()).ok).toBe(true);
     });
 
     it('searches by text, resource, identity, time range, decision, with a limit, newest first', async () => {
@@ -355,7 +396,7 @@ export function storeContract(harness: StoreHarness): void {
         }),
       );
       const total = 8 * (1 + per + per / 10);
-      expect(await store.verify()).toEqual({ ok: true, sessionsChecked: 8, eventsChecked: total });
+      expect(await store.verify()).toMatchObject({ ok: true, sessionsChecked: 8, eventsChecked: total });
       for (const { s } of writers) {
         const evs = await store.listEvents(s.id);
         expect(evs.map((e) => e.seq)).toEqual(Array.from({ length: evs.length }, (_, i) => i + 1));

@@ -287,7 +287,7 @@ describe('sqlite store specifics', () => {
     const childSessions = JSON.parse((await child).split('\n').find((l) => l.startsWith('['))!) as string[];
     expect(childSessions).toHaveLength(4);
     const r = await store.verify();
-    expect(r).toEqual({ ok: true, sessionsChecked: 8, eventsChecked: 8 * 601 });
+    expect(r).toMatchObject({ ok: true, sessionsChecked: 8, eventsChecked: 8 * 601 });
     // The two processes really wrote at the same time: their event rows interleave.
     const db = new DatabaseSync(url.slice('sqlite:'.length));
     const owners = (db.prepare('SELECT session_id FROM events ORDER BY id').all() as { session_id: string }[]).map((r) => childSessions.includes(r.session_id));

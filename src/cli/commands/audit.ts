@@ -3,6 +3,7 @@
  * the store is masked when recorded; these commands print it as stored and never see original values.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import { once } from 'node:events';
 import { DlpctlError, ExitCode } from '../../errors.js';
 import type { Decision, SessionKind, SessionStore, StoreEvent } from '../../store/types.js';
@@ -145,19 +146,93 @@ export async function runAuditShow(ctx: CommandContext, o: { session: string }):
 
 // ── verify ─────────────────────────────────────────────────────────────────
 
-export async function runAuditVerify(ctx: CommandContext, o: { session?: string }): Promise<number> {
-  const result = await withStore(ctx, (store) => store.verify(o.session));
+export interface AuditVerifyOptions {
+  session?: string;
+  /** PEM file of the Ed25519 public key the checkpoints are signed with. */
+  publicKey?: string;
+  /** A copy of the checkpoints kept outside the store (the JSON lines audit.checkpointFile receives). */
+  checkpoints?: string;
+}
+
+function readArgFile(ctx: CommandContext, file: string, flag: string): string {
+  try {
+    return fs.readFileSync(path.resolve(ctx.cwd, file), 'utf8');
+  } catch (err) {
+    throw new DlpctlError('USAGE', `${flag} ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? String(err)})`, { cause: err });
+  }
+}
+
+export async function runAuditVerify(ctx: CommandContext, o: AuditVerifyOptions): Promise<number> {
+  const { parseCheckpointLines } = await import('../../store/checkpoint.js');
+  const publicKey = o.publicKey === undefined ? undefined : readArgFile(ctx, o.publicKey, '--public-key');
+  const external = o.checkpoints === undefined ? undefined : parseCheckpointLines(readArgFile(ctx, o.checkpoints, '--checkpoints'), `--checkpoints ${o.checkpoints}`);
+  const result = await withStore(ctx, (store) =>
+    store.verify({
+      ...(o.session !== undefined ? { sessionId: o.session } : {}),
+      ...(publicKey !== undefined ? { publicKey } : {}),
+      ...(external !== undefined ? { externalCheckpoints: external } : {}),
+    }),
+  );
   if (ctx.globals.json) printJson(ctx.io, result);
+  const cp = result.checkpoints;
   if (!result.ok) {
     const bad = result.firstBad!;
     if (!ctx.globals.json) {
-      ctx.io.out(`${ctx.io.color.red('✗')} tampering or loss: session ${bad.sessionId} event ${bad.seq}: ${bad.reason}`);
-      ctx.io.err(`checked ${result.eventsChecked} events in ${result.sessionsChecked} sessions up to the first bad event; inspect it with dlpctl audit show ${bad.sessionId}`);
+      const where =
+        bad.sessionId === '(checkpoints)'
+          ? bad.seq > 0
+            ? `checkpoint ${bad.seq}`
+            : 'checkpoints'
+          : `session ${bad.sessionId}${bad.seq > 0 ? ` event ${bad.seq}` : ''}`;
+      ctx.io.out(`${ctx.io.color.red('✗')} tampering or loss: ${where}: ${bad.reason}`);
+      const next = bad.sessionId === '(checkpoints)' ? 'compare with the copies of the checkpoints kept outside the store' : `inspect it with dlpctl audit show ${bad.sessionId}`;
+      ctx.io.err(`checked ${result.eventsChecked} events in ${result.sessionsChecked} sessions up to the first problem; ${next}`);
     }
     return ExitCode.error;
   }
   if (!ctx.globals.json) {
-    ctx.io.out(`${ctx.io.color.green('✓')} verified ${result.eventsChecked} events in ${result.sessionsChecked} session${result.sessionsChecked === 1 ? '' : 's'}: every hash chain is intact`);
+    ctx.io.out(
+      `${ctx.io.color.green('✓')} verified ${result.eventsChecked} events in ${result.sessionsChecked} session${result.sessionsChecked === 1 ? '' : 's'}: every hash chain is intact, and every displayed column and session row matches it`,
+    );
+    if (cp) {
+      if (cp.vouchedUntil !== undefined) {
+        ctx.io.out(
+          `  signed by key ${cp.keyId}: history up to checkpoint ${cp.vouchedCheckpoint} (${localTime(cp.vouchedUntil)}) cannot have been rewritten or cut${cp.external > 0 ? `; ${cp.external} checkpoint${cp.external === 1 ? '' : 's'} of the external copy found in the store` : ''}`,
+        );
+      } else if (cp.count > 0) {
+        ctx.io.out(`  ${cp.count} checkpoint${cp.count === 1 ? '' : 's'} hold every session's head (unsigned check: add --public-key to rule out a consistent rewrite)`);
+      } else {
+        ctx.io.out('  no checkpoints yet: a deleted session or a consistent rewrite would not show (configure audit.signingKey)');
+      }
+      if (cp.eventsAfter > 0) ctx.io.out(`  ${cp.eventsAfter} event${cp.eventsAfter === 1 ? '' : 's'} after the newest checkpoint: covered by the hash chains only`);
+    }
+  }
+  return ExitCode.ok;
+}
+
+// ── keygen ─────────────────────────────────────────────────────────────────
+
+/** `dlpctl audit keygen --out FILE`: an Ed25519 key pair for signing checkpoints (FILE, 0600) and FILE.pub. */
+export async function runAuditKeygen(ctx: CommandContext, o: { out: string; force?: boolean }): Promise<number> {
+  const { generateSigningKeyPair } = await import('../../store/checkpoint.js');
+  const file = path.resolve(ctx.cwd, o.out);
+  const pub = `${file}.pub`;
+  for (const f of [file, pub]) {
+    if (!o.force && fs.existsSync(f)) throw new DlpctlError('USAGE', `${f} already exists; choose another --out or add --force to replace it`);
+  }
+  const k = generateSigningKeyPair();
+  try {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, k.privateKey, { mode: 0o600 });
+    fs.chmodSync(file, 0o600);
+    fs.writeFileSync(pub, k.publicKey, { mode: 0o644 });
+  } catch (err) {
+    throw new DlpctlError('USAGE', `cannot write ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+  }
+  if (ctx.globals.json) printJson(ctx.io, { privateKey: file, publicKey: pub, keyId: k.keyId });
+  else {
+    ctx.io.out(`private key ${file} (mode 0600), public key ${pub}, key id ${k.keyId}`);
+    ctx.io.err(`set audit.signingKey: "\${file:${file}}" in the tunnels' dlpctl.yaml; keep ${path.basename(pub)} with the auditors: dlpctl audit verify --public-key ${pub}`);
   }
   return ExitCode.ok;
 }

@@ -23,6 +23,15 @@ export interface ConnectOptions {
   command: string[];
 }
 
+/** How long sessions get to end on their own after the command exited, before the tunnel cuts them. */
+const CHILD_SETTLE_MS = 3000;
+
+/** Names of the environment variables a `${env:…}` reference in --store / DLPCTL_STORE reads. */
+function storeEnvNames(store: string | undefined): string[] {
+  if (!store) return [];
+  return [...store.matchAll(/\$\{env:([^}]+)\}/g)].map((m) => m[1]!);
+}
+
 export async function runConnect(ctx: CommandContext, opts: ConnectOptions): Promise<number> {
   const config = await loadCliConfig(ctx, { required: true });
   if (!config) throw new DlpctlError('CONFIG_NOT_FOUND', 'no configuration file found');
@@ -76,6 +85,18 @@ export async function runConnect(ctx: CommandContext, opts: ConnectOptions): Pro
   ]);
   // WAL checkpoints and full-text indexing run beside the thread that relays traffic (see SqliteStore).
   const store = await openStore(storeUrl, { threads: 'tunnel' });
+  const [{ Checkpointer, closeCrashedSessions, thisOwner }, { configuredCheckpointer }] = await Promise.all([import('../../audit/checkpointer.js'), import('../checkpoints.js')]);
+  // Sessions a dlpctl process of this host left open when it died are closed as crashed (DESIGN §5).
+  const crashed = await closeCrashedSessions(store).catch(() => [] as string[]);
+  if (crashed.length > 0) ctx.io.err(`dlpctl: closed ${crashed.length} session${crashed.length === 1 ? '' : 's'} left open by a dlpctl process that died (outcome crashed)`);
+  let checkpointer: InstanceType<typeof Checkpointer>;
+  try {
+    checkpointer = await configuredCheckpointer(config, store, secretOpts, (m) => ctx.io.err(`dlpctl: ${m}`));
+    checkpointer.start();
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
   const webhook = config.approvals?.webhook ? await resolveSecret(config.approvals.webhook, secretOpts).catch(() => undefined) : undefined;
   const [{ pendingNotice, waitingSpinner }, { postWebhook }] = await Promise.all([import('../../approvals/notice.js'), import('../../approvals/webhook.js')]);
   /** The requester's side of an approval: one line, a spinner with the time left on a TTY, the webhook. */
@@ -100,7 +121,7 @@ export async function runConnect(ctx: CommandContext, opts: ConnectOptions): Pro
   let grant: import('../../approvals/access.js').AccessGrant | null = null;
   if (resource.access) {
     const access = await import('../../approvals/access.js');
-    const session = await store.createSession({ resource: resource.name, kind: resource.kind, identity, clientAddr: 'dlpctl connect (access request)', ...(opts.reason ? { reason: opts.reason } : {}) });
+    const session = await store.createSession({ resource: resource.name, kind: resource.kind, identity, clientAddr: 'dlpctl connect (access request)', owner: thisOwner(), ...(opts.reason ? { reason: opts.reason } : {}) });
     const req = { sessionId: session.id, resource: resource.name, identity, ...(opts.reason ? { reason: opts.reason } : {}), approvers: resource.access.approvers, maxDurationMs: resource.access.maxDuration };
     try {
       // An approved request is used once: the one named by --request, else one this identity filed earlier.
@@ -114,6 +135,7 @@ export async function runConnect(ctx: CommandContext, opts: ConnectOptions): Pro
         else ctx.io.err(`${pendingNotice(filed)}\ndlpctl: once approved, run dlpctl connect ${resource.name} (or --request ${filed.id})`);
         if (webhook) await postWebhook(webhook, 'created', filed).catch(() => {});
         await store.endSession(session.id, 'ok', { statements: 0, denied: 0, masked: 0, rows: 0, bytesIn: 0, bytesOut: 0 });
+        await checkpointer.close();
         await store.close();
         watch?.close();
         return ExitCode.approvalDenied;
@@ -129,6 +151,7 @@ export async function runConnect(ctx: CommandContext, opts: ConnectOptions): Pro
         err = new DlpctlError('APPROVAL_DENIED', `${reason?.message ?? 'interrupted'} while waiting for access to ${resource.name}; the access request is withdrawn`, { exitCode: reason?.exitCode ?? ExitCode.approvalDenied });
       }
       await store.endSession(session.id, 'denied', { statements: 0, denied: 1, masked: 0, rows: 0, bytesIn: 0, bytesOut: 0 }).catch(() => {});
+      await checkpointer.close();
       await store.close();
       watch?.close();
       throw err;
@@ -149,6 +172,7 @@ export async function runConnect(ctx: CommandContext, opts: ConnectOptions): Pro
       homedir: ctx.homedir,
     });
   } catch (err) {
+    await checkpointer.close();
     await store.close();
     throw err;
   }
@@ -209,6 +233,7 @@ export async function runConnect(ctx: CommandContext, opts: ConnectOptions): Pro
     gathered[to].push(line);
   };
   tunnel.on('event', (e: TunnelEvent) => {
+    if (e.type === 'session_end') checkpointer.soon();
     if (ctx.globals.json) {
       gather('out', JSON.stringify({ ...e, time: new Date().toISOString() }));
       return;
@@ -239,11 +264,16 @@ export async function runConnect(ctx: CommandContext, opts: ConnectOptions): Pro
         args,
         baseEnv: ctx.env,
         tunnelEnv: opened.childEnv(address, tunnel.secret),
-        // The CI token variables prove dlpctl's identity, not the child's.
-        secretEnvNames: [...secretEnvNames(config), ...(credentialEnv ?? [])],
+        // The CI token variables prove dlpctl's identity, not the child's; nor is the store's URL the child's.
+        secretEnvNames: [...secretEnvNames(config), ...(credentialEnv ?? []), ...storeEnvNames(ctx.globals.store)],
         cwd: ctx.cwd,
       });
-      return await child.exited;
+      const status = await child.exited;
+      // The command's connections closed with it: let their sessions end on their own (outcome ok) before
+      // the tunnel closes; a session still open after this (a background process of the command holds it)
+      // is cut, and recorded as terminated.
+      await tunnel.settle(CHILD_SETTLE_MS);
+      return status;
     }
     await new Promise<void>((resolve) => {
       if (ctx.signal.aborted) return resolve();
@@ -256,6 +286,7 @@ export async function runConnect(ctx: CommandContext, opts: ConnectOptions): Pro
     watch?.close();
     await tunnel.close('the tunnel is closing');
     await opened.close();
+    await checkpointer.close();
     await store.close();
     flushLines();
   }

@@ -1,4 +1,5 @@
 /** `dlpctl store migrate | info | prune`. */
+import path from 'node:path';
 import { DlpctlError, ExitCode } from '../../errors.js';
 import type { SessionStore } from '../../store/index.js';
 import type { CommandContext } from '../context.js';
@@ -59,6 +60,12 @@ export async function runStorePrune(ctx: CommandContext, opts: { olderThan: stri
   }
   return withStore(ctx, async (store) => {
     const result = await store.prune(ms, new Date());
+    // A checkpoint right after: with a signing key, the prune is vouched for, and the sessions it removed are
+    // accounted for when `audit verify --public-key` finds them gone.
+    const [{ loadCliConfig }, { configuredCheckpointer }] = await Promise.all([import('../load.js'), import('../checkpoints.js')]);
+    const config = await loadCliConfig(ctx, { required: false });
+    const cp = await configuredCheckpointer(config, store, { env: ctx.env, homedir: ctx.homedir, ...(config ? { baseDir: path.dirname(config.file) } : {}) }, (m) => ctx.io.err(`dlpctl: ${m}`));
+    await cp.close();
     if (ctx.globals.json) printJson(ctx.io, { ...result, olderThan: opts.olderThan });
     else ctx.io.out(`removed ${result.sessionsRemoved} sessions (${result.eventsRemoved} events) that ended more than ${opts.olderThan} ago`);
     return ExitCode.ok;

@@ -344,6 +344,8 @@ export class HttpEngine implements TunnelEngine {
       id,
       done,
       terminate: async (reason: string) => {
+        // The client already closed its side: the session is ending on its own, not cut.
+        if (socket.destroyed || socket.readableEnded) return;
         st.terminated = reason;
         const a = st.active;
         if (a) {

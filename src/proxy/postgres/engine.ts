@@ -304,7 +304,9 @@ export class PostgresEngine implements TunnelEngine {
       this.cancelKeys.delete(cancelKey);
       client.destroy();
       upstream.conn.destroy();
-      if (terminated()) outcome = 'terminated';
+      // A terminate that arrives after the client already ended the session (its socket closed as the tunnel
+      // began to shut down) does not make a clean end a cut one.
+      if (terminated() && outcome !== 'ok') outcome = 'terminated';
       await recorder.end(outcome).catch((err: unknown) => ctx.emit({ type: 'error', resource, sessionId, message: String(err) }));
       ctx.emit({ type: 'session_end', resource, sessionId, outcome });
     }

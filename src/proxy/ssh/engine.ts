@@ -1047,7 +1047,8 @@ class SshConnection {
   // ───────────────────────────── end ─────────────────────────────
 
   async terminate(reason: string): Promise<void> {
-    if (this.terminated) return;
+    // Already ending on its own (the client disconnected): the outcome is the client's, not a cut.
+    if (this.terminated || this.finishing) return;
     this.terminated = reason;
     this.abort.abort(new Error(reason));
     for (const c of this.live) c.kill(reason);
