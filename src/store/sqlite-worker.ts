@@ -9,10 +9,11 @@
  *   the WAL nor indexes: both would stall the commit that triggered them for milliseconds (a WAL
  *   checkpoint every ~80 statements cost 8–10 ms each, the p99 of the added latency).
  * - `maintenance`: every MAINTENANCE_MS, a PASSIVE checkpoint (it runs beside the writer, never blocking
- *   it) and the full-text catch-up in short transactions.
+ *   it), a TRUNCATE checkpoint when the WAL has passed WAL_CHECKPOINT_BYTES (the writer checks too), and
+ *   the full-text catch-up in short transactions.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { openSqliteConnection, SqliteWriter, type SqliteConnectionOptions } from './sqlite-writer.js';
+import { openSqliteConnection, SqliteWriter, truncateWalIfLarge, type SqliteConnectionOptions } from './sqlite-writer.js';
 import type { Answer, Unit } from './sqlite-threads.js';
 import { serializeError } from './sqlite-thread-errors.js';
 
@@ -33,7 +34,7 @@ const db = openSqliteConnection(init.file, init.display, init.connection);
 
 if (init.role === 'writer') {
   db.exec('PRAGMA wal_autocheckpoint = 0');
-  const writer = new SqliteWriter(db, init.display, init.connection.busyMs, { indexing: false });
+  const writer = new SqliteWriter(db, init.display, init.connection.busyMs, { indexing: false, file: init.file });
   /** Answers of the units that committed together, posted in one message once they are all settled. */
   let answers: Answer[] = [];
   const answer = (a: Answer): void => {
@@ -72,6 +73,8 @@ if (init.role === 'writer') {
     } catch {
       // busy or failing: the next tick retries; the writer's WAL only grows meanwhile
     }
+    // A writer that never pauses keeps a PASSIVE checkpoint from ever resetting the log: empty it past the bound.
+    truncateWalIfLarge(db, init.file);
     while (indexer.indexNow(INDEX_CHUNK) === INDEX_CHUNK);
   };
   const timer = setInterval(tick, MAINTENANCE_MS);

@@ -19,8 +19,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { DlpctlError } from '../errors.js';
-import { GENESIS_HASH, sealEvent } from './chain.js';
-import { buildEvent, DEFER_WRITE_MS, eventDecision, eventText, maintenanceSession, sessionRowValues, toMs } from './common.js';
+import { ChainBatch, type EventRow, type Head } from './batch.js';
+import { GENESIS_HASH } from './chain.js';
+import { DEFER_WRITE_MS, maintenanceSession, sessionRowValues, toMs } from './common.js';
 import { MAINTENANCE_SESSION_ID, type Counters, type NewEvent, type Outcome, type PruneResult, type Session, type StoreEvent } from './types.js';
 
 type Row = Record<string, unknown>;
@@ -33,6 +34,54 @@ export type WriteOp =
   | { op: 'prune'; olderThanMs: number; now: string };
 
 export type WriteValue = Session | StoreEvent[] | PruneResult;
+
+/** The session a batchable unit writes to (its head is read before planning when the cache lacks it). */
+function sessionOf(op: WriteOp): string {
+  switch (op.op) {
+    case 'append':
+      return op.sessionId;
+    case 'createSession':
+      return op.session.id;
+    case 'endSession':
+      return op.id;
+    case 'prune':
+      return '';
+  }
+}
+
+/** Units that do not join a group commit: they run alone in their own transaction, in queue order. */
+function isExclusive(op: WriteOp): boolean {
+  return op.op === 'prune';
+}
+
+/** Rows per multi-row INSERT (8 parameters each; SQLite allows 32766). */
+const ROWS_PER_INSERT = 200;
+
+/**
+ * WAL bounds. SQLite never shrinks the WAL file by itself, and a checkpoint that runs beside a writer that
+ * never pauses (a pipelining client) may never find the log fully copied, so the file only grows. Past
+ * WAL_CHECKPOINT_BYTES a TRUNCATE checkpoint (it waits for readers, blocks writers briefly, copies the rest
+ * and empties the file) bounds it; journal_size_limit trims a log that a checkpoint reset.
+ */
+export const WAL_CHECKPOINT_BYTES = 32 * 1024 * 1024;
+const JOURNAL_SIZE_LIMIT = 16 * 1024 * 1024;
+
+/** Empties the WAL if it has grown past the bound; false if a reader or writer kept it (retried later). */
+export function truncateWalIfLarge(db: DatabaseSync, file: string, bound = WAL_CHECKPOINT_BYTES): boolean {
+  let size = 0;
+  try {
+    size = fs.statSync(`${file}-wal`).size;
+  } catch {
+    return true;
+  }
+  if (size <= bound) return true;
+  try {
+    const r = db.prepare('PRAGMA wal_checkpoint(TRUNCATE)').get() as Row;
+    return Number(r['busy']) === 0;
+  } catch {
+    return false;
+  }
+}
 
 /** The connection settings both threads use. */
 export interface SqliteConnectionOptions {
@@ -110,8 +159,11 @@ export function openSqliteConnection(file: string, display: string, o: SqliteCon
     db.exec('PRAGMA journal_mode = WAL');
     db.exec(`PRAGMA synchronous = ${o.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
     db.exec('PRAGMA foreign_keys = OFF');
+    db.exec(`PRAGMA journal_size_limit = ${JOURNAL_SIZE_LIMIT}`);
     // Touch the schema so a file that is not a database fails here, not on first use.
     db.prepare('SELECT count(*) FROM sqlite_master').get();
+    // A WAL left large (a process killed mid-burst) is copied back and emptied by the next opener.
+    truncateWalIfLarge(db, file);
   } catch (err) {
     db.close();
     throw mapSqliteError(err, display, o.busyMs);
@@ -154,19 +206,30 @@ export class SqliteWriter {
   private lockWaitSince: number | undefined;
   /** Events committed here that the full-text index may not hold yet. */
   private unindexed = 0;
-  private batchEvents = 0;
+  /** Chain heads of the sessions this connection wrote last (see batch.ts and `syncHeads`). */
+  private readonly heads = new Map<string, Head>();
+  private dataVersion = -1;
+  private readonly inserts = new Map<number, StatementSync>();
+  /** Events committed since the WAL's size was last looked at. */
+  private sinceWalCheck = 0;
+  private readonly file: string | undefined;
   private indexTimer: NodeJS.Timeout | undefined;
   private indexScheduled = false;
 
   static readonly MAX_BATCH = 2000;
+  static readonly MAX_HEADS = 10_000;
+  /** Events between two looks at the WAL's size. */
+  static readonly WAL_CHECK_EVERY = 1000;
   static readonly INDEX_EVERY = 2000;
   static readonly INDEX_AFTER_MS = 1000;
 
   /** Whether commits schedule the full-text catch-up (off when a maintenance thread does it). */
   private indexing: boolean;
 
-  constructor(db: DatabaseSync, display: string, busyMs: number, opts: { indexing?: boolean } = {}) {
+  /** `file`: the database file, whose WAL this writer keeps bounded (see WAL_CHECKPOINT_BYTES). */
+  constructor(db: DatabaseSync, display: string, busyMs: number, opts: { indexing?: boolean; file?: string } = {}) {
     this.db = db;
+    this.file = opts.file;
     this.display = display;
     this.busyMs = busyMs;
     this.stmts = statementCache(db);
@@ -219,6 +282,7 @@ export class SqliteWriter {
     this.indexTimer = undefined;
     this.closed = true;
     this.stmts.clear();
+    this.inserts.clear();
   }
 
   /** Everything queued commits on the next turn (a deferred unit's wait ends: it goes with this commit). */
@@ -295,76 +359,163 @@ export class SqliteWriter {
     }
     this.lockWaitSince = undefined;
     // Everything that arrived up to now, including while we waited for the lock, commits together (up to
-    // MAX_BATCH units, so one commit never holds the lock and the event loop for long).
-    const batch = this.queue.splice(0, SqliteWriter.MAX_BATCH);
+    // MAX_BATCH units, so one commit never holds the lock and the event loop for long). A unit that does
+    // not join batches (prune) commits alone, in order.
+    let take = 0;
+    if (isExclusive(this.queue[0]!.op)) take = 1;
+    else while (take < this.queue.length && take < SqliteWriter.MAX_BATCH && !isExclusive(this.queue[take]!.op)) take++;
+    const batch = this.queue.splice(0, take);
     if (this.queue.length > 0) this.schedule();
-    const results: { ok: boolean; value: unknown }[] = [];
-    this.batchEvents = 0;
-    // One unit alone needs no savepoint: if it fails, the whole (one-unit) transaction rolls back.
-    const savepoints = batch.length > 1;
     try {
-      for (const w of batch) {
-        if (savepoints) this.run('SAVEPOINT unit');
-        try {
-          results.push({ ok: true, value: this.apply(w.op) });
-          if (savepoints) this.run('RELEASE unit');
-        } catch (err) {
-          if (!savepoints) throw err;
-          this.run('ROLLBACK TO unit');
-          this.run('RELEASE unit');
-          results.push({ ok: false, value: this.map(err) });
-        }
+      this.syncHeads();
+      if (take === 1 && isExclusive(batch[0]!.op)) {
+        const value = this.applyExclusive(batch[0]!.op);
+        this.run('COMMIT');
+        this.heads.clear();
+        batch[0]!.resolve(value);
+        this.afterCommit(0);
+        return;
       }
-      this.run('COMMIT');
+      this.commitBatch(batch);
     } catch (err) {
       try {
         this.db.exec('ROLLBACK');
       } catch {
         // the failed COMMIT may already have rolled back
       }
+      this.heads.clear();
       this.rejectAll(batch, this.map(err));
-      return;
     }
-    this.noteAppended(this.batchEvents);
+  }
+
+  /**
+   * Under the write lock: if another connection committed since our last look (PRAGMA data_version moves
+   * only for other connections' commits), a head we cache may be stale, so the cache goes. Another
+   * process appending to one of our sessions is rare (`dlpctl approve`); the maintenance thread's indexing
+   * also moves it, which costs one head read per active session per maintenance tick.
+   */
+  private syncHeads(): void {
+    const v = Number((this.stmt('PRAGMA data_version').get() as Row)['data_version']);
+    if (v !== this.dataVersion) {
+      this.heads.clear();
+      this.dataVersion = v;
+    }
+  }
+
+  /**
+   * One group commit of batchable units (see batch.ts): read the heads the cache lacks, plan every unit
+   * in memory (a failing unit is answered alone), then write the sessions created, the events in
+   * multi-row INSERTs and each moved head once, and commit.
+   */
+  private commitBatch(batch: Work[]): void {
+    const known = new Map<string, Head | undefined>();
+    const readHead = this.stmt('SELECT last_seq, last_hash, subject FROM sessions WHERE id = ?');
+    for (const w of batch) {
+      const id = sessionOf(w.op);
+      if (this.heads.has(id) || known.has(id)) continue;
+      const r = readHead.get(id) as Row | undefined;
+      known.set(id, r === undefined ? undefined : { seq: Number(r['last_seq']), hash: r['last_hash'] as string, subject: r['subject'] as string });
+    }
+    const plan = new ChainBatch((id) => this.heads.get(id) ?? known.get(id), this.display, noClock);
+    const finish: ((() => WriteValue) | { error: unknown })[] = [];
+    for (const w of batch) {
+      try {
+        finish.push(plan.unit(() => this.planUnit(w.op, plan)));
+      } catch (err) {
+        finish.push({ error: this.map(err) });
+      }
+    }
+    for (const s of plan.created) this.insertSession(s);
+    this.insertRows(plan.rows);
+    const move = this.stmt(
+      `UPDATE sessions SET last_seq = ?, last_hash = ?, last_ms = max(last_ms, ?),
+         ended_at = coalesce(?, ended_at), outcome = coalesce(?, outcome), counters = coalesce(?, counters) WHERE id = ?`,
+    );
+    for (const [id, h] of plan.moved) {
+      move.run(h.seq, h.hash, h.lastMs, h.end?.time ?? null, h.end?.outcome ?? null, h.end ? JSON.stringify(h.end.counters) : null, id);
+    }
+    // Values read back inside the transaction (endSession's row), before COMMIT.
+    const results = finish.map((f) => (typeof f === 'function' ? { ok: true as const, value: f() } : { ok: false as const, value: f.error }));
+    this.run('COMMIT');
+    for (const [id, h] of plan.moved) {
+      if (h.end) this.heads.delete(id);
+      else this.heads.set(id, { seq: h.seq, hash: h.hash, subject: h.subject });
+    }
+    // A cache only of live sessions: a process that appends to many others' sessions starts over.
+    if (this.heads.size > SqliteWriter.MAX_HEADS) this.heads.clear();
     batch.forEach((w, i) => {
       const r = results[i]!;
-      if (r.ok) w.resolve(r.value as WriteValue);
+      if (r.ok) w.resolve(r.value);
       else w.reject(r.value);
     });
+    this.afterCommit(plan.rows.length);
+  }
+
+  /** Stages one unit into the batch; returns what gives its value once the batch is written. */
+  private planUnit(op: WriteOp, plan: ChainBatch): () => WriteValue {
+    switch (op.op) {
+      case 'append': {
+        const events = plan.append(op.sessionId, op.events);
+        return () => events;
+      }
+      case 'createSession':
+        plan.start(op.session);
+        return () => op.session;
+      case 'endSession':
+        plan.end(op.id, op.outcome, op.counters, op.time);
+        return () => rowToSession(this.stmt('SELECT * FROM sessions WHERE id = ?').get(op.id) as Row);
+      case 'prune':
+        throw new Error('internal: prune does not join a batch');
+    }
+  }
+
+  private applyExclusive(op: WriteOp): WriteValue {
+    switch (op.op) {
+      case 'prune':
+        return this.pruneInTx(op.olderThanMs, new Date(op.now));
+      default:
+        throw new Error(`internal: ${op.op} joins batches`);
+    }
+  }
+
+  /**
+   * The events in multi-row INSERTs: ROWS_PER_INSERT at a time, the rest by powers of two, so a handful of
+   * prepared statements cover every batch size.
+   */
+  private insertRows(rows: EventRow[]): void {
+    let i = 0;
+    while (i < rows.length) {
+      const left = rows.length - i;
+      const n = left >= ROWS_PER_INSERT ? ROWS_PER_INSERT : 2 ** Math.floor(Math.log2(left));
+      const params: (string | number | null)[] = new Array(n * 8);
+      for (let k = 0; k < n; k++) {
+        const r = rows[i + k]!;
+        const o = k * 8;
+        params[o] = r.sessionId;
+        params[o + 1] = r.seq;
+        params[o + 2] = r.type;
+        params[o + 3] = r.timeMs;
+        params[o + 4] = r.decision;
+        params[o + 5] = r.text;
+        params[o + 6] = r.body;
+        params[o + 7] = r.hash;
+      }
+      this.insertStmt(n).run(...params);
+      i += n;
+    }
+  }
+
+  private insertStmt(n: number): StatementSync {
+    let s = this.inserts.get(n);
+    if (s === undefined) {
+      s = this.db.prepare(`INSERT INTO events (session_id, seq, type, time_ms, decision, text, body, hash) VALUES ${Array.from({ length: n }, () => '(?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`);
+      this.inserts.set(n, s);
+    }
+    return s;
   }
 
   private rejectAll(batch: Work[], err: unknown): void {
     for (const w of batch) w.reject(err);
-  }
-
-  private apply(op: WriteOp): WriteValue {
-    switch (op.op) {
-      case 'append':
-        return this.appendInTx(op.sessionId, op.events);
-      case 'createSession': {
-        const s = op.session;
-        this.insertSession(s);
-        this.appendInTx(s.id, [
-          {
-            type: 'session.start',
-            resource: s.resource,
-            kind: s.kind,
-            clientAddr: s.clientAddr,
-            identity: s.identity,
-            time: s.startedAt,
-            ...(s.reason === undefined ? {} : { reason: s.reason }),
-          },
-        ]);
-        return s;
-      }
-      case 'endSession': {
-        const [ev] = this.appendInTx(op.id, [{ type: 'session.end', outcome: op.outcome, counters: op.counters, time: op.time }]);
-        this.stmt('UPDATE sessions SET ended_at = ?, outcome = ?, counters = ? WHERE id = ?').run(ev!.time, op.outcome, JSON.stringify(op.counters), op.id);
-        return rowToSession(this.stmt('SELECT * FROM sessions WHERE id = ?').get(op.id) as Row);
-      }
-      case 'prune':
-        return this.pruneInTx(op.olderThanMs, new Date(op.now));
-    }
   }
 
   insertSession(s: Session): void {
@@ -374,28 +525,18 @@ export class SqliteWriter {
     ).run(...sessionRowValues(s), GENESIS_HASH, toMs(s.startedAt, 'startedAt'));
   }
 
-  /** Appends events to a session inside the current transaction, reading its head from the row. */
+  /** Appends to one session inside the current transaction, reading its head from the row (prune's record). */
   private appendInTx(sessionId: string, inputs: NewEvent[]): StoreEvent[] {
-    const head = this.stmt('SELECT last_seq, last_hash, subject FROM sessions WHERE id = ?').get(sessionId) as Row | undefined;
-    if (head === undefined) {
-      throw new DlpctlError('STORE_NOT_FOUND', `session ${sessionId} does not exist in ${this.display}`);
-    }
-    let seq = Number(head['last_seq']);
-    let prev = head['last_hash'] as string;
-    const subject = head['subject'] as string;
-    const ins = this.stmt('INSERT INTO events (session_id, seq, type, time_ms, decision, text, body, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
-    const out: StoreEvent[] = [];
-    let lastMs = 0;
-    for (const input of inputs) {
-      seq++;
-      const { event, body } = sealEvent(prev, buildEvent(sessionId, seq, subject, input, noClock));
-      lastMs = Date.parse(event.time);
-      ins.run(sessionId, seq, event.type, lastMs, eventDecision(event), eventText(event), body, event.hash);
-      prev = event.hash;
-      out.push(event);
-    }
-    this.stmt('UPDATE sessions SET last_seq = ?, last_hash = ?, last_ms = max(last_ms, ?) WHERE id = ?').run(seq, prev, lastMs, sessionId);
-    this.batchEvents += out.length;
+    const r = this.stmt('SELECT last_seq, last_hash, subject FROM sessions WHERE id = ?').get(sessionId) as Row | undefined;
+    const plan = new ChainBatch(
+      () => (r === undefined ? undefined : { seq: Number(r['last_seq']), hash: r['last_hash'] as string, subject: r['subject'] as string }),
+      this.display,
+      noClock,
+    );
+    const out = plan.append(sessionId, inputs);
+    this.insertRows(plan.rows);
+    const h = plan.moved.get(sessionId)!;
+    this.stmt('UPDATE sessions SET last_seq = ?, last_hash = ?, last_ms = max(last_ms, ?) WHERE id = ?').run(h.seq, h.hash, h.lastMs, sessionId);
     return out;
   }
 
@@ -414,6 +555,16 @@ export class SqliteWriter {
       { type: 'store.prune', olderThanMs, cutoff: new Date(cutoff).toISOString(), sessionsRemoved, eventsRemoved, time: now.toISOString() },
     ]);
     return { sessionsRemoved, eventsRemoved };
+  }
+
+  /** After each commit: the full-text catch-up, and now and then a look at the WAL's size. */
+  private afterCommit(events: number): void {
+    this.noteAppended(events);
+    this.sinceWalCheck += events + 1;
+    if (this.file !== undefined && this.sinceWalCheck >= SqliteWriter.WAL_CHECK_EVERY) {
+      this.sinceWalCheck = 0;
+      truncateWalIfLarge(this.db, this.file);
+    }
   }
 
   // ---- deferred full-text indexing -------------------------------------------------------------------

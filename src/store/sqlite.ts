@@ -23,7 +23,7 @@ import {
 } from './common.js';
 import { newApprovalId, newSessionId, normalizeApprovalId } from './ids.js';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.js';
-import { mapSqliteError, openSqliteConnection, rowToSession, SqliteWriter, statementCache, type SqliteConnectionOptions, type WriteOp, type WriteValue } from './sqlite-writer.js';
+import { mapSqliteError, openSqliteConnection, rowToSession, SqliteWriter, statementCache, truncateWalIfLarge, type SqliteConnectionOptions, type WriteOp, type WriteValue } from './sqlite-writer.js';
 import { SqliteMaintenanceThread, SqliteWriterThread } from './sqlite-threads.js';
 import {
   MAINTENANCE_SESSION_ID,
@@ -80,7 +80,7 @@ export class SqliteStore implements SessionStore {
     this.busyMs = connection.busyMs;
     this.pollMs = opts.pollIntervalMs ?? 250;
     this.connection = connection;
-    this.local = new SqliteWriter(db, display, this.busyMs);
+    this.local = new SqliteWriter(db, display, this.busyMs, { file });
     this.stmts = statementCache(db);
   }
 
@@ -504,6 +504,8 @@ export class SqliteStore implements SessionStore {
     if (this.maintenance) await this.maintenance.close();
     this.closed = true;
     this.stmts.clear();
+    // Leave no large WAL behind, even when another process keeps the file open (it would not be deleted).
+    truncateWalIfLarge(this.db, this.path, 0);
     this.db.close();
   }
 }
