@@ -15,11 +15,13 @@ import { ChainVerifier } from './chain.js';
 import {
   clampLimit,
   DEFAULT_SEARCH_LIMIT,
+  DEFAULT_STORE_TIMEOUT_MS,
   rowToEvent,
   matchesTerms,
   parseSearch,
   sleep,
   toMs,
+  withStoreTimeout,
 } from './common.js';
 import { newApprovalId, newSessionId, normalizeApprovalId } from './ids.js';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.js';
@@ -64,6 +66,7 @@ export class SqliteStore implements SessionStore {
   private readonly now: () => Date;
   private readonly busyMs: number;
   private readonly pollMs: number;
+  private readonly timeoutMs: number;
   private closed = false;
   private readonly stmts: ReturnType<typeof statementCache>;
   /** The group-commit writer on this thread's connection (all writes, unless a writer thread takes them). */
@@ -79,6 +82,7 @@ export class SqliteStore implements SessionStore {
     this.now = opts.now ?? (() => new Date());
     this.busyMs = connection.busyMs;
     this.pollMs = opts.pollIntervalMs ?? 250;
+    this.timeoutMs = opts.timeoutMs ?? DEFAULT_STORE_TIMEOUT_MS;
     this.connection = connection;
     this.local = new SqliteWriter(db, display, this.busyMs, { file });
     this.stmts = statementCache(db);
@@ -122,9 +126,11 @@ export class SqliteStore implements SessionStore {
     this.local.stopIndexing();
   }
 
+  /** A unit to the writer; session writes (everything but prune) fail closed after the store timeout. */
   private write(op: WriteOp, defer = false): Promise<WriteValue> {
     if (this.closed) return Promise.reject(new Error('session store is closed'));
-    return (this.thread ?? this.local).submit(op, defer);
+    const p = (this.thread ?? this.local).submit(op, defer);
+    return op.op === 'prune' ? p : withStoreTimeout(p, this.timeoutMs, this.display);
   }
 
   private stmt(sql: string): StatementSync {
