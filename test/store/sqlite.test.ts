@@ -367,3 +367,23 @@ describe('sqlite store URL durability parameter', () => {
     }
   });
 });
+
+describe('store URL timeout parameter', () => {
+  it('takes ?timeout=DURATION on both engines (taken out of the URL the PostgreSQL driver gets) and rejects one without a unit', async () => {
+    const { parseStoreUrl } = await import('../../src/store/url.js');
+    expect(parseStoreUrl('sqlite:/tmp/a.db?sync=full&timeout=2s', '/root')).toEqual({
+      engine: 'sqlite',
+      path: '/tmp/a.db',
+      display: 'sqlite:/tmp/a.db?sync=full&timeout=2s',
+      synchronous: 'full',
+      timeoutMs: 2000,
+    });
+    expect(parseStoreUrl('postgres://dlp:pw@db:5432/x?sslmode=require&timeout=750ms', '/h')).toEqual({
+      engine: 'postgres',
+      url: 'postgres://dlp:pw@db:5432/x?sslmode=require',
+      display: 'postgres://dlp@db:5432/x?sslmode=require&timeout=750ms',
+      timeoutMs: 750,
+    });
+    expect(() => parseStoreUrl('sqlite:/tmp/a.db?timeout=5', '/root')).toThrow(/timeout=5s/);
+  });
+});
