@@ -9,11 +9,12 @@
  *   the WAL nor indexes: both would stall the commit that triggered them for milliseconds (a WAL
  *   checkpoint every ~80 statements cost 8–10 ms each, the p99 of the added latency).
  * - `maintenance`: every MAINTENANCE_MS, a PASSIVE checkpoint (it runs beside the writer, never blocking
- *   it), a TRUNCATE checkpoint when the WAL has passed WAL_CHECKPOINT_BYTES (the writer checks too), and
- *   the full-text catch-up in short transactions.
+ *   it; the writer empties the WAL past WAL_CHECKPOINT_BYTES, see sqlite-writer.ts) and the full-text
+ *   catch-up in short transactions.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { openSqliteConnection, SqliteWriter, truncateWalIfLarge, type SqliteConnectionOptions } from './sqlite-writer.js';
+import fs from 'node:fs';
+import { openSqliteConnection, SqliteWriter, WAL_CHECKPOINT_BYTES, type SqliteConnectionOptions } from './sqlite-writer.js';
 import type { Answer, Unit } from './sqlite-threads.js';
 import { serializeError } from './sqlite-thread-errors.js';
 
@@ -29,6 +30,14 @@ const MAINTENANCE_MS = 200;
 const INDEX_CHUNK = 256;
 
 const init = workerData as Init;
+
+function walBytes(): number {
+  try {
+    return fs.statSync(`${init.file}-wal`).size;
+  } catch {
+    return 0;
+  }
+}
 const port = parentPort!;
 const db = openSqliteConnection(init.file, init.display, init.connection);
 
@@ -69,12 +78,11 @@ if (init.role === 'writer') {
   const indexer = new SqliteWriter(db, init.display, init.connection.busyMs, { indexing: false });
   const tick = (): void => {
     try {
-      db.exec('PRAGMA wal_checkpoint(PASSIVE)');
+      // Past the bound the writer empties the log; a checkpoint here would only hold the lock it needs.
+      if (walBytes() <= WAL_CHECKPOINT_BYTES) db.exec('PRAGMA wal_checkpoint(PASSIVE)');
     } catch {
       // busy or failing: the next tick retries; the writer's WAL only grows meanwhile
     }
-    // A writer that never pauses keeps a PASSIVE checkpoint from ever resetting the log: empty it past the bound.
-    truncateWalIfLarge(db, init.file);
     while (indexer.indexNow(INDEX_CHUNK) === INDEX_CHUNK);
   };
   const timer = setInterval(tick, MAINTENANCE_MS);

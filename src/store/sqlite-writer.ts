@@ -58,16 +58,24 @@ function isExclusive(op: WriteOp): boolean {
 const ROWS_PER_INSERT = 200;
 
 /**
- * WAL bounds. SQLite never shrinks the WAL file by itself, and a checkpoint that runs beside a writer that
- * never pauses (a pipelining client) may never find the log fully copied, so the file only grows. Past
- * WAL_CHECKPOINT_BYTES a TRUNCATE checkpoint (it waits for readers, blocks writers briefly, copies the rest
- * and empties the file) bounds it; journal_size_limit trims a log that a checkpoint reset.
+ * WAL bounds. SQLite never shrinks the WAL file by itself, and a PASSIVE checkpoint beside a writer that
+ * never pauses (a pipelining client) never finds the whole log copied, so the log never restarts and the
+ * file only grows. So the writer itself, between two of its transactions, runs a TRUNCATE checkpoint once
+ * the WAL has passed WAL_CHECKPOINT_BYTES: being the writer, it waits for no writer, only copies what the
+ * maintenance thread's PASSIVE checkpoints have not yet copied, and empties the file. (A TRUNCATE from the
+ * maintenance thread instead waits for a pause of the writer while holding the checkpoint lock, which a
+ * pipelining client never gives: the WAL reached 200 MB that way; the maintenance thread now leaves a WAL
+ * past the bound to the writer.) It does not wait for a reader holding an old snapshot: the next commit tries
+ * again, and only well past the bound waits, up to 250 ms. journal_size_limit trims a log that a checkpoint reset.
  */
-export const WAL_CHECKPOINT_BYTES = 32 * 1024 * 1024;
+export const WAL_CHECKPOINT_BYTES = 16 * 1024 * 1024;
 const JOURNAL_SIZE_LIMIT = 16 * 1024 * 1024;
 
-/** Empties the WAL if it has grown past the bound; false if a reader or writer kept it (retried later). */
-export function truncateWalIfLarge(db: DatabaseSync, file: string, bound = WAL_CHECKPOINT_BYTES): boolean {
+/**
+ * Empties the WAL if it has grown past the bound, without waiting for anyone (busy_timeout 0, restored to
+ * `busyMs` after); false if a reader or another checkpoint kept it from finishing (try again later).
+ */
+export function truncateWalIfLarge(db: DatabaseSync, file: string, busyMs: number, bound = WAL_CHECKPOINT_BYTES): boolean {
   let size = 0;
   try {
     size = fs.statSync(`${file}-wal`).size;
@@ -76,10 +84,14 @@ export function truncateWalIfLarge(db: DatabaseSync, file: string, bound = WAL_C
   }
   if (size <= bound) return true;
   try {
+    // Well past the bound (a reader or checkpoint kept the last tries from finishing), wait a little for them.
+    db.exec(`PRAGMA busy_timeout = ${size > bound + bound / 2 ? 250 : 0}`);
     const r = db.prepare('PRAGMA wal_checkpoint(TRUNCATE)').get() as Row;
     return Number(r['busy']) === 0;
   } catch {
     return false;
+  } finally {
+    db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(busyMs))}`);
   }
 }
 
@@ -163,7 +175,7 @@ export function openSqliteConnection(file: string, display: string, o: SqliteCon
     // Touch the schema so a file that is not a database fails here, not on first use.
     db.prepare('SELECT count(*) FROM sqlite_master').get();
     // A WAL left large (a process killed mid-burst) is copied back and emptied by the next opener.
-    truncateWalIfLarge(db, file);
+    truncateWalIfLarge(db, file, o.busyMs);
   } catch (err) {
     db.close();
     throw mapSqliteError(err, display, o.busyMs);
@@ -219,7 +231,7 @@ export class SqliteWriter {
   static readonly MAX_BATCH = 2000;
   static readonly MAX_HEADS = 10_000;
   /** Events between two looks at the WAL's size. */
-  static readonly WAL_CHECK_EVERY = 1000;
+  static readonly WAL_CHECK_EVERY = 250;
   static readonly INDEX_EVERY = 2000;
   static readonly INDEX_AFTER_MS = 1000;
 
@@ -562,8 +574,8 @@ export class SqliteWriter {
     this.noteAppended(events);
     this.sinceWalCheck += events + 1;
     if (this.file !== undefined && this.sinceWalCheck >= SqliteWriter.WAL_CHECK_EVERY) {
-      this.sinceWalCheck = 0;
-      truncateWalIfLarge(this.db, this.file);
+      // Kept busy by a reader or the maintenance thread's checkpoint: look again after the next commit.
+      this.sinceWalCheck = truncateWalIfLarge(this.db, this.file, this.busyMs) ? 0 : SqliteWriter.WAL_CHECK_EVERY;
     }
   }
 

@@ -511,7 +511,7 @@ export class SqliteStore implements SessionStore {
     this.closed = true;
     this.stmts.clear();
     // Leave no large WAL behind, even when another process keeps the file open (it would not be deleted).
-    truncateWalIfLarge(this.db, this.path, 0);
+    truncateWalIfLarge(this.db, this.path, this.busyMs, 0);
     this.db.close();
   }
 }
