@@ -8,8 +8,10 @@
  * (`last_seq`, `last_hash`) with one `UPDATE`. A promise resolves when that statement committed
  * (`synchronous_commit` as the server has it; `on` by default, so durable).
  *
- * Seq and hash are computed here, from each session's head kept in memory by the process that owns the
- * session; a session not in memory (cold start, or another process's session) has its head read first.
+ * Seq and hash are computed here by the write path both stores share (batch.ts: one ChainBatch plans the
+ * lane's batch, a failing item fails alone), from each session's head kept in memory by the process that
+ * owns the session; a session not in memory (cold start, or another process's session) has its head read
+ * first. An item whose caller gave up (store timeout) and that is not sent yet is dropped.
  * If someone else appended to the session meanwhile, the unique (session_id, seq) key rejects the whole
  * statement; the lane drops the cached heads, re-reads them and retries.
  *

@@ -5,15 +5,23 @@
  * `sync=full` tunnel's commits, so an fsync never stalls the traffic; and the maintenance thread's indexing).
  *
  * Group commit: `submit` queues a unit of work, and everything that arrived since the last commit runs on
- * the next `setImmediate` in ONE `BEGIN IMMEDIATE … COMMIT`, each unit inside its own SAVEPOINT so that one
- * bad unit fails alone. A deferred unit (AppendOptions.defer) does not ask for a commit: it waits for the
- * next one, or DEFER_WRITE_MS. A promise resolves only after its batch committed: with `synchronous=NORMAL` (the
- * default) that survives a crash of the process; with `synchronous=FULL` the WAL is fsynced at every commit.
+ * the next `setImmediate` in ONE `BEGIN IMMEDIATE … COMMIT`. A deferred unit (AppendOptions.defer) does not
+ * ask for a commit: it waits for the next one, or DEFER_WRITE_MS. A promise resolves only after its batch
+ * committed: with `synchronous=NORMAL` (the default) that survives a crash of the process; with
+ * `synchronous=FULL` the WAL is fsynced at every commit.
  *
- * Several processes may write one file: `BEGIN IMMEDIATE` takes SQLite's write lock and each unit reads its
- * session's head (last seq and hash) inside the transaction, so the chain is correct even when two
- * processes append to the same session. Units carry their times (stamped by the caller), so the writer
- * needs no clock and its work is plain data that can cross to a worker.
+ * One commit (see batch.ts, shared with the PostgreSQL store): under the write lock, drop the cached chain
+ * heads if another connection committed since (`syncHeads`), read the heads the cache lacks, plan every
+ * unit in memory (`planUnit`; a unit that fails, e.g. an unknown session, is answered alone and leaves
+ * nothing behind, so no per-unit SAVEPOINT), then write the new sessions, the events in multi-row INSERTs
+ * and each moved head with one UPDATE, and commit. Units that cannot join a batch (`isExclusive`: prune)
+ * commit alone, in queue order. A new op type adds a case to `sessionOf` and `planUnit` (or to `isExclusive`
+ * and `applyExclusive`). Units carry their times (stamped by the caller), so the writer needs no clock and
+ * its work is plain data that can cross to a worker.
+ *
+ * Several processes may write one file: `BEGIN IMMEDIATE` takes SQLite's write lock, and a head moved by
+ * another process is noticed through `PRAGMA data_version`, so the chain is correct even when two
+ * processes append to the same session (`dlpctl approve` appending to a tunnel's session).
  */
 import fs from 'node:fs';
 import path from 'node:path';
