@@ -27,6 +27,8 @@ export type ErrorCode =
   | 'STORE_READONLY'
   | 'STORE_TOO_NEW'
   | 'STORE_NOT_FOUND'
+  | 'STORE_TIMEOUT'
+  | 'STORE_CONFLICT'
   | 'DLP_PATTERN'
   | 'POLICY_INVALID'
   | 'POLICY_DENIED'

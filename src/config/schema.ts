@@ -107,7 +107,7 @@ export const STRING_FORMATS = {
   'http-url': 'an http:// or https:// URL without credentials',
   'webhook-url': 'an http:// or https:// URL; may contain secret references',
   'ssh-url': '`ssh://USER@HOST[:PORT]`',
-  'store-url': '`sqlite:PATH` or `postgres://USER@HOST[:PORT]/DATABASE`; a password only as a secret reference',
+  'store-url': '`sqlite:PATH[?sync=full][&timeout=5s]` or `postgres://USER@HOST[:PORT]/DATABASE[?timeout=5s]`; a password only as a secret reference',
   listen: '`HOST:PORT` (`[::1]:PORT` for IPv6); port 0 picks a free port',
   principal: '`group:NAME`, `subject:SUB` or `user:NAME`',
   'host-key': 'an OpenSSH fingerprint `SHA256:…` or a known_hosts line (`[HOST ]KEYTYPE BASE64`)',
@@ -362,7 +362,7 @@ export const CONFIG_SCHEMA: ObjectNode = obj('dlpctl.yaml', {
       kubernetesTokenFile: str('Kubernetes: the projected service-account token file; default `/var/run/secrets/tokens/dlpctl` when it exists. The pod\'s default token (`/var/run/secrets/kubernetes.io/serviceaccount/token`) is used only when named here.', { format: 'non-empty' }),
     }),
   }),
-  store: str('Session store URL.', { format: 'store-url', secret: true, sensitive: true, defaultDoc: '`sqlite:$XDG_DATA_HOME/dlpctl/store.db`' }),
+  store: str('Session store URL. Parameters: `?sync=full` (SQLite: fsync every commit, survives power loss) and `?timeout=5s` (either engine: a statement whose event the store has not committed within this time is denied with STORE_TIMEOUT, and the session goes on; default 5s).', { format: 'store-url', secret: true, sensitive: true, defaultDoc: '`sqlite:$XDG_DATA_HOME/dlpctl/store.db`' }),
   resources: { type: 'map', doc: 'Targets dlpctl opens tunnels to, by name.', keyName: '<name>', keyFormat: 'name', default: {}, values: {
     type: 'variant',
     doc: 'A resource.',

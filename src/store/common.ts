@@ -1,8 +1,51 @@
 /** Helpers shared by both engines: what to index, how to tokenise search text, limits. */
 import { MAINTENANCE_SESSION_ID, zeroCounters, type Counters, type OpenSessionInfo, type EventBody, type NewEvent, type Session, type StoreEvent } from './types.js';
 
+import { DlpctlError } from '../errors.js';
+
 /** How long a deferred write (AppendOptions.defer) may wait for company before it commits alone. */
 export const DEFER_WRITE_MS = 10;
+
+/** OpenStoreOptions.timeoutMs by default. */
+export const DEFAULT_STORE_TIMEOUT_MS = 5000;
+
+/**
+ * Fails a session write that has not committed within `ms` with STORE_TIMEOUT (fail closed, DESIGN §4):
+ * the recorder throws, the tunnel denies the statement and the session goes on. The write itself is not
+ * cancelled (a statement already sent to the database cannot be taken back) and may still commit later.
+ * That late event is not the statement's record: its promise was already rejected, so the statement was
+ * denied and never forwarded; the trail then holds one event more than what ran, never one less, and the
+ * chain stays whole because the head moves only with what committed. `onTimeout` lets the engine drop
+ * the unit if it has not been sent yet.
+ */
+export function withStoreTimeout<T>(p: Promise<T>, ms: number, display: string, onTimeout?: () => void): Promise<T> {
+  if (!Number.isFinite(ms) || ms <= 0) return p;
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      onTimeout?.();
+      reject(
+        new DlpctlError(
+          'STORE_TIMEOUT',
+          `the store ${display} did not answer in ${formatSeconds(ms)} s; check that its server or disk is responsive (the limit is the store URL's ?timeout=)`,
+        ),
+      );
+    }, ms);
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
+  });
+}
+
+function formatSeconds(ms: number): string {
+  return String(Math.round(ms / 100) / 10);
+}
 
 /** The searchable text of an event (statement, request line, command), or null. */
 export function eventText(e: EventBody): string | null {

@@ -22,10 +22,17 @@ export async function openStore(url: string, opts: OpenStoreOptions & { homedir?
   const parsed = parseStoreUrl(url, opts.homedir ?? os.homedir());
   let store: SessionStore;
   if (parsed.engine === 'sqlite') {
-    store = SqliteStore.open(parsed.path, parsed.display, { ...opts, sqliteSynchronous: opts.sqliteSynchronous ?? parsed.synchronous ?? 'normal' });
+    store = SqliteStore.open(parsed.path, parsed.display, {
+      ...opts,
+      sqliteSynchronous: opts.sqliteSynchronous ?? parsed.synchronous ?? 'normal',
+      ...(opts.timeoutMs === undefined && parsed.timeoutMs !== undefined ? { timeoutMs: parsed.timeoutMs } : {}),
+    });
   } else {
     const { PostgresStore } = await import('./postgres.js');
-    store = await PostgresStore.open(parsed.url, parsed.display, opts);
+    store = await PostgresStore.open(parsed.url, parsed.display, {
+      ...opts,
+      ...(opts.timeoutMs === undefined && parsed.timeoutMs !== undefined ? { timeoutMs: parsed.timeoutMs } : {}),
+    });
   }
   try {
     if (opts.migrate !== false) await store.migrate();

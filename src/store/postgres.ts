@@ -8,8 +8,10 @@
  * (`last_seq`, `last_hash`) with one `UPDATE`. A promise resolves when that statement committed
  * (`synchronous_commit` as the server has it; `on` by default, so durable).
  *
- * Seq and hash are computed here, from each session's head kept in memory by the process that owns the
- * session; a session not in memory (cold start, or another process's session) has its head read first.
+ * Seq and hash are computed here by the write path both stores share (batch.ts: one ChainBatch plans the
+ * lane's batch, a failing item fails alone), from each session's head kept in memory by the process that
+ * owns the session; a session not in memory (cold start, or another process's session) has its head read
+ * first. An item whose caller gave up (store timeout) and that is not sent yet is dropped.
  * If someone else appended to the session meanwhile, the unique (session_id, seq) key rejects the whole
  * statement; the lane drops the cached heads, re-reads them and retries.
  *
@@ -18,10 +20,28 @@
  */
 import type { Client, Pool, PoolClient } from 'pg';
 import { DlpctlError } from '../errors.js';
-import { GENESIS_HASH, sealEvent } from './chain.js';
+import { ChainBatch, startEvent, type Head } from './batch.js';
+import { ChainVerifier, GENESIS_HASH, sealEvent } from './chain.js';
 import { buildCheckpoint } from './checkpoint.js';
 import { verifyIntegrity, type IntegritySource } from './integrity.js';
-import { buildEvent, countersFromEvents, openSessionInfo, parseJson, clampLimit, DEFAULT_SEARCH_LIMIT, DEFER_WRITE_MS, eventDecision, eventText, maintenanceSession, parseSearch, rowToEvent, sessionRowValues, toMs } from './common.js';
+import {
+  buildEvent,
+  clampLimit,
+  countersFromEvents,
+  DEFAULT_SEARCH_LIMIT,
+  DEFAULT_STORE_TIMEOUT_MS,
+  DEFER_WRITE_MS,
+  eventDecision,
+  eventText,
+  maintenanceSession,
+  openSessionInfo,
+  parseJson,
+  parseSearch,
+  rowToEvent,
+  sessionRowValues,
+  toMs,
+  withStoreTimeout,
+} from './common.js';
 import { newApprovalId, newSessionId, normalizeApprovalId } from './ids.js';
 import { POSTGRES_MIGRATIONS } from './postgres-migrations.js';
 import {
@@ -61,16 +81,13 @@ const MAX_BATCH_EVENTS = 5000;
 
 type Row = Record<string, unknown>;
 
-interface Head {
-  seq: number;
-  hash: string;
-  subject: string;
-}
 
 interface Item {
   sessionId: string;
   inputs: NewEvent[];
   end?: { outcome: Outcome; counters: Counters };
+  /** Its caller gave up (store timeout): not written if not sent yet. */
+  abandoned?: boolean;
   resolve(events: StoreEvent[]): void;
   reject(err: unknown): void;
 }
@@ -198,6 +215,7 @@ export class PostgresStore implements SessionStore {
   private listenerReady: Promise<Client | undefined> | undefined;
   private readonly waiters = new Map<string, Set<() => void>>();
   private closed = false;
+  private readonly timeoutMs: number;
 
   private constructor(pg: typeof import('pg').default, pool: Pool, url: string, display: string, opts: OpenStoreOptions) {
     this.pg = pg;
@@ -205,6 +223,7 @@ export class PostgresStore implements SessionStore {
     this.url = url;
     this.display = display;
     this.now = opts.now ?? (() => new Date());
+    this.timeoutMs = opts.timeoutMs ?? DEFAULT_STORE_TIMEOUT_MS;
     const lanes = Math.max(1, Math.min(16, Math.floor(opts.postgresWriteLanes ?? 1)));
     this.lanes = Array.from({ length: lanes }, () => ({ queue: [], busy: false }));
   }
@@ -328,18 +347,9 @@ export class PostgresStore implements SessionStore {
   async createSession(input: NewSession): Promise<Session> {
     const startedAt = input.startedAt ?? this.now().toISOString();
     const session: Session = { ...input, id: input.id ?? newSessionId(new Date(startedAt)), startedAt, counters: zeroCounters() };
-    const start: NewEvent = {
-      type: 'session.start',
-      resource: session.resource,
-      kind: session.kind,
-      clientAddr: session.clientAddr,
-      identity: session.identity,
-      time: startedAt,
-      ...(session.reason === undefined ? {} : { reason: session.reason }),
-      ...(session.owner === undefined ? {} : { owner: session.owner }),
-    };
+    const start = startEvent(session);
     const { event, body } = sealEvent(GENESIS_HASH, buildEvent(session.id, 1, session.identity.subject, start, this.now));
-    await this.q(
+    await withStoreTimeout(this.q(
       `WITH s AS (
          INSERT INTO sessions (id, resource, kind, subject, email, identity, client_addr, reason, started_at, counters, last_seq, last_hash, last_time)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $9)
@@ -347,17 +357,22 @@ export class PostgresStore implements SessionStore {
        INSERT INTO events (session_id, seq, type, time, subject, decision, text, body, hash)
        VALUES ($1, 1, 'session.start', $9, $4, NULL, NULL, $12, $11)`,
       [...sessionRowValues(session), event.hash, body],
-    );
+    ), this.timeoutMs, this.display);
     this.heads.set(session.id, { seq: 1, hash: event.hash, subject: session.identity.subject });
     return session;
   }
 
-  /** Queues an item on its session's lane; a deferred one waits up to DEFER_WRITE_MS for company. */
-  private enqueue(item: Omit<Item, 'resolve' | 'reject'>, defer = false): Promise<StoreEvent[]> {
+  /**
+   * Queues an item on its session's lane; a deferred one waits up to DEFER_WRITE_MS for company. Fails
+   * with STORE_TIMEOUT when not committed within the store timeout (see withStoreTimeout).
+   */
+  private enqueue(unit: Omit<Item, 'resolve' | 'reject'>, defer = false): Promise<StoreEvent[]> {
     this.checkOpen();
-    return new Promise<StoreEvent[]>((resolve, reject) => {
+    let item!: Item;
+    const p = new Promise<StoreEvent[]>((resolve, reject) => {
+      item = { ...unit, resolve, reject };
       const lane = this.lanes[laneOf(item.sessionId, this.lanes.length)]!;
-      lane.queue.push({ ...item, resolve, reject });
+      lane.queue.push(item);
       const start = (): void => {
         lane.timer = undefined;
         void this.drain(lane);
@@ -371,6 +386,7 @@ export class PostgresStore implements SessionStore {
         queueMicrotask(start);
       }
     });
+    return withStoreTimeout(p, this.timeoutMs, this.display, () => (item.abandoned = true));
   }
 
   private async drain(lane: Lane): Promise<void> {
@@ -378,8 +394,8 @@ export class PostgresStore implements SessionStore {
       // At most MAX_BATCH_EVENTS per statement (one item may exceed it alone); the rest waits its turn.
       let n = 0;
       let take = 0;
-      while (take < lane.queue.length && (take === 0 || n + lane.queue[take]!.inputs.length <= MAX_BATCH_EVENTS)) {
-        n += lane.queue[take]!.inputs.length;
+      while (take < lane.queue.length && (take === 0 || n + lane.queue[take]!.inputs.length + 1 <= MAX_BATCH_EVENTS)) {
+        n += lane.queue[take]!.inputs.length + 1;
         take++;
       }
       const batch = lane.queue.splice(0, take);
@@ -397,54 +413,46 @@ export class PostgresStore implements SessionStore {
     }
   }
 
-  private async writeBatch(batch: Item[], attempt = 0): Promise<void> {
+  private async writeBatch(all: Item[], attempt = 0): Promise<void> {
+    // A unit whose caller already gave up (store timeout) and that was not sent yet is not written.
+    const batch = all.filter((i) => !i.abandoned);
+    if (batch.length === 0) return;
     try {
       await this.loadHeads([...new Set(batch.map((i) => i.sessionId).filter((id) => !this.heads.has(id)))]);
     } catch (err) {
       for (const it of batch) it.reject(err);
       return;
     }
-    const next = new Map<string, Head & { lastTime: string; end?: Item['end']; endedAt?: string }>();
-    const cols: unknown[][] = Array.from({ length: 9 }, () => []);
+    const plan = new ChainBatch((id) => this.heads.get(id), this.display, this.now);
     const ok: { item: Item; events: StoreEvent[] }[] = [];
     for (const item of batch) {
-      const head = next.get(item.sessionId) ?? this.heads.get(item.sessionId);
-      if (head === undefined) {
-        item.reject(new DlpctlError('STORE_NOT_FOUND', `session ${item.sessionId} does not exist in ${this.display}`));
-        continue;
+      try {
+        ok.push({ item, events: plan.unit(() => (item.end ? [plan.end(item.sessionId, item.end.outcome, item.end.counters, this.now().toISOString())] : plan.append(item.sessionId, item.inputs))) });
+      } catch (err) {
+        item.reject(err);
       }
-      let { seq, hash } = head;
-      let lastTime = 'lastTime' in head ? (head.lastTime as string) : '';
-      const events: StoreEvent[] = [];
-      for (const input of item.inputs) {
-        seq++;
-        const sealed = sealEvent(hash, buildEvent(item.sessionId, seq, head.subject, input, this.now));
-        const e = sealed.event;
-        hash = e.hash;
-        if (lastTime === '' || e.time > lastTime) lastTime = e.time;
-        const row = [item.sessionId, seq, e.type, e.time, e.subject, eventDecision(e), eventText(e), sealed.body, e.hash];
-        row.forEach((v, i) => cols[i]!.push(v));
-        events.push(e);
-      }
-      const prev = next.get(item.sessionId);
-      next.set(item.sessionId, {
-        seq,
-        hash,
-        subject: head.subject,
-        lastTime,
-        ...(item.end ? { end: item.end, endedAt: events[events.length - 1]!.time } : prev?.end ? { end: prev.end, endedAt: prev.endedAt! } : {}),
-      });
-      ok.push({ item, events });
     }
     if (ok.length === 0) return;
-    const sessions = [...next.entries()];
+    const cols: unknown[][] = Array.from({ length: 9 }, () => []);
+    for (const r of plan.rows) {
+      cols[0]!.push(r.sessionId);
+      cols[1]!.push(r.seq);
+      cols[2]!.push(r.type);
+      cols[3]!.push(r.time);
+      cols[4]!.push(r.subject);
+      cols[5]!.push(r.decision);
+      cols[6]!.push(r.text);
+      cols[7]!.push(r.body);
+      cols[8]!.push(r.hash);
+    }
+    const sessions = [...plan.moved.entries()];
     const params = [
       ...cols,
       sessions.map(([id]) => id),
       sessions.map(([, h]) => h.seq),
       sessions.map(([, h]) => h.hash),
       sessions.map(([, h]) => h.lastTime),
-      sessions.map(([, h]) => h.endedAt ?? null),
+      sessions.map(([, h]) => h.end?.time ?? null),
       sessions.map(([, h]) => h.end?.outcome ?? null),
       sessions.map(([, h]) => (h.end ? JSON.stringify(h.end.counters) : null)),
     ];
@@ -465,13 +473,15 @@ export class PostgresStore implements SessionStore {
       for (const o of ok) o.item.reject(mapped);
       return;
     }
-    for (const [id, h] of sessions) this.heads.set(id, { seq: h.seq, hash: h.hash, subject: h.subject });
+    for (const [id, h] of sessions) {
+      if (h.end) this.heads.delete(id); // the session is over; free its head
+      else this.heads.set(id, { seq: h.seq, hash: h.hash, subject: h.subject });
+    }
     for (const o of ok) o.item.resolve(o.events);
   }
 
   async endSession(id: string, outcome: Outcome, counters: Counters): Promise<Session> {
-    await this.enqueue({ sessionId: id, inputs: [{ type: 'session.end', outcome, counters }], end: { outcome, counters } });
-    this.heads.delete(id); // the session is over; free its head
+    await this.enqueue({ sessionId: id, inputs: [], end: { outcome, counters } });
     const session = await this.getSession(id);
     if (session === undefined) throw new DlpctlError('STORE_NOT_FOUND', `session ${id} does not exist in ${this.display}`);
     return session;

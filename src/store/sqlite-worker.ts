@@ -9,10 +9,12 @@
  *   the WAL nor indexes: both would stall the commit that triggered them for milliseconds (a WAL
  *   checkpoint every ~80 statements cost 8–10 ms each, the p99 of the added latency).
  * - `maintenance`: every MAINTENANCE_MS, a PASSIVE checkpoint (it runs beside the writer, never blocking
- *   it) and the full-text catch-up in short transactions.
+ *   it; the writer empties the WAL past WAL_CHECKPOINT_BYTES, see sqlite-writer.ts) and the full-text
+ *   catch-up in short transactions.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { openSqliteConnection, SqliteWriter, type SqliteConnectionOptions } from './sqlite-writer.js';
+import fs from 'node:fs';
+import { openSqliteConnection, SqliteWriter, WAL_CHECKPOINT_BYTES, type SqliteConnectionOptions } from './sqlite-writer.js';
 import type { Answer, Unit } from './sqlite-threads.js';
 import { serializeError } from './sqlite-thread-errors.js';
 
@@ -28,12 +30,20 @@ const MAINTENANCE_MS = 200;
 const INDEX_CHUNK = 256;
 
 const init = workerData as Init;
+
+function walBytes(): number {
+  try {
+    return fs.statSync(`${init.file}-wal`).size;
+  } catch {
+    return 0;
+  }
+}
 const port = parentPort!;
 const db = openSqliteConnection(init.file, init.display, init.connection);
 
 if (init.role === 'writer') {
   db.exec('PRAGMA wal_autocheckpoint = 0');
-  const writer = new SqliteWriter(db, init.display, init.connection.busyMs, { indexing: false });
+  const writer = new SqliteWriter(db, init.display, init.connection.busyMs, { indexing: false, file: init.file });
   /** Answers of the units that committed together, posted in one message once they are all settled. */
   let answers: Answer[] = [];
   const answer = (a: Answer): void => {
@@ -68,7 +78,8 @@ if (init.role === 'writer') {
   const indexer = new SqliteWriter(db, init.display, init.connection.busyMs, { indexing: false });
   const tick = (): void => {
     try {
-      db.exec('PRAGMA wal_checkpoint(PASSIVE)');
+      // Past the bound the writer empties the log; a checkpoint here would only hold the lock it needs.
+      if (walBytes() <= WAL_CHECKPOINT_BYTES) db.exec('PRAGMA wal_checkpoint(PASSIVE)');
     } catch {
       // busy or failing: the next tick retries; the writer's WAL only grows meanwhile
     }

@@ -5,23 +5,32 @@
  * `sync=full` tunnel's commits, so an fsync never stalls the traffic; and the maintenance thread's indexing).
  *
  * Group commit: `submit` queues a unit of work, and everything that arrived since the last commit runs on
- * the next `setImmediate` in ONE `BEGIN IMMEDIATE … COMMIT`, each unit inside its own SAVEPOINT so that one
- * bad unit fails alone. A deferred unit (AppendOptions.defer) does not ask for a commit: it waits for the
- * next one, or DEFER_WRITE_MS. A promise resolves only after its batch committed: with `synchronous=NORMAL` (the
- * default) that survives a crash of the process; with `synchronous=FULL` the WAL is fsynced at every commit.
+ * the next `setImmediate` in ONE `BEGIN IMMEDIATE … COMMIT`. A deferred unit (AppendOptions.defer) does not
+ * ask for a commit: it waits for the next one, or DEFER_WRITE_MS. A promise resolves only after its batch
+ * committed: with `synchronous=NORMAL` (the default) that survives a crash of the process; with
+ * `synchronous=FULL` the WAL is fsynced at every commit.
  *
- * Several processes may write one file: `BEGIN IMMEDIATE` takes SQLite's write lock and each unit reads its
- * session's head (last seq and hash) inside the transaction, so the chain is correct even when two
- * processes append to the same session. Units carry their times (stamped by the caller), so the writer
- * needs no clock and its work is plain data that can cross to a worker.
+ * One commit (see batch.ts, shared with the PostgreSQL store): under the write lock, drop the cached chain
+ * heads if another connection committed since (`syncHeads`), read the heads the cache lacks, plan every
+ * unit in memory (`planUnit`; a unit that fails, e.g. an unknown session, is answered alone and leaves
+ * nothing behind, so no per-unit SAVEPOINT), then write the new sessions, the events in multi-row INSERTs
+ * and each moved head with one UPDATE, and commit. Units that cannot join a batch (`isExclusive`: prune)
+ * commit alone, in queue order. A new op type adds a case to `sessionOf` and `planUnit` (or to `isExclusive`
+ * and `applyExclusive`). Units carry their times (stamped by the caller), so the writer needs no clock and
+ * its work is plain data that can cross to a worker.
+ *
+ * Several processes may write one file: `BEGIN IMMEDIATE` takes SQLite's write lock, and a head moved by
+ * another process is noticed through `PRAGMA data_version`, so the chain is correct even when two
+ * processes append to the same session (`dlpctl approve` appending to a tunnel's session).
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { DlpctlError } from '../errors.js';
-import { GENESIS_HASH, sealEvent } from './chain.js';
+import { ChainBatch, type EventRow, type Head } from './batch.js';
+import { GENESIS_HASH } from './chain.js';
 import { buildCheckpoint } from './checkpoint.js';
-import { buildEvent, countersFromEvents, DEFER_WRITE_MS, eventDecision, eventText, maintenanceSession, sessionRowValues, toMs } from './common.js';
+import { countersFromEvents, DEFER_WRITE_MS, maintenanceSession, sessionRowValues, toMs } from './common.js';
 import { MAINTENANCE_SESSION_ID, type CheckpointRecord, type Counters, type EventBody, type NewEvent, type Outcome, type PruneResult, type Session, type StoreEvent } from './types.js';
 
 type Row = Record<string, unknown>;
@@ -36,6 +45,68 @@ export type WriteOp =
   | { op: 'closeCrashed'; ids: string[] };
 
 export type WriteValue = Session | StoreEvent[] | PruneResult | CheckpointRecord | undefined | string[];
+
+/** The session a batchable unit writes to (its head is read before planning when the cache lacks it). */
+function sessionOf(op: WriteOp): string {
+  switch (op.op) {
+    case 'append':
+      return op.sessionId;
+    case 'createSession':
+      return op.session.id;
+    case 'endSession':
+      return op.id;
+    case 'prune':
+    case 'checkpoint':
+    case 'closeCrashed':
+      return '';
+  }
+}
+
+/** Units that do not join a group commit: they run alone in their own transaction, in queue order. */
+function isExclusive(op: WriteOp): boolean {
+  return op.op === 'prune' || op.op === 'checkpoint' || op.op === 'closeCrashed';
+}
+
+/** Rows per multi-row INSERT (8 parameters each; SQLite allows 32766). */
+const ROWS_PER_INSERT = 200;
+
+/**
+ * WAL bounds. SQLite never shrinks the WAL file by itself, and a PASSIVE checkpoint beside a writer that
+ * never pauses (a pipelining client) never finds the whole log copied, so the log never restarts and the
+ * file only grows. So the writer itself, between two of its transactions, runs a TRUNCATE checkpoint once
+ * the WAL has passed WAL_CHECKPOINT_BYTES: being the writer, it waits for no writer, only copies what the
+ * maintenance thread's PASSIVE checkpoints have not yet copied, and empties the file. (A TRUNCATE from the
+ * maintenance thread instead waits for a pause of the writer while holding the checkpoint lock, which a
+ * pipelining client never gives: the WAL reached 200 MB that way; the maintenance thread now leaves a WAL
+ * past the bound to the writer.) It does not wait for a reader holding an old snapshot: the next commit tries
+ * again, and only well past the bound waits, up to 250 ms. journal_size_limit trims a log that a checkpoint reset.
+ */
+export const WAL_CHECKPOINT_BYTES = 16 * 1024 * 1024;
+const JOURNAL_SIZE_LIMIT = 16 * 1024 * 1024;
+
+/**
+ * Empties the WAL if it has grown past the bound, without waiting for anyone (busy_timeout 0, restored to
+ * `busyMs` after); false if a reader or another checkpoint kept it from finishing (try again later).
+ */
+export function truncateWalIfLarge(db: DatabaseSync, file: string, busyMs: number, bound = WAL_CHECKPOINT_BYTES): boolean {
+  let size = 0;
+  try {
+    size = fs.statSync(`${file}-wal`).size;
+  } catch {
+    return true;
+  }
+  if (size <= bound) return true;
+  try {
+    // Well past the bound (a reader or checkpoint kept the last tries from finishing), wait a little for them.
+    db.exec(`PRAGMA busy_timeout = ${size > bound + bound / 2 ? 250 : 0}`);
+    const r = db.prepare('PRAGMA wal_checkpoint(TRUNCATE)').get() as Row;
+    return Number(r['busy']) === 0;
+  } catch {
+    return false;
+  } finally {
+    db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(busyMs))}`);
+  }
+}
 
 /** The connection settings both threads use. */
 export interface SqliteConnectionOptions {
@@ -113,8 +184,11 @@ export function openSqliteConnection(file: string, display: string, o: SqliteCon
     db.exec('PRAGMA journal_mode = WAL');
     db.exec(`PRAGMA synchronous = ${o.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
     db.exec('PRAGMA foreign_keys = OFF');
+    db.exec(`PRAGMA journal_size_limit = ${JOURNAL_SIZE_LIMIT}`);
     // Touch the schema so a file that is not a database fails here, not on first use.
     db.prepare('SELECT count(*) FROM sqlite_master').get();
+    // A WAL left large (a process killed mid-burst) is copied back and emptied by the next opener.
+    truncateWalIfLarge(db, file, o.busyMs);
   } catch (err) {
     db.close();
     throw mapSqliteError(err, display, o.busyMs);
@@ -157,19 +231,30 @@ export class SqliteWriter {
   private lockWaitSince: number | undefined;
   /** Events committed here that the full-text index may not hold yet. */
   private unindexed = 0;
-  private batchEvents = 0;
+  /** Chain heads of the sessions this connection wrote last (see batch.ts and `syncHeads`). */
+  private readonly heads = new Map<string, Head>();
+  private dataVersion = -1;
+  private readonly inserts = new Map<number, StatementSync>();
+  /** Events committed since the WAL's size was last looked at. */
+  private sinceWalCheck = 0;
+  private readonly file: string | undefined;
   private indexTimer: NodeJS.Timeout | undefined;
   private indexScheduled = false;
 
   static readonly MAX_BATCH = 2000;
+  static readonly MAX_HEADS = 10_000;
+  /** Events between two looks at the WAL's size. */
+  static readonly WAL_CHECK_EVERY = 250;
   static readonly INDEX_EVERY = 2000;
   static readonly INDEX_AFTER_MS = 1000;
 
   /** Whether commits schedule the full-text catch-up (off when a maintenance thread does it). */
   private indexing: boolean;
 
-  constructor(db: DatabaseSync, display: string, busyMs: number, opts: { indexing?: boolean } = {}) {
+  /** `file`: the database file, whose WAL this writer keeps bounded (see WAL_CHECKPOINT_BYTES). */
+  constructor(db: DatabaseSync, display: string, busyMs: number, opts: { indexing?: boolean; file?: string } = {}) {
     this.db = db;
+    this.file = opts.file;
     this.display = display;
     this.busyMs = busyMs;
     this.stmts = statementCache(db);
@@ -222,6 +307,7 @@ export class SqliteWriter {
     this.indexTimer = undefined;
     this.closed = true;
     this.stmts.clear();
+    this.inserts.clear();
   }
 
   /** Everything queued commits on the next turn (a deferred unit's wait ends: it goes with this commit). */
@@ -298,81 +384,169 @@ export class SqliteWriter {
     }
     this.lockWaitSince = undefined;
     // Everything that arrived up to now, including while we waited for the lock, commits together (up to
-    // MAX_BATCH units, so one commit never holds the lock and the event loop for long).
-    const batch = this.queue.splice(0, SqliteWriter.MAX_BATCH);
+    // MAX_BATCH units, so one commit never holds the lock and the event loop for long). A unit that does
+    // not join batches (prune) commits alone, in order.
+    let take = 0;
+    if (isExclusive(this.queue[0]!.op)) take = 1;
+    else while (take < this.queue.length && take < SqliteWriter.MAX_BATCH && !isExclusive(this.queue[take]!.op)) take++;
+    const batch = this.queue.splice(0, take);
     if (this.queue.length > 0) this.schedule();
-    const results: { ok: boolean; value: unknown }[] = [];
-    this.batchEvents = 0;
-    // One unit alone needs no savepoint: if it fails, the whole (one-unit) transaction rolls back.
-    const savepoints = batch.length > 1;
     try {
-      for (const w of batch) {
-        if (savepoints) this.run('SAVEPOINT unit');
-        try {
-          results.push({ ok: true, value: this.apply(w.op) });
-          if (savepoints) this.run('RELEASE unit');
-        } catch (err) {
-          if (!savepoints) throw err;
-          this.run('ROLLBACK TO unit');
-          this.run('RELEASE unit');
-          results.push({ ok: false, value: this.map(err) });
-        }
+      this.syncHeads();
+      if (take === 1 && isExclusive(batch[0]!.op)) {
+        const value = this.applyExclusive(batch[0]!.op);
+        this.run('COMMIT');
+        this.heads.clear();
+        batch[0]!.resolve(value);
+        this.afterCommit(0);
+        return;
       }
-      this.run('COMMIT');
+      this.commitBatch(batch);
     } catch (err) {
       try {
         this.db.exec('ROLLBACK');
       } catch {
         // the failed COMMIT may already have rolled back
       }
+      this.heads.clear();
       this.rejectAll(batch, this.map(err));
-      return;
     }
-    this.noteAppended(this.batchEvents);
+  }
+
+  /**
+   * Under the write lock: if another connection committed since our last look (PRAGMA data_version moves
+   * only for other connections' commits), a head we cache may be stale, so the cache goes. Another
+   * process appending to one of our sessions is rare (`dlpctl approve`); the maintenance thread's indexing
+   * also moves it, which costs one head read per active session per maintenance tick.
+   */
+  private syncHeads(): void {
+    const v = Number((this.stmt('PRAGMA data_version').get() as Row)['data_version']);
+    if (v !== this.dataVersion) {
+      this.heads.clear();
+      this.dataVersion = v;
+    }
+  }
+
+  /**
+   * One group commit of batchable units (see batch.ts): read the heads the cache lacks, plan every unit
+   * in memory (a failing unit is answered alone), then write the sessions created, the events in
+   * multi-row INSERTs and each moved head once, and commit.
+   */
+  private commitBatch(batch: Work[]): void {
+    const known = new Map<string, Head | undefined>();
+    const readHead = this.stmt('SELECT last_seq, last_hash, subject FROM sessions WHERE id = ?');
+    for (const w of batch) {
+      const id = sessionOf(w.op);
+      if (this.heads.has(id) || known.has(id)) continue;
+      const r = readHead.get(id) as Row | undefined;
+      known.set(id, r === undefined ? undefined : { seq: Number(r['last_seq']), hash: r['last_hash'] as string, subject: r['subject'] as string });
+    }
+    const plan = new ChainBatch((id) => this.heads.get(id) ?? known.get(id), this.display, noClock);
+    const finish: ((() => WriteValue) | { error: unknown })[] = [];
+    for (const w of batch) {
+      try {
+        finish.push(plan.unit(() => this.planUnit(w.op, plan)));
+      } catch (err) {
+        finish.push({ error: this.map(err) });
+      }
+    }
+    for (const s of plan.created) this.insertSession(s);
+    this.insertRows(plan.rows);
+    const move = this.stmt(
+      `UPDATE sessions SET last_seq = ?, last_hash = ?, last_ms = max(last_ms, ?),
+         ended_at = coalesce(?, ended_at), outcome = coalesce(?, outcome), counters = coalesce(?, counters) WHERE id = ?`,
+    );
+    for (const [id, h] of plan.moved) {
+      move.run(h.seq, h.hash, h.lastMs, h.end?.time ?? null, h.end?.outcome ?? null, h.end ? JSON.stringify(h.end.counters) : null, id);
+    }
+    // Values read back inside the transaction (endSession's row), before COMMIT.
+    const results = finish.map((f) => (typeof f === 'function' ? { ok: true as const, value: f() } : { ok: false as const, value: f.error }));
+    this.run('COMMIT');
+    for (const [id, h] of plan.moved) {
+      if (h.end) this.heads.delete(id);
+      else this.heads.set(id, { seq: h.seq, hash: h.hash, subject: h.subject });
+    }
+    // A cache only of live sessions: a process that appends to many others' sessions starts over.
+    if (this.heads.size > SqliteWriter.MAX_HEADS) this.heads.clear();
     batch.forEach((w, i) => {
       const r = results[i]!;
-      if (r.ok) w.resolve(r.value as WriteValue);
+      if (r.ok) w.resolve(r.value);
       else w.reject(r.value);
     });
+    this.afterCommit(plan.rows.length);
   }
 
-  private rejectAll(batch: Work[], err: unknown): void {
-    for (const w of batch) w.reject(err);
-  }
-
-  private apply(op: WriteOp): WriteValue {
+  /** Stages one unit into the batch; returns what gives its value once the batch is written. */
+  private planUnit(op: WriteOp, plan: ChainBatch): () => WriteValue {
     switch (op.op) {
-      case 'append':
-        return this.appendInTx(op.sessionId, op.events);
-      case 'createSession': {
-        const s = op.session;
-        this.insertSession(s);
-        this.appendInTx(s.id, [
-          {
-            type: 'session.start',
-            resource: s.resource,
-            kind: s.kind,
-            clientAddr: s.clientAddr,
-            identity: s.identity,
-            time: s.startedAt,
-            ...(s.reason === undefined ? {} : { reason: s.reason }),
-            ...(s.owner === undefined ? {} : { owner: s.owner }),
-          },
-        ]);
-        return s;
+      case 'append': {
+        const events = plan.append(op.sessionId, op.events);
+        return () => events;
       }
-      case 'endSession': {
-        const [ev] = this.appendInTx(op.id, [{ type: 'session.end', outcome: op.outcome, counters: op.counters, time: op.time }]);
-        this.stmt('UPDATE sessions SET ended_at = ?, outcome = ?, counters = ? WHERE id = ?').run(ev!.time, op.outcome, JSON.stringify(op.counters), op.id);
-        return rowToSession(this.stmt('SELECT * FROM sessions WHERE id = ?').get(op.id) as Row);
-      }
+      case 'createSession':
+        plan.start(op.session);
+        return () => op.session;
+      case 'endSession':
+        plan.end(op.id, op.outcome, op.counters, op.time);
+        return () => rowToSession(this.stmt('SELECT * FROM sessions WHERE id = ?').get(op.id) as Row);
+      case 'prune':
+      case 'checkpoint':
+      case 'closeCrashed':
+        throw new Error(`internal: ${op.op} does not join a batch`);
+    }
+  }
+
+  private applyExclusive(op: WriteOp): WriteValue {
+    switch (op.op) {
       case 'prune':
         return this.pruneInTx(op.olderThanMs, new Date(op.now));
       case 'checkpoint':
         return this.checkpointInTx(op.time, op.signingKey, op.force === true);
       case 'closeCrashed':
         return this.closeCrashedInTx(op.ids);
+      default:
+        throw new Error(`internal: ${op.op} joins batches`);
     }
+  }
+
+  /**
+   * The events in multi-row INSERTs: ROWS_PER_INSERT at a time, the rest by powers of two, so a handful of
+   * prepared statements cover every batch size.
+   */
+  private insertRows(rows: EventRow[]): void {
+    let i = 0;
+    while (i < rows.length) {
+      const left = rows.length - i;
+      const n = left >= ROWS_PER_INSERT ? ROWS_PER_INSERT : 2 ** Math.floor(Math.log2(left));
+      const params: (string | number | null)[] = new Array(n * 8);
+      for (let k = 0; k < n; k++) {
+        const r = rows[i + k]!;
+        const o = k * 8;
+        params[o] = r.sessionId;
+        params[o + 1] = r.seq;
+        params[o + 2] = r.type;
+        params[o + 3] = r.timeMs;
+        params[o + 4] = r.decision;
+        params[o + 5] = r.text;
+        params[o + 6] = r.body;
+        params[o + 7] = r.hash;
+      }
+      this.insertStmt(n).run(...params);
+      i += n;
+    }
+  }
+
+  private insertStmt(n: number): StatementSync {
+    let s = this.inserts.get(n);
+    if (s === undefined) {
+      s = this.db.prepare(`INSERT INTO events (session_id, seq, type, time_ms, decision, text, body, hash) VALUES ${Array.from({ length: n }, () => '(?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`);
+      this.inserts.set(n, s);
+    }
+    return s;
+  }
+
+  private rejectAll(batch: Work[], err: unknown): void {
+    for (const w of batch) w.reject(err);
   }
 
   /** See checkpoint.ts: the heads that moved since the previous checkpoint, chained to it (and signed). */
@@ -417,28 +591,18 @@ export class SqliteWriter {
     ).run(...sessionRowValues(s), GENESIS_HASH, toMs(s.startedAt, 'startedAt'));
   }
 
-  /** Appends events to a session inside the current transaction, reading its head from the row. */
+  /** Appends to one session inside the current transaction, reading its head from the row (prune's record). */
   private appendInTx(sessionId: string, inputs: NewEvent[]): StoreEvent[] {
-    const head = this.stmt('SELECT last_seq, last_hash, subject FROM sessions WHERE id = ?').get(sessionId) as Row | undefined;
-    if (head === undefined) {
-      throw new DlpctlError('STORE_NOT_FOUND', `session ${sessionId} does not exist in ${this.display}`);
-    }
-    let seq = Number(head['last_seq']);
-    let prev = head['last_hash'] as string;
-    const subject = head['subject'] as string;
-    const ins = this.stmt('INSERT INTO events (session_id, seq, type, time_ms, decision, text, body, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
-    const out: StoreEvent[] = [];
-    let lastMs = 0;
-    for (const input of inputs) {
-      seq++;
-      const { event, body } = sealEvent(prev, buildEvent(sessionId, seq, subject, input, noClock));
-      lastMs = Date.parse(event.time);
-      ins.run(sessionId, seq, event.type, lastMs, eventDecision(event), eventText(event), body, event.hash);
-      prev = event.hash;
-      out.push(event);
-    }
-    this.stmt('UPDATE sessions SET last_seq = ?, last_hash = ?, last_ms = max(last_ms, ?) WHERE id = ?').run(seq, prev, lastMs, sessionId);
-    this.batchEvents += out.length;
+    const r = this.stmt('SELECT last_seq, last_hash, subject FROM sessions WHERE id = ?').get(sessionId) as Row | undefined;
+    const plan = new ChainBatch(
+      () => (r === undefined ? undefined : { seq: Number(r['last_seq']), hash: r['last_hash'] as string, subject: r['subject'] as string }),
+      this.display,
+      noClock,
+    );
+    const out = plan.append(sessionId, inputs);
+    this.insertRows(plan.rows);
+    const h = plan.moved.get(sessionId)!;
+    this.stmt('UPDATE sessions SET last_seq = ?, last_hash = ?, last_ms = max(last_ms, ?) WHERE id = ?').run(h.seq, h.hash, h.lastMs, sessionId);
     return out;
   }
 
@@ -457,6 +621,16 @@ export class SqliteWriter {
       { type: 'store.prune', olderThanMs, cutoff: new Date(cutoff).toISOString(), sessionsRemoved, eventsRemoved, time: now.toISOString() },
     ]);
     return { sessionsRemoved, eventsRemoved };
+  }
+
+  /** After each commit: the full-text catch-up, and now and then a look at the WAL's size. */
+  private afterCommit(events: number): void {
+    this.noteAppended(events);
+    this.sinceWalCheck += events + 1;
+    if (this.file !== undefined && this.sinceWalCheck >= SqliteWriter.WAL_CHECK_EVERY) {
+      // Kept busy by a reader or the maintenance thread's checkpoint: look again after the next commit.
+      this.sinceWalCheck = truncateWalIfLarge(this.db, this.file, this.busyMs) ? 0 : SqliteWriter.WAL_CHECK_EVERY;
+    }
   }
 
   // ---- deferred full-text indexing -------------------------------------------------------------------

@@ -17,15 +17,17 @@ import {
   DEFAULT_SEARCH_LIMIT,
   openSessionInfo,
   parseJson,
+  DEFAULT_STORE_TIMEOUT_MS,
   rowToEvent,
   matchesTerms,
   parseSearch,
   sleep,
   toMs,
+  withStoreTimeout,
 } from './common.js';
 import { newApprovalId, newSessionId, normalizeApprovalId } from './ids.js';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.js';
-import { mapSqliteError, openSqliteConnection, rowToSession, SqliteWriter, statementCache, type SqliteConnectionOptions, type WriteOp, type WriteValue } from './sqlite-writer.js';
+import { mapSqliteError, openSqliteConnection, rowToSession, SqliteWriter, statementCache, truncateWalIfLarge, type SqliteConnectionOptions, type WriteOp, type WriteValue } from './sqlite-writer.js';
 import { SqliteMaintenanceThread, SqliteWriterThread } from './sqlite-threads.js';
 import {
   MAINTENANCE_SESSION_ID,
@@ -70,6 +72,7 @@ export class SqliteStore implements SessionStore {
   private readonly now: () => Date;
   private readonly busyMs: number;
   private readonly pollMs: number;
+  private readonly timeoutMs: number;
   private closed = false;
   private readonly stmts: ReturnType<typeof statementCache>;
   /** The group-commit writer on this thread's connection (all writes, unless a writer thread takes them). */
@@ -85,8 +88,9 @@ export class SqliteStore implements SessionStore {
     this.now = opts.now ?? (() => new Date());
     this.busyMs = connection.busyMs;
     this.pollMs = opts.pollIntervalMs ?? 250;
+    this.timeoutMs = opts.timeoutMs ?? DEFAULT_STORE_TIMEOUT_MS;
     this.connection = connection;
-    this.local = new SqliteWriter(db, display, this.busyMs);
+    this.local = new SqliteWriter(db, display, this.busyMs, { file });
     this.stmts = statementCache(db);
   }
 
@@ -128,9 +132,11 @@ export class SqliteStore implements SessionStore {
     this.local.stopIndexing();
   }
 
+  /** A unit to the writer; session writes (everything but prune) fail closed after the store timeout. */
   private write(op: WriteOp, defer = false): Promise<WriteValue> {
     if (this.closed) return Promise.reject(new Error('session store is closed'));
-    return (this.thread ?? this.local).submit(op, defer);
+    const p = (this.thread ?? this.local).submit(op, defer);
+    return op.op === 'prune' ? p : withStoreTimeout(p, this.timeoutMs, this.display);
   }
 
   private stmt(sql: string): StatementSync {
@@ -575,6 +581,8 @@ export class SqliteStore implements SessionStore {
     if (this.maintenance) await this.maintenance.close();
     this.closed = true;
     this.stmts.clear();
+    // Leave no large WAL behind, even when another process keeps the file open (it would not be deleted).
+    truncateWalIfLarge(this.db, this.path, this.busyMs, 0);
     this.db.close();
   }
 }

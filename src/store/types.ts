@@ -522,6 +522,12 @@ export interface OpenStoreOptions {
    * traffic. `writer`: always a writer thread (and a maintenance thread).
    */
   threads?: 'none' | 'tunnel' | 'writer';
+  /**
+   * How long a session write (createSession, append, appendMany, endSession) may take to commit before it
+   * rejects with STORE_TIMEOUT, so that the tunnel denies the statement instead of hanging on a frozen
+   * store (default 5000; the store URL's `?timeout=5s` sets it too, and this option wins).
+   */
+  timeoutMs?: number;
   /** Poll interval for `waitForApprovalChange` where notifications are not available (default 250). */
   pollIntervalMs?: number;
 }

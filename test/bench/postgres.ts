@@ -55,6 +55,8 @@ interface Path {
 interface Row {
   name: string;
   tps?: number;
+  /** The proxy's CPU per pgbench statement, µs (its own process only). */
+  cpuUs?: number;
   p50?: number;
   p99?: number;
   /** The same with a parameter (extended protocol). */
@@ -79,10 +81,12 @@ function sh(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): 
 }
 
 /** Starts `dlpctl connect db` as its own process and resolves with the URL it prints. */
-async function startTunnel(dir: string, name: string, yaml: string, env: NodeJS.ProcessEnv): Promise<{ url: string; child: ChildProcess }> {
+async function startTunnel(dir: string, name: string, yaml: string, env: NodeJS.ProcessEnv, store = `sqlite:${path.join(dir, `${name}.db`)}`): Promise<{ url: string; child: ChildProcess }> {
   const file = path.join(dir, `${name}.yaml`);
   fs.writeFileSync(file, yaml);
-  const child = spawn(process.execPath, [BIN, 'connect', 'db', '--config', file, '--store', `sqlite:${path.join(dir, `${name}.db`)}`], {
+  // BENCH_CPU_PROF=DIR: each tunnel writes a V8 CPU profile there when it exits.
+  const prof = process.env['BENCH_CPU_PROF'];
+  const child = spawn(process.execPath, [...(prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : []), BIN, 'connect', 'db', '--config', file, '--store', store], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -110,11 +114,31 @@ function vmHwmMb(pid: number | undefined): number | undefined {
   }
 }
 
-async function pgbenchTps(url: string): Promise<number | undefined> {
+/** CPU time (user + system, all threads) of a process so far, in ms, from /proc/PID/stat. */
+function cpuMs(pid: number | undefined): number | undefined {
+  if (!pid) return undefined;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return undefined;
+  }
+}
+const CLOCK_TICKS = 100;
+
+/** pgbench -S -c 8 (simple protocol): TPS, and the proxy's CPU per statement when its pid is known. */
+async function pgbenchTps(url: string, pid?: number): Promise<{ tps?: number; cpuUs?: number }> {
+  const cpu0 = cpuMs(pid);
   const r = await sh('pgbench', ['-n', '-S', '-c', '8', '-j', '2', '-T', String(SECONDS), '-M', 'simple', url]);
+  const cpu1 = cpuMs(pid);
   const m = /tps = ([\d.]+)/.exec(r.stdout);
+  const n = /number of transactions actually processed: (\d+)/.exec(r.stdout);
   if (!m) process.stderr.write(`pgbench failed: ${r.stderr.slice(0, 300)}\n`);
-  return m ? Number(m[1]) : undefined;
+  return {
+    ...optional('tps', m ? Number(m[1]) : undefined),
+    ...optional('cpuUs', cpu0 !== undefined && cpu1 !== undefined && n ? ((cpu1 - cpu0) * 1000) / Number(n[1]) : undefined),
+  };
 }
 
 /** Sequential statements: `SELECT 1` (simple protocol), or with a parameter (extended: Parse/Bind/Describe/Execute/Sync). */
@@ -270,10 +294,14 @@ resources:
       env,
     );
     children.push(masked.child);
+    // The same audit tunnel recording into a PostgreSQL store (on the same server, its own database).
+    const pgStore = await startTunnel(dir, 'audit-pg', `${resource('open')}policies:\n  open:\n    - name: everything\n      action: allow\n`, env, await server.newDatabase());
+    children.push(pgStore.child);
     const paths: Path[] = [
       { name: 'direct', url: server.url },
       { name: 'dlpctl policy + audit', url: audit.url, ...(audit.child.pid ? { pid: audit.child.pid } : {}) },
       { name: 'dlpctl + masking', url: masked.url, ...(masked.child.pid ? { pid: masked.child.pid } : {}) },
+      { name: 'dlpctl audit, PostgreSQL store', url: pgStore.url, ...(pgStore.child.pid ? { pid: pgStore.child.pid } : {}) },
     ];
     const bouncer = await startPgbouncer(dir, server, db);
     if (bouncer) {
@@ -287,7 +315,9 @@ resources:
     // 1. On each fresh tunnel, first: the two large results (their peak RSS is what results of that size
     //    cost, the target being ≤ 150 MB whatever the size, not what eight pgbench sessions left behind).
     const first = new Map<string, { mbps?: number; peopleMbps?: number; rssMb?: number }>();
-    for (const p of paths) {
+    // BENCH_PGBENCH_ONLY=1: only the pgbench rounds (TPS and the proxy's CPU per statement).
+    const pgbenchOnly = process.env['BENCH_PGBENCH_ONLY'] === '1';
+    for (const p of pgbenchOnly ? [] : paths) {
       progress(`${p.name}: large results on a fresh tunnel`);
       const mbps = await largeMbps(p.url, bytes);
       const peopleMbps = await largeMbps(p.url, peopleBytes, PEOPLE_SQL);
@@ -295,28 +325,33 @@ resources:
     }
     // 2. ROUNDS interleaved rounds (the paths in turn, the order reversed every other round): the large
     //    results warm, then pgbench. A single run per path moved a ratio by 0.2 with the VM's phases.
-    const runs = new Map<string, { mbps: number[]; peopleMbps: number[]; tps: number[] }>(paths.map((p) => [p.name, { mbps: [], peopleMbps: [], tps: [] }]));
+    const runs = new Map<string, { mbps: number[]; peopleMbps: number[]; tps: number[]; cpuUs: number[] }>(paths.map((p) => [p.name, { mbps: [], peopleMbps: [], tps: [], cpuUs: [] }]));
     for (let round = 0; round < ROUNDS; round += 1) {
       for (const p of round % 2 ? [...paths].reverse() : paths) {
         progress(`${p.name}: round ${round + 1} of ${ROUNDS}`);
         const r = runs.get(p.name)!;
-        push(r.mbps, await largeMbps(p.url, bytes));
-        push(r.peopleMbps, await largeMbps(p.url, peopleBytes, PEOPLE_SQL));
-        push(r.tps, await pgbenchTps(p.url));
+        if (!pgbenchOnly) {
+          push(r.mbps, await largeMbps(p.url, bytes));
+          push(r.peopleMbps, await largeMbps(p.url, peopleBytes, PEOPLE_SQL));
+        }
+        const b = await pgbenchTps(p.url, p.pid);
+        push(r.tps, b.tps);
+        push(r.cpuUs, b.cpuUs);
       }
     }
     const rows: Row[] = [];
     for (const p of paths) {
       progress(`${p.name}: latency`);
-      const lat = await latency(p.url);
-      const ext = await latency(p.url, true);
+      const lat = pgbenchOnly ? { p50: 0, p99: 0 } : await latency(p.url);
+      const ext = pgbenchOnly ? { p50: 0, p99: 0 } : await latency(p.url, true);
       const overall = vmHwmMb(p.pid);
       if (overall !== undefined) process.stderr.write(`bench: ${p.name} peak RSS over the whole run (pgbench included) ${overall.toFixed(1)} MB\n`);
       const r = runs.get(p.name)!;
-      const f0 = first.get(p.name)!;
+      const f0 = first.get(p.name) ?? {};
       rows.push({
         name: p.name,
         ...optional('tps', median(r.tps)),
+        ...optional('cpuUs', median(r.cpuUs)),
         p50: lat.p50,
         p99: lat.p99,
         xp50: ext.p50,
@@ -331,23 +366,25 @@ resources:
     if (!bouncer) rows.push({ name: 'pgbouncer', note: `skipped: ${PGBOUNCER} is not installed (Debian package pgbouncer)` });
 
     const base = rows[0]!;
+    const bouncerRow = rows.find((r) => r.name.startsWith('pgbouncer') && r.tps !== undefined);
+    const relayRow = rows.find((r) => r.name.startsWith('node relay'));
     const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b ? `${(a / b).toFixed(2)}×` : '–');
     const lines = [
       `PostgreSQL tunnel, ${os.cpus().length} CPUs. Medians of ${ROUNDS} interleaved rounds: pgbench -S -c 8 -T ${SECONDS} (simple), and two 1M-row results: generate_series with md5 (${(bytes / 1e6).toFixed(1)} MB of text, nothing to mask) and a people table (${(peopleBytes / 1e6).toFixed(1)} MB) whose ssn and card columns the masking path masks by column rule; "first" is each result's first run, on a fresh tunnel (cold), and the RSS is read after it. SELECT 1 ×${LATENCY_N} sequential (simple protocol; then SELECT $1 with a parameter: extended protocol).`,
       '',
-      '| path | pgbench TPS | vs direct | SELECT 1 p50 ms | p99 ms | added p50 / p99 ms | SELECT $1 p50 / p99 ms | added p50 / p99 ms | large result MB/s | vs direct | first, vs direct | people, 2 masked columns, MB/s | vs direct | first, vs direct | peak RSS after the first large results, MB |',
-      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+      '| path | pgbench TPS | vs direct | vs pgbouncer | proxy CPU µs / statement | vs node relay | SELECT 1 p50 ms | p99 ms | added p50 / p99 ms | SELECT $1 p50 / p99 ms | added p50 / p99 ms | large result MB/s | vs direct | first, vs direct | people, 2 masked columns, MB/s | vs direct | first, vs direct | peak RSS after the first large results, MB |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ];
     for (const r of rows) {
       if (r.note) {
-        lines.push(`| ${r.name} | ${r.note} | | | | | | | | | | | | | |`);
+        lines.push(`| ${r.name} | ${r.note} | | | | | | | | | | | | | | | | |`);
         continue;
       }
       const added = r === base ? '–' : `${f((r.p50 ?? 0) - (base.p50 ?? 0), 3)} / ${f((r.p99 ?? 0) - (base.p99 ?? 0), 3)}`;
       const xadded = r === base ? '–' : `${f((r.xp50 ?? 0) - (base.xp50 ?? 0), 3)} / ${f((r.xp99 ?? 0) - (base.xp99 ?? 0), 3)}`;
       const vs = (a: number | undefined, b: number | undefined) => (r === base ? '1.00×' : ratio(a, b));
       lines.push(
-        `| ${r.name} | ${f(r.tps)} | ${vs(r.tps, base.tps)} | ${f(r.p50, 3)} | ${f(r.p99, 3)} | ${added} | ${f(r.xp50, 3)} / ${f(r.xp99, 3)} | ${xadded} | ${f(r.mbps, 1)} | ${vs(r.mbps, base.mbps)} | ${vs(r.firstMbps, base.firstMbps)} | ${f(r.peopleMbps, 1)} | ${vs(r.peopleMbps, base.peopleMbps)} | ${vs(r.firstPeopleMbps, base.firstPeopleMbps)} | ${f(r.rssMb, 1)} |`,
+        `| ${r.name} | ${f(r.tps)} | ${vs(r.tps, base.tps)} | ${ratio(r.tps, bouncerRow?.tps)} | ${f(r.cpuUs, 1)} | ${ratio(r.cpuUs, relayRow?.cpuUs)} | ${f(r.p50, 3)} | ${f(r.p99, 3)} | ${added} | ${f(r.xp50, 3)} / ${f(r.xp99, 3)} | ${xadded} | ${f(r.mbps, 1)} | ${vs(r.mbps, base.mbps)} | ${vs(r.firstMbps, base.firstMbps)} | ${f(r.peopleMbps, 1)} | ${vs(r.peopleMbps, base.peopleMbps)} | ${vs(r.firstPeopleMbps, base.firstPeopleMbps)} | ${f(r.rssMb, 1)} |`,
       );
     }
     return lines.join('\n');

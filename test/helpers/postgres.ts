@@ -14,6 +14,7 @@
  * Takes about a second; the server is killed when the process exits even if `stop()` is never reached.
  */
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
 import { freePort, startEmbeddedPostgres } from '../../src/demo/postgres.js';
 
 export interface TestPostgres {
@@ -92,4 +93,39 @@ export async function startPostgres(o: { flags?: string[] } = {}): Promise<TestP
     return withDatabase(base, name);
   };
   return { url: await newDatabase(), newDatabase, host: server.host, port: server.port, user: server.user, password: server.password, stop: () => server.stop() };
+}
+
+/** The postmaster of the (local) server behind `url` and its children (backends, checkpointer, …), e.g. to SIGSTOP it. */
+export async function serverPids(url: string): Promise<number[]> {
+  const pg = (await import('pg')).default;
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  const dataDir = (await c.query<{ d: string }>(`SELECT current_setting('data_directory') AS d`)).rows[0]!.d;
+  await c.end();
+  const postmaster = Number(fs.readFileSync(`${dataDir}/postmaster.pid`, 'utf8').split('\n')[0]);
+  const children = fs
+    .readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      try {
+        // After the command name (which may contain spaces and parentheses): state, then the parent's pid.
+        const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === postmaster;
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+  return [postmaster, ...children];
+}
+
+/** Sends `sig` to each pid, ignoring those that exited. */
+export function signalAll(pids: number[], sig: NodeJS.Signals): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, sig);
+    } catch {
+      // exited meanwhile
+    }
+  }
 }

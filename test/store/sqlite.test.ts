@@ -139,6 +139,56 @@ describe('sqlite store specifics', () => {
     await store.close();
   });
 
+  it('a client pipelining 100,000 statements keeps the WAL within 64 MB while it writes and after close', async () => {
+    const file = path.join(dir, 'wal-bound', 'store.db');
+    const store = await openStore(`sqlite:${file}`, { threads: 'tunnel' }); // as `dlpctl connect` opens it
+    const s = await store.createSession({ resource: 'db', kind: 'postgres', identity: alice, clientAddr: '127.0.0.1:1' });
+    const walSize = () => (fs.existsSync(`${file}-wal`) ? fs.statSync(`${file}-wal`).size : 0);
+    const samples: number[] = [];
+    const sampler = setInterval(() => samples.push(walSize()), 5);
+    // About 1 KB of statement per event: unbounded, these 100,000 events leave hundreds of MB of WAL.
+    const pad = 'x'.repeat(1000);
+    const total = 100_000;
+    let inFlight: Promise<unknown>[] = [];
+    for (let i = 0; i < total; i++) {
+      inFlight.push(store.append(s.id, { type: 'query', sql: `select '${pad}', ${i}`, decision: 'allow', kinds: ['select'], tables: [] }));
+      if (inFlight.length === 2000) {
+        await Promise.all(inFlight);
+        inFlight = [];
+        samples.push(walSize());
+      }
+    }
+    await Promise.all(inFlight);
+    samples.push(walSize());
+    clearInterval(sampler);
+    expect((await store.info()).events).toBe(total + 1);
+    await store.close();
+    samples.push(walSize());
+    expect(samples.length).toBeGreaterThan(50);
+    expect(Math.max(...samples)).toBeLessThanOrEqual(64 * 1024 * 1024);
+    const again = await openStore(`sqlite:${file}`);
+    expect((await again.verify(s.id)).ok).toBe(true);
+    await again.close();
+  });
+
+  it('after a writer was killed with a large WAL, the next opener checkpoints it down', async () => {
+    const file = path.join(dir, 'wal-killed', 'store.db');
+    (await openStore(`sqlite:${file}`)).close();
+    // A process that writes ~100 MB of WAL without checkpoints and dies without closing (kill -9).
+    const script = `
+      const { DatabaseSync } = require('node:sqlite');
+      const db = new DatabaseSync(${JSON.stringify(file)});
+      db.exec('PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0; CREATE TABLE IF NOT EXISTS filler (b BLOB)');
+      const ins = db.prepare('INSERT INTO filler (b) VALUES (randomblob(100000))');
+      for (let i = 0; i < 1000; i++) ins.run();
+      process.kill(process.pid, 'SIGKILL');`;
+    await new Promise<void>((resolve) => spawn(process.execPath, ['-e', script], { stdio: 'ignore' }).on('exit', () => resolve()));
+    expect(fs.statSync(`${file}-wal`).size).toBeGreaterThan(64 * 1024 * 1024);
+    const store = await openStore(`sqlite:${file}`);
+    expect(fs.statSync(`${file}-wal`).size).toBeLessThanOrEqual(64 * 1024 * 1024);
+    await store.close();
+  });
+
   it('with the writer thread gone, writes fail with a store error instead of hanging (the tunnels then deny)', async () => {
     const store = (await openStore(`sqlite:${path.join(dir, 'thread-dies', 'store.db')}`, { threads: 'writer' })) as SqliteStore;
     const s = await store.createSession({ resource: 'db', kind: 'postgres', identity: alice, clientAddr: '127.0.0.1:1' });
@@ -315,5 +365,25 @@ describe('sqlite store URL durability parameter', () => {
       expect((db.prepare('PRAGMA synchronous').get() as { synchronous: number }).synchronous).toBe(expected);
       await store.close();
     }
+  });
+});
+
+describe('store URL timeout parameter', () => {
+  it('takes ?timeout=DURATION on both engines (taken out of the URL the PostgreSQL driver gets) and rejects one without a unit', async () => {
+    const { parseStoreUrl } = await import('../../src/store/url.js');
+    expect(parseStoreUrl('sqlite:/tmp/a.db?sync=full&timeout=2s', '/root')).toEqual({
+      engine: 'sqlite',
+      path: '/tmp/a.db',
+      display: 'sqlite:/tmp/a.db?sync=full&timeout=2s',
+      synchronous: 'full',
+      timeoutMs: 2000,
+    });
+    expect(parseStoreUrl('postgres://dlp:pw@db:5432/x?sslmode=require&timeout=750ms', '/h')).toEqual({
+      engine: 'postgres',
+      url: 'postgres://dlp:pw@db:5432/x?sslmode=require',
+      display: 'postgres://dlp@db:5432/x?sslmode=require&timeout=750ms',
+      timeoutMs: 750,
+    });
+    expect(() => parseStoreUrl('sqlite:/tmp/a.db?timeout=5', '/root')).toThrow(/timeout=5s/);
   });
 });
