@@ -64,11 +64,30 @@ export function semicolonByteOffsets(sql: string): number[] {
   return out;
 }
 
+/**
+ * PostgreSQL's own answer to a text its parser rejects: the message (`syntax error at or near "wat"`) and the
+ * 1-based character position the server would report; null when the text parses.
+ */
+export function syntaxError(sql: string): { message: string; position?: number } | null {
+  try {
+    ready().parseSync(sql);
+    return null;
+  } catch (err) {
+    if (err instanceof RangeError) return null;
+    const e = err as { message?: unknown; sqlDetails?: { cursorPosition?: number } };
+    const message = typeof e?.message === 'string' ? e.message : String(err);
+    const at = e?.sqlDetails?.cursorPosition;
+    // libpg-query counts characters from 0; the server reports them from 1
+    const position = typeof at === 'number' ? at + 1 : undefined;
+    return { message, ...(position !== undefined ? { position } : {}) };
+  }
+}
+
 /** The message of a parser error, with the cursor position when the parser gave one. */
 export function parseErrorMessage(err: unknown): string {
   if (err instanceof RangeError) return 'statement is nested too deeply to analyse';
   const e = err as { message?: unknown; sqlDetails?: { cursorPosition?: number } };
   const msg = typeof e?.message === 'string' ? e.message : String(err);
   const pos = e?.sqlDetails?.cursorPosition;
-  return typeof pos === 'number' ? `${msg} (at byte ${pos})` : msg;
+  return typeof pos === 'number' ? `${msg} (at character ${pos + 1})` : msg;
 }

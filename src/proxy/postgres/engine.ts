@@ -39,7 +39,7 @@ import { planResult, STATISTICS_COLUMNS } from './result-mask.js';
 import { copyQueryText, copyRelationSelect, copySourceOf, type CopyOut } from './copy-out.js';
 import { cachedLineage, statementTaint } from './taint.js';
 import { analyzeFunction, withFunctionFacts, type FunctionAnalysis } from '../../policy/sql/functions.js';
-import { parseSqlTree } from '../../policy/sql/parser.js';
+import { parseSqlTree, syntaxError } from '../../policy/sql/parser.js';
 import type { MaskDirective, SqlClassification } from '../../policy/index.js';
 import type { DerivedMask } from './lineage.js';
 import { PgSession, type Verdict } from './session.js';
@@ -401,6 +401,9 @@ export class PostgresEngine implements TunnelEngine {
         const where = facts.deny && rule === facts.deny.rule
           ? `rule ${rule}`
           : ruleName ? `policy ${decision.rule!.policy} rule ${decision.rule!.rule}` : decision.basis === 'fail_closed' ? 'fail-closed' : `resource ${resource.name} default`;
+        // text the parser rejects is answered as the server would: a syntax error, not a policy denial
+        const syntax = decision.basis === 'fail_closed' && classification.statements.some((st) => st.error !== undefined) ? syntaxError(sql) : null;
+        if (syntax) return { allow: false, message: syntax.message, error: { code: '42601', ...(syntax.position ? { position: syntax.position } : {}) }, ...base, label: 'deny' };
         return { allow: false, message: denialText(where, message, decision.rule), ...base, label: 'deny', ...(rule ? { rule } : {}) };
       }
       prepared.allowed(classification);

@@ -84,6 +84,11 @@ export interface Verdict {
   limitRule?: string;
   /** The tunnel's number of this statement in the session (QueryBody.id), which execution events refer to. */
   statementId?: number;
+  /**
+   * Not a policy denial but the error PostgreSQL itself would give: a statement dlpctl's parser (PostgreSQL's
+   * own) rejects is answered as a syntax error (42601, with the position), still never forwarded.
+   */
+  error?: { code: string; position?: number };
   /** What the audit trail recorded as the decision, and the rule. */
   label?: AuditDecision;
   rule?: string;
@@ -155,6 +160,8 @@ type Pending =
 interface Poison {
   nonce: string;
   message: string;
+  /** The error the client gets instead of the poison's: a policy denial (42501) unless the verdict says otherwise. */
+  error?: Verdict['error'];
 }
 
 interface ResultState {
@@ -554,7 +561,7 @@ export class PgSession {
   }
 
   private poison(verdict: Verdict): Poison {
-    return { nonce: randomBytes(12).toString('hex'), message: verdict.message ?? 'dlpctl: denied by policy' };
+    return { nonce: randomBytes(12).toString('hex'), message: verdict.message ?? 'dlpctl: denied by policy', ...(verdict.error ? { error: verdict.error } : {}) };
   }
 
   // ───────────────────────────── upstream → client ─────────────────────────────
@@ -893,7 +900,10 @@ export class PgSession {
       this.swallowUntilReady = true;
       return limitError;
     }
-    if (poison && message.includes(poison.nonce)) return encodePolicyDenial(poison.message);
+    if (poison && message.includes(poison.nonce)) {
+      if (!poison.error) return encodePolicyDenial(poison.message);
+      return encodeErrorResponse({ severity: 'ERROR', code: poison.error.code, message: poison.message, ...(poison.error.position ? { extra: { P: String(poison.error.position) } } : {}) });
+    }
     // the server's text may quote data: the client and the store get it masked, or withheld (server-messages.ts)
     const masked = maskNotice(frame.raw, serverText);
     for (const e in masked.counts) this.d.recorder.masked(e, masked.counts[e]!);

@@ -57,4 +57,23 @@ describe('utility statements with the recommended policy', () => {
     await c.query('DISCARD ALL');
     await c.end();
   });
+
+  it('a statement the parser rejects is answered as PostgreSQL would (42601 with the position), never forwarded, and recorded', async () => {
+    const c = await pgClient(t.url);
+    const direct = await pgClient(fx.dbUrl);
+    const sql = "SELECT 'é' wat wat";
+    const want = await queryError(direct, sql);
+    const got = await queryError(c, sql);
+    expect(got.code).toBe('42601');
+    expect(got.position).toBe(want.position);
+    expect(got.message).toBe(want.message);
+    // extended protocol too, and the session goes on
+    const ext = await queryError(c, 'SELEC $1::int', [1]);
+    expect(ext.code).toBe('42601');
+    expect((await c.query('SELECT 1 AS one')).rows[0].one).toBe(1);
+    await c.end();
+    await direct.end();
+    const events = await fx.store.search({ text: 'wat' });
+    expect(events.some((h) => h.event.type === 'query' && h.event.decision === 'deny')).toBe(true);
+  });
 });
