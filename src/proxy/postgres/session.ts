@@ -278,7 +278,8 @@ export class PgSession {
   private encodingRefusal(sql: string): Verdict | null {
     const wanted = requestedClientEncoding(sql);
     if (wanted === null || clientCodec(wanted, this.serverEncoding)) return null;
-    return { allow: false, message: `dlpctl: ${unsupportedEncoding(wanted)}`, masks: [], limits: {} };
+    // not a policy decision: the feature is not supported (0A000, as PostgreSQL says of what it cannot do)
+    return { allow: false, message: `dlpctl: ${unsupportedEncoding(wanted)}`, masks: [], limits: {}, error: { code: '0A000' } };
   }
 
   /** Runs both directions until either side closes; resolves with the outcome. */

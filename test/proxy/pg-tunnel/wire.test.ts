@@ -265,7 +265,7 @@ describe('client encodings', () => {
       () => null,
       (e: pg.DatabaseError) => e,
     );
-    expect(err?.code).toBe('42501');
+    expect(err?.code).toBe('0A000');
     expect(err?.message).toMatch(/client_encoding SJIS is not supported through the tunnel.*UTF8/);
     expect((await c.query(`select current_setting('client_encoding') as e`)).rows[0].e).toBe('UTF8');
     await c.end();
