@@ -591,7 +591,8 @@ function nodeType(stmt: unknown): [string, Obj] | null {
   return null;
 }
 
-function analyzeOption(options: unknown): boolean {
+/** Whether EXPLAIN's options ask for ANALYZE (the statement then runs). */
+export function analyzeOption(options: unknown): boolean {
   if (!Array.isArray(options)) return false;
   for (const o of options) {
     const d = (o as { DefElem?: Obj }).DefElem;

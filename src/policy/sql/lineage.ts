@@ -18,6 +18,7 @@
  *
  * A taint is carried as a label (`customers.ssn`, `function f`) so messages can say where the value comes from.
  */
+import { analyzeOption } from './classify.js';
 import { otherLanguage, plpgsqlBodySql } from './bodies.js';
 import { parseSqlTree } from './parser.js';
 
@@ -815,7 +816,7 @@ class Analysis {
         const q = nodeOf(n.query);
         if (q) {
           const run = (): void => void this.statement(q[0], q[1]);
-          if (explainAnalyze(n.options)) run();
+          if (analyzeOption(n.options)) run();
           else this.withoutLaundering(run);
         }
         return [false];
@@ -902,19 +903,6 @@ function dollar(body: string): string {
   let tag = '$dlpctl$';
   for (let i = 0; body.includes(tag); i++) tag = `$dlpctl${i}$`;
   return `${tag}${body}${tag}`;
-}
-
-function explainAnalyze(options: unknown): boolean {
-  for (const o of (options as unknown[] | undefined) ?? []) {
-    const d = (o as { DefElem?: Obj }).DefElem;
-    if (!d || d.defname !== 'analyze') continue;
-    const arg = d.arg as { String?: { sval?: string }; Boolean?: { boolval?: boolean } } | undefined;
-    if (!arg) return true;
-    const s = arg.String?.sval?.toLowerCase();
-    if (s !== undefined) return !['false', 'off', '0', 'no'].includes(s);
-    return arg.Boolean?.boolval !== false;
-  }
-  return false;
 }
 
 function collectRelations(root: unknown, add: (rv: Obj) => void): void {
