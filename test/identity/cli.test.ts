@@ -3,11 +3,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import * as oidc from 'openid-client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { testEnv } from '../helpers/cli.js';
 import { screenAfter } from '../helpers/screen.js';
 import { approveDevice, AUDIENCE, CLIENT_ID, sign, startProvider, type TestProvider } from './provider.js';
+
+// ink renders only its last frame when it believes it runs in CI (is-in-ci reads the environment when ink is
+// loaded); these tests look at the frames a terminal shows, so the CI run's own CI=true must not reach ink.
+vi.hoisted(() => {
+  for (const k of Object.keys(process.env)) if (k === 'CI' || k === 'CONTINUOUS_INTEGRATION' || k.startsWith('CI_')) delete process.env[k];
+});
 
 let op: TestProvider;
 let home: string;

@@ -1,9 +1,15 @@
 import { createElement } from 'react';
 import { render } from 'ink-testing-library';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { EventEmitter } from 'node:events';
 import { DeviceCodeScreen, plainDeviceCode, showDeviceCode } from '../../src/tui/device-code.js';
 import { screenAfter } from '../helpers/screen.js';
+
+// ink renders only its last frame when it believes it runs in CI (is-in-ci reads the environment when ink is
+// loaded); these tests look at the frames a terminal shows, so the CI run's own CI=true must not reach ink.
+vi.hoisted(() => {
+  for (const k of Object.keys(process.env)) if (k === 'CI' || k === 'CONTINUOUS_INTEGRATION' || k.startsWith('CI_')) delete process.env[k];
+});
 
 class FakeTty extends EventEmitter {
   isTTY = true;
