@@ -17,7 +17,7 @@
  */
 import { ChainVerifier, canonicalJson } from './chain.js';
 import { checkSignature, keyIdOf, loadPublicKey, parseCheckpoint } from './checkpoint.js';
-import { eventDecision, eventText, maintenanceSession } from './common.js';
+import { eventDecision, eventText, maintenanceSession, parseJson } from './common.js';
 import {
   MAINTENANCE_SESSION_ID,
   zeroCounters,
@@ -60,6 +60,29 @@ export interface RawEventRow {
   subject?: string;
   body: string;
   hash: string;
+}
+
+/**
+ * A `sessions` row as both backends store it, in the shape verify compares: `time` turns each backend's time
+ * column (an ISO string in SQLite, a Date in PostgreSQL) into milliseconds.
+ */
+export function rawSessionRow(r: Record<string, unknown>, time: (v: unknown) => number): RawSessionRow {
+  return {
+    id: r['id'] as string,
+    resource: r['resource'] as string,
+    kind: r['kind'] as string,
+    subject: r['subject'] as string,
+    email: (r['email'] as string | null) ?? null,
+    identity: parseJson(r['identity']),
+    clientAddr: r['client_addr'] as string,
+    reason: (r['reason'] as string | null) ?? null,
+    startedAtMs: time(r['started_at']),
+    endedAtMs: r['ended_at'] == null ? null : time(r['ended_at']),
+    outcome: (r['outcome'] as string | null) ?? null,
+    counters: parseJson(r['counters']),
+    lastSeq: Number(r['last_seq']),
+    lastHash: r['last_hash'] as string,
+  };
 }
 
 export interface IntegritySource {

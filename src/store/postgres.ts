@@ -23,7 +23,7 @@ import { DlpctlError } from '../errors.js';
 import { ChainBatch, startEvent, type Head } from './batch.js';
 import { ChainVerifier, GENESIS_HASH, sealEvent } from './chain.js';
 import { buildCheckpoint } from './checkpoint.js';
-import { verifyIntegrity, type IntegritySource } from './integrity.js';
+import { rawSessionRow, verifyIntegrity, type IntegritySource } from './integrity.js';
 import {
   buildEvent,
   clampLimit,
@@ -35,7 +35,6 @@ import {
   eventText,
   maintenanceSession,
   openSessionInfo,
-  parseJson,
   parseSearch,
   rowToEvent,
   sessionRowValues,
@@ -563,22 +562,7 @@ export class PostgresStore implements SessionStore {
     const PAGE = 5000;
     const source: IntegritySource = {
       sessions: async (id) =>
-        (id === undefined ? await rows('SELECT * FROM sessions ORDER BY id') : await rows('SELECT * FROM sessions WHERE id = $1', [id])).map((r) => ({
-          id: r['id'] as string,
-          resource: r['resource'] as string,
-          kind: r['kind'] as string,
-          subject: r['subject'] as string,
-          email: (r['email'] as string | null) ?? null,
-          identity: parseJson(r['identity']),
-          clientAddr: r['client_addr'] as string,
-          reason: (r['reason'] as string | null) ?? null,
-          startedAtMs: new Date(r['started_at'] as Date).getTime(),
-          endedAtMs: r['ended_at'] == null ? null : new Date(r['ended_at'] as Date).getTime(),
-          outcome: (r['outcome'] as string | null) ?? null,
-          counters: parseJson(r['counters']),
-          lastSeq: Number(r['last_seq']),
-          lastHash: r['last_hash'] as string,
-        })),
+        (id === undefined ? await rows('SELECT * FROM sessions ORDER BY id') : await rows('SELECT * FROM sessions WHERE id = $1', [id])).map((r) => rawSessionRow(r, (v) => new Date(v as Date).getTime())),
       events: async function* (id) {
         let after = 0;
         for (;;) {

@@ -11,12 +11,11 @@
 import fs from 'node:fs';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { DlpctlError } from '../errors.js';
-import { verifyIntegrity, type IntegritySource, type RawEventRow } from './integrity.js';
+import { rawSessionRow, verifyIntegrity, type IntegritySource, type RawEventRow } from './integrity.js';
 import {
   clampLimit,
   DEFAULT_SEARCH_LIMIT,
   openSessionInfo,
-  parseJson,
   DEFAULT_STORE_TIMEOUT_MS,
   rowToEvent,
   matchesTerms,
@@ -382,22 +381,7 @@ export class SqliteStore implements SessionStore {
       sessions: async (id) =>
         (
           (id === undefined ? db.prepare('SELECT * FROM sessions ORDER BY id').all() : db.prepare('SELECT * FROM sessions WHERE id = ?').all(id)) as Row[]
-        ).map((r) => ({
-          id: r['id'] as string,
-          resource: r['resource'] as string,
-          kind: r['kind'] as string,
-          subject: r['subject'] as string,
-          email: (r['email'] as string | null) ?? null,
-          identity: parseJson(r['identity']),
-          clientAddr: r['client_addr'] as string,
-          reason: (r['reason'] as string | null) ?? null,
-          startedAtMs: Date.parse(r['started_at'] as string),
-          endedAtMs: r['ended_at'] == null ? null : Date.parse(r['ended_at'] as string),
-          outcome: (r['outcome'] as string | null) ?? null,
-          counters: parseJson(r['counters']),
-          lastSeq: Number(r['last_seq']),
-          lastHash: r['last_hash'] as string,
-        })),
+        ).map((r) => rawSessionRow(r, (v) => Date.parse(v as string))),
       events: async function* (id) {
         let page: RawEventRow[] = [];
         for (const r of db.prepare('SELECT seq, type, time_ms, decision, text, body, hash FROM events WHERE session_id = ? ORDER BY seq').iterate(id) as Iterable<Row>) {
