@@ -27,6 +27,7 @@ import { pipeline } from 'node:stream/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Pool, request } from 'undici';
 import { TUNNEL_NODE_FLAGS } from '../../src/cli/tunnel-node-flags.js';
+import { cpuMs } from './proc.js';
 
 const self = fileURLToPath(import.meta.url);
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 5);
@@ -252,8 +253,14 @@ function pct(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 }
 
-async function load(p: Party): Promise<{ rps: number; p50: number; p99: number; errors: number }> {
+/**
+ * 32 connections in a closed loop for SECONDS: req/s and latency after a 0.5 s warm-up, and the proxy's CPU
+ * per request over the whole run (warm-up included, from /proc/PID/stat: steadier than req/s on a shared VM).
+ */
+async function load(p: Party): Promise<{ rps: number; p50: number; p99: number; errors: number; cpuUs?: number }> {
   const pool = new Pool(p.url, { connections: 32, pipelining: 1 });
+  const cpu0 = cpuMs(p.child?.pid);
+  let all = 0;
   const lat: number[] = [];
   let errors = 0;
   const until = performance.now() + SECONDS * 1000;
@@ -271,6 +278,7 @@ async function load(p: Party): Promise<{ rps: number; p50: number; p99: number; 
         errors++;
       }
       const t1 = performance.now();
+      all++;
       if (t0 >= warm) {
         if (!started) started = t0;
         lat.push(t1 - t0);
@@ -279,10 +287,11 @@ async function load(p: Party): Promise<{ rps: number; p50: number; p99: number; 
     }
   };
   await Promise.all(Array.from({ length: 32 }, worker));
+  const cpu1 = cpuMs(p.child?.pid);
   const elapsed = (until - Math.max(warm, started || warm)) / 1000;
   await pool.close();
   lat.sort((a, b) => a - b);
-  return { rps: count / elapsed, p50: pct(lat, 50), p99: pct(lat, 99), errors };
+  return { rps: count / elapsed, p50: pct(lat, 50), p99: pct(lat, 99), errors, ...(cpu0 !== undefined && cpu1 !== undefined && all > 0 ? { cpuUs: ((cpu1 - cpu0) * 1000) / all } : {}) };
 }
 
 async function ttft(p: Party): Promise<{ first: number; firstContent: number; total: number }> {
@@ -384,14 +393,17 @@ export async function run(): Promise<string> {
     const db = bigs.get('direct')!;
     rows.push(`1 KB JSON POST, 32 connections, ${SECONDS}s closed loop (the median of ${LOAD_ROUNDS} interleaved rounds); SSE 200 deltas (median of 25); 100 MB response (median of ${BIG_ROUNDS} interleaved rounds after a warm-up; RSS growth: the largest). ${os.cpus().length} CPUs, each party its own process, store SQLite synchronous=NORMAL.`);
     rows.push('');
-    rows.push('| party | req/s | × direct | × nginx | p50 ms | p99 ms | +p99 ms | errors | SSE first event ms | first content ms | 100 MB MB/s | × direct | proxy peak RSS growth MB |');
-    rows.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+    const ref = loads.get('node proxy (reference)')!;
+    rows.push('| party | req/s | × direct | × nginx | × node proxy | proxy CPU µs / request | × node proxy | p50 ms | p99 ms | +p99 ms | errors | SSE first event ms | first content ms | 100 MB MB/s | × direct | proxy peak RSS growth MB |');
+    rows.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
     for (const p of parties) {
       const l = loads.get(p.name)!;
       const t = ttfts.get(p.name)!;
       const b = bigs.get(p.name)!;
+      const cpu = l.cpuUs === undefined ? '–' : l.cpuUs.toFixed(1);
+      const cpuRatio = l.cpuUs === undefined || ref.cpuUs === undefined ? '–' : (l.cpuUs / ref.cpuUs).toFixed(2);
       rows.push(
-        `| ${p.name} | ${l.rps.toFixed(0)} | ${(l.rps / d.rps).toFixed(2)} | ${ng ? (l.rps / ng.rps).toFixed(2) : 'n/a'} | ${l.p50.toFixed(2)} | ${l.p99.toFixed(2)} | ${(l.p99 - d.p99).toFixed(2)} | ${l.errors} | ${t.first.toFixed(2)} (+${(t.first - dt.first).toFixed(2)}) | ${t.firstContent.toFixed(2)} | ${b.mbps.toFixed(0)} | ${(b.mbps / db.mbps).toFixed(2)} | ${b.rssGrowthMb === null ? '–' : b.rssGrowthMb.toFixed(1)} |`,
+        `| ${p.name} | ${l.rps.toFixed(0)} | ${(l.rps / d.rps).toFixed(2)} | ${ng ? (l.rps / ng.rps).toFixed(2) : 'n/a'} | ${(l.rps / ref.rps).toFixed(2)} | ${cpu} | ${cpuRatio} | ${l.p50.toFixed(2)} | ${l.p99.toFixed(2)} | ${(l.p99 - d.p99).toFixed(2)} | ${l.errors} | ${t.first.toFixed(2)} (+${(t.first - dt.first).toFixed(2)}) | ${t.firstContent.toFixed(2)} | ${b.mbps.toFixed(0)} | ${(b.mbps / db.mbps).toFixed(2)} | ${b.rssGrowthMb === null ? '–' : b.rssGrowthMb.toFixed(1)} |`,
       );
     }
     if (!nginx) rows.push('', `nginx: not run (${NGINX} not found).`);

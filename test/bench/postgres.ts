@@ -17,7 +17,9 @@
  *   whose ssn and card columns the masking path masks by column rule (every row rebuilt), in MB/s, then the
  *   tunnel's peak RSS (VmHWM);
  * - then BENCH_ROUNDS (3) interleaved rounds, the paths in turn: both large results again and `pgbench -S -c 8
- *   -T BENCH_SECONDS (5)` (simple protocol); each path's median is reported;
+ *   -T BENCH_SECONDS (5)`, simple protocol then `-M prepared` (every Execute recorded); each path's median is
+ *   reported, with the proxy's CPU per statement from /proc (BENCH_STRACE=DIR / BENCH_PERF=DIR run each tunnel
+ *   under `strace -c` / `perf record`; BENCH_CPU_PROF=DIR writes V8 profiles);
  * - last, the latency of a sequential `SELECT 1` (2000 queries, node-postgres) p50/p99 and what each path adds
  *   to direct, and the same with a parameter (extended protocol). The peak RSS over the whole run goes to stderr.
  * Targets: pgbench ≥ 0.7× direct; large result ≥ 0.9× (pass-through) / ≥ 0.5× (two masked columns); RSS ≤
@@ -33,6 +35,7 @@ import pg from 'pg';
 import { TUNNEL_NODE_FLAGS } from '../../src/cli/tunnel-node-flags.js';
 import { demoSeedSql } from '../../src/demo/seed.js';
 import { freePort, startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { cpuMs, vmHwmMb } from './proc.js';
 
 const BIN = path.resolve(import.meta.dirname, '../../bin/dlpctl.js');
 const PGBOUNCER = '/usr/sbin/pgbouncer';
@@ -55,6 +58,9 @@ interface Path {
 interface Row {
   name: string;
   tps?: number;
+  /** pgbench -S -c 8 -M prepared (every Execute recorded through dlpctl), and the proxy's CPU per statement. */
+  ptps?: number;
+  pcpuUs?: number;
   /** The proxy's CPU per pgbench statement, µs (its own process only). */
   cpuUs?: number;
   p50?: number;
@@ -86,7 +92,21 @@ async function startTunnel(dir: string, name: string, yaml: string, env: NodeJS.
   fs.writeFileSync(file, yaml);
   // BENCH_CPU_PROF=DIR: each tunnel writes a V8 CPU profile there when it exits.
   const prof = process.env['BENCH_CPU_PROF'];
-  const child = spawn(process.execPath, [...(prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : []), BIN, 'connect', 'db', '--config', file, '--store', store], {
+  // BENCH_STRACE=DIR: each tunnel runs under `strace -c -f`, its syscall counts written to DIR/NAME.txt;
+  // BENCH_PERF=DIR: under `perf record -g` (JS frames named by --perf-basic-prof) into DIR/NAME.data.
+  const straceDir = process.env['BENCH_STRACE'];
+  const perfDir = process.env['BENCH_PERF'];
+  const args = [
+    ...(prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : []),
+    ...(perfDir ? ['--perf-basic-prof-only-functions'] : []),
+    BIN, 'connect', 'db', '--config', file, '--store', store,
+  ];
+  const [cmd, argv] = straceDir
+    ? ['strace', ['-c', '-f', '-o', path.join(straceDir, `${name}.txt`), process.execPath, ...args]]
+    : perfDir
+      ? ['perf', ['record', '-F', '1999', '-g', '-o', path.join(perfDir, `${name}.data`), process.execPath, ...args]]
+      : [process.execPath, args];
+  const child = spawn(cmd, argv, {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -104,33 +124,10 @@ async function startTunnel(dir: string, name: string, yaml: string, env: NodeJS.
   return { url, child };
 }
 
-function vmHwmMb(pid: number | undefined): number | undefined {
-  if (!pid) return undefined;
-  try {
-    const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** CPU time (user + system, all threads) of a process so far, in ms, from /proc/PID/stat. */
-function cpuMs(pid: number | undefined): number | undefined {
-  if (!pid) return undefined;
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(f[11]) + Number(f[12])) * 1000) / CLOCK_TICKS;
-  } catch {
-    return undefined;
-  }
-}
-const CLOCK_TICKS = 100;
-
 /** pgbench -S -c 8 (simple protocol): TPS, and the proxy's CPU per statement when its pid is known. */
-async function pgbenchTps(url: string, pid?: number): Promise<{ tps?: number; cpuUs?: number }> {
+async function pgbenchTps(url: string, pid?: number, mode: 'simple' | 'prepared' = 'simple'): Promise<{ tps?: number; cpuUs?: number }> {
   const cpu0 = cpuMs(pid);
-  const r = await sh('pgbench', ['-n', '-S', '-c', '8', '-j', '2', '-T', String(SECONDS), '-M', 'simple', url]);
+  const r = await sh('pgbench', ['-n', '-S', '-c', '8', '-j', '2', '-T', String(SECONDS), '-M', mode, url]);
   const cpu1 = cpuMs(pid);
   const m = /tps = ([\d.]+)/.exec(r.stdout);
   const n = /number of transactions actually processed: (\d+)/.exec(r.stdout);
@@ -325,7 +322,9 @@ resources:
     }
     // 2. ROUNDS interleaved rounds (the paths in turn, the order reversed every other round): the large
     //    results warm, then pgbench. A single run per path moved a ratio by 0.2 with the VM's phases.
-    const runs = new Map<string, { mbps: number[]; peopleMbps: number[]; tps: number[]; cpuUs: number[] }>(paths.map((p) => [p.name, { mbps: [], peopleMbps: [], tps: [], cpuUs: [] }]));
+    const runs = new Map<string, { mbps: number[]; peopleMbps: number[]; tps: number[]; cpuUs: number[]; ptps: number[]; pcpuUs: number[] }>(
+      paths.map((p) => [p.name, { mbps: [], peopleMbps: [], tps: [], cpuUs: [], ptps: [], pcpuUs: [] }]),
+    );
     for (let round = 0; round < ROUNDS; round += 1) {
       for (const p of round % 2 ? [...paths].reverse() : paths) {
         progress(`${p.name}: round ${round + 1} of ${ROUNDS}`);
@@ -337,6 +336,9 @@ resources:
         const b = await pgbenchTps(p.url, p.pid);
         push(r.tps, b.tps);
         push(r.cpuUs, b.cpuUs);
+        const pb = await pgbenchTps(p.url, p.pid, 'prepared');
+        push(r.ptps, pb.tps);
+        push(r.pcpuUs, pb.cpuUs);
       }
     }
     const rows: Row[] = [];
@@ -352,6 +354,8 @@ resources:
         name: p.name,
         ...optional('tps', median(r.tps)),
         ...optional('cpuUs', median(r.cpuUs)),
+        ...optional('ptps', median(r.ptps)),
+        ...optional('pcpuUs', median(r.pcpuUs)),
         p50: lat.p50,
         p99: lat.p99,
         xp50: ext.p50,
@@ -370,21 +374,21 @@ resources:
     const relayRow = rows.find((r) => r.name.startsWith('node relay'));
     const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b ? `${(a / b).toFixed(2)}×` : '–');
     const lines = [
-      `PostgreSQL tunnel, ${os.cpus().length} CPUs. Medians of ${ROUNDS} interleaved rounds: pgbench -S -c 8 -T ${SECONDS} (simple), and two 1M-row results: generate_series with md5 (${(bytes / 1e6).toFixed(1)} MB of text, nothing to mask) and a people table (${(peopleBytes / 1e6).toFixed(1)} MB) whose ssn and card columns the masking path masks by column rule; "first" is each result's first run, on a fresh tunnel (cold), and the RSS is read after it. SELECT 1 ×${LATENCY_N} sequential (simple protocol; then SELECT $1 with a parameter: extended protocol).`,
+      `PostgreSQL tunnel, ${os.cpus().length} CPUs. Medians of ${ROUNDS} interleaved rounds: pgbench -S -c 8 -T ${SECONDS} (simple, then -M prepared), and two 1M-row results: generate_series with md5 (${(bytes / 1e6).toFixed(1)} MB of text, nothing to mask) and a people table (${(peopleBytes / 1e6).toFixed(1)} MB) whose ssn and card columns the masking path masks by column rule; "first" is each result's first run, on a fresh tunnel (cold), and the RSS is read after it. SELECT 1 ×${LATENCY_N} sequential (simple protocol; then SELECT $1 with a parameter: extended protocol).`,
       '',
-      '| path | pgbench TPS | vs direct | vs pgbouncer | proxy CPU µs / statement | vs node relay | SELECT 1 p50 ms | p99 ms | added p50 / p99 ms | SELECT $1 p50 / p99 ms | added p50 / p99 ms | large result MB/s | vs direct | first, vs direct | people, 2 masked columns, MB/s | vs direct | first, vs direct | peak RSS after the first large results, MB |',
-      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+      '| path | pgbench TPS | vs direct | vs pgbouncer | proxy CPU µs / statement | vs node relay | -M prepared TPS | vs pgbouncer | CPU µs / statement | vs node relay | SELECT 1 p50 ms | p99 ms | added p50 / p99 ms | SELECT $1 p50 / p99 ms | added p50 / p99 ms | large result MB/s | vs direct | first, vs direct | people, 2 masked columns, MB/s | vs direct | first, vs direct | peak RSS after the first large results, MB |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ];
     for (const r of rows) {
       if (r.note) {
-        lines.push(`| ${r.name} | ${r.note} | | | | | | | | | | | | | | | | |`);
+        lines.push(`| ${r.name} | ${r.note} | | | | | | | | | | | | | | | | | | | | |`);
         continue;
       }
       const added = r === base ? '–' : `${f((r.p50 ?? 0) - (base.p50 ?? 0), 3)} / ${f((r.p99 ?? 0) - (base.p99 ?? 0), 3)}`;
       const xadded = r === base ? '–' : `${f((r.xp50 ?? 0) - (base.xp50 ?? 0), 3)} / ${f((r.xp99 ?? 0) - (base.xp99 ?? 0), 3)}`;
       const vs = (a: number | undefined, b: number | undefined) => (r === base ? '1.00×' : ratio(a, b));
       lines.push(
-        `| ${r.name} | ${f(r.tps)} | ${vs(r.tps, base.tps)} | ${ratio(r.tps, bouncerRow?.tps)} | ${f(r.cpuUs, 1)} | ${ratio(r.cpuUs, relayRow?.cpuUs)} | ${f(r.p50, 3)} | ${f(r.p99, 3)} | ${added} | ${f(r.xp50, 3)} / ${f(r.xp99, 3)} | ${xadded} | ${f(r.mbps, 1)} | ${vs(r.mbps, base.mbps)} | ${vs(r.firstMbps, base.firstMbps)} | ${f(r.peopleMbps, 1)} | ${vs(r.peopleMbps, base.peopleMbps)} | ${vs(r.firstPeopleMbps, base.firstPeopleMbps)} | ${f(r.rssMb, 1)} |`,
+        `| ${r.name} | ${f(r.tps)} | ${vs(r.tps, base.tps)} | ${ratio(r.tps, bouncerRow?.tps)} | ${f(r.cpuUs, 1)} | ${ratio(r.cpuUs, relayRow?.cpuUs)} | ${f(r.ptps)} | ${ratio(r.ptps, bouncerRow?.ptps)} | ${f(r.pcpuUs, 1)} | ${ratio(r.pcpuUs, relayRow?.pcpuUs)} | ${f(r.p50, 3)} | ${f(r.p99, 3)} | ${added} | ${f(r.xp50, 3)} / ${f(r.xp99, 3)} | ${xadded} | ${f(r.mbps, 1)} | ${vs(r.mbps, base.mbps)} | ${vs(r.firstMbps, base.firstMbps)} | ${f(r.peopleMbps, 1)} | ${vs(r.peopleMbps, base.peopleMbps)} | ${vs(r.firstPeopleMbps, base.firstPeopleMbps)} | ${f(r.rssMb, 1)} |`,
       );
     }
     return lines.join('\n');
