@@ -19,6 +19,20 @@ export interface Target {
    * whose test swallowed the error text still shows which rule refused what.
    */
   denials?: () => string[];
+  /** Through a tunnel: every denial it decided so far, with when (ms since the epoch), to match with a test's span. */
+  denialLog?: () => readonly TimedDenial[];
+}
+
+export interface TimedDenial {
+  at: number;
+  /** `denied by rule R: the statement` */
+  line: string;
+}
+
+/** Lines to add to a failure's detail for the tunnel's denials between `start` and `end` (ms since the epoch). */
+export function tunnelDenialsBetween(t: Target, start: number, end: number): string {
+  const d = (t.denialLog?.() ?? []).filter((x) => x.at >= start && x.at <= end);
+  return d.map((x) => `tunnel log: ${x.line}\n`).join('');
 }
 
 /** Lines to add to a failure's detail for the denials the tunnel decided during that run. */

@@ -18,7 +18,8 @@ import { fileURLToPath } from 'node:url';
 import { freePort } from '../helpers/postgres.js';
 import { startFixture, type Fixture } from '../proxy/pg-tunnel/fixture.js';
 import { runBuiltin } from './builtin.js';
-import { DENIAL, MODES, runProc, type Mode, type SuiteRun, type Target } from './common.js';
+import { DENIAL, MODES, runProc, type Mode, type SuiteRun, type Target, type TimedDenial } from './common.js';
+import type { TunnelEvent } from '../../src/proxy/tunnel.js';
 import { runNodePostgres } from './node-postgres.js';
 import { runPsycopg } from './psycopg.js';
 
@@ -155,13 +156,18 @@ async function targetFor(fx: Fixture, mode: Mode, database: string, directUrl: s
       ? { use: [], resource: '    default: allow', database, port, password }
       : { use: ['recommended'], resource: '    default: allow', database, port, password },
   );
+  // each denial stamped as it is decided, for the suites that match denials to a test's span
+  const log: TimedDenial[] = [];
+  t.tunnel.on('event', (e: TunnelEvent) => {
+    if (e.type === 'decision' && e.action === 'deny') log.push({ at: Date.now(), line: `denied by rule ${e.rule ?? '(none)'}: ${e.summary.replace(/\s+/g, ' ').slice(0, 160)}` });
+  });
   let seen = 0;
   const denials = (): string[] => {
-    const fresh = t.events.slice(seen);
-    seen = t.events.length;
-    return fresh.flatMap((e) => (e.type === 'decision' && e.action === 'deny' ? [`denied by rule ${e.rule ?? '(none)'}: ${e.summary.replace(/\s+/g, ' ').slice(0, 160)}`] : []));
+    const fresh = log.slice(seen);
+    seen = log.length;
+    return fresh.map((d) => d.line);
   };
-  return { mode, host: '127.0.0.1', port: t.port, user: 'postgres', password: t.secret, database, directUrl, denials };
+  return { mode, host: '127.0.0.1', port: t.port, user: 'postgres', password: t.secret, database, directUrl, denials, denialLog: () => log };
 }
 
 function summarise(suite: string, runs: Partial<Record<Mode, SuiteRun>>): Row {

@@ -67,6 +67,8 @@ interface DataFacts {
   patterns: string[];
   withhold: string | null;
   copy: CopyOut | null;
+  /** A Query of several statements: per statement, the columns of each COPY … TO STDOUT (null for the others). */
+  copies: (CopyOut | null)[] | null;
   deny: { rule: string; message: string } | null;
 }
 
@@ -347,6 +349,7 @@ export class PostgresEngine implements TunnelEngine {
         derivedPatterns: facts.patterns,
         serverText: { withhold: facts.withhold, dlp: this.masks.for(decision.masks) },
         copy: facts.copy,
+        ...(facts.copies ? { copies: facts.copies } : {}),
         limits: decision.limits,
         ...(limitRule ? { limitRule: `${limitRule.policy}/${limitRule.rule}` } : {}),
         statementId: id,
@@ -444,12 +447,30 @@ export class PostgresEngine implements TunnelEngine {
    */
   private async dataFacts(sql: string, classification: SqlClassification, masks: readonly MaskDirective[], fns: readonly FunctionAnalysis[]): Promise<DataFacts> {
     const columnRules = masks.filter((m) => m.columns && m.columns.length > 0);
-    const facts: DataFacts = { derived: null, outputs: null, patterns: [], withhold: null, copy: null, deny: null };
-    const only = classification.statements.length === 1 ? classification.statements[0] : undefined;
-    if (only?.kind === 'copy_to' && masks.length > 0) {
+    const facts: DataFacts = { derived: null, outputs: null, patterns: [], withhold: null, copy: null, copies: null, deny: null };
+    const stmts = classification.statements;
+    if (stmts.length === 1 && stmts[0]!.kind === 'copy_to' && masks.length > 0) {
       const copy = await this.copyFacts(sql, masks);
       if ('deny' in copy) facts.deny = copy.deny;
       else facts.copy = copy;
+    } else if (stmts.length > 1 && masks.length > 0 && stmts.some((st) => st.kind === 'copy_to')) {
+      // A simple Query of several statements answers each in turn: every COPY … TO STDOUT among them is
+      // described (or denied) like one sent alone, and the session picks the description by the statement's
+      // place (the CommandCompletes before it).
+      facts.copies = [];
+      for (const [i, st] of stmts.entries()) {
+        if (st.kind !== 'copy_to') {
+          facts.copies.push(null);
+          continue;
+        }
+        const copy = await this.copyFacts(st.text, masks);
+        if ('deny' in copy) {
+          facts.deny = { rule: copy.deny.rule, message: `statement ${i + 1} of ${stmts.length}: ${copy.deny.message}` };
+          facts.copies = null;
+          break;
+        }
+        facts.copies.push(copy);
+      }
     }
     if (columnRules.length === 0) return facts;
     const first = columnRules[0]!;

@@ -80,6 +80,8 @@ export interface Verdict {
   serverText?: ServerMessageMasking;
   /** COPY … TO STDOUT: how its rows are laid out, for masking them (copy-out.ts). */
   copy?: CopyOut | null;
+  /** A Query of several statements: the same for each COPY … TO STDOUT among them, by statement (null for the others). */
+  copies?: readonly (CopyOut | null)[];
   limits: Decision['limits'];
   limitRule?: string;
   /** The tunnel's number of this statement in the session (QueryBody.id), which execution events refer to. */
@@ -155,7 +157,7 @@ type Pending =
   | { k: 'execute'; portal: string; poison?: Poison }
   | { k: 'close' }
   | { k: 'sync' }
-  | { k: 'query'; verdict: Verdict; poison?: Poison };
+  | { k: 'query'; verdict: Verdict; poison?: Poison; /** statements of it answered so far (CommandComplete) */ done?: number };
 
 interface Poison {
   nonce: string;
@@ -665,9 +667,18 @@ export class PgSession {
       case BackendType.CopyBothResponse: {
         const verdict = head?.k === 'query' ? head.verdict : head?.k === 'execute' ? this.portalVerdict(head.portal) : null;
         if (!verdict) return frame.raw;
-        const copy = verdict.copy ?? null;
+        const copy = (verdict.copies && head?.k === 'query' ? verdict.copies[head.done ?? 0] : verdict.copy) ?? null;
         const response = decodeBackend(frame);
         const binary = (response.kind === 'CopyOutResponse' || response.kind === 'CopyBothResponse') && response.format === 1;
+        if (binary && !copy && verdict.masks.length > 0) {
+          // Binary rows cannot be scanned as text; the gate denies a binary COPY it would have to mask, so one
+          // arriving undescribed is refused here rather than passed or mangled.
+          const rule = verdict.masks[0]!;
+          const message = `dlpctl: denied by rule ${rule.policy}/${rule.rule}: a binary COPY cannot be masked and this one was not described; use FORMAT text or csv`;
+          this.swallowUntilReady = true;
+          this.record({ type: 'error', message, code: '42501' });
+          return encodePolicyDenial(message);
+        }
         return this.startResult(copy ? copy.fields : null, verdict).then((r) => {
           r.formats = binary ? [1] : null;
           if (copy && r.plan?.active && copy.format !== 'binary') r.copy = new CopyRowMasker(r.plan, copy, this.tally, this.codec);
@@ -680,6 +691,7 @@ export class PgSession {
       case BackendType.PortalSuspended: {
         const limited = this.finishResult();
         if (head?.k === 'execute') this.pending.shift();
+        else if (head?.k === 'query') head.done = (head.done ?? 0) + 1;
         if (limited) {
           this.swallowUntilReady = true;
           return limited;

@@ -216,6 +216,21 @@ describe('masking', () => {
     expect(b.stdout).not.toMatch(/@example\.com/);
   });
 
+  it('a COPY TO STDOUT after other statements of one Query is masked by its columns; a binary one is denied naming the rule', async () => {
+    // column rules only: no entity detector would catch the SSNs if the COPY's columns went undescribed
+    const cols = await fx.tunnel({ use: ['pii'], policies: POLICIES });
+    const text = await psql(cols.url, ['-c', "SELECT 1; COPY (SELECT id, ssn FROM customers ORDER BY id) TO STDOUT; SELECT 'x'; COPY customers (ssn, name) TO STDOUT WITH (FORMAT csv)"]);
+    expect(text.code, text.stderr).toBe(0);
+    noSsn(text.stdout);
+    expect(text.stdout.match(/\[REDACTED:ssn\]/g)).toHaveLength(40);
+    const binary = await psql(t.url, ['-c', 'SELECT 1; COPY (SELECT id, ssn FROM customers) TO STDOUT WITH (FORMAT binary)']);
+    expect(binary.code).not.toBe(0);
+    expect(binary.stderr).toMatch(/denied by rule recommended\/mask-pii-and-secrets: statement 2 of 2: a binary COPY cannot be masked/);
+    noSsn(binary.stdout);
+    expect(t.events).toContainEqual(expect.objectContaining({ type: 'decision', action: 'deny', rule: 'recommended/mask-pii-and-secrets', summary: expect.stringContaining('FORMAT binary') }));
+    await cols.close();
+  });
+
   it('an Execute without Describe (raw protocol) is still masked', async () => {
     const raw = await RawClient.connect(t.port);
     await raw.startup('postgres', fx.database, t.secret);

@@ -68,6 +68,9 @@ const CASES: Case[] = [
   { name: 'COPY with another delimiter', psql: "COPY customers TO STDOUT WITH (DELIMITER '|')", expect: 'clean' },
   { name: 'COPY of payments card numbers', psql: 'COPY payments TO STDOUT', expect: 'clean' },
   { name: 'binary COPY of a masked column', psql: 'COPY customers TO STDOUT WITH (FORMAT binary)', expect: 'denied' },
+  { name: 'COPY TO STDOUT after another statement in one Query', psql: 'SELECT 1; COPY customers TO STDOUT', expect: 'clean' },
+  { name: 'COPY (query) TO STDOUT as CSV after another statement in one Query', psql: 'SELECT 1; COPY (SELECT ssn, email FROM customers) TO STDOUT WITH (FORMAT csv)', expect: 'clean' },
+  { name: 'binary COPY after another statement in one Query', psql: 'SELECT 1; COPY customers TO STDOUT WITH (FORMAT binary)', expect: 'denied' },
   { name: 'psql \\copy of a query', psql: '\\copy (select * from customers) to stdout', expect: 'clean' },
   // views and materialized views
   { name: 'a view someone else created', sql: 'SELECT * FROM v_other', expect: 'clean' },
