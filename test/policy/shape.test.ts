@@ -1,6 +1,9 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { classifySql, clearSqlCache, initSqlParser } from '../../src/policy/index.js';
+import { literalFreeShape } from '../../src/policy/sql/classify.js';
+import { statementLineage } from '../../src/policy/sql/lineage.js';
 import { literalShape } from '../../src/policy/sql/shape.js';
+import { cachedLineage } from '../../src/proxy/postgres/taint.js';
 
 beforeAll(async () => {
   await initSqlParser();
@@ -51,5 +54,45 @@ describe('classification through the shape cache', () => {
     const broken = classifySql("SELECT name FROM customers WHERE note = 'x");
     expect(broken.statements[0]?.kind).toBe('unknown');
     expect(classifySql('SELECT 1; DROP TABLE customers').statements.map((s) => s.kind)).toEqual(['select', 'drop']);
+  });
+});
+
+describe('the literal-free shape other analyses may cache by', () => {
+  it('is the shape of one plain statement, and null where a string carries code or there are several statements', () => {
+    expect(literalFreeShape('SELECT ssn FROM customers WHERE id = 42')).toBe('SELECT ssn FROM customers WHERE id = ?');
+    for (const sql of [
+      "DO 'BEGIN PERFORM ssn FROM customers; END'",
+      "CREATE FUNCTION f() RETURNS text LANGUAGE sql AS 'SELECT ssn FROM customers'",
+      "CREATE PROCEDURE p() LANGUAGE sql AS 'SELECT 1'",
+      'SELECT 1; SELECT ssn FROM customers',
+      "SELECT name FROM customers WHERE note = 'x",
+    ]) {
+      expect(literalFreeShape(sql), sql).toBeNull();
+    }
+  });
+});
+
+describe('lineage cached by shape (the tunnel analyses a statement once per shape, never across code in strings)', () => {
+  const masked = ['customers.ssn'];
+  const none = new Set<string>();
+
+  it('gives what a fresh analysis gives for every statement of a shape', () => {
+    const families = [
+      (v: number) => `SELECT ssn, name FROM customers WHERE id = ${v}`,
+      (v: number) => `SELECT name, ${v} FROM customers WHERE ssn LIKE '${v}%'`,
+      (v: number) => `SELECT set_config('x${v}', ssn, false) FROM customers`,
+      (v: number) => `INSERT INTO t SELECT ssn FROM customers WHERE id = ${v}`,
+    ];
+    for (const make of families) {
+      cachedLineage(make(1), masked, none);
+      for (const v of [2, 77]) expect(cachedLineage(make(v), masked, none), make(v)).toEqual(statementLineage(make(v), { masked, taintedFunctions: none }));
+    }
+  });
+
+  it('keeps DO blocks and function bodies apart: their strings are code', () => {
+    const clean = cachedLineage("DO 'BEGIN PERFORM 1; END'", masked, none)[0]!;
+    const reads = cachedLineage("DO 'BEGIN PERFORM ssn FROM customers; END'", masked, none)[0]!;
+    expect(clean.launders).toBeNull();
+    expect(reads.launders).toMatch(/DO block reads customers\.ssn/);
   });
 });

@@ -111,14 +111,28 @@ export function classifySql(text: string): SqlClassification {
   }
   const result = classifyUncached(text);
   if (text.length <= CACHE_MAX_TEXT) cache.set(text, result);
-  const only = result.statements[0];
-  if (
-    shape !== null && result.statements.length === 1 && only && !result.error && !only.error && only.program === undefined &&
-    !BODY_COMMANDS.has(only.command) && only.text === ownText(text)
-  ) {
-    shapeCache.set(shape, only);
-  }
+  if (shape !== null && shapeSafe(result, text)) shapeCache.set(shape, result.statements[0]!);
   return result;
+}
+
+/**
+ * One statement whose every analysis ignores its literals' values: no procedural body (DO, CREATE FUNCTION and
+ * PROCEDURE keep code in a string), no parse error, and its own text the whole text.
+ */
+function shapeSafe(result: SqlClassification, text: string): boolean {
+  const only = result.statements[0];
+  return result.statements.length === 1 && only !== undefined && !result.error && !only.error && only.program === undefined &&
+    !BODY_COMMANDS.has(only.command) && only.text === ownText(text);
+}
+
+/**
+ * The literal-free shape of `text` (shape.ts) when what is derived from its tree does not depend on its literals'
+ * values, so a cache of such a derivation (the lineage of masked columns) may be keyed by it; null otherwise.
+ * Literals never name a column or a relation; the strings that carry code are excluded by `shapeSafe`.
+ */
+export function literalFreeShape(text: string): string | null {
+  const shape = literalShape(text);
+  return shape !== null && shapeSafe(classifySql(text), text) ? shape : null;
 }
 
 /** A single statement's own text, as the parser's location and length give it. */

@@ -11,19 +11,25 @@
  * statements that copy masked data into another relation or object.
  */
 import { classifySql } from '../../policy/index.js';
+import { literalFreeShape } from '../../policy/sql/classify.js';
 import { statementLineage, type StatementLineage } from '../../policy/sql/lineage.js';
 import { Lru } from '../../policy/sql/lru.js';
 import type { CatalogResolver } from './catalog.js';
 import { columnPatternMatches } from './result-mask.js';
 
 const MAX_DEPTH = 8;
-/** Lineage by (patterns, tainted functions, text): a tunnel sees the same statements and the same rules again. */
+/**
+ * Lineage by (patterns, tainted functions, statement): a tunnel sees the same statements and the same rules
+ * again. A statement is keyed by its literal-free shape when it has one (a driver that inlines its values,
+ * `… WHERE aid = 48213`, is analysed once per shape: literals name no column, see literalFreeShape), else by its text.
+ */
 const lineageCache = new Lru<string, StatementLineage[]>(10_000);
 const MAX_CACHED_TEXT = 16 * 1024;
 
 export function cachedLineage(sql: string, masked: readonly string[], taintedFunctions: ReadonlySet<string>): StatementLineage[] {
   if (sql.length > MAX_CACHED_TEXT) return statementLineage(sql, { masked, taintedFunctions });
-  const key = `${masked.join('\n')}\0${[...taintedFunctions].join(',')}\0${sql}`;
+  const shape = literalFreeShape(sql);
+  const key = `${masked.join('\n')}\0${[...taintedFunctions].join(',')}\0${shape === null ? `t:${sql}` : `s:${shape}`}`;
   let hit = lineageCache.get(key);
   if (!hit) {
     hit = statementLineage(sql, { masked, taintedFunctions });
