@@ -235,6 +235,8 @@ export class SqliteWriter {
   private readonly heads = new Map<string, Head>();
   private dataVersion = -1;
   private readonly inserts = new Map<number, StatementSync>();
+  /** Whether the store has the events journal (schema 3); looked up on first use. */
+  private journal: boolean | undefined;
   /** Events committed since the WAL's size was last looked at. */
   private sinceWalCheck = 0;
   private readonly file: string | undefined;
@@ -302,7 +304,8 @@ export class SqliteWriter {
   /** Drains, brings the full-text index up to date and stops; the caller closes the connection. */
   async close(): Promise<void> {
     await this.drain();
-    if (this.unindexed > 0) while (this.indexNow() > 0);
+    // Leave nothing in the journal and nothing unindexed: the next reader finds the events table complete.
+    while (this.indexNow() > 0);
     if (this.indexTimer !== undefined) clearTimeout(this.indexTimer);
     this.indexTimer = undefined;
     this.closed = true;
@@ -539,7 +542,7 @@ export class SqliteWriter {
   private insertStmt(n: number): StatementSync {
     let s = this.inserts.get(n);
     if (s === undefined) {
-      s = this.db.prepare(`INSERT INTO events (session_id, seq, type, time_ms, decision, text, body, hash) VALUES ${Array.from({ length: n }, () => '(?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`);
+      s = this.db.prepare(`INSERT INTO ${this.eventsTarget()} (session_id, seq, type, time_ms, decision, text, body, hash) VALUES ${Array.from({ length: n }, () => '(?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`);
       this.inserts.set(n, s);
     }
     return s;
@@ -570,6 +573,7 @@ export class SqliteWriter {
 
   /** Ends each still-open session as `crashed`, at its last event's time, with the counters its events show. */
   private closeCrashedInTx(ids: string[]): string[] {
+    this.ingestInTx(Infinity);
     const closed: string[] = [];
     for (const id of ids) {
       const row = this.stmt('SELECT ended_at, last_ms FROM sessions WHERE id = ?').get(id) as Row | undefined;
@@ -607,6 +611,7 @@ export class SqliteWriter {
   }
 
   private pruneInTx(olderThanMs: number, now: Date): PruneResult {
+    this.ingestInTx(Infinity);
     const cutoff = now.getTime() - olderThanMs;
     const sel = `SELECT id FROM sessions WHERE last_ms < ? AND id != '${MAINTENANCE_SESSION_ID}'`;
     const sessionsRemoved = Number((this.db.prepare(`SELECT count(*) AS n FROM (${sel})`).get(cutoff) as Row)['n']);
@@ -655,6 +660,66 @@ export class SqliteWriter {
     }
   }
 
+  /** The schema may have moved (a migration ran on this connection): look for the journal again. */
+  schemaChanged(): void {
+    this.journal = undefined;
+    this.inserts.clear();
+  }
+
+  /** Where a group commit writes its events: the journal (schema 3), or events itself in an older store. */
+  private eventsTarget(): 'events_journal' | 'events' {
+    this.journal ??= this.stmt("SELECT 1 AS j FROM sqlite_master WHERE type = 'table' AND name = 'events_journal'").get() !== undefined;
+    return this.journal ? 'events_journal' : 'events';
+  }
+
+  /**
+   * Inside the current write transaction: moves up to `maxRows` of the oldest journal rows into events, in
+   * journal (commit) order, and returns how many it moved. A row that cannot move (the unique (session_id, seq)
+   * key says the chain was written twice, which the write lock rules out) fails the transaction: the error
+   * reaches the reader or the maintenance run, nothing is lost.
+   */
+  ingestInTx(maxRows: number): number {
+    if (this.eventsTarget() !== 'events_journal') return 0;
+    const r = this.stmt('SELECT min(id) AS lo, max(id) AS hi FROM events_journal').get() as Row;
+    if (r['lo'] === null) return 0;
+    const lo = Number(r['lo']);
+    const hi = Math.min(Number(r['hi']), maxRows === Infinity ? Number(r['hi']) : lo + maxRows - 1);
+    this.stmt(
+      `INSERT INTO events (session_id, seq, type, time_ms, decision, text, body, hash)
+       SELECT session_id, seq, type, time_ms, decision, text, body, hash FROM events_journal WHERE id <= ? ORDER BY id`,
+    ).run(hi);
+    return Number(this.stmt('DELETE FROM events_journal WHERE id <= ?').run(hi).changes);
+  }
+
+  /**
+   * For a reader: moves the whole journal into events (waiting for the write lock up to the busy timeout), so
+   * a query of events sees every committed event. Busy past the timeout or a read-only file: the reader reads
+   * what events holds (the journal is emptied by the maintenance thread within a fraction of a second, and by
+   * every store's close).
+   */
+  catchUp(): void {
+    if (this.closed || this.eventsTarget() !== 'events_journal') return;
+    if (this.stmt('SELECT EXISTS (SELECT 1 FROM events_journal) AS j').get()!['j'] === 0) return;
+    try {
+      this.run('BEGIN IMMEDIATE');
+    } catch (err) {
+      const code = ((err as { errcode?: number }).errcode ?? 0) & 0xff;
+      if (code === 5 || code === 6 || code === 8) return; // busy, locked, read-only
+      throw err;
+    }
+    try {
+      this.ingestInTx(Infinity);
+      this.run('COMMIT');
+    } catch (err) {
+      try {
+        this.db.exec('ROLLBACK');
+      } catch {
+        // already rolled back
+      }
+      throw err;
+    }
+  }
+
   /**
    * Adds committed events above the watermark to the full-text index, in one transaction. Idempotent and
    * safe from any connection (the watermark moves under the write lock). Errors are ignored: the rows stay
@@ -674,6 +739,10 @@ export class SqliteWriter {
         return 0;
       }
       try {
+        // The journal first (a bulk move keeps the events table's indexes off the commit path), then the index.
+        const ingestMax = maxRows * 4;
+        const ingested = this.ingestInTx(ingestMax);
+        if (ingested === ingestMax) this.noteAppended(1);
         const upto = Number((this.stmt('SELECT indexed_upto AS u FROM fts_state WHERE id = 1').get() as Row)['u']);
         const max = Number((this.stmt('SELECT coalesce(max(id), 0) AS m FROM events').get() as Row)['m']);
         let added = 0;
@@ -685,7 +754,8 @@ export class SqliteWriter {
           if (hi < max) this.noteAppended(max - hi);
         }
         this.run('COMMIT');
-        return added;
+        // (more journal left: the caller's `while (indexNow(n) === n)` goes round again)
+        return ingested === ingestMax ? Math.max(added, maxRows) : added;
       } catch (err) {
         try {
           this.db.exec('ROLLBACK');

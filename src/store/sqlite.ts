@@ -150,6 +150,16 @@ export class SqliteStore implements SessionStore {
     if (this.closed) throw new Error('session store is closed');
   }
 
+  /** Before a read of events: open, and the events journal moved into events (SqliteWriter.catchUp). */
+  private readable(): void {
+    this.checkOpen();
+    try {
+      this.local.catchUp();
+    } catch (err) {
+      throw this.map(err);
+    }
+  }
+
   /** Runs `fn` in its own immediate transaction, now (used for reads-modify-writes outside the queue). */
   private tx<T>(fn: () => T, alreadyBegun = false): T {
     try {
@@ -184,7 +194,7 @@ export class SqliteStore implements SessionStore {
 
   async migrate(): Promise<{ from: number; to: number }> {
     this.checkOpen();
-    return this.tx(() => {
+    const result = this.tx(() => {
       this.db.exec(
         'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)',
       );
@@ -203,6 +213,8 @@ export class SqliteStore implements SessionStore {
       }
       return { from: cur, to: Math.max(cur, SQLITE_SCHEMA_VERSION) };
     });
+    this.local.schemaChanged();
+    return result;
   }
 
   private schemaVersion(): number {
@@ -214,7 +226,7 @@ export class SqliteStore implements SessionStore {
   }
 
   async info(): Promise<StoreInfo> {
-    this.checkOpen();
+    this.readable();
     try {
       const n = (sql: string): number => Number((this.db.prepare(sql).get() as Row)['n']);
       const version = this.schemaVersion();
@@ -284,7 +296,7 @@ export class SqliteStore implements SessionStore {
   }
 
   async listEvents(sessionId: string, options: ListEventsOptions = {}): Promise<StoreEvent[]> {
-    this.checkOpen();
+    this.readable();
     try {
       const rows = this.stmt('SELECT body, hash FROM events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?').all(
         sessionId,
@@ -298,7 +310,7 @@ export class SqliteStore implements SessionStore {
   }
 
   async search(q: SearchQuery): Promise<SearchHit[]> {
-    this.checkOpen();
+    this.readable();
     const where: string[] = [];
     const params: (string | number)[] = [];
     const tokens = q.text === undefined ? [] : parseSearch(q.text);
@@ -374,7 +386,7 @@ export class SqliteStore implements SessionStore {
   }
 
   async verify(options: string | VerifyOptions = {}): Promise<VerifyResult> {
-    this.checkOpen();
+    this.readable();
     const o: VerifyOptions = typeof options === 'string' ? { sessionId: options } : options;
     const db = this.db;
     const source: IntegritySource = {
@@ -443,7 +455,7 @@ export class SqliteStore implements SessionStore {
   }
 
   async openSessions(): Promise<OpenSessionInfo[]> {
-    this.checkOpen();
+    this.readable();
     try {
       const rows = this.stmt(
         "SELECT s.id, s.started_at, e.body FROM sessions s LEFT JOIN events e ON e.session_id = s.id AND e.seq = 1 WHERE s.ended_at IS NULL AND s.id <> ? ORDER BY s.id",

@@ -15,11 +15,17 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dlpctl-sqlite-'));
 let n = 0;
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
+/**
+ * Raw SQL against the file, as an attacker with write access would run it. A statement on `events` runs on the
+ * events journal too: a recent event may still be there (sqlite-migrations.ts, schema 3), and the tamper tests
+ * mean "edit the stored event", wherever it is stored.
+ */
 async function exec(url: string, sql: string): Promise<void> {
   const db = new DatabaseSync(url.slice('sqlite:'.length));
   try {
     db.exec('PRAGMA busy_timeout = 5000');
     db.exec(sql);
+    if (/\bevents\b/.test(sql)) db.exec(sql.replace(/\bevents\b/g, 'events_journal'));
   } finally {
     db.close();
   }
@@ -52,6 +58,34 @@ async function codeOf(p: Promise<unknown>): Promise<DlpctlError> {
 }
 
 describe('sqlite store specifics', () => {
+  it('a group commit lands in the events journal; a read moves it into events first; an event edited in the journal fails verify; close empties it', async () => {
+    const file = path.join(dir, 'journal', 'store.db');
+    const store = await openStore(`sqlite:${file}`);
+    const s = await store.createSession({ resource: 'db', kind: 'postgres', identity: alice, clientAddr: '127.0.0.1:1' });
+    for (let i = 0; i < 5; i++) await store.append(s.id, { type: 'query', sql: `SELECT ${i} FROM customers`, decision: 'allow', kinds: ['select'], tables: [] });
+    const raw = new DatabaseSync(file);
+    raw.exec('PRAGMA busy_timeout = 5000');
+    const count = (table: string) => (raw.prepare(`SELECT count(*) AS n FROM ${table} WHERE session_id = ?`).get(s.id) as { n: number }).n;
+    try {
+      expect([count('events_journal'), count('events')]).toEqual([6, 0]);
+      expect((await store.listEvents(s.id)).map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6]);
+      expect([count('events_journal'), count('events')]).toEqual([0, 6]);
+      expect((raw.prepare('SELECT group_concat(seq) AS s FROM (SELECT seq FROM events WHERE session_id = ? ORDER BY id)').get(s.id) as { s: string }).s).toBe('1,2,3,4,5,6');
+      // an event edited while it is still in the journal
+      await store.append(s.id, { type: 'query', sql: 'SELECT 7 FROM customers', decision: 'deny', kinds: ['select'], tables: [] });
+      expect(count('events_journal')).toBe(1);
+      raw.exec(`UPDATE events_journal SET body = replace(body, '"deny"', '"allow"') WHERE session_id = '${s.id}' AND seq = 7`);
+      const r = await store.verify(s.id);
+      expect(r.ok).toBe(false);
+      expect(r.firstBad).toMatchObject({ sessionId: s.id, seq: 7 });
+      await store.append(s.id, { type: 'query', sql: 'SELECT 8', decision: 'allow', kinds: ['select'], tables: [] });
+      await store.close();
+      expect([count('events_journal'), count('events')]).toEqual([0, 8]);
+    } finally {
+      raw.close();
+    }
+  });
+
   it.each(['tunnel', 'writer'] as const)('with threads: %s, close() lets every append in flight commit, in order, with a valid chain', async (threads) => {
     const url = `sqlite:${path.join(dir, `thread-close-${threads}`, 'store.db')}`;
     const store = await openStore(url, { threads });
@@ -72,7 +106,8 @@ describe('sqlite store specifics', () => {
     const store = await openStore(`sqlite:${file}`);
     const s = await store.createSession({ resource: 'db', kind: 'postgres', identity: alice, clientAddr: '127.0.0.1:1' });
     const raw = new DatabaseSync(file, { readOnly: true });
-    const committed = () => (raw.prepare('SELECT count(*) AS n FROM events WHERE session_id = ?').get(s.id) as { n: number }).n;
+    const committed = () =>
+      (raw.prepare('SELECT (SELECT count(*) FROM events WHERE session_id = ?1) + (SELECT count(*) FROM events_journal WHERE session_id = ?1) AS n').get(s.id) as { n: number }).n;
     const turns = async (n: number) => {
       for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
     };
