@@ -28,9 +28,11 @@ function isAlnumChar(c: number): boolean {
 
 /**
  * Keeps the last `keep` letters/digits and replaces the others with `*`, keeping separators
- * (`4111-1111-1111-1111` → `****-****-****-1111`). Secrets keep their last `keep` characters only when
- * that is at most a quarter of the value (`****…wxyz`), otherwise they are redacted; private keys are
- * always redacted.
+ * (`4111-1111-1111-1111` → `****-****-****-1111`). A letter or digit is an ASCII one or any character beyond
+ * ASCII (a name in Cyrillic, CJK or with accents is masked like a Latin one; non-ASCII punctuation is masked
+ * too, which errs on the safe side); each character is one `*`, whatever its length. Secrets keep their last
+ * `keep` characters only when that is at most a quarter of the value (`****…wxyz`), otherwise they are
+ * redacted; private keys are always redacted.
  */
 export function partial(entity: string, value: string, keep = 4): string {
   keep = keep < 0 || !Number.isFinite(keep) ? 4 : Math.ceil(keep);
@@ -38,29 +40,40 @@ export function partial(entity: string, value: string, keep = 4): string {
     if (entity === 'private_key' || keep === 0 || keep * 4 > value.length) return redact(entity);
     return `****${value.slice(value.length - keep)}`;
   }
+  const chars = isAscii(value) ? value : Array.from(value);
   // Where the kept tail starts: at the `keep`-th letter/digit from the end (0 when there are no more than
   // `keep`; the length when `keep` is 0). Every letter/digit before it is masked.
-  let cut = keep === 0 ? value.length : 0;
-  for (let i = value.length - 1, kept = 0; i >= 0 && keep > 0; i--) {
-    if (isAlnumChar(value.charCodeAt(i)) && ++kept === keep) {
+  let cut = keep === 0 ? chars.length : 0;
+  for (let i = chars.length - 1, kept = 0; i >= 0 && keep > 0; i--) {
+    if (isMaskable(chars[i]!.codePointAt(0)!) && ++kept === keep) {
       cut = i;
       break;
     }
   }
   if (cut === 0) return value;
   let head = '';
-  for (let i = 0; i < cut; i++) head += isAlnumChar(value.charCodeAt(i)) ? '*' : value[i]!;
-  return head + value.slice(cut);
+  for (let i = 0; i < cut; i++) head += isMaskable(chars[i]!.codePointAt(0)!) ? '*' : chars[i]!;
+  return head + (typeof chars === 'string' ? chars.slice(cut) : chars.slice(cut).join(''));
+}
+
+function isMaskable(cp: number): boolean {
+  return cp >= 0x80 || isAlnumChar(cp);
+}
+
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return false;
+  return true;
 }
 
 /**
- * `partial` over UTF-8 bytes, for a cell masked whole without decoding it (the `label` is a column name,
- * not a secret entity). Letters and digits are ASCII, so every byte of a multi-byte character is kept like
- * the separator it is in `partial`; the result is the UTF-8 of `partial(label, text, keep)`. `start`/`end`
- * pick the value out of a larger buffer (a cell in a row).
+ * `partial` over UTF-8 bytes, for a cell masked whole (the `label` is a column name, not a secret entity):
+ * the result is the UTF-8 of `partial(label, text, keep)`. An ASCII cell is starred in place; one with a
+ * character beyond ASCII goes through `partial` on its text. `start`/`end` pick the value out of a larger
+ * buffer (a cell in a row).
  */
 export function partialBytes(value: Buffer, keep = 4, start = 0, end = value.length): Buffer {
   keep = keep < 0 || !Number.isFinite(keep) ? 4 : Math.ceil(keep);
+  for (let i = start; i < end; i++) if (value[i]! >= 0x80) return Buffer.from(partial('column', value.toString('utf8', start, end), keep), 'utf8');
   const out = Buffer.allocUnsafe(end - start);
   value.copy(out, 0, start, end);
   let cut = keep === 0 ? out.length : 0;

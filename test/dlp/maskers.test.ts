@@ -17,10 +17,12 @@ describe('maskers', () => {
   it('partial and partialBytes agree with the character-by-character definition on random text', () => {
     // The definition: from the end, the first `keep` letters/digits stay, later ones become '*', all else stays.
     const reference = (value: string, keep: number): string => {
+      // letters and digits: ASCII ones and every character beyond ASCII, one `*` each
       let kept = 0;
-      const out = [...value.split('')];
-      for (let i = value.length - 1; i >= 0; i--) {
-        if (/[0-9A-Za-z]/.test(value[i]!)) out[i] = kept++ < keep ? value[i]! : '*';
+      const chars = Array.from(value);
+      const out = [...chars];
+      for (let i = chars.length - 1; i >= 0; i--) {
+        if (/[0-9A-Za-z]/.test(chars[i]!) || chars[i]!.codePointAt(0)! >= 0x80) out[i] = kept++ < keep ? chars[i]! : '*';
       }
       return out.join('');
     };
@@ -36,6 +38,9 @@ describe('maskers', () => {
       expect(partial('phone', v, keep), `${JSON.stringify(v)} keep ${keep}`).toBe(want);
       expect(partialBytes(Buffer.from(v, 'utf8'), keep).toString('utf8'), `${JSON.stringify(v)} keep ${keep}`).toBe(want);
     }
+    // a name beyond ASCII is masked like a Latin one (it used to pass whole: its letters counted as separators)
+    expect(partial('name', 'Иван Петров', 3)).toBe('**** ***ров');
+    expect(partialBytes(Buffer.from('山田太郎'), 2).toString('utf8')).toBe('**太郎');
     expect(partial('phone', '555-0100', -1)).toBe('***-0100');
     expect(partialBytes(Buffer.from('555-0100'), Number.NaN).toString()).toBe('***-0100');
     const input = Buffer.from('4111 1111');

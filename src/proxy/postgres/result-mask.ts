@@ -11,7 +11,7 @@
  */
 import type { DlpEngine } from '../../dlp/index.js';
 import { isSecretEntity } from '../../dlp/entities.js';
-import { applyMasker, partialBytes, redact, type MaskerContext, type MaskerName, type PseudonymVault } from '../../dlp/maskers.js';
+import { applyMasker, partial, partialBytes, redact, type MaskerContext, type MaskerName, type PseudonymVault } from '../../dlp/maskers.js';
 import type { MaskDirective } from '../../policy/index.js';
 import { rebuildDataRow, RowCells, type CellReplacement } from './data-row.js';
 import type { DerivedMask } from './lineage.js';
@@ -253,8 +253,14 @@ function columnAction(masker: MaskerName, label: string, keep: number, textLike:
     const fixed = encode(redact(label));
     return { kind: 'column', countKey, replace: () => fixed };
   }
-  // (partial stars ASCII letters and digits in place: right in UTF-8 and in every single-byte encoding)
-  if (masker === 'partial' && !isSecretEntity(label)) return { kind: 'column', countKey, replace: (raw, start, end) => partialBytes(raw, keep, start, end) };
+  // (partial on the UTF-8 bytes; in another client encoding, on the decoded text)
+  if (masker === 'partial' && !isSecretEntity(label)) {
+    return {
+      kind: 'column',
+      countKey,
+      replace: codec ? (raw, start, end) => encode(partial(label, decode(raw, start, end), keep)) : (raw, start, end) => partialBytes(raw, keep, start, end),
+    };
+  }
   const ctx: MaskerContext = { keep, hashKey: opts.hashKey, vault: opts.vault };
   return { kind: 'column', countKey, replace: (raw, start, end) => encode(applyMasker(masker, label, decode(raw, start, end), ctx)) };
 }
