@@ -3,12 +3,17 @@
  * client_encoding, so SQL text from the client and text cells toward it are in client_encoding. Policy
  * must read the SQL as the server will, and masking must write cells back in the same encoding.
  *
- * Supported: UTF8, SQL_ASCII on a UTF8 database (no conversion: the bytes are UTF-8), and PostgreSQL's
- * single-byte encodings (LATIN1-10, ISO_8859_5-8, WIN866, WIN874, WIN1250-1258, KOI8R, KOI8U). A
- * single-byte encoding is a table of 256 characters, built once from the platform's decoder, which gives
- * an exact decoder and, reversed, an exact encoder. The multi-byte legacy encodings (EUC_*, SJIS, BIG5,
- * GBK, UHC, GB18030, JOHAB, MULE_INTERNAL) are refused: a masked cell could not be written back without
- * an encoder for them, and a cell that cannot be masked must not pass.
+ * Supported: UTF8, SQL_ASCII on a UTF8 database (no conversion: the bytes are UTF-8), PostgreSQL's
+ * single-byte encodings (LATIN1-10, ISO_8859_5-8, WIN866, WIN874, WIN1250-1258, KOI8R, KOI8U), and the EUC
+ * encodings EUC_JP, EUC_CN and EUC_KR. A single-byte encoding is a table of 256 characters, built once from
+ * the platform's decoder, which gives an exact decoder and, reversed, an exact encoder. An EUC encoding is
+ * decoded by the platform's strict decoder and encoded through the reverse of its code table, built once by
+ * decoding every code of the encoding's own ranges (so the encoder writes only valid EUC bytes). Every byte
+ * of an EUC multi-byte character is ≥ 0x80: no byte of one can be read as a quote, a backslash or a tab.
+ * Refused: SJIS, BIG5, GBK, UHC and GB18030, whose second bytes include ASCII (a `\` or a letter inside a
+ * character: text the tunnel would have to split as the server does before it could read a statement or a
+ * COPY row), and EUC_TW, EUC_JIS_2004, SHIFT_JIS_2004, JOHAB and MULE_INTERNAL, which the platform cannot
+ * decode. A cell that cannot be masked must not pass.
  */
 import { ProtocolError } from './errors.js';
 
@@ -70,6 +75,9 @@ const SINGLE_BYTE: Record<string, string> = {
 /** Aliases PostgreSQL accepts in SET client_encoding, normalised (upper case, no '-' or '_'). */
 const ALIASES: Record<string, string> = {
   UNICODE: 'UTF8',
+  EUCJP: 'EUC_JP',
+  EUCCN: 'EUC_CN',
+  EUCKR: 'EUC_KR',
   UTF8: 'UTF8',
   SQLASCII: 'SQL_ASCII',
   ISO88591: 'LATIN1',
@@ -115,13 +123,86 @@ export function clientCodec(name: string, serverEncoding = 'UTF8'): TextCodec | 
   if (canonical === 'UTF8') return UTF8;
   if (canonical === 'SQL_ASCII') return canonicalEncoding(serverEncoding) === 'UTF8' ? UTF8 : null;
   const label = SINGLE_BYTE[canonical];
-  if (!label) return null;
+  const euc = EUC[canonical];
+  if (!label && !euc) return null;
   let codec = cache.get(canonical);
   if (!codec) {
-    codec = singleByte(canonical, label);
+    codec = label ? singleByte(canonical, label) : eucCodec(canonical, euc!);
     cache.set(canonical, codec);
   }
   return codec;
+}
+
+/** The EUC encodings: WHATWG label, and the byte sequences of the encoding (ASCII aside) as [prefix, rows]. */
+const EUC: Record<string, { label: string; planes: { prefix: number[]; lead: [number, number]; trail: [number, number] | null }[] }> = {
+  // JIS X 0208 in two bytes, half-width katakana after SS2 (0x8E), JIS X 0212 after SS3 (0x8F)
+  EUC_JP: {
+    label: 'euc-jp',
+    planes: [
+      { prefix: [], lead: [0xa1, 0xfe], trail: [0xa1, 0xfe] },
+      { prefix: [0x8e], lead: [0xa1, 0xdf], trail: null },
+      { prefix: [0x8f], lead: [0xa1, 0xfe], trail: [0xa1, 0xfe] },
+    ],
+  },
+  EUC_CN: { label: 'gb2312', planes: [{ prefix: [], lead: [0xa1, 0xfe], trail: [0xa1, 0xfe] }] },
+  EUC_KR: { label: 'euc-kr', planes: [{ prefix: [], lead: [0xa1, 0xfe], trail: [0xa1, 0xfe] }] },
+};
+
+/**
+ * An EUC codec (see the module doc). The platform's decoders are supersets (WHATWG euc-kr is UHC, gb2312 is
+ * GBK): the decoder also accepts a few sequences PostgreSQL rejects, which the server then refuses (22021),
+ * and the encoder, built from the EUC ranges alone, never writes one.
+ */
+function eucCodec(name: string, spec: (typeof EUC)[string]): TextCodec {
+  const strict = new TextDecoder(spec.label, { fatal: true });
+  const reverse = new Map<string, Buffer>();
+  for (const plane of spec.planes) {
+    for (let a = plane.lead[0]; a <= plane.lead[1]; a++) {
+      const trails = plane.trail ? plane.trail : [-1, -1];
+      for (let b = trails[0]!; b <= trails[1]!; b++) {
+        const bytes = Buffer.from([...plane.prefix, a, ...(b < 0 ? [] : [b])]);
+        let ch: string;
+        try {
+          ch = strict.decode(bytes);
+        } catch {
+          continue;
+        }
+        if ([...ch].length === 1 && !reverse.has(ch)) reverse.set(ch, bytes);
+      }
+    }
+  }
+  return {
+    name,
+    utf8: false,
+    decode(bytes, what = 'text') {
+      try {
+        return strict.decode(bytes);
+      } catch {
+        throw new ProtocolError('PG_INVALID_ENCODING', `${what}: invalid byte sequence for encoding "${name}"`);
+      }
+    },
+    encode(text) {
+      const parts: Buffer[] = [];
+      let ascii = '';
+      for (const ch of text) {
+        if (ch.charCodeAt(0) < 0x80) {
+          ascii += ch;
+          continue;
+        }
+        if (ascii) parts.push(Buffer.from(ascii, 'latin1'));
+        ascii = '';
+        parts.push(reverse.get(ch) ?? QUESTION);
+      }
+      if (ascii) parts.push(Buffer.from(ascii, 'latin1'));
+      return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+    },
+  };
+}
+const QUESTION = Buffer.from('?');
+
+/** Why a client encoding is refused, and what to use instead (see the module doc). */
+export function unsupportedEncodingMessage(name: string): string {
+  return `client_encoding ${name} is not supported through the tunnel (policy and masking must read the session's text); use UTF8, EUC_JP, EUC_CN, EUC_KR or a single-byte encoding such as LATIN1-10, WIN1250-1258, KOI8R`;
 }
 
 function singleByte(name: string, label: string): TextCodec {

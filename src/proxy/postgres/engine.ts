@@ -24,7 +24,7 @@ import { requestApproval } from '../../approvals/request.js';
 import { SessionRecorder } from '../recorder.js';
 import type { TunnelAddress, TunnelEngine, TunnelEvent, TunnelSession } from '../tunnel.js';
 import { CatalogResolver } from './catalog.js';
-import { clientCodec } from './encoding.js';
+import { clientCodec, unsupportedEncodingMessage } from './encoding.js';
 import { clientHandshake, ClientRejected } from './client-handshake.js';
 import {
   createScramSecret,
@@ -204,7 +204,7 @@ export class PostgresEngine implements TunnelEngine {
     const encoding = upstream.parameters.get('client_encoding');
     if (encoding && !clientCodec(encoding, upstream.parameters.get('server_encoding'))) {
       // (asked for in the start-up packet or PGCLIENTENCODING; see encoding.ts for why it is refused)
-      const message = `client_encoding ${encoding} is not supported through the tunnel; use UTF8, or a single-byte encoding such as LATIN1-10, WIN1250-1258, KOI8R`;
+      const message = unsupportedEncodingMessage(encoding);
       ctx.emit({ type: 'error', resource, message: `client ${clientAddr} rejected: ${message}` });
       await client.end(encodeErrorResponse({ severity: 'FATAL', code: '0A000', message: `dlpctl: ${message}` }));
       upstream.conn.destroy();

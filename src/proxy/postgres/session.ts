@@ -39,7 +39,7 @@ import type { SessionRecorder } from '../recorder.js';
 import type { TunnelEvent } from '../tunnel.js';
 import { ByteRun } from './byte-run.js';
 import { ConnectionClosed, type PgConn } from './conn.js';
-import { clientCodec, requestedClientEncoding, type TextCodec } from './encoding.js';
+import { clientCodec, requestedClientEncoding, unsupportedEncodingMessage, type TextCodec } from './encoding.js';
 import {
   BackendType,
   decodeBackend,
@@ -203,10 +203,6 @@ function copyData(body: Buffer): Buffer {
   return out;
 }
 
-function unsupportedEncoding(name: string): string {
-  return `client_encoding ${name} is not supported through the tunnel (policy and masking must read the session's text); use UTF8, or a single-byte encoding such as LATIN1-10, WIN1250-1258, KOI8R`;
-}
-
 /** The ErrorResponse PostgreSQL gives for a malformed message, as the session's last word. */
 function malformed(err: ProtocolError): Parameters<typeof encodeErrorResponse>[0] {
   const encoding = err.code === 'PG_INVALID_UTF8' || err.code === 'PG_INVALID_ENCODING';
@@ -262,7 +258,7 @@ export class PgSession {
       return;
     }
     // Set some way the statement check below did not see: the session's text can no longer be read.
-    void this.d.client.end(encodeErrorResponse({ severity: 'FATAL', code: '0A000', message: `dlpctl: ${unsupportedEncoding(msg.value)}` })).catch(() => {});
+    void this.d.client.end(encodeErrorResponse({ severity: 'FATAL', code: '0A000', message: `dlpctl: ${unsupportedEncodingMessage(msg.value)}` })).catch(() => {});
     this.d.upstream.destroy();
   }
 
@@ -281,7 +277,7 @@ export class PgSession {
     const wanted = requestedClientEncoding(sql);
     if (wanted === null || clientCodec(wanted, this.serverEncoding)) return null;
     // not a policy decision: the feature is not supported (0A000, as PostgreSQL says of what it cannot do)
-    return { allow: false, message: `dlpctl: ${unsupportedEncoding(wanted)}`, masks: [], limits: {}, error: { code: '0A000' } };
+    return { allow: false, message: `dlpctl: ${unsupportedEncodingMessage(wanted)}`, masks: [], limits: {}, error: { code: '0A000' } };
   }
 
   /** Runs both directions until either side closes; resolves with the outcome. */

@@ -6,6 +6,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { clientCodec } from '../../../src/proxy/postgres/encoding.js';
 import { decodeBackend, encodeFrontend, encodeQuery, encodeSync, PROTOCOL_3_0, type BackendMessage } from '../../../src/proxy/postgres/protocol.js';
 import { pgClient, psql, RawClient, startFixture, type Fixture, type TestTunnel } from './fixture.js';
 
@@ -242,6 +243,38 @@ describe('client encodings', () => {
     // the policy read the text: the audit has the query with é
     const hits = await fx.store.search({ text: 'café €' });
     expect(hits.length).toBeGreaterThan(0);
+    raw.close();
+    await tm.close();
+  });
+
+  it('an EUC_JP session: Japanese text round-trips as EUC_JP bytes, the policy reads it, and a partial mask keeps its characters in EUC_JP', async () => {
+    await direct.query(`create table enc_jp (name text, email text)`);
+    await direct.query(`insert into enc_jp values ('山田太郎', 'taro@example.jp')`);
+    const tm = await fx.tunnel({
+      use: ['recommended', 'pii'],
+      policies: `  pii:\n    - name: name-column\n      action: mask\n      columns: [public.enc_jp.name]\n      with: partial\n      keep: 2\n    - name: emails\n      action: mask\n      entities: [email]`,
+    });
+    const eucjp = (text: string) => clientCodec('EUC_JP')!.encode(text);
+    const raw = await RawClient.connect(tm.port);
+    await raw.startup('postgres', fx.database, tm.secret, { params: { client_encoding: 'EUC_JP' } });
+    const sql = Buffer.concat([Buffer.from("select '"), eucjp('日本語ｶﾅ'), Buffer.from("' as v, length('"), eucjp('日本語'), Buffer.from("') as n\0")]);
+    const q = Buffer.alloc(5);
+    q.write('Q');
+    q.writeInt32BE(4 + sql.length, 1);
+    raw.write(Buffer.concat([q, sql]));
+    const rows = messages(await raw.untilReady()).filter((m) => m.kind === 'DataRow');
+    const cells = rows[0]?.kind === 'DataRow' ? rows[0].cells : [];
+    // 日本語 in EUC_JP is C6FC CBDC B8EC; half-width ｶﾅ is 8EB6 8EC5
+    expect(cells.map((c) => c?.toString('hex'))).toEqual(['c6fccbdcb8ec8eb68ec5', Buffer.from('3').toString('hex')]);
+    raw.write(encodeQuery('select name, email from enc_jp'));
+    const masked = messages(await raw.untilReady()).filter((m) => m.kind === 'DataRow');
+    const mc = masked[0]?.kind === 'DataRow' ? masked[0].cells : [];
+    const name = clientCodec('EUC_JP')!.decode(mc[0]!);
+    expect(name.endsWith('太郎')).toBe(true);
+    expect(name).not.toContain('山田');
+    expect(mc[1]?.toString('latin1')).not.toContain('taro@example.jp');
+    // the policy read the text: the audit has the query in Japanese
+    expect((await fx.store.search({ text: '日本語ｶﾅ' })).length).toBeGreaterThan(0);
     raw.close();
     await tm.close();
   });

@@ -35,11 +35,42 @@ describe('client encodings', () => {
     expect(clientCodec('LATIN9')!.encode('ж')).toEqual(Buffer.from('?'));
   });
 
-  it('UTF8, SQL_ASCII on UTF8 are UTF-8; multi-byte legacy encodings are refused', () => {
+  it('UTF8, SQL_ASCII on UTF8 are UTF-8; encodings with ASCII second bytes or no platform decoder are refused', () => {
     expect(clientCodec('UTF8')!.utf8).toBe(true);
     expect(clientCodec('SQL_ASCII', 'UTF8')!.utf8).toBe(true);
     expect(clientCodec('SQL_ASCII', 'LATIN1')).toBeNull();
-    for (const n of ['SJIS', 'EUC_JP', 'BIG5', 'GBK', 'UHC', 'GB18030', 'EUC_TW', 'MULE_INTERNAL']) expect(clientCodec(n)).toBeNull();
+    for (const n of ['SJIS', 'BIG5', 'GBK', 'UHC', 'GB18030', 'EUC_TW', 'EUC_JIS_2004', 'SHIFT_JIS_2004', 'JOHAB', 'MULE_INTERNAL']) expect(clientCodec(n), n).toBeNull();
+  });
+
+  it('EUC_JP, EUC_CN and EUC_KR decode and encode exactly, in every spelling', () => {
+    const cases: [string, string, string][] = [
+      ['EUC_JP', 'こんにちは、世界 ｶﾅ', 'a4b3a4f3a4cba4c1a4cfa1a2c0a4b3a6208eb68ec5'],
+      ['EUC_JP', '丂', '8fb0a1'], // JIS X 0212, after SS3
+      ['EUC_CN', '中文 abc', 'd6d0cec420616263'],
+      ['EUC_KR', '한국어', 'c7d1b1b9beee'],
+    ];
+    for (const [name, text, hex] of cases) {
+      const c = clientCodec(name)!;
+      expect(c.encode(text).toString('hex'), `${name} ${text}`).toBe(hex);
+      expect(c.decode(Buffer.from(hex, 'hex'))).toBe(text);
+    }
+    expect(clientCodec('eucjp')!.name).toBe('EUC_JP');
+    expect(clientCodec('euc-kr')!.name).toBe('EUC_KR');
+    // a character the encoding lacks becomes '?'; a truncated or invalid sequence is PG_INVALID_ENCODING
+    expect(clientCodec('EUC_KR')!.encode('😀x')).toEqual(Buffer.from('?x'));
+    expect(() => clientCodec('EUC_JP')!.decode(Buffer.from([0x61, 0xa4]))).toThrow(/invalid byte sequence for encoding "EUC_JP"/);
+    expect(() => clientCodec('EUC_JP')!.decode(Buffer.from([0xa4, 0x27]))).toThrow(/invalid byte sequence/);
+  });
+
+  it('the EUC encoders write only bytes of their own ranges (never a UHC or GBK extension)', () => {
+    // 갂 exists only in UHC (euc-kr's WHATWG superset): EUC_KR has no code for it
+    expect(clientCodec('EUC_KR')!.encode('갂')).toEqual(Buffer.from('?'));
+    // 丂 is a GBK extension outside GB 2312
+    expect(clientCodec('EUC_CN')!.encode('丂')).toEqual(Buffer.from('?'));
+    for (const name of ['EUC_JP', 'EUC_CN', 'EUC_KR']) {
+      const bytes = clientCodec(name)!.encode('日本中文한국어テスト');
+      for (const b of bytes) expect(b === 0x3f || b >= 0x80, `${name} ${b.toString(16)}`).toBe(true);
+    }
   });
 
   it('a SET of the client encoding is recognised in its spellings', () => {
