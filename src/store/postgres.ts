@@ -266,14 +266,18 @@ export class PostgresStore implements SessionStore {
     }
   }
 
-  private async tx<T>(fn: (c: PoolClient) => Promise<T>): Promise<T> {
-    this.checkOpen();
-    let c: PoolClient;
+  /** A pooled connection; an unreachable store is a DlpctlError that says so. */
+  private async connection(): Promise<PoolClient> {
     try {
-      c = await this.pool.connect();
+      return await this.pool.connect();
     } catch (err) {
       throw this.map(err);
     }
+  }
+
+  private async tx<T>(fn: (c: PoolClient) => Promise<T>): Promise<T> {
+    this.checkOpen();
+    const c = await this.connection();
     try {
       await c.query('BEGIN');
       const r = await fn(c);
@@ -552,12 +556,7 @@ export class PostgresStore implements SessionStore {
   async verify(options: string | VerifyOptions = {}): Promise<VerifyResult> {
     const o: VerifyOptions = typeof options === 'string' ? { sessionId: options } : options;
     this.checkOpen();
-    let c: PoolClient;
-    try {
-      c = await this.pool.connect();
-    } catch (err) {
-      throw this.map(err);
-    }
+    const c = await this.connection();
     const rows = async (sql: string, params: unknown[] = []): Promise<Row[]> => (await c.query(sql, params)).rows as Row[];
     const PAGE = 5000;
     const source: IntegritySource = {

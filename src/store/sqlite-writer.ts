@@ -683,7 +683,7 @@ export class SqliteWriter {
     const r = this.stmt('SELECT min(id) AS lo, max(id) AS hi FROM events_journal').get() as Row;
     if (r['lo'] === null) return 0;
     const lo = Number(r['lo']);
-    const hi = Math.min(Number(r['hi']), maxRows === Infinity ? Number(r['hi']) : lo + maxRows - 1);
+    const hi = Math.min(Number(r['hi']), lo + maxRows - 1);
     this.stmt(
       `INSERT INTO events (session_id, seq, type, time_ms, decision, text, body, hash)
        SELECT session_id, seq, type, time_ms, decision, text, body, hash FROM events_journal WHERE id <= ? ORDER BY id`,
@@ -707,14 +707,20 @@ export class SqliteWriter {
       if (code === 5 || code === 6 || code === 8) return; // busy, locked, read-only
       throw err;
     }
+    this.finishTx(() => this.ingestInTx(Infinity));
+  }
+
+  /** With a write transaction begun: runs `fn` and commits, or rolls back and rethrows. */
+  private finishTx<T>(fn: () => T): T {
     try {
-      this.ingestInTx(Infinity);
+      const value = fn();
       this.run('COMMIT');
+      return value;
     } catch (err) {
       try {
         this.db.exec('ROLLBACK');
       } catch {
-        // already rolled back
+        // the failed statement may already have rolled back
       }
       throw err;
     }
@@ -738,7 +744,7 @@ export class SqliteWriter {
         this.noteAppended(1);
         return 0;
       }
-      try {
+      return this.finishTx(() => {
         // The journal first (a bulk move keeps the events table's indexes off the commit path), then the index.
         const ingestMax = maxRows * 4;
         const ingested = this.ingestInTx(ingestMax);
@@ -753,17 +759,9 @@ export class SqliteWriter {
           added = hi - upto;
           if (hi < max) this.noteAppended(max - hi);
         }
-        this.run('COMMIT');
         // (more journal left: the caller's `while (indexNow(n) === n)` goes round again)
         return ingested === ingestMax ? Math.max(added, maxRows) : added;
-      } catch (err) {
-        try {
-          this.db.exec('ROLLBACK');
-        } catch {
-          // already rolled back
-        }
-        throw err;
-      }
+      });
     } catch {
       return 0;
     }

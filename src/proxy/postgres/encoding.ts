@@ -27,19 +27,23 @@ export interface TextCodec {
   encode(text: string): Buffer;
 }
 
+/** A strict decoder of the platform's: an invalid sequence is the ProtocolError PostgreSQL's 22021 answers. */
+function strictDecode(decoder: { decode(input: Uint8Array): string }, name: string, code: 'PG_INVALID_UTF8' | 'PG_INVALID_ENCODING') {
+  return (bytes: Buffer, what = 'text'): string => {
+    try {
+      return decoder.decode(bytes);
+    } catch {
+      throw new ProtocolError(code, `${what}: invalid byte sequence for encoding "${name}"`);
+    }
+  };
+}
+
 const UTF8: TextCodec = {
   name: 'UTF8',
   utf8: true,
-  decode(bytes, what = 'text') {
-    try {
-      return utf8Fatal.decode(bytes);
-    } catch {
-      throw new ProtocolError('PG_INVALID_UTF8', `${what}: invalid byte sequence for encoding "UTF8"`);
-    }
-  },
+  decode: strictDecode(new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }), 'UTF8', 'PG_INVALID_UTF8'),
   encode: (text) => Buffer.from(text, 'utf8'),
 };
-const utf8Fatal = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** PostgreSQL encoding name → WHATWG label of its table (latin1 and LATIN5 are patched below). */
 const SINGLE_BYTE: Record<string, string> = {
@@ -174,13 +178,7 @@ function eucCodec(name: string, spec: (typeof EUC)[string]): TextCodec {
   return {
     name,
     utf8: false,
-    decode(bytes, what = 'text') {
-      try {
-        return strict.decode(bytes);
-      } catch {
-        throw new ProtocolError('PG_INVALID_ENCODING', `${what}: invalid byte sequence for encoding "${name}"`);
-      }
-    },
+    decode: strictDecode(strict, name, 'PG_INVALID_ENCODING'),
     encode(text) {
       const parts: Buffer[] = [];
       let ascii = '';

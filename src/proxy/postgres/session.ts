@@ -342,14 +342,7 @@ export class PgSession {
           await this.settleCancel();
           const verdict = this.encodingRefusal(msg.query) ?? (await this.d.gate(msg.query));
           this.lastVerdict = verdict;
-          if (verdict.allow) {
-            this.pending.push({ k: 'query', verdict });
-            await upstream.write(frame.raw);
-          } else {
-            const poison = this.poison(verdict);
-            this.pending.push({ k: 'query', verdict, poison });
-            await upstream.write(encodeQuery(poisonSql(poison.nonce)));
-          }
+          await this.forwardOrPoison(verdict, frame.raw);
           break;
         }
         case FrontendType.Parse: {
@@ -425,16 +418,8 @@ export class PgSession {
           const msg = await this.decode(frame);
           if (msg.kind !== 'FunctionCall') throw new Error('unreachable');
           await this.settleCancel();
-          const verdict = await this.functionVerdict(msg);
-          if (verdict.allow) {
-            // answered by FunctionCallResponse (or ErrorResponse) and ReadyForQuery, as a Query is
-            this.pending.push({ k: 'query', verdict });
-            await upstream.write(frame.raw);
-          } else {
-            const poison = this.poison(verdict);
-            this.pending.push({ k: 'query', verdict, poison });
-            await upstream.write(encodeQuery(poisonSql(poison.nonce)));
-          }
+          // (answered by FunctionCallResponse or ErrorResponse, then ReadyForQuery, as a Query is)
+          await this.forwardOrPoison(await this.functionVerdict(msg), frame.raw);
           break;
         }
         case FrontendType.Terminate:
@@ -561,6 +546,21 @@ export class PgSession {
 
   private poison(verdict: Verdict): Poison {
     return { nonce: randomBytes(12).toString('hex'), message: verdict.message ?? 'dlpctl: denied by policy', ...(verdict.error ? { error: verdict.error } : {}) };
+  }
+
+  /**
+   * A message answered like a simple Query (a Query, a FunctionCall): allowed, it goes upstream as sent;
+   * denied, a poison statement goes in its place, whose error the client receives as the denial.
+   */
+  private async forwardOrPoison(verdict: Verdict, raw: Buffer): Promise<void> {
+    if (verdict.allow) {
+      this.pending.push({ k: 'query', verdict });
+      await this.d.upstream.write(raw);
+      return;
+    }
+    const poison = this.poison(verdict);
+    this.pending.push({ k: 'query', verdict, poison });
+    await this.d.upstream.write(encodeQuery(poisonSql(poison.nonce)));
   }
 
   // ───────────────────────────── upstream → client ─────────────────────────────
