@@ -8,34 +8,64 @@
  * dropped (as JSON.stringify does). The stored `body` column holds exactly this text, so verification can
  * hash the stored bytes and also check that they are still canonical.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { StoreEvent } from './types.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
 
+/** Quoted object keys with their colon, kept for the few dozen keys events use (JSON.stringify per key was a visible cost). */
+const quotedKeys = new Map<string, string>();
+const MAX_QUOTED_KEYS = 4096;
+
+function quotedKey(k: string): string {
+  let q = quotedKeys.get(k);
+  if (q === undefined) {
+    q = `${JSON.stringify(k)}:`;
+    if (quotedKeys.size < MAX_QUOTED_KEYS) quotedKeys.set(k, q);
+  }
+  return q;
+}
+
+/**
+ * Built by string concatenation (no intermediate arrays or joins): every event is canonicalised once when it
+ * is sealed and again when it is verified. test/store/chain.test.ts holds it to a plain reference
+ * implementation on random values.
+ */
 export function canonicalJson(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
   if (value === null || typeof value !== 'object') {
     const s = JSON.stringify(value);
     return s === undefined ? 'null' : s;
   }
   if (Array.isArray(value)) {
-    return `[${value.map((v) => (v === undefined || typeof v === 'function' ? 'null' : canonicalJson(v))).join(',')}]`;
+    let out = '[';
+    for (let i = 0; i < value.length; i++) {
+      const v: unknown = value[i];
+      if (i > 0) out += ',';
+      out += v === undefined || typeof v === 'function' ? 'null' : canonicalJson(v);
+    }
+    return `${out}]`;
   }
   if (typeof (value as { toJSON?: unknown }).toJSON === 'function') {
     return canonicalJson((value as { toJSON(): unknown }).toJSON());
   }
   const keys = Object.keys(value).sort();
-  const parts: string[] = [];
-  for (const k of keys) {
+  let out = '{';
+  let first = true;
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!;
     const v = (value as Record<string, unknown>)[k];
     if (v === undefined || typeof v === 'function') continue;
-    parts.push(`${JSON.stringify(k)}:${canonicalJson(v)}`);
+    if (!first) out += ',';
+    first = false;
+    out += quotedKey(k) + canonicalJson(v);
   }
-  return `{${parts.join(',')}}`;
+  return `${out}}`;
 }
 
+/** One-shot SHA-256 (no Hash object per event). */
 export function chainHash(prevHash: string, canonicalBody: string): string {
-  return createHash('sha256').update(prevHash).update(canonicalBody).digest('hex');
+  return hash('sha256', prevHash + canonicalBody, 'hex');
 }
 
 /** The canonical body of an event: everything but `hash`. */
@@ -46,7 +76,7 @@ export function eventBody(event: Omit<StoreEvent, 'hash'> | StoreEvent): string 
 
 /** Builds the stored event for `body` following `prevHash`. */
 export function sealEvent(prevHash: string, event: Omit<StoreEvent, 'hash'>): { event: StoreEvent; body: string } {
-  const body = eventBody(event);
+  const body = 'hash' in event ? eventBody(event) : canonicalJson(event);
   const hash = chainHash(prevHash, body);
   return { event: { ...event, hash } as StoreEvent, body };
 }

@@ -129,6 +129,9 @@ export function toMs(iso: string, what: string): number {
 }
 
 /** Builds the event without its hash; the session head supplies seq and subject. */
+/** Members of a stored event that the store sets, whatever the caller's event holds. */
+const STORE_MEMBERS = new Set(['time', 'sessionId', 'seq', 'subject', 'hash']);
+
 export function buildEvent(
   sessionId: string,
   seq: number,
@@ -136,13 +139,19 @@ export function buildEvent(
   input: NewEvent,
   now: () => Date,
 ): Omit<StoreEvent, 'hash'> {
-  const { time, ...body } = input as NewEvent & { sessionId?: unknown; seq?: unknown; subject?: unknown; hash?: unknown };
-  delete body.sessionId;
-  delete body.seq;
-  delete body.subject;
-  delete body.hash;
+  const time = input.time;
   const t = time === undefined ? now().toISOString() : new Date(toMs(time, 'event time')).toISOString();
-  return { ...(body as EventBody), sessionId, seq, time: t, subject } as Omit<StoreEvent, 'hash'>;
+  // The body's own members, then the store's (a caller's sessionId, seq, subject or hash never gets in). A copy
+  // by loop: a rest pattern plus `delete` left the object in dictionary mode, slow to canonicalise.
+  const event: Record<string, unknown> = {};
+  for (const k of Object.keys(input)) {
+    if (!STORE_MEMBERS.has(k)) event[k] = (input as unknown as Record<string, unknown>)[k];
+  }
+  event['sessionId'] = sessionId;
+  event['seq'] = seq;
+  event['time'] = t;
+  event['subject'] = subject;
+  return event as unknown as Omit<StoreEvent, 'hash'>;
 }
 
 export function rowToEvent(body: string, hash: string): StoreEvent {

@@ -19,7 +19,8 @@
  * - then BENCH_ROUNDS (3) interleaved rounds, the paths in turn: both large results again and `pgbench -S -c 8
  *   -T BENCH_SECONDS (5)`, simple protocol then `-M prepared` (every Execute recorded); each path's median is
  *   reported, with the proxy's CPU per statement from /proc (BENCH_STRACE=DIR / BENCH_PERF=DIR run each tunnel
- *   under `strace -c` / `perf record`; BENCH_CPU_PROF=DIR writes V8 profiles);
+ *   under `strace -c` / `perf record`; BENCH_CPU_PROF=DIR writes V8 profiles; BENCH_PATHS=name,… keeps only
+ *   the paths whose names contain one of these, BENCH_MODES=simple or prepared only that pgbench mode);
  * - last, the latency of a sequential `SELECT 1` (2000 queries, node-postgres) p50/p99 and what each path adds
  *   to direct, and the same with a parameter (extended protocol). The peak RSS over the whole run goes to stderr.
  * Targets: pgbench ≥ 0.7× direct; large result ≥ 0.9× (pass-through) / ≥ 0.5× (two masked columns); RSS ≤
@@ -308,6 +309,11 @@ resources:
     const relay = await startNodeRelay(server);
     children.push(relay.child);
     paths.push({ name: 'node relay (reference)', url: relay.url, ...(relay.child.pid ? { pid: relay.child.pid } : {}) });
+    // BENCH_PATHS=a,b: only the paths whose names contain one of these (to profile one tunnel quickly).
+    const only = process.env['BENCH_PATHS']?.split(',').filter(Boolean);
+    if (only) paths.splice(0, paths.length, ...paths.filter((p) => only.some((o) => p.name.includes(o))));
+    // BENCH_MODES=simple or prepared: only that pgbench mode.
+    const modes = process.env['BENCH_MODES'] ?? 'simple,prepared';
 
     // 1. On each fresh tunnel, first: the two large results (their peak RSS is what results of that size
     //    cost, the target being ≤ 150 MB whatever the size, not what eight pgbench sessions left behind).
@@ -333,12 +339,16 @@ resources:
           push(r.mbps, await largeMbps(p.url, bytes));
           push(r.peopleMbps, await largeMbps(p.url, peopleBytes, PEOPLE_SQL));
         }
-        const b = await pgbenchTps(p.url, p.pid);
-        push(r.tps, b.tps);
-        push(r.cpuUs, b.cpuUs);
-        const pb = await pgbenchTps(p.url, p.pid, 'prepared');
-        push(r.ptps, pb.tps);
-        push(r.pcpuUs, pb.cpuUs);
+        if (modes.includes('simple')) {
+          const b = await pgbenchTps(p.url, p.pid);
+          push(r.tps, b.tps);
+          push(r.cpuUs, b.cpuUs);
+        }
+        if (modes.includes('prepared')) {
+          const pb = await pgbenchTps(p.url, p.pid, 'prepared');
+          push(r.ptps, pb.tps);
+          push(r.pcpuUs, pb.cpuUs);
+        }
       }
     }
     const rows: Row[] = [];

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { openStore, type Identity } from '../../src/store/index.js';
 
 const identity: Identity = { issuer: 'https://idp.bench', subject: 'bench-bot', groups: ['agents'], kind: 'machine', verified: true };
-const CLIENTS = 8;
+const CLIENTS = Number(process.env['BENCH_CLIENTS'] ?? 8);
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 4);
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dlpctl-store-pattern-'));

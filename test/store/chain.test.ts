@@ -15,6 +15,49 @@ describe('canonical JSON', () => {
     expect(canonicalJson({ '10': 1, '9': 2, B: 3, a: 4 })).toBe('{"10":1,"9":2,"B":3,"a":4}');
   });
 
+  it('matches a plain reference implementation on random values (key order, escapes, undefined, toJSON)', () => {
+    // The definition, written as plainly as possible: what every stored body was hashed as.
+    const reference = (v: unknown): string => {
+      if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null';
+      if (Array.isArray(v)) return `[${v.map((x) => (x === undefined || typeof x === 'function' ? 'null' : reference(x))).join(',')}]`;
+      if (typeof (v as { toJSON?: unknown }).toJSON === 'function') return reference((v as { toJSON(): unknown }).toJSON());
+      const parts: string[] = [];
+      for (const k of Object.keys(v).sort()) {
+        const x = (v as Record<string, unknown>)[k];
+        if (x === undefined || typeof x === 'function') continue;
+        parts.push(`${JSON.stringify(k)}:${reference(x)}`);
+      }
+      return `{${parts.join(',')}}`;
+    };
+    let seed = 42;
+    const rand = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed % n;
+    };
+    const keys = ['a', 'B', 'z', '10', '9', 'é', 'k"q', 'line\n', '\u2028', 'sessionId', 'seq', ''];
+    const strings = ['', 'x', 'é', '"quoted"', 'tab\t', '\u0000', '\ud800', '😀', 'Иван', '</script>'];
+    const gen = (depth: number): unknown => {
+      switch (rand(depth > 3 ? 6 : 9)) {
+        case 0: return strings[rand(strings.length)];
+        case 1: return rand(1000) - 500 + (rand(2) ? 0.25 : 0);
+        case 2: return [null, true, false, undefined, Number.NaN, Number.POSITIVE_INFINITY, -0][rand(7)];
+        case 3: return () => 1;
+        case 4: return new Date(rand(2_000_000_000_000));
+        case 5: return 'plain';
+        case 6: return Array.from({ length: rand(4) }, () => gen(depth + 1));
+        default: {
+          const o: Record<string, unknown> = {};
+          for (let i = rand(6); i > 0; i--) o[keys[rand(keys.length)]!] = gen(depth + 1);
+          return o;
+        }
+      }
+    };
+    for (let i = 0; i < 3000; i++) {
+      const v = gen(0);
+      expect(canonicalJson(v)).toBe(reference(v));
+    }
+  });
+
   it('chains SHA-256(previous hex hash ‖ canonical body)', () => {
     const body = canonicalJson({ seq: 1 });
     expect(chainHash(GENESIS_HASH, body)).toBe(createHash('sha256').update(`${'0'.repeat(64)}{"seq":1}`).digest('hex'));
