@@ -221,6 +221,8 @@ export class PgSession {
   private result: ResultState | null = null;
   /** The verdict of the statement decided last (for server messages that answer no pending statement). */
   private lastVerdict: Verdict | null = null;
+  /** Bind and Describe messages not yet sent upstream: they leave with the message after them (see the Bind case). */
+  private held: Buffer[] = [];
   private swallowUntilReady = false;
   private status: TransactionStatus;
   private ending: string | null = null;
@@ -335,6 +337,12 @@ export class PgSession {
       }
       const t = frame.type;
       this.d.recorder.counters.bytesIn += frame.raw.length;
+      // A Bind or Describe waits for the messages after it (see the Bind case); anything but another of them
+      // or an Execute sends what is held first.
+      if (this.held.length > 0 && t !== FrontendType.Execute && t !== FrontendType.Bind && t !== FrontendType.Describe) {
+        const sent = this.releaseHeld();
+        if (sent) await sent;
+      }
       switch (t) {
         case FrontendType.Query: {
           const msg = await this.decode(frame);
@@ -370,14 +378,18 @@ export class PgSession {
           if (this.keep.parameters) portal.params = this.recordedParams(msg.params, msg.paramFormats);
           this.portals.set(msg.portal, portal);
           this.pending.push({ k: 'bind', verdict: statement?.verdict });
-          await upstream.write(frame.raw);
+          // Held, with a Describe after it, until the message that needs neither to wait: an Execute is recorded
+          // durably before it is forwarded, and a Bind (and libpq's Describe) sent meanwhile would be a write and a
+          // wake-up of the backend of their own. The server answers them only at the next Sync or Flush, so holding
+          // them changes nothing the client can see.
+          this.held.push(frame.raw);
           break;
         }
         case FrontendType.Describe: {
           const msg = await this.decode(frame);
           if (msg.kind !== 'Describe') throw new Error('unreachable');
           this.pending.push({ k: 'describe', target: msg.target, name: msg.name, internal: false });
-          await upstream.write(frame.raw);
+          this.held.push(frame.raw);
           break;
         }
         case FrontendType.Execute: {
@@ -387,10 +399,13 @@ export class PgSession {
           if (portal && !portal.fields && !portal.statement?.fields && (portal.statement?.verdict.masks.length ?? 0) > 0) {
             // The client did not ask for the result's shape; masking needs it: ask on its behalf.
             this.pending.push({ k: 'describe', target: 'P', name: msg.portal, internal: true });
-            await upstream.write(encodeFrontend({ kind: 'Describe', target: 'P', name: msg.portal }));
+            this.held.push(encodeFrontend({ kind: 'Describe', target: 'P', name: msg.portal }));
           }
           // every execution is an event, durable before it runs; a store that cannot take it denies it
           const denied = await this.recordExecution(portal, msg.maxRows);
+          // (what is held and this Execute leave in one write, unless the socket asks us to wait)
+          const sent = this.releaseHeld();
+          if (sent) await sent;
           if (denied) {
             const poison = this.poison({ allow: false, message: denied, masks: [], limits: {} });
             this.pending.push({ k: 'execute', portal: msg.portal, poison });
@@ -542,6 +557,14 @@ export class PgSession {
     if (!this.cancelling) return;
     await this.cancelling;
     this.cancelling = null;
+  }
+
+  /** Sends the Bind and Describe messages held back for the message after them (see the Bind case of the client loop). */
+  private releaseHeld(): Promise<void> | void {
+    if (this.held.length === 0) return;
+    const out = this.held.length === 1 ? this.held[0]! : Buffer.concat(this.held);
+    this.held = [];
+    return this.d.upstream.write(out);
   }
 
   private poison(verdict: Verdict): Poison {

@@ -3,6 +3,7 @@
  * statements leave one `execute` event per execution (rows in the target = events in the store), with their
  * parameters masked; results keep their first rows as the client saw them; COPY results are counted and kept.
  */
+import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type pg from 'pg';
 import type { StoreEvent } from '../../../src/store/types.js';
@@ -97,6 +98,77 @@ describe('executions', () => {
     expect(insertExecutions).toBe(inserted);
   });
 });
+
+describe('the extended protocol upstream', () => {
+  it("a Bind (and libpq's Describe) leaves with its Execute, after the execution is recorded: one write, one wake-up of the backend", async () => {
+    // A relay between the tunnel and the server, in a process of its own (in this one it would read only after
+    // the tunnel's turn, both writes at once), keeping each read of what the tunnel wrote.
+    const relay = spawn(process.execPath, ['-e', RELAY, String(fx.pg.port)], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let out = '';
+    relay.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    const port = await new Promise<number>((resolve, reject) => {
+      const poll = setInterval(() => {
+        const m = /^port (\d+)\n/.exec(out);
+        if (m) {
+          clearInterval(poll);
+          resolve(Number(m[1]));
+        }
+      }, 10);
+      relay.on('exit', () => reject(new Error('the relay exited')));
+    });
+    const chunks = async (): Promise<Buffer[]> => {
+      const done = new Promise<void>((r) => relay.on('exit', () => r()));
+      relay.stdin!.end();
+      await done;
+      return (JSON.parse(out.slice(out.indexOf('\n') + 1)) as string[]).map((b) => Buffer.from(b, 'base64'));
+    };
+    const relayed = await fx.tunnel({ port });
+    try {
+      const c = await pgClient(relayed.url);
+      for (let i = 0; i < 20; i++) await c.query({ name: 'one', text: 'SELECT $1::int AS n', values: [i] });
+      await c.end();
+      await relayed.close();
+      // The messages after the start-up packet, each with the read it began in.
+      const reads = await chunks();
+      const all = Buffer.concat(reads);
+      const chunkOf: number[] = [];
+      reads.forEach((ch, i) => {
+        for (let k = 0; k < ch.length; k++) chunkOf.push(i);
+      });
+      const messages: { type: string; chunk: number }[] = [];
+      for (let at = all.readInt32BE(0); at < all.length; at += 1 + all.readInt32BE(at + 1)) messages.push({ type: String.fromCharCode(all[at]!), chunk: chunkOf[at]! });
+      const binds = messages.flatMap((m, i) => (m.type === 'B' ? [i] : []));
+      expect(binds).toHaveLength(20);
+      for (const i of binds) {
+        const execute = messages.findIndex((m, j) => j > i && m.type === 'E');
+        expect(execute).toBeGreaterThan(i);
+        // everything from the Bind to its Execute went out in one write
+        expect(new Set(messages.slice(i, execute + 1).map((m) => m.chunk)).size).toBe(1);
+      }
+    } finally {
+      await relayed.close();
+      relay.kill();
+    }
+  });
+});
+
+/** A TCP relay to 127.0.0.1:argv[1]; prints its port, and when stdin ends, every read from its client (base64, JSON). */
+const RELAY = `
+const net = require('node:net');
+const reads = [];
+const server = net.createServer((from) => {
+  from.setNoDelay(true);
+  const to = net.connect(Number(process.argv[1]), '127.0.0.1');
+  to.setNoDelay(true);
+  from.on('data', (d) => { reads.push(d.toString('base64')); to.write(d); });
+  to.on('data', (d) => from.write(d));
+  const end = () => { from.destroy(); to.destroy(); };
+  from.on('close', end); to.on('close', end); from.on('error', end); to.on('error', end);
+});
+server.listen(0, '127.0.0.1', () => process.stdout.write('port ' + server.address().port + '\\n'));
+process.stdin.on('data', () => {});
+process.stdin.on('end', () => process.stdout.write(JSON.stringify(reads), () => process.exit(0)));
+`;
 
 describe('the masked response', () => {
   it('keeps the first rows as the client saw them, within the record limits', async () => {
