@@ -665,7 +665,12 @@ export class PgSession {
           return head.internal || this.swallowUntilReady ? null : frame.raw;
         }
         if (head?.k === 'query') {
-          return this.startResult(fields, head.verdict).then((r) => {
+          const started = this.startResult(fields, head.verdict);
+          if (!(started instanceof Promise)) {
+            this.result = started;
+            return this.swallowUntilReady ? null : frame.raw;
+          }
+          return started.then((r) => {
             this.result = r;
             return this.swallowUntilReady ? null : frame.raw;
           });
@@ -698,7 +703,7 @@ export class PgSession {
           this.record({ type: 'error', message, code: '42501' });
           return encodePolicyDenial(message);
         }
-        return this.startResult(copy ? copy.fields : null, verdict).then((r) => {
+        return Promise.resolve(this.startResult(copy ? copy.fields : null, verdict)).then((r) => {
           r.formats = binary ? [1] : null;
           if (copy && r.plan?.active && copy.format !== 'binary') r.copy = new CopyRowMasker(r.plan, copy, this.tally, this.codec);
           this.result = r;
@@ -770,8 +775,13 @@ export class PgSession {
     return this.portals.get(name)?.statement?.verdict ?? { allow: true, masks: [], limits: {} };
   }
 
-  private async startResult(fields: readonly FieldDescription[] | null, verdict: Verdict): Promise<ResultState> {
-    const plan = verdict.masks.length > 0 ? await this.d.plan(fields, verdict) : null;
+  /** A result's state; at once when nothing is masked (no wait on the catalogue, and no turn of the loop per result). */
+  private startResult(fields: readonly FieldDescription[] | null, verdict: Verdict): ResultState | Promise<ResultState> {
+    if (verdict.masks.length === 0) return this.newResult(null, fields, verdict);
+    return this.d.plan(fields, verdict).then((plan) => this.newResult(plan, fields, verdict));
+  }
+
+  private newResult(plan: ResultState['plan'], fields: readonly FieldDescription[] | null, verdict: Verdict): ResultState {
     const keep = this.keep.rows > 0 && this.keep.bytes > 0;
     return {
       plan,
