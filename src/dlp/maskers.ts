@@ -72,19 +72,29 @@ function isAscii(s: string): boolean {
  * buffer (a cell in a row).
  */
 export function partialBytes(value: Buffer, keep = 4, start = 0, end = value.length): Buffer {
-  keep = keep < 0 || !Number.isFinite(keep) ? 4 : Math.ceil(keep);
-  for (let i = start; i < end; i++) if (value[i]! >= 0x80) return Buffer.from(partial('column', value.toString('utf8', start, end), keep), 'utf8');
   const out = Buffer.allocUnsafe(end - start);
   value.copy(out, 0, start, end);
-  let cut = keep === 0 ? out.length : 0;
-  for (let i = out.length - 1, kept = 0; i >= 0 && keep > 0; i--) {
-    if (isAlnumChar(out[i]!) && ++kept === keep) {
+  if (partialInPlace(out, keep)) return out;
+  return Buffer.from(partial('column', value.toString('utf8', start, end), keep), 'utf8');
+}
+
+/**
+ * `partial` on ASCII bytes where they lie, value[start, end): the masked text has the same length, so a
+ * message can be masked without being rebuilt. False (and nothing changed) when a byte is beyond ASCII: a
+ * character of several bytes becomes one `*`, and the caller masks a copy instead.
+ */
+export function partialInPlace(value: Buffer, keep = 4, start = 0, end = value.length): boolean {
+  keep = keep < 0 || !Number.isFinite(keep) ? 4 : Math.ceil(keep);
+  for (let i = start; i < end; i++) if (value[i]! >= 0x80) return false;
+  let cut = keep === 0 ? end : start;
+  for (let i = end - 1, kept = 0; i >= start && keep > 0; i--) {
+    if (isAlnumChar(value[i]!) && ++kept === keep) {
       cut = i;
       break;
     }
   }
-  for (let i = 0; i < cut; i++) if (isAlnumChar(out[i]!)) out[i] = 42; // '*'
-  return out;
+  for (let i = start; i < cut; i++) if (isAlnumChar(value[i]!)) value[i] = 42; // '*'
+  return true;
 }
 
 /** Keyed HMAC-SHA256 token: the same (key, entity, value) gives the same token; nothing is reversible. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createDlpEngine, hashToken, partial, PseudonymVault } from '../../src/dlp/index.js';
-import { partialBytes } from '../../src/dlp/maskers.js';
+import { partialBytes, partialInPlace } from '../../src/dlp/maskers.js';
 
 describe('maskers', () => {
   it('redact', () => {
@@ -37,6 +37,12 @@ describe('maskers', () => {
       const want = reference(v, keep);
       expect(partial('phone', v, keep), `${JSON.stringify(v)} keep ${keep}`).toBe(want);
       expect(partialBytes(Buffer.from(v, 'utf8'), keep).toString('utf8'), `${JSON.stringify(v)} keep ${keep}`).toBe(want);
+      // in place, inside a larger buffer: ASCII text is masked where it lies and nothing around it moves;
+      // text beyond ASCII is left alone (false) for the caller to mask a copy
+      const framed = Buffer.concat([Buffer.from('ab12'), Buffer.from(v, 'utf8'), Buffer.from('cd34')]);
+      const ascii = !/[^\x00-\x7f]/.test(v);
+      expect(partialInPlace(framed, keep, 4, framed.length - 4)).toBe(ascii);
+      expect(framed.toString('utf8'), `${JSON.stringify(v)} keep ${keep}`).toBe(`ab12${ascii ? want : v}cd34`);
     }
     // a name beyond ASCII is masked like a Latin one (it used to pass whole: its letters counted as separators)
     expect(partial('name', 'Иван Петров', 3)).toBe('**** ***ров');

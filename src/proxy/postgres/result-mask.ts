@@ -11,7 +11,7 @@
  */
 import type { DlpEngine } from '../../dlp/index.js';
 import { isSecretEntity } from '../../dlp/entities.js';
-import { applyMasker, partial, partialBytes, redact, type MaskerContext, type MaskerName, type PseudonymVault } from '../../dlp/maskers.js';
+import { applyMasker, partial, partialBytes, partialInPlace, redact, type MaskerContext, type MaskerName, type PseudonymVault } from '../../dlp/maskers.js';
 import type { MaskDirective } from '../../policy/index.js';
 import { rebuildDataRow, RowCells, type CellReplacement } from './data-row.js';
 import type { DerivedMask } from './lineage.js';
@@ -70,7 +70,13 @@ export function isTextLikeType(typeOid: number): boolean {
 type CellAction =
   | { kind: 'pass' }
   /** `countKey`: `column:<label>`; `replace`: the masked cell raw[start, end) (made once per result, called per row). */
-  | { kind: 'column'; countKey: string; replace: (raw: Buffer, start: number, end: number) => Buffer | null }
+  | {
+      kind: 'column';
+      countKey: string;
+      replace: (raw: Buffer, start: number, end: number) => Buffer | null;
+      /** Masks raw[start, end) where it lies when the masked cell keeps its length (true), else leaves it (false). */
+      inPlace?: (raw: Buffer, start: number, end: number) => boolean;
+    }
   | { kind: 'scan'; binary: boolean; textLike: boolean; json: boolean; jsonb: boolean };
 
 /** Receives the masked values of a row: by entity, or `column:<label>` for a column rule. */
@@ -177,6 +183,7 @@ export async function planResult(fields: readonly FieldDescription[] | null, opt
     maskRow(raw, tally) {
       cells.read(raw);
       let changed = false;
+      let inPlace = false;
       for (let i = 0; i < cells.count; i += 1) {
         const a = actions[i] ?? fallback;
         const start = cells.start(i);
@@ -186,7 +193,8 @@ export async function planResult(fields: readonly FieldDescription[] | null, opt
           const end = start + len;
           if (a.kind === 'column') {
             tally(a.countKey, 1);
-            replacement = a.replace(raw, start, end);
+            if (a.inPlace?.(raw, start, end)) inPlace = true;
+            else replacement = a.replace(raw, start, end);
           } else if (dlp && !(!codec && !a.binary && !a.json && dlp.cleanBytes(raw, start, end))) {
             // (ids, digests, lower-case words have nothing to find: cleanBytes spares decoding them)
             const jsonbBinary = a.binary && a.jsonb;
@@ -208,7 +216,9 @@ export async function planResult(fields: readonly FieldDescription[] | null, opt
         replacements[i] = replacement;
         if (replacement !== undefined) changed = true;
       }
-      return changed ? rebuildDataRow(raw, cells, replacements) : null;
+      // (a row whose cells were all masked where they lie is the same message, still a view of the upstream
+      // chunk: the rows around it go out with it in one write, as unmasked ones do)
+      return changed ? rebuildDataRow(raw, cells, replacements) : inPlace ? raw : null;
     },
     maskCell(index, value, tally) {
       const a = actions[index] ?? fallback;
@@ -259,6 +269,7 @@ function columnAction(masker: MaskerName, label: string, keep: number, textLike:
       kind: 'column',
       countKey,
       replace: codec ? (raw, start, end) => encode(partial(label, decode(raw, start, end), keep)) : (raw, start, end) => partialBytes(raw, keep, start, end),
+      ...(codec ? {} : { inPlace: (raw: Buffer, start: number, end: number) => partialInPlace(raw, keep, start, end) }),
     };
   }
   const ctx: MaskerContext = { keep, hashKey: opts.hashKey, vault: opts.vault };
