@@ -18,7 +18,7 @@
  */
 import { DlpctlError } from '../errors.js';
 import { GENESIS_HASH, sealEvent } from './chain.js';
-import { buildEvent, eventDecision, eventText } from './common.js';
+import { buildEvent, eventDecision, eventText, parseIso } from './common.js';
 import type { Counters, NewEvent, Outcome, Session, StoreEvent } from './types.js';
 
 /** A session's chain head. */
@@ -129,7 +129,7 @@ export class ChainBatch {
     for (const input of inputs) {
       seq++;
       const { event, body } = sealEvent(hash, buildEvent(sessionId, seq, head.subject, input, this.now));
-      const timeMs = Date.parse(event.time);
+      const timeMs = parseIso(event.time);
       staged.push({
         sessionId,
         seq,

@@ -74,11 +74,17 @@ export function eventBody(event: Omit<StoreEvent, 'hash'> | StoreEvent): string 
   return canonicalJson(rest);
 }
 
-/** Builds the stored event for `body` following `prevHash`. */
+/** Builds the stored event for `body` following `prevHash` (an event without a hash takes it in place). */
 export function sealEvent(prevHash: string, event: Omit<StoreEvent, 'hash'>): { event: StoreEvent; body: string } {
-  const body = 'hash' in event ? eventBody(event) : canonicalJson(event);
-  const hash = chainHash(prevHash, body);
-  return { event: { ...event, hash } as StoreEvent, body };
+  if ('hash' in event) {
+    const body = eventBody(event);
+    return { event: { ...event, hash: chainHash(prevHash, body) } as StoreEvent, body };
+  }
+  // (the event is the caller's fresh object, as buildEvent makes it: it takes its hash without a copy)
+  const body = canonicalJson(event);
+  const sealed = event as StoreEvent;
+  sealed.hash = chainHash(prevHash, body);
+  return { event: sealed, body };
 }
 
 export interface StoredRow {

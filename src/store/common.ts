@@ -122,8 +122,37 @@ export function clampLimit(limit: number | undefined, dflt: number): number {
   return Math.max(1, Math.min(MAX_LIMIT, Math.floor(limit)));
 }
 
+/**
+ * An event's time as stored: the ISO text of `ms`. Events come in thousands a second, and formatting (and
+ * parsing, below) a time was a visible share of sealing one: the texts given out recently are kept with their
+ * instants, so the time a unit was stamped with is neither parsed nor formatted again when it is sealed.
+ */
+const msByIso = new Map<string, number>();
+const MAX_TIMES = 1024;
+let isoMs = Number.NaN;
+let isoText = '';
+export function isoOf(ms: number): string {
+  if (ms !== isoMs) {
+    isoText = new Date(ms).toISOString();
+    isoMs = ms;
+    if (msByIso.size >= MAX_TIMES) msByIso.clear();
+    msByIso.set(isoText, ms);
+  }
+  return isoText;
+}
+
+/** The instant of an ISO time (NaN when it is none). */
+export function parseIso(iso: string): number {
+  return msByIso.get(iso) ?? Date.parse(iso);
+}
+
+/** `time` in the stored form: one `isoOf` gave comes back as it is; any other is parsed (or rejected) and formatted. */
+export function canonicalTime(time: string, what: string): string {
+  return msByIso.has(time) ? time : isoOf(toMs(time, what));
+}
+
 export function toMs(iso: string, what: string): number {
-  const ms = Date.parse(iso);
+  const ms = parseIso(iso);
   if (Number.isNaN(ms)) throw new TypeError(`${what} is not a valid time: ${iso}`);
   return ms;
 }
@@ -140,7 +169,7 @@ export function buildEvent(
   now: () => Date,
 ): Omit<StoreEvent, 'hash'> {
   const time = input.time;
-  const t = time === undefined ? now().toISOString() : new Date(toMs(time, 'event time')).toISOString();
+  const t = time === undefined ? isoOf(now().getTime()) : canonicalTime(time, 'event time');
   // The body's own members, then the store's (a caller's sessionId, seq, subject or hash never gets in). A copy
   // by loop: a rest pattern plus `delete` left the object in dictionary mode, slow to canonicalise.
   const event: Record<string, unknown> = {};

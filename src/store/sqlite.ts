@@ -15,6 +15,7 @@ import { rawSessionRow, verifyIntegrity, type IntegritySource, type RawEventRow 
 import {
   clampLimit,
   DEFAULT_SEARCH_LIMIT,
+  isoOf,
   openSessionInfo,
   DEFAULT_STORE_TIMEOUT_MS,
   rowToEvent,
@@ -282,7 +283,7 @@ export class SqliteStore implements SessionStore {
 
   /** The event with its time: the caller's, or now by this store's clock. */
   private timed(event: NewEvent): NewEvent {
-    return event.time === undefined ? { ...event, time: this.now().toISOString() } : event;
+    return event.time === undefined ? { ...event, time: isoOf(this.now().getTime()) } : event;
   }
 
   async getSession(id: string): Promise<Session | undefined> {
