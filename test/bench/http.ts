@@ -15,7 +15,8 @@
  * 3. 100 MB response pass-through: MB/s (median of interleaved rounds after a warm-up), and the tunnel
  *    process's peak RSS growth.
  *
- *   npx tsx test/bench/http.ts            BENCH_SECONDS=5 (per load run)
+ *   npx tsx test/bench/http.ts            BENCH_SECONDS=5 (per load run); BENCH_LOAD_ONLY=1 skips 2 and 3;
+ *                                         BENCH_PROF=DIR writes the proxies' CPU profiles
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -366,8 +367,10 @@ export async function run(): Promise<string> {
       }
     }
     const loads = new Map([...loadRuns].map(([name, runs]) => [name, [...runs].sort((a, b) => a.rps - b.rps)[Math.floor(runs.length / 2)]!]));
+    // BENCH_LOAD_ONLY=1: the 1 KB POST rounds only (a CPU profile of the tunnels then shows that load alone).
+    const loadOnly = process.env['BENCH_LOAD_ONLY'] === '1';
     const ttfts = new Map<string, Awaited<ReturnType<typeof ttft>>>();
-    for (const p of parties) {
+    for (const p of loadOnly ? [] : parties) {
       progress(`sse ${p.name}`);
       ttfts.set(p.name, await ttft(p));
     }
@@ -375,22 +378,24 @@ export async function run(): Promise<string> {
     // of each party's rounds. A single transfer swung 170-1,900 MB/s direct on this VM from one run to the next.
     const bigs = new Map<string, Awaited<ReturnType<typeof big>>>();
     const bigRuns = new Map<string, Awaited<ReturnType<typeof big>>[]>(parties.map((p) => [p.name, []]));
-    for (const p of parties) await big(p);
-    for (let round = 0; round < BIG_ROUNDS; round++) {
+    for (const p of loadOnly ? [] : parties) await big(p);
+    for (let round = 0; round < (loadOnly ? 0 : BIG_ROUNDS); round++) {
       for (const p of parties) {
         progress(`100 MB ${p.name} (round ${round + 1})`);
         bigRuns.get(p.name)!.push(await big(p));
       }
     }
     for (const [name, runs] of bigRuns) {
+      if (runs.length === 0) continue;
       const byRate = [...runs].sort((a, b) => a.mbps - b.mbps);
       const growth = runs.map((r) => r.rssGrowthMb).filter((g): g is number => g !== null);
       bigs.set(name, { mbps: byRate[Math.floor(byRate.length / 2)]!.mbps, rssGrowthMb: growth.length ? Math.max(...growth) : null });
     }
     const d = loads.get('direct')!;
     const ng = loads.get('nginx');
-    const dt = ttfts.get('direct')!;
-    const db = bigs.get('direct')!;
+    const none = { first: Number.NaN, firstContent: Number.NaN, mbps: Number.NaN, rssGrowthMb: null };
+    const dt = ttfts.get('direct') ?? none;
+    const db = bigs.get('direct') ?? none;
     rows.push(`1 KB JSON POST, 32 connections, ${SECONDS}s closed loop (the median of ${LOAD_ROUNDS} interleaved rounds); SSE 200 deltas (median of 25); 100 MB response (median of ${BIG_ROUNDS} interleaved rounds after a warm-up; RSS growth: the largest). ${os.cpus().length} CPUs, each party its own process, store SQLite synchronous=NORMAL.`);
     rows.push('');
     const ref = loads.get('node proxy (reference)')!;
@@ -398,8 +403,8 @@ export async function run(): Promise<string> {
     rows.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
     for (const p of parties) {
       const l = loads.get(p.name)!;
-      const t = ttfts.get(p.name)!;
-      const b = bigs.get(p.name)!;
+      const t = ttfts.get(p.name) ?? none;
+      const b = bigs.get(p.name) ?? none;
       const cpu = l.cpuUs === undefined ? '–' : l.cpuUs.toFixed(1);
       const cpuRatio = l.cpuUs === undefined || ref.cpuUs === undefined ? '–' : (l.cpuUs / ref.cpuUs).toFixed(2);
       rows.push(
