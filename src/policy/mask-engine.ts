@@ -24,7 +24,9 @@ export class MaskEngineCache {
   for(masks: readonly MaskDirective[]): DlpEngine | null {
     const entityRules = masks.filter((m) => m.entities && m.entities.length > 0);
     if (entityRules.length === 0) return null;
-    const key = JSON.stringify(entityRules.map((m) => [m.entities, m.with, m.keep]));
+    // (a key joined by hand: this runs per statement and per request, and JSON.stringify of the rules showed)
+    let key = '';
+    for (const m of entityRules) key += `${m.entities!.join('\u0001')}\u0002${m.with ?? ''}\u0002${m.keep ?? ''}\u0003`;
     let engine = this.engines.get(key);
     if (engine === undefined) {
       const custom = (this.opts.customDetectors ?? []).map((d) => d.name);
