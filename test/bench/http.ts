@@ -131,13 +131,18 @@ async function nodeProxyRole(target: string): Promise<void> {
 }
 
 async function tunnelRole(target: string, mode: 'pass' | 'mask'): Promise<void> {
-  const src = path.resolve(path.dirname(self), '../../src');
-  const imp = <T>(p: string): Promise<T> => import(pathToFileURL(path.join(src, p)).href) as Promise<T>;
-  const { parseConfig, resolveSecret } = await imp<typeof import('../../src/config/index.js')>('config/index.ts');
-  const { resolvePolicies } = await imp<typeof import('../../src/policy/index.js')>('policy/index.ts');
-  const { createHttpEngine } = await imp<typeof import('../../src/proxy/http/factory.js')>('proxy/http/factory.ts');
-  const { Tunnel } = await imp<typeof import('../../src/proxy/tunnel.js')>('proxy/tunnel.ts');
-  const { openStore } = await imp<typeof import('../../src/store/index.js')>('store/index.ts');
+  // The built code, as `dlpctl connect` runs it (the sources through tsx carry its helpers into every closure);
+  // the sources only when nothing is built.
+  const dist = path.resolve(path.dirname(self), '../../dist');
+  const built = fs.existsSync(path.join(dist, 'proxy/http/factory.js'));
+  if (!built) process.stderr.write('http bench: dist/ not built (npm run build); the tunnels run the sources through tsx\n');
+  const root = built ? dist : path.resolve(path.dirname(self), '../../src');
+  const imp = <T>(p: string): Promise<T> => import(pathToFileURL(path.join(root, built ? p : p.replace(/\.js$/, '.ts'))).href) as Promise<T>;
+  const { parseConfig, resolveSecret } = await imp<typeof import('../../src/config/index.js')>('config/index.js');
+  const { resolvePolicies } = await imp<typeof import('../../src/policy/index.js')>('policy/index.js');
+  const { createHttpEngine } = await imp<typeof import('../../src/proxy/http/factory.js')>('proxy/http/factory.js');
+  const { Tunnel } = await imp<typeof import('../../src/proxy/tunnel.js')>('proxy/tunnel.js');
+  const { openStore } = await imp<typeof import('../../src/store/index.js')>('store/index.js');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dlpctl-bench-http-'));
   process.env['BENCH_KEY'] = KEY;
   const cfg = parseConfig(
