@@ -2,9 +2,8 @@
  * SQLite schema, as numbered migrations. Never edit a released migration: add the next one.
  *
  * `events.body` is the canonical JSON of the event without its hash (exactly the bytes hashed), so
- * verification needs nothing else. `sessions.last_seq/last_hash` is each chain's head as far as `events`
- * holds it (schema 3: it moves when the journal is ingested, and at a session's end), and verify compares it
- * with the last event (a deleted tail is detected).
+ * verification needs nothing else. `sessions.last_seq/last_hash` is each chain's head: appends read it in
+ * their transaction, and verify compares it with the last event (a deleted tail is detected).
  * `events_fts` is an external-content FTS5 index over the statement / request / command text. It is filled
  * in bulk after commits rather than by an insert trigger: FTS5 writes a new segment at every transaction,
  * which made each small group commit several times slower. `fts_state.indexed_upto` is the watermark;

@@ -13,9 +13,8 @@
  * One commit (see batch.ts, shared with the PostgreSQL store): under the write lock, drop the cached chain
  * heads if another connection committed since (`syncHeads`), read the heads the cache lacks, plan every
  * unit in memory (`planUnit`; a unit that fails, e.g. an unknown session, is answered alone and leaves
- * nothing behind, so no per-unit SAVEPOINT), then write the new sessions and the events in multi-row INSERTs
- * into the events journal, and commit. A head reaches its sessions row when its events are ingested (or at
- * the session's end); until then it is the session's newest journal row (`readHead`). Units that cannot join a batch (`isExclusive`: prune)
+ * nothing behind, so no per-unit SAVEPOINT), then write the new sessions, the events in multi-row INSERTs
+ * and each moved head with one UPDATE, and commit. Units that cannot join a batch (`isExclusive`: prune)
  * commit alone, in queue order. A new op type adds a case to `sessionOf` and `planUnit` (or to `isExclusive`
  * and `applyExclusive`). Units carry their times (stamped by the caller), so the writer needs no clock and
  * its work is plain data that can cross to a worker.
@@ -478,11 +477,7 @@ export class SqliteWriter {
       `UPDATE sessions SET last_seq = ?, last_hash = ?, last_ms = max(last_ms, ?),
          ended_at = coalesce(?, ended_at), outcome = coalesce(?, outcome), counters = coalesce(?, counters) WHERE id = ?`,
     );
-    // With the journal, a head moves in the sessions row when its events are ingested (`ingestInTx`), and at the
-    // session's end: one page less per commit (the row of every session in the batch), and no UPDATE per session.
-    const journal = this.eventsTarget() === 'events_journal';
     for (const [id, h] of plan.moved) {
-      if (journal && !h.end) continue;
       move.run(h.seq, h.hash, h.lastMs, h.end?.time ?? null, h.end?.outcome ?? null, h.end ? JSON.stringify(h.end.counters) : null, id);
     }
     // Values read back inside the transaction (endSession's row), before COMMIT.
@@ -502,20 +497,10 @@ export class SqliteWriter {
     this.afterCommit(plan.rows.length);
   }
 
-  /**
-   * A session's committed head, read under the write lock: its newest row in the journal when it has one there
-   * (heads reach the sessions row only when their events are ingested), else the sessions row; undefined for an
-   * unknown session. The journal has no index by session: it holds what committed since the last ingest (a
-   * fraction of a second), and a head is read only when the cache lacks it.
-   */
+  /** A session's committed head (its sessions row, moved by every commit), read under the write lock; undefined for an unknown session. */
   private readHead(id: string): Head | undefined {
     const r = this.stmt('SELECT last_seq, last_hash, subject FROM sessions WHERE id = ?').get(id) as Row | undefined;
-    if (r === undefined) return undefined;
-    const head: Head = { seq: Number(r['last_seq']), hash: r['last_hash'] as string, subject: r['subject'] as string };
-    if (this.eventsTarget() !== 'events_journal') return head;
-    const j = this.stmt('SELECT seq, hash FROM events_journal WHERE session_id = ? ORDER BY id DESC LIMIT 1').get(id) as Row | undefined;
-    if (j !== undefined && Number(j['seq']) > head.seq) return { seq: Number(j['seq']), hash: j['hash'] as string, subject: head.subject };
-    return head;
+    return r === undefined ? undefined : { seq: Number(r['last_seq']), hash: r['last_hash'] as string, subject: r['subject'] as string };
   }
 
   /** Stages one unit into the batch; returns what gives its value once the batch is written. */
@@ -593,8 +578,6 @@ export class SqliteWriter {
 
   /** See checkpoint.ts: the heads that moved since the previous checkpoint, chained to it (and signed). */
   private checkpointInTx(time: string, signingKey: string | undefined, force: boolean): CheckpointRecord | undefined {
-    // The heads of what is still in the journal reach the sessions rows first.
-    this.ingestInTx(Infinity);
     const prev = this.stmt('SELECT n, body, hash FROM checkpoints ORDER BY n DESC LIMIT 1').get() as Row | undefined;
     const moved = this.stmt('SELECT id, last_seq, last_hash, last_ms FROM sessions WHERE last_seq <> checkpointed_seq ORDER BY id').all() as Row[];
     const record = buildCheckpoint(
@@ -728,14 +711,6 @@ export class SqliteWriter {
     this.stmt(
       `INSERT INTO events (session_id, seq, type, time_ms, decision, text, body, hash)
        SELECT session_id, seq, type, time_ms, decision, text, body, hash FROM events_journal WHERE id <= ? ORDER BY id`,
-    ).run(hi);
-    // Each session's head moves to its newest ingested event (a session's seq grows with the journal's id);
-    // never back, as a session's end (and prune's record) writes its head at once.
-    this.stmt(
-      `UPDATE sessions SET last_seq = e.seq, last_hash = e.hash, last_ms = max(sessions.last_ms, g.ms)
-       FROM (SELECT session_id, max(id) AS last_id, max(time_ms) AS ms FROM events_journal WHERE id <= ? GROUP BY session_id) AS g
-       JOIN events_journal e ON e.id = g.last_id
-       WHERE sessions.id = g.session_id AND sessions.last_seq < e.seq`,
     ).run(hi);
     return Number(this.stmt('DELETE FROM events_journal WHERE id <= ?').run(hi).changes);
   }

@@ -84,7 +84,11 @@ export type MaskTally = (entity: string, count: number) => void;
 
 export interface RowPlan {
   readonly active: boolean;
-  /** The DataRow message `raw` (type byte included) with its masked cells replaced; null when none changed. */
+  /**
+   * The DataRow message `raw` (type byte included) with its masked cells replaced: a new message, or `raw`
+   * itself when every masked cell could be masked where it lies (same length; `raw` is changed); null when no
+   * cell changed.
+   */
   maskRow(raw: Buffer, tally: MaskTally): Buffer | null;
   /** One text-format cell of column `index` (COPY rows): the masked value, null for NULL, undefined when unchanged. */
   maskCell(index: number, value: string, tally: MaskTally): string | null | undefined;
