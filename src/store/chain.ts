@@ -68,19 +68,11 @@ export function chainHash(prevHash: string, canonicalBody: string): string {
   return hash('sha256', prevHash + canonicalBody, 'hex');
 }
 
-/** The canonical body of an event: everything but `hash`. */
-export function eventBody(event: Omit<StoreEvent, 'hash'> | StoreEvent): string {
-  const { hash: _hash, ...rest } = event as StoreEvent;
-  return canonicalJson(rest);
-}
-
-/** Builds the stored event for `body` following `prevHash` (an event without a hash takes it in place). */
+/**
+ * Seals `event` (as buildEvent makes it: a fresh object without a hash) after `prevHash`: its canonical body,
+ * and the event itself, which takes its hash in place rather than being copied.
+ */
 export function sealEvent(prevHash: string, event: Omit<StoreEvent, 'hash'>): { event: StoreEvent; body: string } {
-  if ('hash' in event) {
-    const body = eventBody(event);
-    return { event: { ...event, hash: chainHash(prevHash, body) } as StoreEvent, body };
-  }
-  // (the event is the caller's fresh object, as buildEvent makes it: it takes its hash without a copy)
   const body = canonicalJson(event);
   const sealed = event as StoreEvent;
   sealed.hash = chainHash(prevHash, body);

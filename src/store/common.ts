@@ -157,10 +157,10 @@ export function toMs(iso: string, what: string): number {
   return ms;
 }
 
-/** Builds the event without its hash; the session head supplies seq and subject. */
 /** Members of a stored event that the store sets, whatever the caller's event holds. */
 const STORE_MEMBERS = new Set(['time', 'sessionId', 'seq', 'subject', 'hash']);
 
+/** Builds the event without its hash; the session head supplies seq and subject. */
 export function buildEvent(
   sessionId: string,
   seq: number,
