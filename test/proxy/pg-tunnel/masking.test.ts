@@ -90,6 +90,34 @@ describe('masking', () => {
     await c.end();
   });
 
+  it('a partial mask applied where the cell lies: every row of a result many socket reads long is masked, and so is the recorded sample', async () => {
+    const t4 = await fx.tunnel({
+      use: ['cards'],
+      resource: '    record: { rows: 5, bytes: 4KiB }',
+      policies: `  cards:
+    - name: card-partial
+      action: mask
+      columns: [cardnum]
+      with: partial`,
+    });
+    await direct.query('drop table if exists cards_inplace');
+    await direct.query("create table cards_inplace as select g as id, lpad(g::text, 16, '4') as cardnum, 'x' || g as other from generate_series(1, 20000) g");
+    const c = await pgClient(t4.url);
+    const rows = (await c.query('select id, cardnum, other from cards_inplace order by id')).rows as { id: number; cardnum: string; other: string }[];
+    expect(rows).toHaveLength(20000);
+    for (const r of rows) {
+      const raw = String(r.id).padStart(16, '4');
+      expect(r.cardnum).toBe(partial('cardnum', raw, 4));
+      expect(r.other).toBe(`x${r.id}`); // the cells around it untouched
+    }
+    await c.end();
+    await t4.close();
+    const session = t4.events.find((e) => e.type === 'session_start') as { sessionId: string };
+    const result = (await fx.store.listEvents(session.sessionId)).find((e) => e.type === 'result') as { sample?: string[][] };
+    expect(result.sample).toHaveLength(5);
+    for (const [id, cardnum] of result.sample!) expect(cardnum).toBe(partial('cardnum', String(id).padStart(16, '4'), 4));
+  });
+
   it('an entity rule with the null masker makes the cell SQL NULL; a cell with another entity is masked as text', async () => {
     const t3 = await fx.tunnel({
       use: ['nullmail'],
