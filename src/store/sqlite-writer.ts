@@ -704,10 +704,12 @@ export class SqliteWriter {
    */
   ingestInTx(maxRows: number): number {
     if (this.eventsTarget() !== 'events_journal') return 0;
-    const r = this.stmt('SELECT min(id) AS lo, max(id) AS hi FROM events_journal').get() as Row;
-    if (r['lo'] === null) return 0;
-    const lo = Number(r['lo']);
-    const hi = Math.min(Number(r['hi']), lo + maxRows - 1);
+    // min() alone is one b-tree descent; `min(id), max(id)` in one SELECT is a scan of the whole journal (SQLite's
+    // min/max optimisation takes a lone aggregate only), and it ran once per chunk: the maintenance thread read
+    // every journal page again for each 1,024 rows it moved. The bound needs no max: `id <= lo + maxRows - 1`.
+    const lo = (this.stmt('SELECT min(id) AS lo FROM events_journal').get() as Row)['lo'];
+    if (lo === null || lo === undefined) return 0;
+    const hi = Number.isFinite(maxRows) ? Number(lo) + maxRows - 1 : Number.MAX_SAFE_INTEGER;
     this.stmt(
       `INSERT INTO events (session_id, seq, type, time_ms, decision, text, body, hash)
        SELECT session_id, seq, type, time_ms, decision, text, body, hash FROM events_journal WHERE id <= ? ORDER BY id`,

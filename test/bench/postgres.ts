@@ -20,7 +20,9 @@
  *   -T BENCH_SECONDS (5)`, simple protocol then `-M prepared` (every Execute recorded); each path's median is
  *   reported, with the proxy's CPU per statement from /proc (BENCH_STRACE=DIR / BENCH_PERF=DIR run each tunnel
  *   under `strace -c` / `perf record`; BENCH_CPU_PROF=DIR writes V8 profiles; BENCH_PATHS=name,… keeps only
- *   the paths whose names contain one of these, BENCH_MODES=simple or prepared only that pgbench mode);
+ *   the paths whose names contain one of these, BENCH_MODES=simple or prepared only that pgbench mode;
+ *   BENCH_B_BIN=…/bin/dlpctl.js of another built checkout and/or BENCH_B_NODE_FLAGS (space-separated) add the audit tunnel again
+ *   as "dlpctl policy + audit B", for an A/B of a change in the same rounds);
  * - last, the latency of a sequential `SELECT 1` (2000 queries, node-postgres) p50/p99 and what each path adds
  *   to direct, and the same with a parameter (extended protocol). The peak RSS over the whole run goes to stderr.
  * Targets: pgbench ≥ 0.7× direct; large result ≥ 0.9× (pass-through) / ≥ 0.5× (two masked columns); RSS ≤
@@ -88,7 +90,7 @@ function sh(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): 
 }
 
 /** Starts `dlpctl connect db` as its own process and resolves with the URL it prints. */
-async function startTunnel(dir: string, name: string, yaml: string, env: NodeJS.ProcessEnv, store = `sqlite:${path.join(dir, `${name}.db`)}`): Promise<{ url: string; child: ChildProcess }> {
+async function startTunnel(dir: string, name: string, yaml: string, env: NodeJS.ProcessEnv, store = `sqlite:${path.join(dir, `${name}.db`)}`, bin = BIN, nodeFlags: string[] = []): Promise<{ url: string; child: ChildProcess }> {
   const file = path.join(dir, `${name}.yaml`);
   fs.writeFileSync(file, yaml);
   // BENCH_CPU_PROF=DIR: each tunnel writes a V8 CPU profile there when it exits.
@@ -100,7 +102,8 @@ async function startTunnel(dir: string, name: string, yaml: string, env: NodeJS.
   const args = [
     ...(prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : []),
     ...(perfDir ? ['--perf-basic-prof-only-functions'] : []),
-    BIN, 'connect', 'db', '--config', file, '--store', store,
+    ...nodeFlags,
+    bin, 'connect', 'db', '--config', file, '--store', store,
   ];
   const [cmd, argv] = straceDir
     ? ['strace', ['-c', '-f', '-o', path.join(straceDir, `${name}.txt`), process.execPath, ...args]]
@@ -293,11 +296,23 @@ resources:
     );
     children.push(masked.child);
     // The same audit tunnel recording into a PostgreSQL store (on the same server, its own database).
+    // BENCH_B_BIN=…/bin/dlpctl.js (another checkout, built) and/or BENCH_B_NODE_FLAGS: the audit tunnel again
+    // as a variant "B", measured in the same interleaved rounds (an A/B of a change, free of the VM's phases).
+    const variantPath = async (): Promise<Path[]> => {
+      const bBin = process.env['BENCH_B_BIN'];
+      const bFlags = process.env['BENCH_B_NODE_FLAGS']?.split(' ').filter(Boolean) ?? [];
+      if (!bBin && bFlags.length === 0) return [];
+      const b = await startTunnel(dir, 'audit-b', `${resource('open')}policies:\n  open:\n    - name: everything\n      action: allow\n`,
+        env, undefined, bBin ? path.resolve(bBin) : BIN, bFlags);
+      children.push(b.child);
+      return [{ name: 'dlpctl policy + audit B', url: b.url, ...(b.child.pid ? { pid: b.child.pid } : {}) }];
+    };
     const pgStore = await startTunnel(dir, 'audit-pg', `${resource('open')}policies:\n  open:\n    - name: everything\n      action: allow\n`, env, await server.newDatabase());
     children.push(pgStore.child);
     const paths: Path[] = [
       { name: 'direct', url: server.url },
       { name: 'dlpctl policy + audit', url: audit.url, ...(audit.child.pid ? { pid: audit.child.pid } : {}) },
+      ...(await variantPath()),
       { name: 'dlpctl + masking', url: masked.url, ...(masked.child.pid ? { pid: masked.child.pid } : {}) },
       { name: 'dlpctl audit, PostgreSQL store', url: pgStore.url, ...(pgStore.child.pid ? { pid: pgStore.child.pid } : {}) },
     ];

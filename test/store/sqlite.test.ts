@@ -9,6 +9,7 @@ import { DlpctlError } from '../../src/errors.js';
 import { DEFER_WRITE_MS } from '../../src/store/common.js';
 import { defaultStoreUrl, openStore, redactStoreUrl, type NewEvent } from '../../src/store/index.js';
 import type { SqliteStore } from '../../src/store/sqlite.js';
+import { SqliteWriter } from '../../src/store/sqlite-writer.js';
 import { alice, storeContract } from './contract.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dlpctl-sqlite-'));
@@ -83,6 +84,49 @@ describe('sqlite store specifics', () => {
       expect([count('events_journal'), count('events')]).toEqual([0, 8]);
     } finally {
       raw.close();
+    }
+  });
+
+  it('the journal moves into events in bounded chunks, oldest first, also after it emptied and its ids started over', async () => {
+    const file = path.join(dir, 'chunks', 'store.db');
+    // (the store's own catch-up, a second after a commit, would move the journal behind the test's back)
+    const idle = vi.spyOn(SqliteWriter.prototype, 'indexNow').mockReturnValue(0);
+    const store = await openStore(`sqlite:${file}`);
+    const s = await store.createSession({ resource: 'db', kind: 'postgres', identity: alice, clientAddr: '127.0.0.1:1' });
+    const append = async (n: number) => {
+      for (let i = 0; i < n; i++) await store.append(s.id, { type: 'query', sql: `SELECT ${i}`, decision: 'allow', kinds: ['select'], tables: [] });
+    };
+    await append(9); // 10 journal rows with the session's start
+    const raw = new DatabaseSync(file);
+    raw.exec('PRAGMA busy_timeout = 5000');
+    const mover = new SqliteWriter(raw, 'chunks', 5000);
+    const move = (max: number) => {
+      raw.exec('BEGIN IMMEDIATE');
+      const n = mover.ingestInTx(max);
+      raw.exec('COMMIT');
+      return n;
+    };
+    const seqs = () => (raw.prepare('SELECT group_concat(seq) AS s FROM (SELECT seq FROM events WHERE session_id = ? ORDER BY id)').get(s.id) as { s: string | null }).s;
+    const journal = () => (raw.prepare('SELECT count(*) AS n, min(id) AS lo FROM events_journal').get() as { n: number; lo: number | null });
+    try {
+      expect(journal().n).toBe(10);
+      expect(move(4)).toBe(4);
+      expect(seqs()).toBe('1,2,3,4');
+      expect(move(4)).toBe(4);
+      expect(move(4)).toBe(2);
+      expect(move(4)).toBe(0);
+      expect(seqs()).toBe('1,2,3,4,5,6,7,8,9,10');
+      // emptied, the journal hands out ids from 1 again: the bound follows its oldest row, not a remembered one
+      await append(3);
+      expect(journal()).toEqual({ n: 3, lo: 1 });
+      expect(move(2)).toBe(2);
+      expect(move(Infinity)).toBe(1);
+      expect(seqs()).toBe('1,2,3,4,5,6,7,8,9,10,11,12,13');
+      expect((await store.verify(s.id)).ok).toBe(true);
+    } finally {
+      raw.close();
+      await store.close();
+      idle.mockRestore();
     }
   });
 
