@@ -83,7 +83,10 @@ if (init.role === 'writer') {
     } catch {
       // busy or failing: the next tick retries; the writer's WAL only grows meanwhile
     }
-    while (indexer.indexNow(INDEX_CHUNK) === INDEX_CHUNK);
+    // Past the bound, one chunk per tick. Back-to-back transactions here leave the writer no moment to take the
+    // lock its TRUNCATE checkpoint needs: under a pipelining client on a loaded machine the WAL reached 87–124 MB
+    // once each chunk had become cheap (sqlite-writer.ts, ingestInTx).
+    while (indexer.indexNow(INDEX_CHUNK) === INDEX_CHUNK && walBytes() <= WAL_CHECKPOINT_BYTES);
   };
   const timer = setInterval(tick, MAINTENANCE_MS);
   port.on('message', (m: { close?: true }) => {
