@@ -474,8 +474,18 @@ class SshConnection {
     for (let attempt = 0; ch === null; attempt++) {
       const lease = await this.engine.upstreams.acquire();
       try {
-        ch = await new Promise<Ssh2.ClientChannel>((resolve, reject) => open(lease.client, (err, c) => (err ? reject(err) : resolve(c))));
-        ch.once('close', () => lease.release());
+        ch = await new Promise<Ssh2.ClientChannel>((resolve, reject) =>
+          open(lease.client, (err, c) => {
+            if (err) {
+              reject(err);
+              return;
+            }
+            // (in this callback, not after the await: see watchUpstream)
+            watchUpstream(c);
+            c.once('close', () => lease.release());
+            resolve(c);
+          }),
+        );
       } catch (err) {
         lease.release();
         // refused on a connection that carries others: cap it there and try another (each refusal caps
@@ -756,7 +766,6 @@ class SshConnection {
     const counters = this.recorder!.counters;
     let bytesIn = 0;
     let bytesOut = 0;
-    let exit: { code: number | null; signal?: string; dump?: boolean; desc?: string } | null = null;
     let recent = '';
     const nl = o.pty ? '\r\n' : '\n';
     const frameDec = new StringDecoder('utf8');
@@ -817,9 +826,6 @@ class SshConnection {
       });
     } else up.on('data', (d: Buffer) => out.push(d));
     up.stderr.on('data', (d: Buffer) => err.push(d));
-    up.on('exit', (code: number | null, signal?: string, dump?: boolean, desc?: string) => {
-      exit = { code, ...(signal ? { signal } : {}), ...(dump !== undefined ? { dump } : {}), ...(desc ? { desc } : {}) };
-    });
 
     // client → target
     const write = (d: Buffer) => {
@@ -875,7 +881,7 @@ class SshConnection {
       for (const [k, n] of Object.entries(fileCounts)) this.recorder!.masked(k, n);
       const tail = frameDec.end();
       if (o.record && tail) this.frame(o.id, tail);
-      const e = exit as { code: number | null; signal?: string; dump?: boolean; desc?: string } | null;
+      const e = upstreamExits.get(up) ?? null;
       if (e && o.channel !== 'forward') {
         if (e.code !== null) ch.exit(e.code);
         else if (e.signal) ch.exit(e.signal.replace(/^SIG/, ''), e.dump ?? false, e.desc ?? '');
@@ -904,6 +910,9 @@ class SshConnection {
         .finally(accounted);
     };
     up.on('close', finish);
+    // Closed before this relay was attached (a command that ended at once): finish once the output the channel
+    // still holds has been read out (it flows from the 'data' listeners attached above, on the next ticks).
+    if (upstreamClosed.has(up)) setImmediate(finish);
     ch.on('close', () => {
       up.close();
       // If the target never answers the close, still account for the channel.
@@ -1080,6 +1089,30 @@ class SshConnection {
       this.resolveDone();
     }
   }
+}
+
+interface UpstreamExit {
+  code: number | null;
+  signal?: string;
+  dump?: boolean;
+  desc?: string;
+}
+
+/** Each upstream channel's exit status, and whether it closed (see watchUpstream). */
+const upstreamExits = new WeakMap<Ssh2.ClientChannel, UpstreamExit>();
+const upstreamClosed = new WeakSet<Ssh2.ClientChannel>();
+
+/**
+ * Catches what an upstream channel says from the moment it opens. A command that ends at once (`true`) can send
+ * its exit status, EOF and close in the same read as the confirmation of the channel: ssh2 emits them while it
+ * handles that read, before the code awaiting the channel runs and attaches the relay. The exit status was then
+ * lost and the client, told of no status, exited 255 (seen on a loaded machine); it is now kept from the start.
+ */
+function watchUpstream(c: Ssh2.ClientChannel): void {
+  c.on('exit', (code: number | null, signal?: string, dump?: boolean, desc?: string) => {
+    upstreamExits.set(c, { code, ...(signal ? { signal } : {}), ...(dump !== undefined ? { dump } : {}), ...(desc ? { desc } : {}) });
+  });
+  c.once('close', () => upstreamClosed.add(c));
 }
 
 function ptyOptions(p: PtyInfo): Ssh2.PseudoTtyOptions {

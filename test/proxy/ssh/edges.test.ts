@@ -8,7 +8,7 @@
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { Client } from 'ssh2';
+import { Client, Server } from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { eventually, sh, startSshFixture, type SshFixture, type TestTunnel } from './fixture.js';
@@ -134,7 +134,8 @@ describe('SSH tunnel edges', { timeout: 240_000 }, () => {
     expect(warm.engine.hasSpare).toBe(false);
 
     const idle = await fx.tunnel({ tuning: { spareIdleMs: 1000, shareUpstream: 1 } });
-    expect((await sh(`$DLPCTL_SSH box true`, { env: { ...process.env, ...idle.env } })).code).toBe(0);
+    const once = await sh(`$DLPCTL_SSH box true`, { env: { ...process.env, ...idle.env } });
+    expect(once.code, `ssh exited ${once.code}: ${once.stderr}`).toBe(0);
     await eventually(async () => idle.engine.hasSpare, 'the spare upstream connection');
     await eventually(async () => !idle.engine.hasSpare, 'the idle spare to be dropped');
     await new Promise((r) => setTimeout(r, 400));
@@ -225,6 +226,41 @@ describe('SSH tunnel edges', { timeout: 240_000 }, () => {
       expect(t2.engine.upstreamConnects).toBe(1);
     } finally {
       await dbg.stop();
+    }
+  });
+
+  it('hands on the exit status of a command whose end arrives in the same read as its channel', async () => {
+    // A target that confirms an exec and sends its exit status in one TCP segment, as one running `true` does when
+    // the tunnel reads late (a loaded machine): ssh2 emits the status before the code awaiting the channel runs.
+    // The tunnel lost it and the client, told of no status, exited 255.
+    const hostKeys = [await fs.readFile(path.join(fx.dir, 'host_key'))];
+    const target = net.createServer((sock) => {
+      const server = new Server({ hostKeys }, (conn) => {
+        conn.on('authentication', (ctx) => ctx.accept());
+        conn.on('ready', () =>
+          conn.on('session', (acceptSession) =>
+            acceptSession().on('exec', (acceptExec) => {
+              sock.cork();
+              const s = acceptExec();
+              s.exit(7);
+              s.end();
+              process.nextTick(() => sock.uncork());
+            }),
+          ),
+        );
+      });
+      server.injectSocket(sock);
+    });
+    await new Promise<void>((r) => target.listen(0, '127.0.0.1', () => r()));
+    const quick = await fx.tunnel({ targetPort: (target.address() as net.AddressInfo).port });
+    try {
+      for (let i = 0; i < 3; i++) {
+        const r = await sh(`$DLPCTL_SSH box 'exit 7'`, { env: { ...process.env, ...quick.env } });
+        expect(r.code, `ssh exited ${r.code}: ${r.stderr}`).toBe(7);
+      }
+    } finally {
+      await quick.close();
+      target.close();
     }
   });
 
