@@ -910,9 +910,6 @@ class SshConnection {
         .finally(accounted);
     };
     up.on('close', finish);
-    // Closed before this relay was attached (a command that ended at once): finish once the output the channel
-    // still holds has been read out (it flows from the 'data' listeners attached above, on the next ticks).
-    if (upstreamClosed.has(up)) setImmediate(finish);
     ch.on('close', () => {
       up.close();
       // If the target never answers the close, still account for the channel.
@@ -1098,21 +1095,20 @@ interface UpstreamExit {
   desc?: string;
 }
 
-/** Each upstream channel's exit status, and whether it closed (see watchUpstream). */
+/** Each upstream channel's exit status (see watchUpstream). */
 const upstreamExits = new WeakMap<Ssh2.ClientChannel, UpstreamExit>();
-const upstreamClosed = new WeakSet<Ssh2.ClientChannel>();
 
 /**
- * Catches what an upstream channel says from the moment it opens. A command that ends at once (`true`) can send
- * its exit status, EOF and close in the same read as the confirmation of the channel: ssh2 emits them while it
- * handles that read, before the code awaiting the channel runs and attaches the relay. The exit status was then
- * lost and the client, told of no status, exited 255 (seen on a loaded machine); it is now kept from the start.
+ * Catches an upstream channel's exit status from the moment it opens. A command that ends at once (`true`) can
+ * send its status in the same read as the confirmation of the channel: ssh2 emits 'exit' while it handles that
+ * read, before the code awaiting the channel runs and attaches the relay. The status was then lost and the
+ * client, told of none, exited 255 (seen on a loaded machine). (Output waits in the channel until it is read, and
+ * its 'close' comes only after that, so neither can be missed the same way; a test sends all of it at once.)
  */
 function watchUpstream(c: Ssh2.ClientChannel): void {
   c.on('exit', (code: number | null, signal?: string, dump?: boolean, desc?: string) => {
     upstreamExits.set(c, { code, ...(signal ? { signal } : {}), ...(dump !== undefined ? { dump } : {}), ...(desc ? { desc } : {}) });
   });
-  c.once('close', () => upstreamClosed.add(c));
 }
 
 function ptyOptions(p: PtyInfo): Ssh2.PseudoTtyOptions {

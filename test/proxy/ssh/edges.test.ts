@@ -229,7 +229,7 @@ describe('SSH tunnel edges', { timeout: 240_000 }, () => {
     }
   });
 
-  it('hands on the exit status of a command whose end arrives in the same read as its channel', async () => {
+  it('hands on the output and exit status of a command whose end arrives in the same read as its channel', async () => {
     // A target that confirms an exec and sends its exit status in one TCP segment, as one running `true` does when
     // the tunnel reads late (a loaded machine): ssh2 emits the status before the code awaiting the channel runs.
     // The tunnel lost it and the client, told of no status, exited 255.
@@ -239,12 +239,14 @@ describe('SSH tunnel edges', { timeout: 240_000 }, () => {
         conn.on('authentication', (ctx) => ctx.accept());
         conn.on('ready', () =>
           conn.on('session', (acceptSession) =>
-            acceptSession().on('exec', (acceptExec) => {
+            acceptSession().on('exec', (acceptExec, _reject, info) => {
               sock.cork();
               const s = acceptExec();
+              // `quiet`: the status alone; otherwise output first, and the channel's EOF and close in the same segment
+              if (!info.command.includes('quiet')) s.write('said and gone\n');
               s.exit(7);
               s.end();
-              process.nextTick(() => sock.uncork());
+              setImmediate(() => sock.uncork());
             }),
           ),
         );
@@ -255,8 +257,11 @@ describe('SSH tunnel edges', { timeout: 240_000 }, () => {
     const quick = await fx.tunnel({ targetPort: (target.address() as net.AddressInfo).port });
     try {
       for (let i = 0; i < 3; i++) {
-        const r = await sh(`$DLPCTL_SSH box 'exit 7'`, { env: { ...process.env, ...quick.env } });
-        expect(r.code, `ssh exited ${r.code}: ${r.stderr}`).toBe(7);
+        const quiet = await sh(`$DLPCTL_SSH box 'quiet; exit 7'`, { env: { ...process.env, ...quick.env } });
+        expect(quiet.code, `ssh exited ${quiet.code}: ${quiet.stderr}`).toBe(7);
+        const said = await sh(`$DLPCTL_SSH box 'echo said and gone; exit 7'`, { env: { ...process.env, ...quick.env } });
+        expect(said.code, `ssh exited ${said.code}: ${said.stderr}`).toBe(7);
+        expect(said.stdout).toBe('said and gone\n');
       }
     } finally {
       await quick.close();
