@@ -72,10 +72,12 @@ function isAscii(s: string): boolean {
  * buffer (a cell in a row).
  */
 export function partialBytes(value: Buffer, keep = 4, start = 0, end = value.length): Buffer {
+  // (beyond ASCII, the text path; looked at before copying, so such a cell is not copied for nothing)
+  for (let i = start; i < end; i++) if (value[i]! >= 0x80) return Buffer.from(partial('column', value.toString('utf8', start, end), keep), 'utf8');
   const out = Buffer.allocUnsafe(end - start);
   value.copy(out, 0, start, end);
-  if (partialInPlace(out, keep)) return out;
-  return Buffer.from(partial('column', value.toString('utf8', start, end), keep), 'utf8');
+  partialInPlace(out, keep);
+  return out;
 }
 
 /**

@@ -708,7 +708,7 @@ export class SqliteWriter {
     // min/max optimisation takes a lone aggregate only), and it ran once per chunk: the maintenance thread read
     // every journal page again for each 1,024 rows it moved. The bound needs no max: `id <= lo + maxRows - 1`.
     const lo = (this.stmt('SELECT min(id) AS lo FROM events_journal').get() as Row)['lo'];
-    if (lo === null || lo === undefined) return 0;
+    if (lo === null) return 0;
     const hi = Number.isFinite(maxRows) ? Number(lo) + maxRows - 1 : Number.MAX_SAFE_INTEGER;
     this.stmt(
       `INSERT INTO events (session_id, seq, type, time_ms, decision, text, body, hash)
