@@ -71,9 +71,15 @@ export class SessionRecorder {
     this.counters.masked += count;
   }
 
+  /** Whether masked values were counted since the last summary (`flushMasks` has something to write). */
+  get hasPendingMasks(): boolean {
+    for (const _ in this.pendingMasks) return true;
+    return false;
+  }
+
   /** Records the counts gathered since the last summary (always after the fact, so deferred). */
   async flushMasks(rule?: string): Promise<void> {
-    if (Object.keys(this.pendingMasks).length === 0) return;
+    if (!this.hasPendingMasks) return;
     const entities = this.pendingMasks;
     this.pendingMasks = {};
     await this.record({ type: 'mask.summary', entities, ...(rule ? { rule } : {}) }, { defer: true });

@@ -282,9 +282,12 @@ export class SqliteWriter {
       this.queue.push({ op, resolve, reject });
       if (!defer) this.schedule();
       else if (!this.flushScheduled && this.deferTimer === undefined) {
+        // A commit that comes first does not cancel the timer: deferred units follow urgent ones statement after
+        // statement, and arming and clearing a timer for each was a visible cost. Left running, it fires at most
+        // once per DEFER_WRITE_MS and commits only what is still waiting (a unit may so wait less, never more).
         this.deferTimer = setTimeout(() => {
           this.deferTimer = undefined;
-          this.schedule();
+          if (this.queue.length > 0) this.schedule();
         }, DEFER_WRITE_MS);
       }
     });
@@ -308,6 +311,7 @@ export class SqliteWriter {
     await this.drain();
     // Leave nothing in the journal and nothing unindexed: the next reader finds the events table complete.
     while (this.indexNow() > 0);
+    this.cancelDeferTimer();
     if (this.indexTimer !== undefined) clearTimeout(this.indexTimer);
     this.indexTimer = undefined;
     this.closed = true;
@@ -317,7 +321,6 @@ export class SqliteWriter {
 
   /** Everything queued commits on a coming turn (a deferred unit's wait ends: it goes with this commit). */
   private schedule(): void {
-    this.cancelDeferTimer();
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       const seen = this.queue.length;
@@ -381,7 +384,6 @@ export class SqliteWriter {
   /** Commits what is queued now (normally run on the next turn of the loop; see `schedule`). */
   flush(): void {
     this.flushScheduled = false;
-    this.cancelDeferTimer();
     if (this.queue.length === 0 || this.closed) return;
     let locked: boolean;
     try {

@@ -70,6 +70,19 @@ describe('the literal-free shape other analyses may cache by', () => {
       expect(literalFreeShape(sql), sql).toBeNull();
     }
   });
+
+  it('is the same whether the text was classified before, by its shape, or not at all', () => {
+    clearSqlCache();
+    const texts = ['SELECT ssn FROM customers WHERE id = 1', 'SELECT ssn FROM customers WHERE id = 2', "DO 'BEGIN PERFORM 1; END'", 'SELECT 1; SELECT 2'];
+    const cold = texts.map((t) => {
+      clearSqlCache();
+      return literalFreeShape(t);
+    });
+    clearSqlCache();
+    for (const t of texts) classifySql(t);
+    expect(texts.map((t) => literalFreeShape(t))).toEqual(cold);
+    expect(cold).toEqual(['SELECT ssn FROM customers WHERE id = ?', 'SELECT ssn FROM customers WHERE id = ?', null, null]);
+  });
 });
 
 describe('lineage cached by shape (the tunnel analyses a statement once per shape, never across code in strings)', () => {
@@ -87,6 +100,23 @@ describe('lineage cached by shape (the tunnel analyses a statement once per shap
       cachedLineage(make(1), masked, none);
       for (const v of [2, 77]) expect(cachedLineage(make(v), masked, none), make(v)).toEqual(statementLineage(make(v), { masked, taintedFunctions: none }));
     }
+  });
+
+  it('keeps rule sets and tainted functions apart, whichever was asked last, and an array the caller changed in place', () => {
+    const sql = 'SELECT ssn, f(id) FROM customers WHERE id = 5';
+    const ssnRule = ['customers.ssn'];
+    const nameRule = ['customers.name'];
+    const fresh = (m: readonly string[], fns: ReadonlySet<string>) => statementLineage(sql, { masked: m, taintedFunctions: fns });
+    expect(fresh(ssnRule, none)).not.toEqual(fresh(nameRule, none));
+    expect(fresh(nameRule, none)).not.toEqual(fresh(nameRule, new Set(['f'])));
+    for (const [m, fns] of [[ssnRule, none], [nameRule, none], [ssnRule, none], [nameRule, new Set(['f'])], [nameRule, none]] as const) {
+      expect(cachedLineage(sql, m, fns), `${m.join()} ${[...fns].join()}`).toEqual(fresh(m, fns));
+    }
+    // the same array object, now with other patterns: the answer follows its content
+    const rules = ['customers.ssn'];
+    expect(cachedLineage(sql, rules, none)).toEqual(fresh(['customers.ssn'], none));
+    rules[0] = 'customers.name';
+    expect(cachedLineage(sql, rules, none)).toEqual(fresh(['customers.name'], none));
   });
 
   it('keeps DO blocks and function bodies apart: their strings are code', () => {

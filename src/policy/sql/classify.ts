@@ -87,6 +87,8 @@ const CACHE_MAX_ENTRIES = 10_000;
 const CACHE_MAX_TEXT = 16 * 1024;
 const cache = new Lru<string, SqlClassification>(CACHE_MAX_ENTRIES);
 const shapeCache = new Lru<string, SqlStatement>(CACHE_MAX_ENTRIES);
+/** Each classification's literal-free shape (null: none), as `classifySql` found it: `literalFreeShape` reads it back. */
+const freeShapes = new WeakMap<SqlClassification, string | null>();
 
 /** Clears the parse cache (tests and benchmarks). */
 export function clearSqlCache(): void {
@@ -106,12 +108,16 @@ export function classifySql(text: string): SqlClassification {
   const same = shape === null ? undefined : shapeCache.get(shape);
   if (same) {
     const result = freezeClassification({ statements: [{ ...same, text: ownText(text) }] });
+    // (the shape cache holds only statements `shapeSafe` admitted, with the text this one now has)
+    freeShapes.set(result, shape);
     if (text.length <= CACHE_MAX_TEXT) cache.set(text, result);
     return result;
   }
   const result = classifyUncached(text);
   if (text.length <= CACHE_MAX_TEXT) cache.set(text, result);
-  if (shape !== null && shapeSafe(result, text)) shapeCache.set(shape, result.statements[0]!);
+  const free = shape !== null && shapeSafe(result, text) ? shape : null;
+  freeShapes.set(result, free);
+  if (free !== null) shapeCache.set(free, result.statements[0]!);
   return result;
 }
 
@@ -131,8 +137,11 @@ function shapeSafe(result: SqlClassification, text: string): boolean {
  * Literals never name a column or a relation; the strings that carry code are excluded by `shapeSafe`.
  */
 export function literalFreeShape(text: string): string | null {
+  const c = classifySql(text);
+  const known = freeShapes.get(c);
+  if (known !== undefined) return known;
   const shape = literalShape(text);
-  return shape !== null && shapeSafe(classifySql(text), text) ? shape : null;
+  return shape !== null && shapeSafe(c, text) ? shape : null;
 }
 
 /** A single statement's own text, as the parser's location and length give it. */

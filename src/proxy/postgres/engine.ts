@@ -334,14 +334,18 @@ export class PostgresEngine implements TunnelEngine {
     let auditText = sql;
     try {
       auditText = this.auditDlp.maskText(sql).text;
-      const { classification, taintedFunctions, unsafe } = await this.withCatalogue(prepared.resolve(classifySql(sql)));
+      const classified = prepared.resolve(classifySql(sql));
+      // (a statement that calls no function and a decision without masks need nothing from the catalogue: no await)
+      const { classification, taintedFunctions, unsafe } = classified.statements.some((st) => st.functions.length > 0)
+        ? await this.withCatalogue(classified)
+        : { classification: classified, taintedFunctions: [], unsafe: [] };
       const decision = decide(this.tunnelPolicy, { type: 'sql', text: sql, classification });
       const ruleName = ruleNameOf(decision);
       const kinds = [...new Set(classification.statements.map((s) => s.kind))];
       const tables = [...new Set(classification.statements.flatMap((s) => [...s.reads, ...s.writes]))];
       const limitRule = decision.limitSources.maxRows ?? decision.limitSources.maxBytes;
       if (classification.statements.some((st) => st.effects.some((e) => e === 'create' || e === 'alter' || e === 'drop'))) this.catalog.invalidate();
-      const facts = await this.dataFacts(sql, classification, decision.masks, taintedFunctions);
+      const facts = decision.masks.length === 0 ? noDataFacts() : await this.dataFacts(sql, classification, decision.masks, taintedFunctions);
       const base = {
         masks: decision.masks,
         derived: facts.derived,
@@ -447,7 +451,7 @@ export class PostgresEngine implements TunnelEngine {
    */
   private async dataFacts(sql: string, classification: SqlClassification, masks: readonly MaskDirective[], fns: readonly FunctionAnalysis[]): Promise<DataFacts> {
     const columnRules = masks.filter((m) => m.columns && m.columns.length > 0);
-    const facts: DataFacts = { derived: null, outputs: null, patterns: [], withhold: null, copy: null, copies: null, deny: null };
+    const facts = noDataFacts();
     const stmts = classification.statements;
     if (stmts.length === 1 && stmts[0]!.kind === 'copy_to' && masks.length > 0) {
       const copy = await this.copyFacts(sql, masks);
@@ -514,4 +518,9 @@ export class PostgresEngine implements TunnelEngine {
     return { ...source.format, fields };
   }
 
+}
+
+/** What the catalogue adds to a decision without masks: nothing (see `dataFacts`). */
+function noDataFacts(): DataFacts {
+  return { derived: null, outputs: null, patterns: [], withhold: null, copy: null, copies: null, deny: null };
 }

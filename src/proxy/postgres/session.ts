@@ -914,7 +914,7 @@ export class PgSession {
       ...(r.truncated ? { truncated: true } : {}),
       ...(r.observed ? { observed: r.observed } : {}),
     });
-    this.d.recorder.flushMasks().catch((err: unknown) => this.storeError(err));
+    if (this.d.recorder.hasPendingMasks) this.d.recorder.flushMasks().catch((err: unknown) => this.storeError(err));
     if (r.over) {
       this.record({ type: 'error', message: r.over, code: '54000' });
       return encodeErrorResponse({ severity: 'ERROR', code: '54000', message: r.over });

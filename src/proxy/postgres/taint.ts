@@ -26,10 +26,41 @@ const MAX_DEPTH = 8;
 const lineageCache = new Lru<string, StatementLineage[]>(10_000);
 const MAX_CACHED_TEXT = 16 * 1024;
 
+/**
+ * The (patterns, tainted functions) half of the key as a short number: a tunnel asks with the same rules statement
+ * after statement, and joining a dozen patterns into every key (then hashing it) was a visible cost per statement.
+ */
+const contextIds = new Map<string, number>();
+const MAX_CONTEXTS = 1000;
+let nextContextId = 1;
+let lastContext: { masked: readonly string[]; tainted: ReadonlySet<string>; id: number } | null = null;
+
+function contextId(masked: readonly string[], tainted: ReadonlySet<string>): number {
+  const last = lastContext;
+  if (last !== null && sameContext(last, masked, tainted)) return last.id;
+  const key = `${masked.join('\n')}\0${[...tainted].sort().join(',')}`;
+  let id = contextIds.get(key);
+  if (id === undefined) {
+    // (ids are never reused: entries under a forgotten id just age out of the lineage cache)
+    if (contextIds.size >= MAX_CONTEXTS) contextIds.clear();
+    id = nextContextId++;
+    contextIds.set(key, id);
+  }
+  lastContext = { masked: [...masked], tainted: new Set(tainted), id };
+  return id;
+}
+
+function sameContext(c: { masked: readonly string[]; tainted: ReadonlySet<string> }, masked: readonly string[], tainted: ReadonlySet<string>): boolean {
+  if (c.masked.length !== masked.length || c.tainted.size !== tainted.size) return false;
+  for (let i = 0; i < masked.length; i++) if (c.masked[i] !== masked[i]) return false;
+  for (const t of tainted) if (!c.tainted.has(t)) return false;
+  return true;
+}
+
 export function cachedLineage(sql: string, masked: readonly string[], taintedFunctions: ReadonlySet<string>): StatementLineage[] {
   if (sql.length > MAX_CACHED_TEXT) return statementLineage(sql, { masked, taintedFunctions });
   const shape = literalFreeShape(sql);
-  const key = `${masked.join('\n')}\0${[...taintedFunctions].join(',')}\0${shape === null ? `t:${sql}` : `s:${shape}`}`;
+  const key = `${contextId(masked, taintedFunctions)}\0${shape === null ? `t:${sql}` : `s:${shape}`}`;
   let hit = lineageCache.get(key);
   if (!hit) {
     hit = statementLineage(sql, { masked, taintedFunctions });
