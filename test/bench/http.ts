@@ -16,7 +16,8 @@
  *    process's peak RSS growth.
  *
  *   npx tsx test/bench/http.ts            BENCH_SECONDS=5 (per load run); BENCH_LOAD_ONLY=1 skips 2 and 3;
- *                                         BENCH_PROF=DIR writes the proxies' CPU profiles
+ *                                         BENCH_PROF=DIR writes the proxies' CPU profiles; BENCH_B_DIR=another
+ *                                         checkout adds its two tunnels as variants "B" (an A/B in one run)
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -192,12 +193,12 @@ interface Party {
   child?: ChildProcess;
 }
 
-function startRole(args: string[]): Promise<{ child: ChildProcess; msg: { port: number; token?: string } }> {
+function startRole(args: string[], script = self): Promise<{ child: ChildProcess; msg: { port: number; token?: string } }> {
   // A tunnel runs as `dlpctl connect` runs it (with the flags bin/dlpctl.js adds), and so does the reference
   // proxy; BENCH_PROF=DIR writes their CPU profiles.
   const proxy = args[1] === 'tunnel' || args[1] === 'node-proxy';
   const prof = proxy && process.env['BENCH_PROF'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['BENCH_PROF']}`] : [];
-  const child = fork(self, args, { execArgv: [...(proxy ? TUNNEL_NODE_FLAGS : []), ...prof, '--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(script, args, { execArgv: [...(proxy ? TUNNEL_NODE_FLAGS : []), ...prof, '--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   return new Promise((resolve, reject) => {
     child.once('message', (msg) => resolve({ child, msg: msg as { port: number; token?: string } }));
     child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited with ${code}`)));
@@ -352,12 +353,20 @@ export async function run(): Promise<string> {
   const pass = await startRole(['--role', 'tunnel', target, 'pass']);
   const mask = await startRole(['--role', 'tunnel', target, 'mask']);
   const nodeProxy = await startRole(['--role', 'node-proxy', target]);
+  // BENCH_B_DIR=another checkout: its pass-through and masking tunnels (run from its own sources) as variants
+  // "B", in the same interleaved rounds: an A/B of a change, free of the VM's phases.
+  const bDir = process.env['BENCH_B_DIR'];
+  const bScript = bDir ? path.resolve(bDir, 'test/bench/http.ts') : null;
+  const passB = bScript ? await startRole(['--role', 'tunnel', target, 'pass'], bScript) : null;
+  const maskB = bScript ? await startRole(['--role', 'tunnel', target, 'mask'], bScript) : null;
   const nginx = await startNginx(upstream.msg.port);
   const parties: Party[] = [
     { name: 'direct', url: target, headers: { authorization: `Bearer ${KEY}` } },
     { name: 'dlpctl pass-through', url: `http://127.0.0.1:${pass.msg.port}`, headers: { authorization: `Bearer ${pass.msg.token!}` }, child: pass.child },
     { name: 'dlpctl masking', url: `http://127.0.0.1:${mask.msg.port}`, headers: { authorization: `Bearer ${mask.msg.token!}` }, child: mask.child },
   ];
+  if (passB) parties.push({ name: 'dlpctl pass-through B', url: `http://127.0.0.1:${passB.msg.port}`, headers: { authorization: `Bearer ${passB.msg.token!}` }, child: passB.child });
+  if (maskB) parties.push({ name: 'dlpctl masking B', url: `http://127.0.0.1:${maskB.msg.port}`, headers: { authorization: `Bearer ${maskB.msg.token!}` }, child: maskB.child });
   if (nginx) parties.push({ name: 'nginx', url: `http://127.0.0.1:${nginx.port}`, headers: {} });
   parties.push({ name: 'node proxy (reference)', url: `http://127.0.0.1:${nodeProxy.msg.port}`, headers: {}, child: nodeProxy.child });
   const rows: string[] = [];
@@ -419,7 +428,7 @@ export async function run(): Promise<string> {
     if (!nginx) rows.push('', `nginx: not run (${NGINX} not found).`);
   } finally {
     nginx?.stop();
-    for (const c of [upstream.child, pass.child, mask.child, nodeProxy.child]) c.kill();
+    for (const c of [upstream.child, pass.child, mask.child, nodeProxy.child, passB?.child, maskB?.child]) c?.kill();
   }
   return rows.join('\n');
 }

@@ -146,32 +146,62 @@ async function write(res: http.ServerResponse, chunk: Buffer | string): Promise<
 }
 
 /**
- * Reads a request body up to `cap` bytes. `complete` false: it is larger; `rest` then yields what was read
- * and the remainder, so the body can still be streamed.
+ * Reads a body up to `cap` bytes. `complete` false: it is larger; `rest` then yields what was read and the
+ * remainder, so the body can still be streamed. Read with listeners rather than an async iterator: a request
+ * and a response each took one, and making the iterator (its end-of-stream watch, a promise per chunk) was a
+ * visible share of a small request's cost. Fails as the iterator did: on the stream's error, or when it closes
+ * before its end.
  */
-async function readUpTo(req: Readable, cap: number): Promise<{ complete: true; body: Buffer } | { complete: false; rest: AsyncIterable<Buffer> }> {
-  const parts: Buffer[] = [];
-  let n = 0;
-  const it = req[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-  for (;;) {
-    const r = await it.next();
-    if (r.done) return { complete: true, body: Buffer.concat(parts, n) };
-    parts.push(r.value);
-    n += r.value.length;
-    if (n > cap) {
-      return {
+function readUpTo(body: Readable, cap: number): Promise<{ complete: true; body: Buffer } | { complete: false; rest: AsyncIterable<Buffer> }> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    let n = 0;
+    const stop = (): void => {
+      body.off('data', onData);
+      body.off('end', onEnd);
+      body.off('error', onError);
+      body.off('close', onClose);
+    };
+    const onData = (c: Buffer): void => {
+      parts.push(c);
+      n += c.length;
+      if (n <= cap) return;
+      body.pause();
+      stop();
+      resolve({
         complete: false,
         rest: (async function* () {
           yield* parts;
-          for (;;) {
-            const x = await it.next();
-            if (x.done) return;
-            yield x.value;
-          }
+          for await (const c of body) yield c as Buffer;
         })(),
-      };
+      });
+    };
+    const onEnd = (): void => {
+      stop();
+      resolve({ complete: true, body: n === 0 ? Buffer.alloc(0) : parts.length === 1 ? parts[0]! : Buffer.concat(parts, n) });
+    };
+    const onError = (err: Error): void => {
+      stop();
+      reject(err);
+    };
+    const onClose = (): void => {
+      // 'end' comes before 'close' for a body read to its end
+      stop();
+      reject(Object.assign(new Error('premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
+    };
+    if (body.readableEnded) {
+      resolve({ complete: true, body: Buffer.alloc(0) });
+      return;
     }
-  }
+    if (body.destroyed) {
+      reject(body.errored ?? Object.assign(new Error('premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
+      return;
+    }
+    body.on('data', onData);
+    body.on('end', onEnd);
+    body.on('error', onError);
+    body.on('close', onClose);
+  });
 }
 
 function upstreamFailure(err: unknown, origin: string, o: { connectMs: number; headersMs: number; bodyMs: number }): Reply {
@@ -769,19 +799,20 @@ export class HttpEngine implements TunnelEngine {
     let captured = '';
     const capture = scrub && cap > 0;
     const declared = Number(upHeaders['content-length']);
-    if (scrubber && rewritten && kind !== 'sse' && Number.isSafeInteger(declared) && declared >= 0 && declared <= SMALL_BODY) {
-      // A small body is scrubbed whole and goes out with its new length, headers and body in one write;
-      // streamed, it would be chunked, and the chunked terminator would cost a write of its own.
-      const parts: Buffer[] = [];
-      for await (const c of up.body) {
-        parts.push(c as Buffer);
-        result.resBytes += (c as Buffer).length;
+    let source: AsyncIterable<Buffer> = up.body as AsyncIterable<Buffer>;
+    if (scrubber && (rewritten || capture) && kind !== 'sse' && Number.isSafeInteger(declared) && declared >= 0 && declared <= SMALL_BODY) {
+      // A small body is read whole and goes out in one write, with its headers: scrubbed, with its new length
+      // (streamed, it would be chunked, and the chunked terminator would cost a write of its own).
+      const r = await readUpTo(up.body, SMALL_BODY);
+      if (r.complete) {
+        result.resBytes += r.body.length;
+        const out = rewritten ? Buffer.concat([scrubber.push(r.body), scrubber.end()]) : r.body;
+        res.writeHead(status, rewritten ? { ...this.scrubHeaders(clientResponseHeaders(upHeaders, true)), 'content-length': String(out.length) } : this.scrubHeaders(clientResponseHeaders(upHeaders, false)));
+        res.end(out);
+        if (capture) result.resBody = this.recordable(out.toString('utf8', 0, Math.min(out.length, cap)), kind);
+        return;
       }
-      const out = Buffer.concat([scrubber.push(Buffer.concat(parts)), scrubber.end()]);
-      res.writeHead(status, { ...this.scrubHeaders(clientResponseHeaders(upHeaders, true)), 'content-length': String(out.length) });
-      res.end(out);
-      if (capture) result.resBody = this.recordable(out.toString('utf8', 0, Math.min(out.length, cap)), kind);
-      return;
+      source = r.rest; // longer than it said: streamed like any other
     }
     res.writeHead(status, this.scrubHeaders(clientResponseHeaders(upHeaders, rewritten)));
     if (kind === 'sse') res.flushHeaders();
@@ -790,8 +821,7 @@ export class HttpEngine implements TunnelEngine {
       await new Promise<void>((resolve, reject) => pipeline(up.body, res, (err) => (err ? reject(err) : resolve())));
       return;
     }
-    for await (const c of up.body) {
-      const b = c as Buffer;
+    for await (const b of source) {
       result.resBytes += b.length;
       const out = scrubber ? scrubber.push(b) : b;
       if (capture && captured.length < cap) captured += out.toString('utf8', 0, Math.min(out.length, cap));
@@ -843,24 +873,10 @@ export class HttpEngine implements TunnelEngine {
     }
 
     // JSON and forms: whole when they fit, else as text streams (below), from what was read so far.
-    let pending: Buffer[] = [];
     if (kind === 'json' || kind === 'form') {
-      let n = 0;
-      let over = false;
-      const it = source[Symbol.asyncIterator]();
-      for (;;) {
-        const r = await it.next();
-        if (r.done) break;
-        const b = r.value as Buffer;
-        pending.push(b);
-        n += b.length;
-        if (n > this.inspectCap) {
-          over = true;
-          break;
-        }
-      }
-      if (!over) {
-        const text = Buffer.concat(pending).toString('utf8');
+      const r = await readUpTo(source, this.inspectCap);
+      if (r.complete) {
+        const text = r.body.toString('utf8');
         const m = engine ? (kind === 'json' ? engine.maskJson(text) : engine.maskForm(text)) : null;
         let out = m ? m.text : text;
         if (m) addCounts(counts, m.counts);
@@ -872,17 +888,7 @@ export class HttpEngine implements TunnelEngine {
         res.end(body);
         return;
       }
-      source = Readable.from(
-        (async function* () {
-          yield* pending;
-          for (;;) {
-            const r = await it.next();
-            if (r.done) return;
-            yield r.value as Buffer;
-          }
-        })(),
-      );
-      pending = [];
+      source = Readable.from(r.rest);
     }
 
     // Text: streamed through the scanner (a value split across chunks never leaks in part).

@@ -1,4 +1,5 @@
 /** Masking both ways through the tunnel: JSON (OpenAI shapes), forms, query strings, text, compressed, SSE; restore. */
+import { Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -202,5 +203,45 @@ describe('pseudonymize with restore: true', () => {
     const ph = (JSON.parse(a) as { e: string }).e;
     expect(ph).toMatch(/^<EMAIL_\d+>$/);
     expect((JSON.parse(b) as { e: string }).e).toBe(ph);
+  });
+});
+
+describe('bodies past the inspect cap (read whole up to it, then streamed from what was read)', () => {
+  let small: TestTunnel;
+  beforeAll(async () => {
+    small = await openTunnel(up, { policies: REDACT_PII, use: ['redact-pii'], tuning: { inspectCapBytes: 64 } });
+  });
+  afterAll(async () => {
+    await small?.close();
+  });
+
+  it('a JSON response longer than the cap is masked as a stream, whole and in order', async () => {
+    const direct = JSON.parse(await (await request(`${up.url}/customers`)).body.text()) as { customers: typeof CUSTOMERS };
+    const r = await request(`${small.url}/customers`, { headers: { authorization: `Bearer ${small.token}` } });
+    const text = await r.body.text();
+    expect(r.statusCode).toBe(200);
+    expectNoOriginals(text);
+    const o = JSON.parse(text) as { customers: { id: number; name: string; email: string }[] };
+    expect(o.customers.map((c) => [c.id, c.name])).toEqual(direct.customers.map((c) => [c.id, c.name]));
+    expect(o.customers[2]!.email).toBe('[REDACTED:email]');
+  });
+
+  it('a chunked JSON request longer than the cap is masked as a stream and reaches the upstream whole', async () => {
+    const body = { messages: CUSTOMERS.map((c) => ({ role: 'user', content: `${c.name} <${c.email}> pays with ${c.card}` })), tail: 'x'.repeat(300) };
+    const text = JSON.stringify(body);
+    // no content-length: read up to the cap before the tunnel knows it is longer
+    const r = await request(`${small.url}/echo/long`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${small.token}`, 'content-type': 'application/json' },
+      body: Readable.from([text.slice(0, 40), text.slice(40, 100), text.slice(100)].map((p) => Buffer.from(p))),
+    });
+    await r.body.dump();
+    expect(r.statusCode).toBe(200);
+    expect(up.received.at(-1)!.headers['content-length']).toBeUndefined();
+    const got = up.received.at(-1)!.body;
+    expectNoOriginals(got);
+    const sent = JSON.parse(got) as typeof body;
+    expect(sent.tail).toBe(body.tail);
+    expect(sent.messages.map((m) => m.content.split(' <')[0])).toEqual(CUSTOMERS.map((c) => c.name));
   });
 });
