@@ -26,7 +26,8 @@
  * - last, the latency of a sequential `SELECT 1` (2000 queries, node-postgres) p50/p99 and what each path adds
  *   to direct, and the same with a parameter (extended protocol). The peak RSS over the whole run goes to stderr.
  * Targets: pgbench ≥ 0.7× direct; large result ≥ 0.9× (pass-through) / ≥ 0.5× (two masked columns); RSS ≤
- * 150 MB; added latency p50 ≤ 0.3 ms, p99 ≤ 1 ms. BENCH_VERBOSE=1 prints progress.
+ * 150 MB; added latency p50 ≤ 0.3 ms, p99 ≤ 1 ms. BENCH_VERBOSE=1 prints progress; BENCH_LATENCY_DUMP=DIR writes each
+ * latency statement's start and time per path (to see where a tail comes from).
  */
 import { execFile, fork, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -143,18 +144,26 @@ async function pgbenchTps(url: string, pid?: number, mode: 'simple' | 'prepared'
 }
 
 /** Sequential statements: `SELECT 1` (simple protocol), or with a parameter (extended: Parse/Bind/Describe/Execute/Sync). */
-async function latency(url: string, extended = false): Promise<{ p50: number; p99: number }> {
+async function latency(url: string, extended = false, name = ''): Promise<{ p50: number; p99: number }> {
   const c = new pg.Client({ connectionString: url });
   await c.connect();
   const q = extended ? () => c.query('SELECT $1::int AS n', [1]) : () => c.query('SELECT 1');
   for (let i = 0; i < 200; i += 1) await q();
   const times: number[] = [];
+  const starts: number[] = [];
   for (let i = 0; i < LATENCY_N; i += 1) {
     const t0 = performance.now();
     await q();
     times.push(performance.now() - t0);
+    starts.push(t0);
   }
   await c.end();
+  // BENCH_LATENCY_DUMP=DIR: each statement's start (ms) and time, one file per path and protocol (where a tail comes from)
+  const dump = process.env['BENCH_LATENCY_DUMP'];
+  if (dump) {
+    fs.mkdirSync(dump, { recursive: true });
+    fs.writeFileSync(path.join(dump, `${name.replace(/[^a-z0-9]+/gi, '-')}${extended ? '-extended' : ''}.tsv`), starts.map((t, i) => `${(t - starts[0]!).toFixed(3)}\t${times[i]!.toFixed(3)}`).join('\n'));
+  }
   times.sort((a, b) => a - b);
   return { p50: times[Math.floor(times.length * 0.5)]!, p99: times[Math.floor(times.length * 0.99)]! };
 }
@@ -369,8 +378,8 @@ resources:
     const rows: Row[] = [];
     for (const p of paths) {
       progress(`${p.name}: latency`);
-      const lat = pgbenchOnly ? { p50: 0, p99: 0 } : await latency(p.url);
-      const ext = pgbenchOnly ? { p50: 0, p99: 0 } : await latency(p.url, true);
+      const lat = pgbenchOnly ? { p50: 0, p99: 0 } : await latency(p.url, false, p.name);
+      const ext = pgbenchOnly ? { p50: 0, p99: 0 } : await latency(p.url, true, p.name);
       const overall = vmHwmMb(p.pid);
       if (overall !== undefined) process.stderr.write(`bench: ${p.name} peak RSS over the whole run (pgbench included) ${overall.toFixed(1)} MB\n`);
       const r = runs.get(p.name)!;
