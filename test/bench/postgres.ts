@@ -26,7 +26,7 @@
  * - last, the latency of a sequential `SELECT 1` (2000 queries, node-postgres) p50/p99 and what each path adds
  *   to direct, and the same with a parameter (extended protocol). The peak RSS over the whole run goes to stderr.
  * Targets: pgbench ≥ 0.7× direct; large result ≥ 0.9× (pass-through) / ≥ 0.5× (two masked columns); RSS ≤
- * 150 MB; added latency p50 ≤ 0.3 ms, p99 ≤ 1 ms. BENCH_VERBOSE=1 prints progress; BENCH_LATENCY_DUMP=DIR writes each
+ * 150 MB; added latency p50 ≤ 0.3 ms, p99 ≤ 1 ms. BENCH_VERBOSE=1 prints progress; BENCH_LATENCY_N (2000) statements; BENCH_LATENCY_DUMP=DIR writes each
  * latency statement's start and time per path (to see where a tail comes from).
  */
 import { execFile, fork, spawn, type ChildProcess } from 'node:child_process';
@@ -46,7 +46,7 @@ const PGBOUNCER = '/usr/sbin/pgbouncer';
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 5);
 /** Interleaved rounds per path (the medians are reported). */
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
-const LATENCY_N = 2000;
+const LATENCY_N = Number(process.env['BENCH_LATENCY_N'] ?? 2000);
 const LARGE_SQL = 'SELECT g, md5(g::text) FROM generate_series(1, 1000000) g';
 /** 1M rows of which the masking tunnel masks two columns by column rule (the issue's "two masked columns"). */
 const PEOPLE_SQL = 'SELECT * FROM bench_people';
