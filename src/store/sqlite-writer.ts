@@ -722,7 +722,7 @@ export class SqliteWriter {
   /**
    * For a reader: moves the whole journal into events (waiting for the write lock up to the busy timeout), so
    * a query of events sees every committed event. Busy past the timeout or a read-only file: the reader reads
-   * what events holds (the journal is emptied by the maintenance thread within a fraction of a second, and by
+   * what events holds (the journal is emptied by the maintenance thread within about a second, and by
    * every store's close).
    */
   catchUp(): void {
