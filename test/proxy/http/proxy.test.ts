@@ -212,6 +212,31 @@ describe('upstream failures', () => {
   });
 });
 
+describe('a client that goes away mid-request', () => {
+  it('a JSON body cut short: nothing reaches the upstream, the session ends, the tunnel goes on', async () => {
+    const before = up.received.length;
+    const ended = t.events.filter((e) => e.type === 'session_end').length;
+    const u = new URL(t.url);
+    await new Promise<void>((resolve, reject) => {
+      const s = net.connect(Number(u.port), u.hostname, () => {
+        s.write(`POST /echo/cut-short HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${t.token}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"messages": [`);
+        setTimeout(() => {
+          s.destroy();
+          resolve();
+        }, 100);
+      });
+      s.on('error', reject);
+    });
+    // (that the body read then fails rather than hangs: read-body.test.ts)
+    for (let i = 0; i < 50 && t.events.filter((e) => e.type === 'session_end').length === ended; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(t.events.filter((e) => e.type === 'session_end').length).toBe(ended + 1);
+    expect(up.received.slice(before).some((r) => r.path.includes('cut-short'))).toBe(false);
+    const ok = await request(`${t.url}/echo/after-cut`, { headers: auth() });
+    expect(ok.statusCode).toBe(200);
+    await ok.body.dump();
+  });
+});
+
 describe('requests the tunnel refuses with an explanation, reaching nothing', () => {
   it('a WebSocket upgrade: 501 upgrade_unsupported (upgraded bytes would bypass policy and masking)', async () => {
     const before = up.received.length;
