@@ -27,7 +27,8 @@
  *   to direct, and the same with a parameter (extended protocol). The peak RSS over the whole run goes to stderr.
  * Targets: pgbench ≥ 0.7× direct; large result ≥ 0.9× (pass-through) / ≥ 0.5× (two masked columns); RSS ≤
  * 150 MB; added latency p50 ≤ 0.3 ms, p99 ≤ 1 ms. BENCH_VERBOSE=1 prints progress; BENCH_LATENCY_N (2000) statements; BENCH_LATENCY_DUMP=DIR writes each
- * latency statement's start and time per path (to see where a tail comes from).
+ * latency statement's start and time per path (to see where a tail comes from); BENCH_SPLIT=1 with a variant B splits
+ * pgbench's 8 clients over the two tunnel processes at once (would a tunnel on both cores go faster?).
  */
 import { execFile, fork, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -372,6 +373,28 @@ resources:
           const pb = await pgbenchTps(p.url, p.pid, 'prepared');
           push(r.ptps, pb.tps);
           push(r.pcpuUs, pb.cpuUs);
+        }
+      }
+    }
+    // BENCH_SPLIT=1 (with a variant B): the 8 pgbench clients split over two tunnel processes, 4 each at once, against
+    // one tunnel with all 8 in the same window: what a tunnel that used both cores would reach (each its own store).
+    if (process.env['BENCH_SPLIT'] === '1') {
+      const a = paths.find((p) => p.name === 'dlpctl policy + audit');
+      const b = paths.find((p) => p.name === 'dlpctl policy + audit B');
+      if (a && b) {
+        for (let round = 0; round < ROUNDS; round += 1) {
+          const one = await pgbenchTps(a.url, a.pid);
+          const run4 = async (p: Path) => {
+            const cpu0 = cpuMs(p.pid);
+            const r = await sh('pgbench', ['-n', '-S', '-c', '4', '-j', '2', '-T', String(SECONDS), p.url]);
+            const cpu1 = cpuMs(p.pid);
+            const n = Number(/number of transactions actually processed: (\d+)/.exec(r.stdout)?.[1] ?? 0);
+            return { tps: Number(/tps = ([\d.]+)/.exec(r.stdout)?.[1] ?? 0), n, cpuMs: (cpu1 ?? 0) - (cpu0 ?? 0) };
+          };
+          const [x, y] = await Promise.all([run4(a), run4(b)]);
+          process.stdout.write(
+            `split round ${round + 1}: one tunnel, 8 clients: ${f(one.tps)} TPS at ${f(one.cpuUs, 1)} µs; two tunnels, 4 clients each: ${f(x.tps + y.tps)} TPS at ${f(((x.cpuMs + y.cpuMs) * 1000) / (x.n + y.n), 1)} µs\n`,
+          );
         }
       }
     }
