@@ -19,28 +19,109 @@ export const DEFAULT_STORE_TIMEOUT_MS = 5000;
  * the unit if it has not been sent yet.
  */
 export function withStoreTimeout<T>(p: Promise<T>, ms: number, display: string, onTimeout?: () => void): Promise<T> {
-  if (!Number.isFinite(ms) || ms <= 0) return p;
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      onTimeout?.();
-      reject(
-        new DlpctlError(
-          'STORE_TIMEOUT',
-          `the store ${display} did not answer in ${formatSeconds(ms)} s; check that its server or disk is responsive (the limit is the store URL's ?timeout=)`,
-        ),
+  return new StoreDeadlines(ms, display).watch(p, onTimeout);
+}
+
+interface Watched {
+  deadline: number;
+  settled: boolean;
+  fail(): void;
+}
+
+/**
+ * withStoreTimeout for a store's stream of writes: one timer, for the oldest write still waiting, instead of
+ * one armed and cleared per write (a tunnel makes two writes per statement, and the timer pair was a visible
+ * cost). Every write gets the same limit, so they time out in the order they were made: a queue, whose settled
+ * head is dropped as writes commit; the timer is armed when a write waits and none is, and cleared when none
+ * waits (so it holds the process open exactly while a write is pending, as one timer per write did).
+ */
+export class StoreDeadlines {
+  private readonly ms: number;
+  private readonly display: string;
+  private queue: Watched[] = [];
+  private head = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(ms: number, display: string) {
+    this.ms = ms;
+    this.display = display;
+  }
+
+  watch<T>(p: Promise<T>, onTimeout?: () => void): Promise<T> {
+    if (!Number.isFinite(this.ms) || this.ms <= 0) return p;
+    return new Promise<T>((resolve, reject) => {
+      const w: Watched = {
+        deadline: performance.now() + this.ms,
+        settled: false,
+        fail: () => {
+          onTimeout?.();
+          reject(
+            new DlpctlError(
+              'STORE_TIMEOUT',
+              `the store ${this.display} did not answer in ${formatSeconds(this.ms)} s; check that its server or disk is responsive (the limit is the store URL's ?timeout=)`,
+            ),
+          );
+        },
+      };
+      this.queue.push(w);
+      this.arm();
+      p.then(
+        (v) => {
+          if (w.settled) return;
+          w.settled = true;
+          this.dropSettled();
+          resolve(v);
+        },
+        (err: unknown) => {
+          if (w.settled) return;
+          w.settled = true;
+          this.dropSettled();
+          reject(err);
+        },
       );
-    }, ms);
-    p.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (err: unknown) => {
-        clearTimeout(timer);
-        reject(err);
-      },
-    );
-  });
+    });
+  }
+
+  /** Writes still waiting (for tests). */
+  get pending(): number {
+    let n = 0;
+    for (let i = this.head; i < this.queue.length; i++) if (!this.queue[i]!.settled) n++;
+    return n;
+  }
+
+  private arm(): void {
+    if (this.timer !== undefined || this.head >= this.queue.length) return;
+    this.timer = setTimeout(() => this.expire(), Math.max(0, this.queue[this.head]!.deadline - performance.now()));
+  }
+
+  private dropSettled(): void {
+    while (this.head < this.queue.length && this.queue[this.head]!.settled) this.head++;
+    if (this.head === this.queue.length) {
+      this.queue = [];
+      this.head = 0;
+      if (this.timer !== undefined) clearTimeout(this.timer);
+      this.timer = undefined;
+    } else if (this.head > 1024 && this.head * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  private expire(): void {
+    this.timer = undefined;
+    const now = performance.now();
+    while (this.head < this.queue.length) {
+      const w = this.queue[this.head]!;
+      if (!w.settled) {
+        if (w.deadline > now) break;
+        w.settled = true;
+        w.fail();
+      }
+      this.head++;
+    }
+    this.dropSettled();
+    this.arm();
+  }
 }
 
 function formatSeconds(ms: number): string {

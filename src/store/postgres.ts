@@ -39,6 +39,7 @@ import {
   rowToEvent,
   sessionRowValues,
   toMs,
+  StoreDeadlines,
   withStoreTimeout,
 } from './common.js';
 import { newApprovalId, newSessionId, normalizeApprovalId } from './ids.js';
@@ -215,6 +216,8 @@ export class PostgresStore implements SessionStore {
   private readonly waiters = new Map<string, Set<() => void>>();
   private closed = false;
   private readonly timeoutMs: number;
+  /** The store timeout of queued session writes (one timer for all of them). */
+  private readonly deadlines: StoreDeadlines;
 
   private constructor(pg: typeof import('pg').default, pool: Pool, url: string, display: string, opts: OpenStoreOptions) {
     this.pg = pg;
@@ -223,6 +226,7 @@ export class PostgresStore implements SessionStore {
     this.display = display;
     this.now = opts.now ?? (() => new Date());
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_STORE_TIMEOUT_MS;
+    this.deadlines = new StoreDeadlines(this.timeoutMs, display);
     const lanes = Math.max(1, Math.min(16, Math.floor(opts.postgresWriteLanes ?? 1)));
     this.lanes = Array.from({ length: lanes }, () => ({ queue: [], busy: false }));
   }
@@ -389,7 +393,7 @@ export class PostgresStore implements SessionStore {
         queueMicrotask(start);
       }
     });
-    return withStoreTimeout(p, this.timeoutMs, this.display, () => (item.abandoned = true));
+    return this.deadlines.watch(p, () => (item.abandoned = true));
   }
 
   private async drain(lane: Lane): Promise<void> {

@@ -23,7 +23,7 @@ import {
   parseSearch,
   sleep,
   toMs,
-  withStoreTimeout,
+  StoreDeadlines,
 } from './common.js';
 import { newApprovalId, newSessionId, normalizeApprovalId } from './ids.js';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.js';
@@ -72,7 +72,8 @@ export class SqliteStore implements SessionStore {
   private readonly now: () => Date;
   private readonly busyMs: number;
   private readonly pollMs: number;
-  private readonly timeoutMs: number;
+  /** The store timeout of session writes (one timer for all of them). */
+  private readonly deadlines: StoreDeadlines;
   private closed = false;
   private readonly stmts: ReturnType<typeof statementCache>;
   /** The group-commit writer on this thread's connection (all writes, unless a writer thread takes them). */
@@ -88,7 +89,7 @@ export class SqliteStore implements SessionStore {
     this.now = opts.now ?? (() => new Date());
     this.busyMs = connection.busyMs;
     this.pollMs = opts.pollIntervalMs ?? 250;
-    this.timeoutMs = opts.timeoutMs ?? DEFAULT_STORE_TIMEOUT_MS;
+    this.deadlines = new StoreDeadlines(opts.timeoutMs ?? DEFAULT_STORE_TIMEOUT_MS, display);
     this.connection = connection;
     this.local = new SqliteWriter(db, display, this.busyMs, { file });
     this.stmts = statementCache(db);
@@ -136,7 +137,7 @@ export class SqliteStore implements SessionStore {
   private write(op: WriteOp, defer = false): Promise<WriteValue> {
     if (this.closed) return Promise.reject(new Error('session store is closed'));
     const p = (this.thread ?? this.local).submit(op, defer);
-    return op.op === 'prune' ? p : withStoreTimeout(p, this.timeoutMs, this.display);
+    return op.op === 'prune' ? p : this.deadlines.watch(p);
   }
 
   private stmt(sql: string): StatementSync {
