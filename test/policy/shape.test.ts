@@ -81,6 +81,10 @@ describe('the literal-free shape other analyses may cache by', () => {
     clearSqlCache();
     for (const t of texts) classifySql(t);
     expect(texts.map((t) => literalFreeShape(t))).toEqual(cold);
+    // asked right after its own classification (the masking path), and after another text's
+    clearSqlCache();
+    expect(texts.map((t) => (classifySql(t), literalFreeShape(t)))).toEqual(cold);
+    expect(texts.map((t, i) => (classifySql(t), classifySql(texts[(i + 1) % texts.length]!), literalFreeShape(t)))).toEqual(cold);
     expect(cold).toEqual(['SELECT ssn FROM customers WHERE id = ?', 'SELECT ssn FROM customers WHERE id = ?', null, null]);
   });
 });

@@ -87,13 +87,19 @@ const CACHE_MAX_ENTRIES = 10_000;
 const CACHE_MAX_TEXT = 16 * 1024;
 const cache = new Lru<string, SqlClassification>(CACHE_MAX_ENTRIES);
 const shapeCache = new Lru<string, SqlStatement>(CACHE_MAX_ENTRIES);
-/** Each classification's literal-free shape (null: none), as `classifySql` found it: `literalFreeShape` reads it back. */
-const freeShapes = new WeakMap<SqlClassification, string | null>();
+/**
+ * The classification `classifySql` made or found last, with its literal-free shape (null: none): `literalFreeShape`
+ * asks right after for the same text (the masking path) and reads it back instead of lexing the text again. One
+ * pair, not a map: a WeakMap entry per statement cost more than the lexing it saved, on paths that never ask.
+ */
+let lastClassified: SqlClassification | null = null;
+let lastFreeShape: string | null = null;
 
 /** Clears the parse cache (tests and benchmarks). */
 export function clearSqlCache(): void {
   cache.clear();
   shapeCache.clear();
+  lastClassified = null;
 }
 
 /**
@@ -109,14 +115,16 @@ export function classifySql(text: string): SqlClassification {
   if (same) {
     const result = freezeClassification({ statements: [{ ...same, text: ownText(text) }] });
     // (the shape cache holds only statements `shapeSafe` admitted, with the text this one now has)
-    freeShapes.set(result, shape);
+    lastClassified = result;
+    lastFreeShape = shape;
     if (text.length <= CACHE_MAX_TEXT) cache.set(text, result);
     return result;
   }
   const result = classifyUncached(text);
   if (text.length <= CACHE_MAX_TEXT) cache.set(text, result);
   const free = shape !== null && shapeSafe(result, text) ? shape : null;
-  freeShapes.set(result, free);
+  lastClassified = result;
+  lastFreeShape = free;
   if (free !== null) shapeCache.set(free, result.statements[0]!);
   return result;
 }
@@ -138,8 +146,7 @@ function shapeSafe(result: SqlClassification, text: string): boolean {
  */
 export function literalFreeShape(text: string): string | null {
   const c = classifySql(text);
-  const known = freeShapes.get(c);
-  if (known !== undefined) return known;
+  if (c === lastClassified) return lastFreeShape;
   const shape = literalShape(text);
   return shape !== null && shapeSafe(c, text) ? shape : null;
 }
