@@ -65,19 +65,16 @@ export class StoreDeadlines {
       };
       this.queue.push(w);
       this.arm();
+      /** First answer wins: the write's own, or the timeout's (expire). */
+      const answered = (): boolean => {
+        if (w.settled) return false;
+        w.settled = true;
+        this.dropSettled();
+        return true;
+      };
       p.then(
-        (v) => {
-          if (w.settled) return;
-          w.settled = true;
-          this.dropSettled();
-          resolve(v);
-        },
-        (err: unknown) => {
-          if (w.settled) return;
-          w.settled = true;
-          this.dropSettled();
-          reject(err);
-        },
+        (v) => answered() && resolve(v),
+        (err: unknown) => answered() && reject(err),
       );
     });
   }

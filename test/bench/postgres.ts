@@ -130,16 +130,17 @@ async function startTunnel(dir: string, name: string, yaml: string, env: NodeJS.
   return { url, child };
 }
 
-/** pgbench -S -c 8 (simple protocol): TPS, and the proxy's CPU per statement when its pid is known. */
-async function pgbenchTps(url: string, pid?: number, mode: 'simple' | 'prepared' = 'simple'): Promise<{ tps?: number; cpuUs?: number }> {
+/** pgbench -S -c CLIENTS (8; simple protocol by default): TPS, statements, and the proxy's CPU per statement when its pid is known. */
+async function pgbenchTps(url: string, pid?: number, mode: 'simple' | 'prepared' = 'simple', clients = 8): Promise<{ tps?: number; cpuUs?: number; n?: number }> {
   const cpu0 = cpuMs(pid);
-  const r = await sh('pgbench', ['-n', '-S', '-c', '8', '-j', '2', '-T', String(SECONDS), '-M', mode, url]);
+  const r = await sh('pgbench', ['-n', '-S', '-c', String(clients), '-j', '2', '-T', String(SECONDS), '-M', mode, url]);
   const cpu1 = cpuMs(pid);
   const m = /tps = ([\d.]+)/.exec(r.stdout);
   const n = /number of transactions actually processed: (\d+)/.exec(r.stdout);
   if (!m) process.stderr.write(`pgbench failed: ${r.stderr.slice(0, 300)}\n`);
   return {
     ...optional('tps', m ? Number(m[1]) : undefined),
+    ...optional('n', n ? Number(n[1]) : undefined),
     ...optional('cpuUs', cpu0 !== undefined && cpu1 !== undefined && n ? ((cpu1 - cpu0) * 1000) / Number(n[1]) : undefined),
   };
 }
@@ -384,16 +385,11 @@ resources:
       if (a && b) {
         for (let round = 0; round < ROUNDS; round += 1) {
           const one = await pgbenchTps(a.url, a.pid);
-          const run4 = async (p: Path) => {
-            const cpu0 = cpuMs(p.pid);
-            const r = await sh('pgbench', ['-n', '-S', '-c', '4', '-j', '2', '-T', String(SECONDS), p.url]);
-            const cpu1 = cpuMs(p.pid);
-            const n = Number(/number of transactions actually processed: (\d+)/.exec(r.stdout)?.[1] ?? 0);
-            return { tps: Number(/tps = ([\d.]+)/.exec(r.stdout)?.[1] ?? 0), n, cpuMs: (cpu1 ?? 0) - (cpu0 ?? 0) };
-          };
-          const [x, y] = await Promise.all([run4(a), run4(b)]);
+          const [x, y] = await Promise.all([pgbenchTps(a.url, a.pid, 'simple', 4), pgbenchTps(b.url, b.pid, 'simple', 4)]);
+          const n = (x.n ?? 0) + (y.n ?? 0);
+          const cpuUs = n ? ((x.cpuUs ?? 0) * (x.n ?? 0) + (y.cpuUs ?? 0) * (y.n ?? 0)) / n : undefined;
           process.stdout.write(
-            `split round ${round + 1}: one tunnel, 8 clients: ${f(one.tps)} TPS at ${f(one.cpuUs, 1)} µs; two tunnels, 4 clients each: ${f(x.tps + y.tps)} TPS at ${f(((x.cpuMs + y.cpuMs) * 1000) / (x.n + y.n), 1)} µs\n`,
+            `split round ${round + 1}: one tunnel, 8 clients: ${f(one.tps)} TPS at ${f(one.cpuUs, 1)} µs; two tunnels, 4 clients each: ${f((x.tps ?? 0) + (y.tps ?? 0))} TPS at ${f(cpuUs, 1)} µs\n`,
           );
         }
       }
