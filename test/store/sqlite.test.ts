@@ -257,8 +257,13 @@ describe('sqlite store specifics', () => {
     await Promise.all(Array.from({ length: 600 }, (_, i) => store.append(s.id, { type: 'query', sql: `select tblmaint${i} from x`, decision: 'allow', kinds: ['select'], tables: [] })));
     const raw = new DatabaseSync(file, { readOnly: true });
     try {
-      const state = () => raw.prepare('SELECT (SELECT indexed_upto FROM fts_state) AS upto, (SELECT max(id) FROM events) AS max').get() as { upto: number; max: number };
-      for (let i = 0; i < 50 && (state().upto < state().max || fs.statSync(file).size <= before); i += 1) await new Promise((r) => setTimeout(r, 100));
+      // The journal is moved into `events` at most once a second, and a checkpoint may come first: wait for
+      // all three (journal empty, index up to the last event, pages in the database file).
+      const state = () => raw.prepare('SELECT (SELECT indexed_upto FROM fts_state) AS upto, (SELECT max(id) FROM events) AS max, (SELECT count(*) FROM events_journal) AS waiting').get() as { upto: number; max: number | null; waiting: number };
+      const done = () => { const st = state(); return st.waiting === 0 && st.max !== null && st.upto === st.max && fs.statSync(file).size > before; };
+      for (let i = 0; i < 100 && !done(); i += 1) await new Promise((r) => setTimeout(r, 100));
+      expect(state().waiting).toBe(0);
+      expect(state().max).not.toBeNull();
       expect(state().upto).toBe(state().max);
       // Only a checkpoint copies pages from the WAL into the database file.
       expect(fs.statSync(file).size).toBeGreaterThan(before);
