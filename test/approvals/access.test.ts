@@ -134,10 +134,10 @@ describe('dlpctl approvals --watch (no terminal)', () => {
     const ac = new AbortController();
     const { ctx, out } = testContext({ store: url, json: true, signal: ac.signal });
     const watching = runApprovals(ctx, { watch: true, intervalMs: 20 });
-    for (let i = 0; i < 500 && out() === ''; i++) await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 1500 && out() === ''; i++) await new Promise((r) => setTimeout(r, 10));
     const before = out().trim().split('\n').length;
     const a = await pending(store, { sessionId, maskedText: 'watched statement' });
-    for (let i = 0; i < 500 && !out().includes(a.id); i++) await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 1500 && !out().includes(a.id); i++) await new Promise((r) => setTimeout(r, 10));
     ac.abort();
     expect(await watching).toBe(0);
     const lines = out().trim().split('\n');

@@ -30,7 +30,7 @@ afterAll(async () => {
 });
 
 async function until(frame: () => string | undefined, test: (f: string) => boolean, what: string): Promise<string> {
-  for (let i = 0; i < 400; i++) {
+  for (let i = 0; i < 1500; i++) {
     const f = frame() ?? '';
     if (test(f)) return f;
     await new Promise((r) => setTimeout(r, 10));

@@ -25,9 +25,9 @@ describe('Checkpointer', () => {
     const cp = new Checkpointer({ store, signingKey: key.privateKey, intervalMs: 100, onError: (m) => expect.fail(m) });
     cp.start();
     const s = await store.createSession({ resource: 'db', kind: 'postgres', identity: AGENT, clientAddr: '127.0.0.1:1' });
-    for (let i = 0; i < 50 && (await store.listCheckpoints()).length < 1; i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 200 && (await store.listCheckpoints()).length < 1; i++) await new Promise((r) => setTimeout(r, 50));
     await store.append(s.id, { type: 'query', sql: 'select 1', decision: 'allow', kinds: ['select'], tables: [] });
-    for (let i = 0; i < 50 && (await store.listCheckpoints()).length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 200 && (await store.listCheckpoints()).length < 2; i++) await new Promise((r) => setTimeout(r, 50));
     const list = await store.listCheckpoints();
     expect(list.map((c) => c.n)).toEqual([1, 2]);
     expect(JSON.parse(list[1]!.body)).toMatchObject({ n: 2, prev: list[0]!.hash, heads: [[s.id, 2, expect.any(String), expect.any(String)]], key: key.keyId });

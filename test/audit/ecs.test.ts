@@ -113,7 +113,7 @@ describe('ECS export of the seeded sessions', () => {
     const writer = await openStore(url, { sqliteSynchronous: 'normal' });
     const s = await writer.createSession({ resource: 'shop-db', kind: 'postgres', identity: AGENT, clientAddr: '[::1]:6000', startedAt: at(301) });
     await writer.append(s.id, { type: 'query', sql: 'SELECT 1', decision: 'allow', kinds: ['select'], tables: [], time: at(302) });
-    for (let i = 0; i < 200 && !out().includes('SELECT 1'); i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 750 && !out().includes('SELECT 1'); i++) await new Promise((r) => setTimeout(r, 20));
     ac.abort();
     await running;
     await writer.close();

@@ -124,7 +124,7 @@ describe('terminated means cut by dlpctl', () => {
     await leaving.query('select 1');
     await leaving.end();
     const ends = () => t.events.filter((e) => e.type === 'session_end') as { sessionId: string; outcome: string }[];
-    for (let i = 0; i < 200 && ends().length < 1; i++) await new Promise((r) => setTimeout(r, 25));
+    for (let i = 0; i < 600 && ends().length < 1; i++) await new Promise((r) => setTimeout(r, 25));
     await t.close();
     await live.end().catch(() => {});
     expect(ends().map((e) => e.outcome)).toEqual(['ok', 'terminated']);

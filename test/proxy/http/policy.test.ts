@@ -57,7 +57,7 @@ async function call(method: string, path: string, body?: string | Buffer | Reada
 }
 
 async function waitFor<T>(f: () => Promise<T | undefined>, what: string): Promise<T> {
-  for (let i = 0; i < 200; i++) {
+  for (let i = 0; i < 600; i++) {
     const v = await f();
     if (v !== undefined) return v;
     await new Promise((r) => setTimeout(r, 25));

@@ -149,7 +149,7 @@ describe('start-up timeout', () => {
     }
     // (the tunnel reports the rejection once it has seen the connection close, which can be just after the client did)
     const rejected = () => tt.events.filter((e) => e.type === 'error' && /rejected: the client did not complete start-up/.test(e.message)).length;
-    for (let i = 0; i < 100 && rejected() < 2; i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 750 && rejected() < 2; i++) await new Promise((r) => setTimeout(r, 20));
     expect(rejected()).toBe(2);
     await tt.close();
   });

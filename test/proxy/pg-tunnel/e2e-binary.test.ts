@@ -72,7 +72,7 @@ async function foreground(extra: string[], extraEnv: NodeJS.ProcessEnv = {}): Pr
   expect(ok.stdout.trim()).toBe('1');
   const cmdline = (await fs.readFile(`/proc/${child.pid}/cmdline`, 'utf8')).split('\0');
   // Let the session finish first (see the report: a SIGTERM racing a session's end is sometimes seen twice).
-  for (let i = 0; i < 100 && !/session_end|ended \(ok\)/.test(out + err); i += 1) await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < 300 && !/session_end|ended \(ok\)/.test(out + err); i += 1) await new Promise((r) => setTimeout(r, 50));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   child.kill('SIGTERM');
   const code = await exited;

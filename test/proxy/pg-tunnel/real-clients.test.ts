@@ -55,7 +55,7 @@ describe('real clients', () => {
     expect(pool.totalCount).toBe(8);
     await pool.end();
     // pool.end() does not wait for the sockets: wait until the tunnel has seen every session end.
-    for (let i = 0; i < 100 && t.tunnel.activeSessions > 0; i += 1) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 300 && t.tunnel.activeSessions > 0; i += 1) await new Promise((r) => setTimeout(r, 50));
     expect(t.tunnel.activeSessions).toBe(0);
   });
 });
