@@ -421,9 +421,16 @@ export class HttpEngine implements TunnelEngine {
     try {
       await this.exchange(req, res, rec, st, abort.signal);
     } catch (err) {
+      const gone = !(err instanceof Reply) && (st.socket.destroyed || !req.complete) && !st.terminated;
+      if (gone) {
+        // The client left mid-exchange: not a failure of dlpctl or the upstream, but the trail says so.
+        const when = req.complete ? 'before its response was complete' : 'before its request body was complete';
+        const message = scrubText(`${(req.method ?? 'GET').toUpperCase()} ${this.auditPath(req.url)}: the client closed the connection ${when}`, this.secrets);
+        await rec.record({ type: 'error', code: 'CLIENT_GONE', message }).catch(() => undefined);
+      }
       // A denial, a limit or a missing token is a decision the session goes on after (as a denied statement
       // is in PostgreSQL); the session's outcome is an error only when dlpctl or the upstream failed.
-      if (!(err instanceof Reply) || err.status >= 500) st.outcome = 'error';
+      else if (!(err instanceof Reply) || err.status >= 500) st.outcome = 'error';
       if (err instanceof Reply) sendJson(res, err.status, errorBody(err.code, err.message, err.rule), err.headers);
       else if (!res.headersSent) sendJson(res, 500, errorBody('internal', `dlpctl: ${err instanceof Error ? err.message : String(err)}`));
       else res.destroy();

@@ -213,7 +213,7 @@ describe('upstream failures', () => {
 });
 
 describe('a client that goes away mid-request', () => {
-  it('a JSON body cut short: nothing reaches the upstream, the session ends, the tunnel goes on', async () => {
+  it('a JSON body cut short: nothing reaches the upstream, the trail says the client left, the session ends (ok), the tunnel goes on', async () => {
     const before = up.received.length;
     const ended = t.events.filter((e) => e.type === 'session_end').length;
     const u = new URL(t.url);
@@ -231,9 +231,40 @@ describe('a client that goes away mid-request', () => {
     for (let i = 0; i < 300 && t.events.filter((e) => e.type === 'session_end').length === ended; i++) await new Promise((r) => setTimeout(r, 50));
     expect(t.events.filter((e) => e.type === 'session_end').length).toBe(ended + 1);
     expect(up.received.slice(before).some((r) => r.path.includes('cut-short'))).toBe(false);
+    // Recorded before the session's end, which waited for the request to wind up; leaving is not an error of
+    // dlpctl or the upstream, so the outcome stays ok.
+    const gone = (await t.storedEvents()).filter((e) => e.type === 'error' && e.code === 'CLIENT_GONE');
+    expect(gone).toHaveLength(1);
+    expect(gone[0]).toMatchObject({ message: 'POST /echo/cut-short: the client closed the connection before its request body was complete' });
+    const session = await t.store.listEvents(gone[0]!.sessionId);
+    expect(session.at(-1)).toMatchObject({ type: 'session.end', outcome: 'ok' });
+    expect(session.at(-2)).toMatchObject({ type: 'error', code: 'CLIENT_GONE' });
     const ok = await request(`${t.url}/echo/after-cut`, { headers: auth() });
     expect(ok.statusCode).toBe(200);
     await ok.body.dump();
+  });
+
+  it('a client that leaves while the upstream has not answered: the exchange is given up (499) and recorded before the session ends', async () => {
+    const ended = t.events.filter((e) => e.type === 'session_end').length;
+    const u = new URL(t.url);
+    await new Promise<void>((resolve, reject) => {
+      const s = net.connect(Number(u.port), u.hostname, () => {
+        s.write(`GET /slow?token=tok-${'x'.repeat(8)} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${t.token}\r\n\r\n`);
+        setTimeout(() => {
+          s.destroy();
+          resolve();
+        }, 300);
+      });
+      s.on('error', reject);
+    });
+    for (let i = 0; i < 300 && t.events.filter((e) => e.type === 'session_end').length === ended; i++) await new Promise((r) => setTimeout(r, 50));
+    const cut = (await t.storedEvents()).filter((e) => e.type === 'http.request' && e.phase === 'response' && e.path.startsWith('/slow'));
+    expect(cut).toHaveLength(1);
+    expect(cut[0]).toMatchObject({ status: 499, message: 'dlpctl: the client went away' });
+    const session = await t.store.listEvents(cut[0]!.sessionId);
+    expect(session.map((e) => e.type).slice(-3)).toEqual(['http.request', 'http.request', 'session.end']);
+    expect(session.at(-2)).toMatchObject({ phase: 'response', status: 499 });
+    expect(session.at(-1)).toMatchObject({ outcome: 'ok' });
   });
 });
 
