@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { classifySql, clearSqlCache, initSqlParser } from '../../src/policy/index.js';
-import { literalFreeShape } from '../../src/policy/sql/classify.js';
+import { literalFreeShape, sqlCacheSizes } from '../../src/policy/sql/classify.js';
 import { statementLineage } from '../../src/policy/sql/lineage.js';
 import { literalShape } from '../../src/policy/sql/shape.js';
 import { cachedLineage } from '../../src/proxy/postgres/taint.js';
@@ -21,6 +21,22 @@ describe('literal shape of a statement', () => {
     for (const sql of ["SELECT E'a\\'b'", 'SELECT $$x$$', 'SELECT 1 -- c', 'SELECT /* c */ 1', 'SELECT 1; DROP TABLE t', "SELECT 'open", 'SELECT "open', "SELECT x'1F'"]) {
       expect(literalShape(sql), sql).toBeNull();
     }
+  });
+});
+
+describe('what the text cache keeps', () => {
+  it('a new text of a known shape (inlined parameters) is not kept by its text, so what repeats (BEGIN, a shape\'s first text) stays', () => {
+    clearSqlCache();
+    const begin = classifySql('BEGIN');
+    const first = classifySql('SELECT abalance FROM pgbench_accounts WHERE aid = 0');
+    for (let i = 1; i < 12_000; i++) classifySql(`SELECT abalance FROM pgbench_accounts WHERE aid = ${i}`);
+    expect(sqlCacheSizes()).toEqual({ texts: 2, shapes: 2 });
+    // the same frozen objects: hits of the text cache, not pushed out by 12,000 new texts (its bound is 10,000)
+    expect(classifySql('BEGIN')).toBe(begin);
+    expect(classifySql('SELECT abalance FROM pgbench_accounts WHERE aid = 0')).toBe(first);
+    const other = classifySql('SELECT abalance FROM pgbench_accounts WHERE aid = 77');
+    expect(other.statements[0]!.text).toBe('SELECT abalance FROM pgbench_accounts WHERE aid = 77');
+    expect(other).toEqual({ ...first, statements: [{ ...first.statements[0], text: 'SELECT abalance FROM pgbench_accounts WHERE aid = 77' }] });
   });
 });
 
