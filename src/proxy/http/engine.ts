@@ -421,7 +421,8 @@ export class HttpEngine implements TunnelEngine {
     try {
       await this.exchange(req, res, rec, st, abort.signal);
     } catch (err) {
-      const gone = !(err instanceof Reply) && (st.socket.destroyed || !req.complete) && !st.terminated;
+      // (the socket itself gone: an error of dlpctl's before the body was read is not the client's leaving)
+      const gone = !(err instanceof Reply) && st.socket.destroyed && !st.terminated;
       if (gone) {
         // The client left mid-exchange: not a failure of dlpctl or the upstream, but the trail says so.
         const when = req.complete ? 'before its response was complete' : 'before its request body was complete';
