@@ -213,26 +213,30 @@ describe('upstream failures', () => {
 });
 
 describe('a client that goes away mid-request', () => {
-  it('a JSON body cut short: nothing reaches the upstream, the trail says the client left, the session ends (ok), the tunnel goes on', async () => {
-    const before = up.received.length;
+  /** Sends `raw` on a connection of its own, leaves after `ms`, and waits for the tunnel to end that session. */
+  async function sendAndLeave(raw: string, ms: number): Promise<void> {
     const ended = t.events.filter((e) => e.type === 'session_end').length;
     const u = new URL(t.url);
     await new Promise<void>((resolve, reject) => {
       const s = net.connect(Number(u.port), u.hostname, () => {
-        s.write(`POST /echo/cut-short HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${t.token}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"messages": [`);
+        s.write(raw);
         setTimeout(() => {
           s.destroy();
           resolve();
-        }, 100);
+        }, ms);
       });
       s.on('error', reject);
     });
-    // (that the body read then fails rather than hangs: read-body.test.ts)
     for (let i = 0; i < 300 && t.events.filter((e) => e.type === 'session_end').length === ended; i++) await new Promise((r) => setTimeout(r, 50));
     expect(t.events.filter((e) => e.type === 'session_end').length).toBe(ended + 1);
+  }
+
+  it('a JSON body cut short: nothing reaches the upstream, the trail says the client left, the session ends (ok), the tunnel goes on', async () => {
+    const before = up.received.length;
+    await sendAndLeave(`POST /echo/cut-short HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${t.token}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"messages": [`, 100);
+    // (that the body read then fails rather than hangs: read-body.test.ts)
     expect(up.received.slice(before).some((r) => r.path.includes('cut-short'))).toBe(false);
-    // Recorded before the session's end, which waited for the request to wind up; leaving is not an error of
-    // dlpctl or the upstream, so the outcome stays ok.
+    // Recorded before the session's end; leaving is not an error of dlpctl or the upstream, so the outcome stays ok.
     const gone = (await t.storedEvents()).filter((e) => e.type === 'error' && e.code === 'CLIENT_GONE');
     expect(gone).toHaveLength(1);
     expect(gone[0]).toMatchObject({ message: 'POST /echo/cut-short: the client closed the connection before its request body was complete' });
@@ -245,19 +249,7 @@ describe('a client that goes away mid-request', () => {
   });
 
   it('a client that leaves while the upstream has not answered: the exchange is given up (499) and recorded before the session ends', async () => {
-    const ended = t.events.filter((e) => e.type === 'session_end').length;
-    const u = new URL(t.url);
-    await new Promise<void>((resolve, reject) => {
-      const s = net.connect(Number(u.port), u.hostname, () => {
-        s.write(`GET /slow?token=tok-${'x'.repeat(8)} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${t.token}\r\n\r\n`);
-        setTimeout(() => {
-          s.destroy();
-          resolve();
-        }, 300);
-      });
-      s.on('error', reject);
-    });
-    for (let i = 0; i < 300 && t.events.filter((e) => e.type === 'session_end').length === ended; i++) await new Promise((r) => setTimeout(r, 50));
+    await sendAndLeave(`GET /slow?token=tok-${'x'.repeat(8)} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${t.token}\r\n\r\n`, 300);
     const cut = (await t.storedEvents()).filter((e) => e.type === 'http.request' && e.phase === 'response' && e.path.startsWith('/slow'));
     expect(cut).toHaveLength(1);
     expect(cut[0]).toMatchObject({ status: 499, message: 'dlpctl: the client went away' });
