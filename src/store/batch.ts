@@ -1,7 +1,7 @@
 /**
  * The write path both engines share (DESIGN §5): one group commit is planned in memory by a `ChainBatch`,
- * then written by the engine in one transaction (SQLite: multi-row INSERTs and one head UPDATE per session;
- * PostgreSQL: one statement).
+ * then written by the engine in one transaction (SQLite: multi-row INSERTs into the events journal, the heads
+ * left to the journal until it is moved into events; PostgreSQL: one statement).
  *
  * Chain heads (last seq, last hash, subject) live in memory in the writing process: a session it created
  * or appended to is sealed from the cached head, without reading its row. A head it does not hold (another

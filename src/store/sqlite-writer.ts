@@ -13,8 +13,10 @@
  * One commit (see batch.ts, shared with the PostgreSQL store): under the write lock, drop the cached chain
  * heads if another connection committed since (`syncHeads`), read the heads the cache lacks, plan every
  * unit in memory (`planUnit`; a unit that fails, e.g. an unknown session, is answered alone and leaves
- * nothing behind, so no per-unit SAVEPOINT), then write the new sessions, the events in multi-row INSERTs
- * and each moved head with one UPDATE, and commit. Units that cannot join a batch (`isExclusive`: prune)
+ * nothing behind, so no per-unit SAVEPOINT), then write the new sessions and the events in multi-row INSERTs
+ * (into the events journal), and commit. A moved head is not written to its sessions row (schema 4; only a
+ * session's end writes its row): the journal holds it until its rows move into events, which brings the rows
+ * up to date (`ingestInTx`); a head read from the store takes the newer of the two (`readHead`). Units that cannot join a batch (`isExclusive`: prune)
  * commit alone, in queue order. A new op type adds a case to `sessionOf` and `planUnit` (or to `isExclusive`
  * and `applyExclusive`). Units carry their times (stamped by the caller), so the writer needs no clock and
  * its work is plain data that can cross to a worker.
@@ -237,6 +239,8 @@ export class SqliteWriter {
   private readonly inserts = new Map<number, StatementSync>();
   /** Whether the store has the events journal (schema 3); looked up on first use. */
   private journal: boolean | undefined;
+  /** Whether session heads follow the journal (schema 4); looked up on first use. */
+  private rowsFollow: boolean | undefined;
   /** Events committed since the WAL's size was last looked at. */
   private sinceWalCheck = 0;
   private readonly file: string | undefined;
@@ -479,7 +483,10 @@ export class SqliteWriter {
       `UPDATE sessions SET last_seq = ?, last_hash = ?, last_ms = max(last_ms, ?),
          ended_at = coalesce(?, ended_at), outcome = coalesce(?, outcome), counters = coalesce(?, counters) WHERE id = ?`,
     );
+    // Schema 4: a head moves in the row only at a session's end; otherwise the journal holds it (see readHead).
+    const rowsFollow = this.headsInJournal();
     for (const [id, h] of plan.moved) {
+      if (rowsFollow && !h.end) continue;
       move.run(h.seq, h.hash, h.lastMs, h.end?.time ?? null, h.end?.outcome ?? null, h.end ? JSON.stringify(h.end.counters) : null, id);
     }
     // Values read back inside the transaction (endSession's row), before COMMIT.
@@ -499,10 +506,24 @@ export class SqliteWriter {
     this.afterCommit(plan.rows.length);
   }
 
-  /** A session's committed head (its sessions row, moved by every commit), read under the write lock; undefined for an unknown session. */
+  /**
+   * A session's committed head, read under the write lock; undefined for an unknown session. The row holds it
+   * as of the events table; a newer one is the session's newest event still in the journal (schema 4: commits
+   * leave the row to the journal's move). The journal holds about a second of events, and a session that just
+   * wrote is found within its last rows (scanned from the newest).
+   */
   private readHead(id: string): Head | undefined {
     const r = this.stmt('SELECT last_seq, last_hash, subject FROM sessions WHERE id = ?').get(id) as Row | undefined;
-    return r === undefined ? undefined : { seq: Number(r['last_seq']), hash: r['last_hash'] as string, subject: r['subject'] as string };
+    if (r === undefined) return undefined;
+    const head: Head = { seq: Number(r['last_seq']), hash: r['last_hash'] as string, subject: r['subject'] as string };
+    if (this.eventsTarget() === 'events_journal') {
+      const j = this.stmt('SELECT seq, hash FROM events_journal WHERE session_id = ? ORDER BY id DESC LIMIT 1').get(id) as Row | undefined;
+      if (j !== undefined && Number(j['seq']) > head.seq) {
+        head.seq = Number(j['seq']);
+        head.hash = j['hash'] as string;
+      }
+    }
+    return head;
   }
 
   /** Stages one unit into the batch; returns what gives its value once the batch is written. */
@@ -565,6 +586,20 @@ export class SqliteWriter {
     }
   }
 
+  /** Whether session heads follow the journal (schema 4): a commit then leaves the sessions row to ingestInTx. */
+  private headsInJournal(): boolean {
+    if (this.rowsFollow === undefined) {
+      let version = 0;
+      try {
+        version = Number((this.stmt('SELECT coalesce(max(version), 0) AS v FROM schema_migrations').get() as Row)['v']);
+      } catch {
+        // no migrations table: an empty or foreign file, whose first write fails on its own
+      }
+      this.rowsFollow = version >= 4 && this.eventsTarget() === 'events_journal';
+    }
+    return this.rowsFollow;
+  }
+
   private insertStmt(n: number): StatementSync {
     let s = this.inserts.get(n);
     if (s === undefined) {
@@ -581,7 +616,19 @@ export class SqliteWriter {
   /** See checkpoint.ts: the heads that moved since the previous checkpoint, chained to it (and signed). */
   private checkpointInTx(time: string, signingKey: string | undefined, force: boolean): CheckpointRecord | undefined {
     const prev = this.stmt('SELECT n, body, hash FROM checkpoints ORDER BY n DESC LIMIT 1').get() as Row | undefined;
-    const moved = this.stmt('SELECT id, last_seq, last_hash, last_ms FROM sessions WHERE last_seq <> checkpointed_seq ORDER BY id').all() as Row[];
+    // The heads as readHead sees them: the row's, or the newest event still in the journal (read, not moved: a
+    // checkpoint runs on the tunnel's thread, and the maintenance thread moves the journal).
+    const moved = (
+      this.eventsTarget() === 'events_journal'
+        ? this.stmt(
+          `SELECT id, last_seq, last_hash, last_ms FROM (
+             SELECT s.id, s.checkpointed_seq, max(s.last_seq, coalesce(j.seq, 0)) AS last_seq, max(s.last_ms, coalesce(j.ms, 0)) AS last_ms,
+               CASE WHEN coalesce(j.seq, 0) > s.last_seq THEN j.hash ELSE s.last_hash END AS last_hash
+             FROM sessions s LEFT JOIN (${journalHeads('1')}) j ON j.session_id = s.id)
+           WHERE last_seq <> checkpointed_seq ORDER BY id`,
+        ).all()
+        : this.stmt('SELECT id, last_seq, last_hash, last_ms FROM sessions WHERE last_seq <> checkpointed_seq ORDER BY id').all()
+    ) as Row[];
     const record = buildCheckpoint(
       prev === undefined ? undefined : { n: Number(prev['n']), hash: prev['hash'] as string },
       moved.map((r) => ({ id: r['id'] as string, seq: Number(r['last_seq']), hash: r['last_hash'] as string, lastTime: new Date(Number(r['last_ms'])).toISOString() })),
@@ -621,14 +668,10 @@ export class SqliteWriter {
     ).run(...sessionRowValues(s), GENESIS_HASH, toMs(s.startedAt, 'startedAt'));
   }
 
-  /** Appends to one session inside the current transaction, reading its head from the row (prune's record). */
+  /** Appends to one session inside the current transaction, reading its head (prune's and closeCrashed's records). */
   private appendInTx(sessionId: string, inputs: NewEvent[]): StoreEvent[] {
-    const r = this.stmt('SELECT last_seq, last_hash, subject FROM sessions WHERE id = ?').get(sessionId) as Row | undefined;
-    const plan = new ChainBatch(
-      () => (r === undefined ? undefined : { seq: Number(r['last_seq']), hash: r['last_hash'] as string, subject: r['subject'] as string }),
-      this.display,
-      noClock,
-    );
+    const head = this.readHead(sessionId);
+    const plan = new ChainBatch(() => head, this.display, noClock);
     const out = plan.append(sessionId, inputs);
     this.insertRows(plan.rows);
     const h = plan.moved.get(sessionId)!;
@@ -689,6 +732,7 @@ export class SqliteWriter {
   /** The schema may have moved (a migration ran on this connection): look for the journal again. */
   schemaChanged(): void {
     this.journal = undefined;
+    this.rowsFollow = undefined;
     this.inserts.clear();
   }
 
@@ -712,6 +756,12 @@ export class SqliteWriter {
     const lo = (this.stmt('SELECT min(id) AS lo FROM events_journal').get() as Row)['lo'];
     if (lo === null) return 0;
     const hi = Number.isFinite(maxRows) ? Number(lo) + maxRows - 1 : Number.MAX_SAFE_INTEGER;
+    // The heads of the sessions whose rows move catch up (schema 4; a row a session's end moved further stays).
+    this.stmt(
+      `UPDATE sessions SET last_seq = max(last_seq, j.seq), last_hash = CASE WHEN j.seq > last_seq THEN j.hash ELSE last_hash END,
+         last_ms = max(last_ms, j.ms)
+       FROM (${journalHeads('id <= ?')}) AS j WHERE sessions.id = j.session_id`,
+    ).run(hi);
     this.stmt(
       `INSERT INTO events (session_id, seq, type, time_ms, decision, text, body, hash)
        SELECT session_id, seq, type, time_ms, decision, text, body, hash FROM events_journal WHERE id <= ? ORDER BY id`,
@@ -794,6 +844,16 @@ export class SqliteWriter {
       return 0;
     }
   }
+}
+
+/**
+ * Each session's newest journal row among those `where` selects (session_id, seq, hash) with the newest event
+ * time (ms). A session's rows are in the journal in seq order, so its largest id is its head.
+ */
+function journalHeads(where: string): string {
+  return `SELECT e.session_id, e.seq, e.hash, g.ms FROM (
+    SELECT max(id) AS last, max(time_ms) AS ms FROM events_journal WHERE ${where} GROUP BY session_id) AS g
+    JOIN events_journal AS e ON e.id = g.last`;
 }
 
 /** Units carry their times; an event without one is a caller's bug. */

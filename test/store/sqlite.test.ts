@@ -140,19 +140,55 @@ describe('sqlite store specifics', () => {
       const s = await owner.createSession({ resource: 'db', kind: 'postgres', identity: alice, clientAddr: '127.0.0.1:1' });
       for (let i = 0; i < 4; i++) await owner.append(s.id, { type: 'query', sql: `SELECT ${i}`, decision: 'allow', kinds: ['select'], tables: [] });
       const head = () => raw.prepare('SELECT last_seq AS seq, (SELECT count(*) FROM events_journal WHERE session_id = ?1) AS journal FROM sessions WHERE id = ?1').get(s.id) as { seq: number; journal: number };
-      // every commit moves the head in the session's row, while the events wait in the journal
-      expect(head()).toEqual({ seq: 5, journal: 5 });
+      // commits leave the session's row alone (schema 4): its head is the newest of its events in the journal
+      expect(head()).toEqual({ seq: 0, journal: 5 });
       // a second writer (`dlpctl approve` appending to a tunnel's session) chains after them
       expect((await other.append(s.id, { type: 'approval.decided', approvalId: 'K7QF2M', state: 'approved' })).seq).toBe(6);
       // and the owner, whose cached head another connection's commit made stale, reads it again
-      expect((await owner.append(s.id, { type: 'query', sql: 'SELECT 7', decision: 'allow', kinds: ['select'], tables: [] })).seq).toBe(7);
-      expect(head()).toEqual({ seq: 7, journal: 7 });
+      const seventh = await owner.append(s.id, { type: 'query', sql: 'SELECT 7', decision: 'allow', kinds: ['select'], tables: [] });
+      expect(seventh.seq).toBe(7);
+      expect(head()).toEqual({ seq: 0, journal: 7 });
+      // a checkpoint holds the head from the journal, which stays where it is
+      const cp = await owner.checkpoint();
+      expect((JSON.parse(cp!.body) as { heads: unknown[][] }).heads.find((h) => h[0] === s.id)?.slice(0, 3)).toEqual([s.id, 7, seventh.hash]);
+      expect(head()).toEqual({ seq: 0, journal: 7 });
+      // moving the journal into events brings the row's head up to date, as verify (which compares them) sees
       expect(await other.verify(s.id)).toMatchObject({ ok: true, eventsChecked: 7 });
       expect(head()).toEqual({ seq: 7, journal: 0 });
+      expect(raw.prepare('SELECT last_hash AS h FROM sessions WHERE id = ?').get(s.id)).toEqual({ h: seventh.hash });
     } finally {
       raw.close();
       await other.close();
       await owner.close();
+    }
+  });
+
+  it('a store at schema 3 (heads moved by every commit) carries on at schema 4, recorded as such', async () => {
+    const file = path.join(dir, 'schema3', 'store.db');
+    const first = await openStore(`sqlite:${file}`);
+    await first.close();
+    const raw = new DatabaseSync(file);
+    raw.exec('PRAGMA busy_timeout = 5000');
+    try {
+      raw.exec('DELETE FROM schema_migrations WHERE version >= 4');
+      // as a schema-3 dlpctl writes: the head in the row at every commit, events in the journal
+      const old = await openStore(`sqlite:${file}`, { migrate: false });
+      const s = await old.createSession({ resource: 'db', kind: 'postgres', identity: alice, clientAddr: '127.0.0.1:1' });
+      for (let i = 0; i < 3; i++) await old.append(s.id, { type: 'query', sql: `SELECT ${i}`, decision: 'allow', kinds: ['select'], tables: [] });
+      const head = () => raw.prepare('SELECT last_seq AS seq, (SELECT count(*) FROM events_journal WHERE session_id = ?1) AS journal FROM sessions WHERE id = ?1').get(s.id) as { seq: number; journal: number };
+      expect(head()).toEqual({ seq: 4, journal: 4 });
+      // the next opener migrates; it chains after the journal's events and leaves the row to the journal's move
+      const next = await openStore(`sqlite:${file}`);
+      expect((await next.append(s.id, { type: 'approval.decided', approvalId: 'K7QF2M', state: 'approved' })).seq).toBe(5);
+      expect(head()).toEqual({ seq: 4, journal: 5 });
+      expect(await next.verify(s.id)).toMatchObject({ ok: true, eventsChecked: 5 });
+      expect(head()).toEqual({ seq: 5, journal: 0 });
+      // recorded as schema 4, which a dlpctl that would still read the head from the row refuses (STORE_TOO_NEW, the contract)
+      expect(raw.prepare('SELECT max(version) AS v FROM schema_migrations').get()).toEqual({ v: 4 });
+      await next.close();
+      await old.close();
+    } finally {
+      raw.close();
     }
   });
 
