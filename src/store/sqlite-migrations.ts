@@ -133,6 +133,15 @@ CREATE TABLE events_journal (
     // events (ingestInTx), in the same transaction. Moving every head at every commit was one UPDATE of the
     // sessions table per session per commit and its page in the WAL: a tenth of the tunnel's CPU per statement.
     // A session's end still writes its row (ended_at, outcome, counters and the head).
-    sql: `SELECT 1;`,
+    // head_epoch: moved by a commit that appended after a head it read from the store (`dlpctl approve` on a
+    // tunnel's session) or removed sessions (prune); a writer drops the heads it caches only when it moved, not
+    // at every other connection's commit (SqliteWriter.syncHeads), since a head read now may scan the journal.
+    sql: `
+CREATE TABLE head_epoch (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  n  INTEGER NOT NULL
+);
+INSERT INTO head_epoch (id, n) VALUES (1, 0);
+`,
   },
 ];

@@ -241,6 +241,8 @@ export class SqliteWriter {
   private journal: boolean | undefined;
   /** Whether session heads follow the journal (schema 4); looked up on first use. */
   private rowsFollow: boolean | undefined;
+  /** `head_epoch` as of our last look (see `syncHeads`). */
+  private epoch = -1;
   /** Events committed since the WAL's size was last looked at. */
   private sinceWalCheck = 0;
   private readonly file: string | undefined;
@@ -438,22 +440,42 @@ export class SqliteWriter {
         // the failed COMMIT may already have rolled back
       }
       this.heads.clear();
+      this.epoch = -1;
       this.rejectAll(batch, this.map(err));
     }
   }
 
   /**
    * Under the write lock: if another connection committed since our last look (PRAGMA data_version moves
-   * only for other connections' commits), a head we cache may be stale, so the cache goes. Another
-   * process appending to one of our sessions is rare (`dlpctl approve`); the maintenance thread's indexing
-   * also moves it, which costs one head read per active session per maintenance tick.
+   * only for other connections' commits), a head we cache may be stale. From schema 4 on, only a commit that
+   * appended to a session whose head it had to read (`dlpctl approve` appending to a tunnel's session), or
+   * that removed sessions (prune), moves `head_epoch`, and only then does the cache go: the maintenance
+   * thread's moves and other tunnels' commits to their own sessions leave it (a head read from the store then
+   * means scanning the journal). Before schema 4, any other connection's commit empties it.
    */
   private syncHeads(): void {
     const v = Number((this.stmt('PRAGMA data_version').get() as Row)['data_version']);
-    if (v !== this.dataVersion) {
+    if (v === this.dataVersion) return;
+    this.dataVersion = v;
+    if (!this.headsInJournal()) {
       this.heads.clear();
-      this.dataVersion = v;
+      return;
     }
+    // (a row removed by hand reads as NaN, never equal: the cache goes at every other connection's commit, as before schema 4)
+    const epoch = Number((this.stmt('SELECT n FROM head_epoch WHERE id = 1').get() as Row | undefined)?.['n']);
+    if (epoch !== this.epoch) {
+      this.heads.clear();
+      this.epoch = epoch;
+    }
+  }
+
+  /**
+   * In a transaction that appends after a head read from the store (not cached here): tells every other writer
+   * to drop its cached heads (see `syncHeads`). Prune, which removes sessions, appends its record so (appendInTx).
+   */
+  private moveEpoch(): void {
+    if (!this.headsInJournal()) return;
+    this.epoch = Number((this.stmt('UPDATE head_epoch SET n = n + 1 WHERE id = 1 RETURNING n').get() as Row | undefined)?.['n']);
   }
 
   /**
@@ -463,11 +485,16 @@ export class SqliteWriter {
    */
   private commitBatch(batch: Work[]): void {
     const known = new Map<string, Head | undefined>();
+    let read = false;
     for (const w of batch) {
       const id = sessionOf(w.op);
       if (this.heads.has(id) || known.has(id)) continue;
-      known.set(id, this.readHead(id));
+      const head = this.readHead(id);
+      known.set(id, head);
+      if (head !== undefined) read = true;
     }
+    // (a session created here is cached from its start; one whose head had to be read may be cached elsewhere)
+    if (read) this.moveEpoch();
     const plan = new ChainBatch((id) => this.heads.get(id) ?? known.get(id), this.display, noClock);
     const finish: ((() => WriteValue) | { error: unknown })[] = [];
     for (const w of batch) {
@@ -671,6 +698,7 @@ export class SqliteWriter {
   /** Appends to one session inside the current transaction, reading its head (prune's and closeCrashed's records). */
   private appendInTx(sessionId: string, inputs: NewEvent[]): StoreEvent[] {
     const head = this.readHead(sessionId);
+    this.moveEpoch();
     const plan = new ChainBatch(() => head, this.display, noClock);
     const out = plan.append(sessionId, inputs);
     this.insertRows(plan.rows);

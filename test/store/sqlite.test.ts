@@ -163,6 +163,44 @@ describe('sqlite store specifics', () => {
     }
   });
 
+  it('a writer keeps its cached heads through other tunnels\' commits and the journal\'s moves; an append after a read head or a prune drops them', async () => {
+    const file = path.join(dir, 'epoch', 'store.db');
+    const a = await openStore(`sqlite:${file}`);
+    const b = await openStore(`sqlite:${file}`);
+    const reads = vi.spyOn(SqliteWriter.prototype as unknown as { readHead(id: string): unknown }, 'readHead');
+    const q = (i: number): NewEvent => ({ type: 'query', sql: `SELECT ${i}`, decision: 'allow', kinds: ['select'], tables: [] });
+    try {
+      const sa = await a.createSession({ resource: 'db', kind: 'postgres', identity: alice, clientAddr: '127.0.0.1:1' });
+      const sb = await b.createSession({ resource: 'db', kind: 'postgres', identity: alice, clientAddr: '127.0.0.1:2' });
+      reads.mockClear();
+      for (let i = 0; i < 5; i++) {
+        await a.append(sa.id, q(i));
+        await b.append(sb.id, q(i));
+        if (i === 2) expect((await b.verify(sb.id)).ok).toBe(true); // moves the journal into events
+      }
+      // each commit of the other tunnel moved data_version; neither read a head it had written itself
+      expect(reads).not.toHaveBeenCalled();
+      // `dlpctl approve` (here: b) appending to a's session reads its head, and a reads it again after
+      expect((await b.append(sa.id, { type: 'approval.decided', approvalId: 'K7QF2M', state: 'approved' })).seq).toBe(7);
+      expect((await a.append(sa.id, q(7))).seq).toBe(8);
+      expect(reads.mock.calls.map((c) => c[0])).toEqual([sa.id, sa.id]);
+      // with the epoch's row removed by hand, every other connection's commit drops the cache again (as before schema 4)
+      const raw = new DatabaseSync(file);
+      raw.exec('PRAGMA busy_timeout = 5000; DELETE FROM head_epoch');
+      raw.close();
+      expect((await b.append(sa.id, { type: 'approval.decided', approvalId: 'K7QF2N', state: 'denied' })).seq).toBe(9);
+      expect((await a.append(sa.id, q(9))).seq).toBe(10);
+      // a prune by another connection (its clock a day ahead) removes both sessions, a's cached one too
+      expect(await b.prune(1000, new Date(Date.now() + 86_400_000))).toEqual({ sessionsRemoved: 2, eventsRemoved: 16 });
+      expect((await codeOf(a.append(sa.id, q(10)))).code).toBe('STORE_NOT_FOUND');
+      expect((await a.verify()).ok).toBe(true);
+    } finally {
+      reads.mockRestore();
+      await b.close();
+      await a.close();
+    }
+  });
+
   it('a store at schema 3 (heads moved by every commit) carries on at schema 4, recorded as such', async () => {
     const file = path.join(dir, 'schema3', 'store.db');
     const first = await openStore(`sqlite:${file}`);
@@ -170,7 +208,7 @@ describe('sqlite store specifics', () => {
     const raw = new DatabaseSync(file);
     raw.exec('PRAGMA busy_timeout = 5000');
     try {
-      raw.exec('DELETE FROM schema_migrations WHERE version >= 4');
+      raw.exec('DROP TABLE head_epoch; DELETE FROM schema_migrations WHERE version >= 4');
       // as a schema-3 dlpctl writes: the head in the row at every commit, events in the journal
       const old = await openStore(`sqlite:${file}`, { migrate: false });
       const s = await old.createSession({ resource: 'db', kind: 'postgres', identity: alice, clientAddr: '127.0.0.1:1' });
