@@ -27,11 +27,59 @@ function quotedKey(k: string): string {
 }
 
 /**
- * Built by string concatenation (no intermediate arrays or joins): every event is canonicalised once when it
- * is sealed and again when it is verified. test/store/chain.test.ts holds it to a plain reference
- * implementation on random values.
+ * Every event is canonicalised once when it is sealed and again when it is verified. A value that
+ * `JSON.stringify` already writes canonically (see `inCanonicalOrder`; `buildEvent` makes events so) takes it,
+ * a native walk; any other is built by string concatenation, each member again by `canonicalJson`.
+ * test/store/chain.test.ts holds both paths to a plain reference implementation on random values.
  */
 export function canonicalJson(value: unknown): string {
+  if (typeof value === 'object' && value !== null && inCanonicalOrder(value)) return JSON.stringify(value);
+  return generalCanonicalJson(value);
+}
+
+/**
+ * Whether `JSON.stringify(value)` is its canonical JSON: arrays and plain objects (prototype Object.prototype
+ * or null, no toJSON) whose members enumerate in sorted order, down to strings, numbers, booleans, null,
+ * undefined and functions (which both drop from objects and write as null in arrays). Enumeration order is
+ * the one JSON.stringify follows (integer-like keys first, then insertion order), so an object whose order is
+ * not the sorted one, a symbol or bigint member, a Date, a class instance, goes the general way.
+ */
+function inCanonicalOrder(value: object): boolean {
+  if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return false;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      if (!canonicalMember(value[i])) return false;
+    }
+    return true;
+  }
+  const proto: unknown = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return false;
+  let prev: string | undefined;
+  for (const k in value) {
+    if (!Object.hasOwn(value, k)) return false;
+    if (prev !== undefined && !(prev < k)) return false;
+    prev = k;
+    if (!canonicalMember((value as Record<string, unknown>)[k])) return false;
+  }
+  return true;
+}
+
+function canonicalMember(v: unknown): boolean {
+  switch (typeof v) {
+    case 'string':
+    case 'number':
+    case 'boolean':
+    case 'undefined':
+    case 'function':
+      return true;
+    case 'object':
+      return v === null || inCanonicalOrder(v);
+    default:
+      return false;
+  }
+}
+
+function generalCanonicalJson(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
   if (value === null || typeof value !== 'object') {
     const s = JSON.stringify(value);

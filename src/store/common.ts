@@ -238,7 +238,40 @@ export function toMs(iso: string, what: string): number {
 /** Members of a stored event that the store sets, whatever the caller's event holds. */
 const STORE_MEMBERS = new Set(['time', 'sessionId', 'seq', 'subject', 'hash']);
 
-/** Builds the event without its hash; the session head supplies seq and subject. */
+/** An event shape's members as the caller wrote them, and in the order the stored event takes them. */
+interface MemberOrder {
+  own: string[];
+  sorted: string[];
+}
+const memberOrders: MemberOrder[] = [];
+const MAX_MEMBER_ORDERS = 64;
+
+/**
+ * The stored event's members in sorted order: the caller's own (less the store's) and the store's four. Kept
+ * for the shapes seen last (callers build each kind of event the same way; a tunnel writes a handful), found
+ * by comparing the members one by one: no key string is built per event.
+ */
+function membersInOrder(input: object): string[] {
+  const own = Object.keys(input);
+  search: for (let i = 0; i < memberOrders.length; i++) {
+    const known = memberOrders[i]!;
+    if (known.own.length !== own.length) continue;
+    for (let j = 0; j < own.length; j++) if (known.own[j] !== own[j]) continue search;
+    return known.sorted;
+  }
+  const sorted = own.filter((k) => !STORE_MEMBERS.has(k));
+  sorted.push('sessionId', 'seq', 'subject', 'time');
+  sorted.sort();
+  if (memberOrders.length >= MAX_MEMBER_ORDERS) memberOrders.pop();
+  memberOrders.unshift({ own, sorted });
+  return sorted;
+}
+
+/**
+ * Builds the event without its hash; the session head supplies seq and subject. Its members are written in
+ * sorted order, so canonicalJson can take JSON.stringify's native walk (chain.ts) when the caller's nested
+ * values are sorted too. A caller's sessionId, seq, subject, time or hash never gets in (the store's own).
+ */
 export function buildEvent(
   sessionId: string,
   seq: number,
@@ -248,16 +281,25 @@ export function buildEvent(
 ): Omit<StoreEvent, 'hash'> {
   const time = input.time;
   const t = time === undefined ? isoOf(now().getTime()) : canonicalTime(time, 'event time');
-  // The body's own members, then the store's (a caller's sessionId, seq, subject or hash never gets in). A copy
-  // by loop: a rest pattern plus `delete` left the object in dictionary mode, slow to canonicalise.
   const event: Record<string, unknown> = {};
-  for (const k of Object.keys(input)) {
-    if (!STORE_MEMBERS.has(k)) event[k] = (input as unknown as Record<string, unknown>)[k];
+  for (const k of membersInOrder(input)) {
+    switch (k) {
+      case 'sessionId':
+        event[k] = sessionId;
+        break;
+      case 'seq':
+        event[k] = seq;
+        break;
+      case 'subject':
+        event[k] = subject;
+        break;
+      case 'time':
+        event[k] = t;
+        break;
+      default:
+        event[k] = (input as unknown as Record<string, unknown>)[k];
+    }
   }
-  event['sessionId'] = sessionId;
-  event['seq'] = seq;
-  event['time'] = t;
-  event['subject'] = subject;
   return event as unknown as Omit<StoreEvent, 'hash'>;
 }
 
