@@ -116,8 +116,8 @@ export class ChainBatch {
     this.moved.set(sessionId, h);
   }
 
-  /** Seals `inputs` after the session's head and stages their rows. */
-  append(sessionId: string, inputs: NewEvent[]): StoreEvent[] {
+  /** Seals `inputs` after the session's head and stages their rows; `time` stamps those without one (else the clock). */
+  append(sessionId: string, inputs: NewEvent[], time?: string): StoreEvent[] {
     const head = this.head(sessionId);
     if (head === undefined) throw new DlpctlError('STORE_NOT_FOUND', `session ${sessionId} does not exist in ${this.display}`);
     const prior = this.moved.get(sessionId);
@@ -128,7 +128,7 @@ export class ChainBatch {
     const staged: EventRow[] = [];
     for (const input of inputs) {
       seq++;
-      const { event, body } = sealEvent(hash, buildEvent(sessionId, seq, head.subject, input, this.now));
+      const { event, body } = sealEvent(hash, buildEvent(sessionId, seq, head.subject, input, this.now, time));
       const timeMs = parseIso(event.time);
       staged.push({
         sessionId,

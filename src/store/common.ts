@@ -22,7 +22,8 @@ export function withStoreTimeout<T>(p: Promise<T>, ms: number, display: string, 
   return new StoreDeadlines(ms, display).watch(p, onTimeout);
 }
 
-interface Watched {
+/** A write a StoreDeadlines watches: `fail` is called (with `settled` set) when its deadline passes first. */
+export interface Watched {
   deadline: number;
   settled: boolean;
   fail(): void;
@@ -47,24 +48,31 @@ export class StoreDeadlines {
     this.display = display;
   }
 
+  /** Whether writes have a deadline at all (a timeout of 0 or Infinity: none). */
+  get active(): boolean {
+    return Number.isFinite(this.ms) && this.ms > 0;
+  }
+
+  /** The error a write that passed its deadline fails with. */
+  timeoutError(): DlpctlError {
+    return new DlpctlError(
+      'STORE_TIMEOUT',
+      `the store ${this.display} did not answer in ${formatSeconds(this.ms)} s; check that its server or disk is responsive (the limit is the store URL's ?timeout=)`,
+    );
+  }
+
   watch<T>(p: Promise<T>, onTimeout?: () => void): Promise<T> {
-    if (!Number.isFinite(this.ms) || this.ms <= 0) return p;
+    if (!this.active) return p;
     return new Promise<T>((resolve, reject) => {
       const w: Watched = {
-        deadline: performance.now() + this.ms,
+        deadline: 0,
         settled: false,
         fail: () => {
           onTimeout?.();
-          reject(
-            new DlpctlError(
-              'STORE_TIMEOUT',
-              `the store ${this.display} did not answer in ${formatSeconds(this.ms)} s; check that its server or disk is responsive (the limit is the store URL's ?timeout=)`,
-            ),
-          );
+          reject(this.timeoutError());
         },
       };
-      this.queue.push(w);
-      this.arm();
+      this.add(w);
       /** First answer wins: the write's own, or the timeout's (expire). */
       const answered = (): boolean => {
         if (w.settled) return false;
@@ -77,6 +85,22 @@ export class StoreDeadlines {
         (err: unknown) => answered() && reject(err),
       );
     });
+  }
+
+  /**
+   * Watches `w` from now (when `active`): its deadline is set, and `fail` runs if it is still unsettled then. The
+   * owner of `w` answers it itself: it sets `settled` (if not already) and calls `settledOne`. For a writer
+   * that holds its units anyway (the SQLite writer), this is `watch` without a second promise per write.
+   */
+  add(w: Watched): void {
+    w.deadline = performance.now() + this.ms;
+    this.queue.push(w);
+    this.arm();
+  }
+
+  /** A watched write was answered (its `settled` set by its owner). */
+  settledOne(): void {
+    this.dropSettled();
   }
 
   /** Writes still waiting (for tests). */
@@ -278,9 +302,11 @@ export function buildEvent(
   subject: string,
   input: NewEvent,
   now: () => Date,
+  /** The time of an input without one (else `now`). */
+  time?: string,
 ): Omit<StoreEvent, 'hash'> {
-  const time = input.time;
-  const t = time === undefined ? isoOf(now().getTime()) : canonicalTime(time, 'event time');
+  const own = input.time ?? time;
+  const t = own === undefined ? isoOf(now().getTime()) : canonicalTime(own, 'event time');
   const event: Record<string, unknown> = {};
   for (const k of membersInOrder(input)) {
     switch (k) {

@@ -32,7 +32,7 @@ import { DlpctlError } from '../errors.js';
 import { ChainBatch, type EventRow, type Head } from './batch.js';
 import { GENESIS_HASH } from './chain.js';
 import { buildCheckpoint } from './checkpoint.js';
-import { countersFromEvents, DEFER_WRITE_MS, maintenanceSession, sessionRowValues, toMs } from './common.js';
+import { countersFromEvents, DEFER_WRITE_MS, maintenanceSession, sessionRowValues, toMs, type StoreDeadlines, type Watched } from './common.js';
 import { MAINTENANCE_SESSION_ID, type CheckpointRecord, type Counters, type EventBody, type NewEvent, type Outcome, type PruneResult, type Session, type StoreEvent } from './types.js';
 
 type Row = Record<string, unknown>;
@@ -41,7 +41,8 @@ type Row = Record<string, unknown>;
 export type WriteOp =
   | { op: 'createSession'; session: Session }
   | { op: 'endSession'; id: string; outcome: Outcome; counters: Counters; time: string }
-  | { op: 'append'; sessionId: string; events: NewEvent[] }
+  /** `time`: of the events that carry none (the caller's clock, when it queued them). */
+  | { op: 'append'; sessionId: string; events: NewEvent[]; time?: string }
   | { op: 'prune'; olderThanMs: number; now: string }
   | { op: 'checkpoint'; time: string; signingKey?: string; force?: boolean }
   | { op: 'closeCrashed'; ids: string[] };
@@ -214,10 +215,44 @@ export function statementCache(db: DatabaseSync): { get(sql: string): StatementS
   };
 }
 
-interface Work {
-  op: WriteOp;
-  resolve(value: WriteValue): void;
-  reject(err: unknown): void;
+/**
+ * One queued unit and its caller's promise. With a StoreDeadlines, it is watched as it is (no second promise):
+ * the first answer wins, the commit's or the deadline's (`fail`: STORE_TIMEOUT; the unit still commits when its
+ * turn comes, see withStoreTimeout).
+ */
+class Work implements Watched {
+  settled = false;
+  deadline = 0;
+  readonly op: WriteOp;
+  private readonly res: (value: WriteValue) => void;
+  private readonly rej: (err: unknown) => void;
+  private readonly deadlines: StoreDeadlines | undefined;
+
+  constructor(op: WriteOp, res: (value: WriteValue) => void, rej: (err: unknown) => void, deadlines: StoreDeadlines | undefined) {
+    this.op = op;
+    this.res = res;
+    this.rej = rej;
+    this.deadlines = deadlines;
+  }
+
+  resolve(value: WriteValue): void {
+    if (this.answered()) this.res(value);
+  }
+
+  reject(err: unknown): void {
+    if (this.answered()) this.rej(err);
+  }
+
+  fail(): void {
+    this.rej(this.deadlines!.timeoutError());
+  }
+
+  private answered(): boolean {
+    if (this.settled) return false;
+    this.settled = true;
+    this.deadlines?.settledOne();
+    return true;
+  }
 }
 
 export class SqliteWriter {
@@ -280,12 +315,16 @@ export class SqliteWriter {
 
   /**
    * Queues one unit; resolves once the batch holding it has committed. A deferred unit waits up to
-   * DEFER_WRITE_MS for a unit that is not, and commits with it: one commit instead of two.
+   * DEFER_WRITE_MS for a unit that is not, and commits with it: one commit instead of two. With `deadlines`,
+   * the promise fails with STORE_TIMEOUT if the commit has not come by the store timeout.
    */
-  submit(op: WriteOp, defer = false): Promise<WriteValue> {
+  submit(op: WriteOp, defer = false, deadlines?: StoreDeadlines): Promise<WriteValue> {
     if (this.closed) return Promise.reject(new Error('session store is closed'));
     return new Promise<WriteValue>((resolve, reject) => {
-      this.queue.push({ op, resolve, reject });
+      const watch = deadlines?.active === true ? deadlines : undefined;
+      const work = new Work(op, resolve, reject, watch);
+      watch?.add(work);
+      this.queue.push(work);
       if (!defer) this.schedule();
       else if (!this.flushScheduled && this.deferTimer === undefined) {
         // A commit that comes first does not cancel the timer: deferred units follow urgent ones statement after
@@ -557,7 +596,7 @@ export class SqliteWriter {
   private planUnit(op: WriteOp, plan: ChainBatch): () => WriteValue {
     switch (op.op) {
       case 'append': {
-        const events = plan.append(op.sessionId, op.events);
+        const events = plan.append(op.sessionId, op.events, op.time);
         return () => events;
       }
       case 'createSession':

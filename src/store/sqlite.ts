@@ -136,8 +136,11 @@ export class SqliteStore implements SessionStore {
   /** A unit to the writer; session writes (everything but prune) fail closed after the store timeout. */
   private write(op: WriteOp, defer = false): Promise<WriteValue> {
     if (this.closed) return Promise.reject(new Error('session store is closed'));
-    const p = (this.thread ?? this.local).submit(op, defer);
-    return op.op === 'prune' ? p : this.deadlines.watch(p);
+    if (this.thread) {
+      const p = this.thread.submit(op, defer);
+      return op.op === 'prune' ? p : this.deadlines.watch(p);
+    }
+    return this.local.submit(op, defer, op.op === 'prune' ? undefined : this.deadlines);
   }
 
   private stmt(sql: string): StatementSync {
@@ -273,7 +276,8 @@ export class SqliteStore implements SessionStore {
   }
 
   async append(sessionId: string, event: NewEvent, options: AppendOptions = {}): Promise<StoreEvent> {
-    const [e] = (await this.write({ op: 'append', sessionId, events: [this.timed(event)] }, options.defer)) as StoreEvent[];
+    // (the time goes beside the event: a copy of each event just to stamp it was a visible cost)
+    const [e] = (await this.write({ op: 'append', sessionId, events: [event], time: isoOf(this.now().getTime()) }, options.defer)) as StoreEvent[];
     return e!;
   }
 

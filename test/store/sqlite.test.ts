@@ -201,6 +201,32 @@ describe('sqlite store specifics', () => {
     }
   });
 
+  it('a write not committed within the store timeout fails with STORE_TIMEOUT; it commits later, and so do the next writes, the chain whole', async () => {
+    const file = path.join(dir, 'timeout', 'store.db');
+    const store = await openStore(`sqlite:${file}`, { timeoutMs: 300, busyTimeoutMs: 10_000 });
+    const raw = new DatabaseSync(file);
+    try {
+      const s = await store.createSession({ resource: 'db', kind: 'postgres', identity: alice, clientAddr: '127.0.0.1:1' });
+      raw.exec('BEGIN IMMEDIATE'); // another process holds the write lock
+      const t0 = performance.now();
+      const late = store.append(s.id, { type: 'query', sql: 'SELECT 1', decision: 'allow', kinds: ['select'], tables: [] });
+      const err = await codeOf(late);
+      expect(err.code).toBe('STORE_TIMEOUT');
+      expect(performance.now() - t0).toBeGreaterThanOrEqual(250);
+      raw.exec('COMMIT');
+      // the unit was not cancelled: it commits with (or before) the next write, which is answered as usual
+      expect((await store.append(s.id, { type: 'query', sql: 'SELECT 2', decision: 'allow', kinds: ['select'], tables: [] })).seq).toBe(3);
+      expect((await store.listEvents(s.id)).map((e) => (e as { sql?: string }).sql ?? e.type)).toEqual(['session.start', 'SELECT 1', 'SELECT 2']);
+      expect(await store.verify(s.id)).toMatchObject({ ok: true, eventsChecked: 3 });
+      // nothing waits any more: no timer holds the process open
+      const deadlines = (store as unknown as { deadlines: { pending: number; timer: unknown } }).deadlines;
+      expect([deadlines.pending, deadlines.timer]).toEqual([0, undefined]);
+    } finally {
+      raw.close();
+      await store.close();
+    }
+  });
+
   it('a store at schema 3 (heads moved by every commit) carries on at schema 4, recorded as such', async () => {
     const file = path.join(dir, 'schema3', 'store.db');
     const first = await openStore(`sqlite:${file}`);
