@@ -125,9 +125,9 @@ CREATE TABLE events_journal (
   {
     version: 4,
     name: 'session heads follow the events journal',
-    // No table changes; what changes is what the sessions row's head means, so a dlpctl that still moves the
-    // head at every commit (and would read a stale one here) refuses this store (STORE_TOO_NEW) instead of
-    // writing a second event under a seq the journal already holds. From here on, a group commit writes only
+    // What changes is what the sessions row's head means, so a dlpctl that still moves the head at every
+    // commit (and would read a stale one here) refuses this store (STORE_TOO_NEW) instead of writing a
+    // second event under a seq the journal already holds. From here on, a group commit writes only
     // its journal rows: the head of a session whose newest events wait in the journal is the newest of them
     // (SqliteWriter.readHead), and the row's last_seq/last_hash/last_ms catch up when the journal is moved into
     // events (ingestInTx), in the same transaction. Moving every head at every commit was one UPDATE of the

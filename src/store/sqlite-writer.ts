@@ -16,8 +16,8 @@
  * nothing behind, so no per-unit SAVEPOINT), then write the new sessions and the events in multi-row INSERTs
  * (into the events journal), and commit. A moved head is not written to its sessions row (schema 4; only a
  * session's end writes its row): the journal holds it until its rows move into events, which brings the rows
- * up to date (`ingestInTx`); a head read from the store takes the newer of the two (`readHead`). Units that cannot join a batch (`isExclusive`: prune)
- * commit alone, in queue order. A new op type adds a case to `sessionOf` and `planUnit` (or to `isExclusive`
+ * up to date (`ingestInTx`); a head read from the store takes the newer of the two (`readHead`). Units that
+ * cannot join a batch (`isExclusive`: prune) commit alone, in queue order. A new op type adds a case to `sessionOf` and `planUnit` (or to `isExclusive`
  * and `applyExclusive`). Units carry their times (stamped by the caller), so the writer needs no clock and
  * its work is plain data that can cross to a worker.
  *
