@@ -91,8 +91,45 @@ function sh(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): 
   });
 }
 
+/**
+ * The tunnel's config: `audit`, every statement allowed and recorded; `mask`, the recommended entity masks plus
+ * column rules (the demo's customers.ssn, the bench's people table).
+ */
+export function tunnelConfig(server: TestPostgres, kind: 'audit' | 'mask'): string {
+  const db = decodeURIComponent(new URL(server.url).pathname.slice(1));
+  const resource = `version: 1
+resources:
+  db:
+    kind: postgres
+    target: postgres://${server.user}@127.0.0.1:${server.port}/${db}
+    password: \${env:BENCH_PG_PASSWORD}
+    tls: { mode: disable }
+    policies: [${kind === 'audit' ? 'open' : 'masking'}]
+`;
+  if (kind === 'audit') return `${resource}policies:\n  open:\n    - name: everything\n      action: allow\n`;
+  return `${resource}policies:
+  masking:
+    - name: pii
+      action: mask
+      entities: [credit_card, us_ssn, email, phone, iban, secrets]
+      with: partial
+    - name: ssn-column
+      action: mask
+      columns: [public.customers.ssn]
+    - name: people-columns
+      action: mask
+      columns: [public.bench_people.ssn, public.bench_people.card]
+      with: partial
+`;
+}
+
+/** The tunnels' environment: the target's password, and a home of their own in `dir`. */
+export function tunnelEnv(server: TestPostgres, dir: string): NodeJS.ProcessEnv {
+  return { ...process.env, BENCH_PG_PASSWORD: server.password, HOME: dir, XDG_DATA_HOME: dir, NO_COLOR: '1' };
+}
+
 /** Starts `dlpctl connect db` as its own process and resolves with the URL it prints. */
-async function startTunnel(dir: string, name: string, yaml: string, env: NodeJS.ProcessEnv, store = `sqlite:${path.join(dir, `${name}.db`)}`, bin = BIN, nodeFlags: string[] = []): Promise<{ url: string; child: ChildProcess }> {
+export async function startTunnel(dir: string, name: string, yaml: string, env: NodeJS.ProcessEnv, store = `sqlite:${path.join(dir, `${name}.db`)}`, bin = BIN, nodeFlags: string[] = []): Promise<{ url: string; child: ChildProcess }> {
   const file = path.join(dir, `${name}.yaml`);
   fs.writeFileSync(file, yaml);
   // BENCH_CPU_PROF=DIR: each tunnel writes a V8 CPU profile there when it exits.
@@ -131,7 +168,7 @@ async function startTunnel(dir: string, name: string, yaml: string, env: NodeJS.
 }
 
 /** pgbench -S -c CLIENTS (8; simple protocol by default): TPS, statements, and the proxy's CPU per statement when its pid is known. */
-async function pgbenchTps(url: string, pid?: number, mode: 'simple' | 'prepared' = 'simple', clients = 8): Promise<{ tps?: number; cpuUs?: number; n?: number }> {
+export async function pgbenchTps(url: string, pid?: number, mode: 'simple' | 'prepared' = 'simple', clients = 8): Promise<{ tps?: number; cpuUs?: number; n?: number }> {
   const cpu0 = cpuMs(pid);
   const r = await sh('pgbench', ['-n', '-S', '-c', String(clients), '-j', '2', '-T', String(SECONDS), '-M', mode, url]);
   const cpu1 = cpuMs(pid);
@@ -274,37 +311,10 @@ export async function run(): Promise<string> {
     const init = await sh('pgbench', ['-i', '-q', '-s', '1', server.url]);
     if (init.code !== 0) throw new Error(`pgbench -i: ${init.stderr}`);
 
-    const env = { ...process.env, BENCH_PG_PASSWORD: server.password, HOME: dir, XDG_DATA_HOME: dir, NO_COLOR: '1' };
-    const resource = (policies: string) => `version: 1
-resources:
-  db:
-    kind: postgres
-    target: postgres://${server.user}@127.0.0.1:${server.port}/${db}
-    password: \${env:BENCH_PG_PASSWORD}
-    tls: { mode: disable }
-    policies: [${policies}]
-`;
-    const audit = await startTunnel(dir, 'audit', `${resource('open')}policies:\n  open:\n    - name: everything\n      action: allow\n`, env);
+    const env = tunnelEnv(server, dir);
+    const audit = await startTunnel(dir, 'audit', tunnelConfig(server, 'audit'), env);
     children.push(audit.child);
-    const masked = await startTunnel(
-      dir,
-      'mask',
-      `${resource('masking')}policies:
-  masking:
-    - name: pii
-      action: mask
-      entities: [credit_card, us_ssn, email, phone, iban, secrets]
-      with: partial
-    - name: ssn-column
-      action: mask
-      columns: [public.customers.ssn]
-    - name: people-columns
-      action: mask
-      columns: [public.bench_people.ssn, public.bench_people.card]
-      with: partial
-`,
-      env,
-    );
+    const masked = await startTunnel(dir, 'mask', tunnelConfig(server, 'mask'), env);
     children.push(masked.child);
     // The same audit tunnel recording into a PostgreSQL store (on the same server, its own database).
     // BENCH_B_BIN=…/bin/dlpctl.js (another checkout, built) and/or BENCH_B_NODE_FLAGS: the audit tunnel again
@@ -313,12 +323,11 @@ resources:
       const bBin = process.env['BENCH_B_BIN'];
       const bFlags = process.env['BENCH_B_NODE_FLAGS']?.split(' ').filter(Boolean) ?? [];
       if (!bBin && bFlags.length === 0) return [];
-      const b = await startTunnel(dir, 'audit-b', `${resource('open')}policies:\n  open:\n    - name: everything\n      action: allow\n`,
-        env, undefined, bBin ? path.resolve(bBin) : BIN, bFlags);
+      const b = await startTunnel(dir, 'audit-b', tunnelConfig(server, 'audit'), env, undefined, bBin ? path.resolve(bBin) : BIN, bFlags);
       children.push(b.child);
       return [{ name: 'dlpctl policy + audit B', url: b.url, ...(b.child.pid ? { pid: b.child.pid } : {}) }];
     };
-    const pgStore = await startTunnel(dir, 'audit-pg', `${resource('open')}policies:\n  open:\n    - name: everything\n      action: allow\n`, env, await server.newDatabase());
+    const pgStore = await startTunnel(dir, 'audit-pg', tunnelConfig(server, 'audit'), env, await server.newDatabase());
     children.push(pgStore.child);
     const paths: Path[] = [
       { name: 'direct', url: server.url },
