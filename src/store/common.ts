@@ -73,24 +73,17 @@ export class StoreDeadlines {
         },
       };
       this.add(w);
-      /** First answer wins: the write's own, or the timeout's (expire). */
-      const answered = (): boolean => {
-        if (w.settled) return false;
-        w.settled = true;
-        this.dropSettled();
-        return true;
-      };
       p.then(
-        (v) => answered() && resolve(v),
-        (err: unknown) => answered() && reject(err),
+        (v) => this.answer(w) && resolve(v),
+        (err: unknown) => this.answer(w) && reject(err),
       );
     });
   }
 
   /**
    * Watches `w` from now (when `active`): its deadline is set, and `fail` runs if it is still unsettled then. The
-   * owner of `w` answers it itself: it sets `settled` (if not already) and calls `settledOne`. For a writer
-   * that holds its units anyway (the SQLite writer), this is `watch` without a second promise per write.
+   * owner of `w` calls `answer` when the write's own answer comes. For a writer that holds its units anyway (the
+   * SQLite writer), this is `watch` without a second promise per write.
    */
   add(w: Watched): void {
     w.deadline = performance.now() + this.ms;
@@ -98,9 +91,12 @@ export class StoreDeadlines {
     this.arm();
   }
 
-  /** A watched write was answered (its `settled` set by its owner). */
-  settledOne(): void {
+  /** The write's own answer came: true if it is the first (the deadline has not failed it), and it is settled now. */
+  answer(w: Watched): boolean {
+    if (w.settled) return false;
+    w.settled = true;
     this.dropSettled();
+    return true;
   }
 
   /** Writes still waiting (for tests). */

@@ -247,11 +247,9 @@ class Work implements Watched {
     this.rej(this.deadlines!.timeoutError());
   }
 
+  /** Whether the commit's answer is the first (without a deadline it always is). */
   private answered(): boolean {
-    if (this.settled) return false;
-    this.settled = true;
-    this.deadlines?.settledOne();
-    return true;
+    return this.deadlines === undefined || this.deadlines.answer(this);
   }
 }
 

@@ -276,19 +276,21 @@ export class SqliteStore implements SessionStore {
   }
 
   async append(sessionId: string, event: NewEvent, options: AppendOptions = {}): Promise<StoreEvent> {
-    // (the time goes beside the event: a copy of each event just to stamp it was a visible cost)
-    const [e] = (await this.write({ op: 'append', sessionId, events: [event], time: isoOf(this.now().getTime()) }, options.defer)) as StoreEvent[];
+    const [e] = (await this.write({ op: 'append', sessionId, events: [event], time: this.stamp() }, options.defer)) as StoreEvent[];
     return e!;
   }
 
   async appendMany(sessionId: string, events: NewEvent[], options: AppendOptions = {}): Promise<StoreEvent[]> {
     if (events.length === 0) return [];
-    return (await this.write({ op: 'append', sessionId, events: events.map((e) => this.timed(e)) }, options.defer)) as StoreEvent[];
+    return (await this.write({ op: 'append', sessionId, events, time: this.stamp() }, options.defer)) as StoreEvent[];
   }
 
-  /** The event with its time: the caller's, or now by this store's clock. */
-  private timed(event: NewEvent): NewEvent {
-    return event.time === undefined ? { ...event, time: isoOf(this.now().getTime()) } : event;
+  /**
+   * Now by this store's clock, for the events of an append that carry no time of their own (it goes beside
+   * them in the unit: a copy of each event just to stamp it was a visible cost).
+   */
+  private stamp(): string {
+    return isoOf(this.now().getTime());
   }
 
   async getSession(id: string): Promise<Session | undefined> {
