@@ -9,7 +9,10 @@
  * pairs starts a new tunnel of each build, runs `pgbench -S -c 8 -T BENCH_SECONDS (5)` on each in turn (after
  * one warm-up run each; who goes first alternates), and stops them; the report is the median over the pairs
  * of each build's CPU per statement (from /proc, the tunnel process only), with every pair's figure.
- * BENCH_CONFIG=audit (default) or mask (the same configs as postgres.ts); BENCH_MODES=simple,prepared.
+ * BENCH_CONFIG=audit (default) or mask (the same configs as postgres.ts); BENCH_MODES=simple,prepared;
+ * BENCH_STORE=postgres records into a PostgreSQL store (each tunnel its own new database on the same server)
+ * instead of each its own SQLite file. TPS medians are printed beside CPU: with the PostgreSQL store the
+ * tunnel waits on the store's round trips, so throughput moves where CPU per statement may not.
  * Not part of `npm run bench` (it needs a second build).
  */
 import fs from 'node:fs';
@@ -22,6 +25,7 @@ import { pgbenchTps, startTunnel, tunnelConfig, tunnelEnv } from './postgres.js'
 
 const PAIRS = Number(process.env['BENCH_PAIRS'] ?? 6);
 const CONFIG = process.env['BENCH_CONFIG'] === 'mask' ? 'mask' : 'audit';
+const PG_STORE = process.env['BENCH_STORE'] === 'postgres';
 const MODES = (process.env['BENCH_MODES'] ?? 'simple').split(',').filter((m): m is 'simple' | 'prepared' => m === 'simple' || m === 'prepared');
 
 function median(xs: number[]): number {
@@ -42,10 +46,11 @@ async function main(): Promise<void> {
     await promisify(execFile)('pgbench', ['-i', '-q', '-s', '1', server.url]);
     const env = tunnelEnv(server, dir);
     const cpu: Record<string, number[]> = {};
+    const tps: Record<string, number[]> = {};
     for (let pair = 0; pair < PAIRS; pair++) {
       const tunnels = {
-        A: await startTunnel(dir, `a${pair}`, tunnelConfig(server, CONFIG), env, undefined, builds.A),
-        B: await startTunnel(dir, `b${pair}`, tunnelConfig(server, CONFIG), env, undefined, builds.B),
+        A: await startTunnel(dir, `a${pair}`, tunnelConfig(server, CONFIG), env, PG_STORE ? await server.newDatabase() : undefined, builds.A),
+        B: await startTunnel(dir, `b${pair}`, tunnelConfig(server, CONFIG), env, PG_STORE ? await server.newDatabase() : undefined, builds.B),
       };
       try {
         const order = pair % 2 === 0 ? (['A', 'B'] as const) : (['B', 'A'] as const);
@@ -54,6 +59,7 @@ async function main(): Promise<void> {
           for (const name of order) {
             const r = await pgbenchTps(tunnels[name].url, tunnels[name].child.pid, mode);
             if (r.cpuUs !== undefined) (cpu[`${name} ${mode}`] ??= []).push(r.cpuUs);
+            if (r.tps !== undefined) (tps[`${name} ${mode}`] ??= []).push(r.tps);
           }
         }
       } finally {
@@ -65,15 +71,18 @@ async function main(): Promise<void> {
       if (process.env['BENCH_VERBOSE']) process.stderr.write(`postgres-ab: pair ${pair + 1} of ${PAIRS} done\n`);
     }
     const lines = [
-      `PostgreSQL tunnel A/B on fresh processes (${CONFIG} config): A ${builds.A}, B ${builds.B}; ${PAIRS} pairs, pgbench -S -c 8, CPU µs per statement.`,
+      `PostgreSQL tunnel A/B on fresh processes (${CONFIG} config, ${PG_STORE ? 'PostgreSQL' : 'SQLite'} store): A ${builds.A}, B ${builds.B}; ${PAIRS} pairs, pgbench -S -c 8.`,
       '',
-      '| build, mode | median | each pair |',
-      '|---|---:|---|',
+      '| build, mode | CPU µs / statement, median | each pair | TPS, median | each pair |',
+      '|---|---:|---|---:|---|',
     ];
     for (const mode of MODES) {
       for (const name of ['A', 'B']) {
         const xs = cpu[`${name} ${mode}`] ?? [];
-        lines.push(`| ${name} ${mode} | ${xs.length ? median(xs).toFixed(1) : '–'} | ${xs.map((x) => x.toFixed(1)).join(' ')} |`);
+        const ts = tps[`${name} ${mode}`] ?? [];
+        lines.push(
+          `| ${name} ${mode} | ${xs.length ? median(xs).toFixed(1) : '–'} | ${xs.map((x) => x.toFixed(1)).join(' ')} | ${ts.length ? median(ts).toFixed(0) : '–'} | ${ts.map((x) => x.toFixed(0)).join(' ')} |`,
+        );
       }
     }
     console.log(lines.join('\n'));
