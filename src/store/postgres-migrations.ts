@@ -2,7 +2,8 @@
  * PostgreSQL schema, as numbered migrations. Never edit a released migration: add the next one.
  *
  * Same model as SQLite (see sqlite-migrations.ts): `events.body` is the exact canonical JSON that was
- * hashed (text, not jsonb, which would reorder keys); `sessions.last_seq/last_hash` is each chain's head.
+ * hashed (text, not jsonb, which would reorder keys). `sessions.last_seq/last_hash` was each chain's head
+ * until migration 3; since then an open session's head is its newest event (see migration 3).
  * Full-text search: a stored tsvector over the text with every non-alphanumeric run replaced by a space
  * (so `public.customers` indexes `public` and `customers`, as SQLite's unicode61 tokenizer does), GIN-indexed.
  */
@@ -80,6 +81,20 @@ CREATE TABLE checkpoints (
   hash      text NOT NULL,
   signature text
 );
+`,
+  },
+  {
+    version: 3,
+    name: 'session heads follow the events',
+    // No table changes: what changes is what the row's head means. A batch of appends writes its events only
+    // (one UPDATE of every appended session's row per batch was a fifth of the store's work per event); an
+    // open session's head is its newest event, read through the unique (session_id, seq) index. The row takes
+    // the head when the session ends (or is closed as crashed). A dlpctl that still moves the row at every
+    // batch would chain after a stale head here, so it refuses this store (STORE_TOO_NEW).
+    sql: `
+COMMENT ON COLUMN sessions.last_seq IS 'head as of the session''s creation or end; an open session''s head is its newest event';
+COMMENT ON COLUMN sessions.last_hash IS 'hash of the event at last_seq';
+COMMENT ON COLUMN sessions.last_time IS 'newest event time as of the session''s creation or end; an open session''s is its newest event''s';
 `,
   },
 ];

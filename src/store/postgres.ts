@@ -4,9 +4,13 @@
  * Appends: sessions are spread over write lanes (by a hash of the session id; one lane by default, which
  * measured best for writers that await each append); each lane has a queue and at most one statement in flight. Everything queued on a lane while its previous statement commits is
  * written by the next one: ONE statement (so one implicit transaction, one round trip, one WAL flush) that
- * inserts all the events with a multi-row `INSERT … SELECT FROM unnest(…)` and moves each session's head
- * (`last_seq`, `last_hash`) with one `UPDATE`. A promise resolves when that statement committed
- * (`synchronous_commit` as the server has it; `on` by default, so durable).
+ * inserts all the events with a multi-row `INSERT … SELECT FROM unnest(…)`, its columns bound as binary
+ * arrays (pg-binary.ts). Appends do not move the sessions rows (schema 3): an open session's head is its
+ * newest event. A row takes the head, outcome and counters when its session ends, and the heads of its lane's
+ * other sessions at most once a second (ROW_SYNC_MS; before `verify` too), both by an `UPDATE` in the same
+ * statement. Readers that need an open session's head or last activity (checkpoints, prune, crash close,
+ * verify) read its newest event through the unique (session_id, seq) index. A promise resolves
+ * when that statement committed (`synchronous_commit` as the server has it; `on` by default, so durable).
  *
  * Seq and hash are computed here by the write path both stores share (batch.ts: one ChainBatch plans the
  * lane's batch, a failing item fails alone), from each session's head kept in memory by the process that
@@ -20,9 +24,10 @@
  */
 import type { Client, Pool, PoolClient } from 'pg';
 import { DlpctlError } from '../errors.js';
-import { ChainBatch, startEvent, type Head } from './batch.js';
+import { ChainBatch, startEvent, type Head, type MovedHead } from './batch.js';
 import { ChainVerifier, GENESIS_HASH, sealEvent } from './chain.js';
 import { buildCheckpoint } from './checkpoint.js';
+import { int4Array, textArray, timestamptzArray } from './pg-binary.js';
 import { rawSessionRow, verifyIntegrity, type IntegritySource } from './integrity.js';
 import {
   buildEvent,
@@ -78,6 +83,12 @@ export const POSTGRES_SCHEMA_VERSION = POSTGRES_MIGRATIONS[POSTGRES_MIGRATIONS.l
 const MIGRATION_LOCK = 0x646c7063746c; // "dlpctl"
 const NOTIFY_CHANNEL = 'dlpctl_approval';
 const MAX_BATCH_EVENTS = 5000;
+/**
+ * How far an open session's row may lag its head (ms). Appends do not write rows; a batch at most this long
+ * after the last one that did writes every lagging row of its lane in the same statement (one UPDATE per
+ * second instead of one per batch), so the row's head still shows a removed tail older than this.
+ */
+const ROW_SYNC_MS = 1000;
 
 type Row = Record<string, unknown>;
 
@@ -88,6 +99,8 @@ interface Item {
   end?: { outcome: Outcome; counters: Counters };
   /** Its caller gave up (store timeout): not written if not sent yet. */
   abandoned?: boolean;
+  /** No events: brings the lane's session rows up to their heads now (see Lane.behind). */
+  syncRows?: boolean;
   resolve(events: StoreEvent[]): void;
   reject(err: unknown): void;
 }
@@ -97,6 +110,10 @@ interface Lane {
   busy: boolean;
   /** Set while only deferred items wait (AppendOptions.defer). */
   timer?: NodeJS.Timeout | undefined;
+  /** Committed heads of this lane's open sessions that their rows do not hold yet. */
+  behind: Map<string, MovedHead>;
+  /** When a batch last brought the rows up to date (ms). */
+  rowsSyncedAt: number;
 }
 
 const UNREACHABLE_CODES: Record<string, string> = {
@@ -187,19 +204,38 @@ function laneOf(sessionId: string, lanes: number): number {
   return Math.abs(h) % lanes;
 }
 
-/** The statement that writes one lane batch (see the module comment). */
-const WRITE_BATCH_SQL = `
-WITH ins AS (
-  INSERT INTO events (session_id, seq, type, time, subject, decision, text, body, hash)
-  SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
+const INSERT_EVENTS = `
+INSERT INTO events (session_id, seq, type, time, subject, decision, text, body, hash)
+SELECT * FROM unnest($1::text[], $2::int4[], $3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])`;
+
+/** The statement that writes one lane batch (see the module comment): its events, nothing else. */
+const WRITE_BATCH_SQL = INSERT_EVENTS;
+
+/**
+ * The same, also writing session rows: those the batch ends (head, time, outcome, counters) and, once a second,
+ * those whose sessions' heads moved since (ROW_SYNC_MS). A row never moves back (crash close by another
+ * process, say, wrote a newer head).
+ */
+const WRITE_BATCH_ROWS_SQL = `
+WITH ins AS (${INSERT_EVENTS}
 )
 UPDATE sessions s
    SET last_seq = h.seq, last_hash = h.hash, last_time = greatest(s.last_time, h.last_time),
        ended_at = coalesce(h.ended_at, s.ended_at), outcome = coalesce(h.outcome, s.outcome),
-       counters = coalesce(h.counters, s.counters)
-  FROM unnest($10::text[], $11::int[], $12::text[], $13::timestamptz[], $14::timestamptz[], $15::text[], $16::jsonb[])
+       counters = coalesce(h.counters::jsonb, s.counters)
+  FROM unnest($10::text[], $11::int4[], $12::text[], $13::timestamptz[], $14::timestamptz[], $15::text[], $16::text[])
        AS h(id, seq, hash, last_time, ended_at, outcome, counters)
- WHERE s.id = h.id`;
+ WHERE s.id = h.id AND s.last_seq <= h.seq`;
+
+/**
+ * Joined to `sessions s` as `h`: the session's newest event (through the unique (session_id, seq) index,
+ * backwards). An open session's head is its newest event; its row holds the head as of its creation, its
+ * end or crash close, or the last once-a-second catch-up (see the module comment).
+ */
+const NEWEST_EVENT = 'LEFT JOIN LATERAL (SELECT e.seq, e.hash, e.time FROM events e WHERE e.session_id = s.id ORDER BY e.seq DESC LIMIT 1) h ON true';
+
+/** The head a writer chains to: the newest event, or the row when the session has none (never, untampered). */
+const WRITER_HEAD = 'coalesce(h.seq, s.last_seq) AS head_seq, coalesce(h.hash, s.last_hash) AS head_hash, greatest(s.last_time, h.time) AS head_time';
 
 export class PostgresStore implements SessionStore {
   readonly engine = 'postgres' as const;
@@ -228,7 +264,7 @@ export class PostgresStore implements SessionStore {
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_STORE_TIMEOUT_MS;
     this.deadlines = new StoreDeadlines(this.timeoutMs, display);
     const lanes = Math.max(1, Math.min(16, Math.floor(opts.postgresWriteLanes ?? 1)));
-    this.lanes = Array.from({ length: lanes }, () => ({ queue: [], busy: false }));
+    this.lanes = Array.from({ length: lanes }, () => ({ queue: [], busy: false, behind: new Map(), rowsSyncedAt: Date.now() }));
   }
 
   static async open(url: string, display: string, opts: OpenStoreOptions = {}): Promise<PostgresStore> {
@@ -373,12 +409,12 @@ export class PostgresStore implements SessionStore {
    * Queues an item on its session's lane; a deferred one waits up to DEFER_WRITE_MS for company. Fails
    * with STORE_TIMEOUT when not committed within the store timeout (see withStoreTimeout).
    */
-  private enqueue(unit: Omit<Item, 'resolve' | 'reject'>, defer = false): Promise<StoreEvent[]> {
+  private enqueue(unit: Omit<Item, 'resolve' | 'reject'>, defer = false, to?: Lane): Promise<StoreEvent[]> {
     this.checkOpen();
     let item!: Item;
     const p = new Promise<StoreEvent[]>((resolve, reject) => {
       item = { ...unit, resolve, reject };
-      const lane = this.lanes[laneOf(item.sessionId, this.lanes.length)]!;
+      const lane = to ?? this.lanes[laneOf(item.sessionId, this.lanes.length)]!;
       lane.queue.push(item);
       const start = (): void => {
         lane.timer = undefined;
@@ -406,7 +442,7 @@ export class PostgresStore implements SessionStore {
         take++;
       }
       const batch = lane.queue.splice(0, take);
-      await this.writeBatch(batch);
+      await this.writeBatch(lane, batch);
     }
     lane.busy = false;
     if (this.lanes.every((l) => !l.busy)) for (const f of this.idle) f();
@@ -414,77 +450,102 @@ export class PostgresStore implements SessionStore {
 
   private async loadHeads(ids: string[]): Promise<void> {
     if (ids.length === 0) return;
-    const rows = await this.q('SELECT id, last_seq, last_hash, subject FROM sessions WHERE id = ANY($1::text[])', [ids]);
+    const rows = await this.q(`SELECT s.id, s.subject, ${WRITER_HEAD} FROM sessions s ${NEWEST_EVENT} WHERE s.id = ANY($1::text[])`, [ids]);
     for (const r of rows) {
-      this.heads.set(r['id'] as string, { seq: Number(r['last_seq']), hash: r['last_hash'] as string, subject: r['subject'] as string });
+      this.heads.set(r['id'] as string, { seq: Number(r['head_seq']), hash: r['head_hash'] as string, subject: r['subject'] as string });
     }
   }
 
-  private async writeBatch(all: Item[], attempt = 0): Promise<void> {
+  /** Brings every open session row this process is ahead of up to its head (verify reads rows as recorded). */
+  private async syncRows(): Promise<void> {
+    await Promise.all(this.lanes.filter((l) => l.behind.size > 0).map((l) => this.enqueue({ sessionId: '', inputs: [], syncRows: true }, false, l)));
+  }
+
+  private async writeBatch(lane: Lane, all: Item[], attempt = 0): Promise<void> {
     // A unit whose caller already gave up (store timeout) and that was not sent yet is not written.
     const batch = all.filter((i) => !i.abandoned);
     if (batch.length === 0) return;
+    const syncs = batch.filter((i) => i.syncRows);
+    const units = syncs.length === 0 ? batch : batch.filter((i) => !i.syncRows);
     try {
-      await this.loadHeads([...new Set(batch.map((i) => i.sessionId).filter((id) => !this.heads.has(id)))]);
+      await this.loadHeads([...new Set(units.map((i) => i.sessionId).filter((id) => !this.heads.has(id)))]);
     } catch (err) {
       for (const it of batch) it.reject(err);
       return;
     }
     const plan = new ChainBatch((id) => this.heads.get(id), this.display, this.now);
     const ok: { item: Item; events: StoreEvent[] }[] = [];
-    for (const item of batch) {
+    for (const item of units) {
       try {
         ok.push({ item, events: plan.unit(() => (item.end ? [plan.end(item.sessionId, item.end.outcome, item.end.counters, this.now().toISOString())] : plan.append(item.sessionId, item.inputs))) });
       } catch (err) {
         item.reject(err);
       }
     }
-    if (ok.length === 0) return;
-    const cols: unknown[][] = Array.from({ length: 9 }, () => []);
-    for (const r of plan.rows) {
-      cols[0]!.push(r.sessionId);
-      cols[1]!.push(r.seq);
-      cols[2]!.push(r.type);
-      cols[3]!.push(r.time);
-      cols[4]!.push(r.subject);
-      cols[5]!.push(r.decision);
-      cols[6]!.push(r.text);
-      cols[7]!.push(r.body);
-      cols[8]!.push(r.hash);
-    }
-    const sessions = [...plan.moved.entries()];
-    const params = [
-      ...cols,
-      sessions.map(([id]) => id),
-      sessions.map(([, h]) => h.seq),
-      sessions.map(([, h]) => h.hash),
-      sessions.map(([, h]) => h.lastTime),
-      sessions.map(([, h]) => h.end?.time ?? null),
-      sessions.map(([, h]) => h.end?.outcome ?? null),
-      sessions.map(([, h]) => (h.end ? JSON.stringify(h.end.counters) : null)),
+    if (ok.length === 0 && syncs.length === 0) return;
+    const rows = plan.rows;
+    const params: Buffer[] = [
+      textArray(rows.map((r) => r.sessionId)),
+      int4Array(rows.map((r) => r.seq)),
+      textArray(rows.map((r) => r.type)),
+      timestamptzArray(rows.map((r) => r.timeMs)),
+      textArray(rows.map((r) => r.subject)),
+      textArray(rows.map((r) => r.decision)),
+      textArray(rows.map((r) => r.text)),
+      textArray(rows.map((r) => r.body)),
+      textArray(rows.map((r) => r.hash)),
     ];
+    // The session rows this statement writes: those it ends, and, when due, every one the lane is ahead of.
+    const startedAt = Date.now();
+    const sync = syncs.length > 0 || startedAt - lane.rowsSyncedAt >= ROW_SYNC_MS;
+    const toRows = new Map<string, MovedHead>(sync ? lane.behind : undefined);
+    for (const [id, h] of plan.moved) if (sync || h.end) toRows.set(id, h);
+    const updates = [...toRows.entries()];
+    if (updates.length > 0) {
+      params.push(
+        textArray(updates.map(([id]) => id)),
+        int4Array(updates.map(([, h]) => h.seq)),
+        textArray(updates.map(([, h]) => h.hash)),
+        timestamptzArray(updates.map(([, h]) => h.lastMs)),
+        timestamptzArray(updates.map(([, h]) => (h.end ? Date.parse(h.end.time) : null))),
+        textArray(updates.map(([, h]) => h.end?.outcome ?? null)),
+        textArray(updates.map(([, h]) => (h.end ? JSON.stringify(h.end.counters) : null))),
+      );
+    }
     try {
-      // Named: parsed and planned once per connection.
-      await this.pool.query({ name: 'dlpctl_write_batch', text: WRITE_BATCH_SQL, values: params });
+      // Named: parsed and planned once per connection. Buffers go as binary parameters (pg-binary.ts).
+      await this.pool.query(
+        updates.length > 0
+          ? { name: 'dlpctl_write_batch_rows', text: WRITE_BATCH_ROWS_SQL, values: params }
+          : { name: 'dlpctl_write_batch', text: WRITE_BATCH_SQL, values: params },
+      );
     } catch (err) {
       const code = (err as { code?: string }).code;
-      for (const [id] of sessions) this.heads.delete(id);
+      for (const [id] of plan.moved) this.heads.delete(id);
       if (code === '23505' && attempt < 3) {
         // Another writer appended to one of these sessions: re-read the heads and try again.
-        return this.writeBatch(
-          ok.map((o) => o.item),
-          attempt + 1,
-        );
+        return this.writeBatch(lane, [...ok.map((o) => o.item), ...syncs], attempt + 1);
       }
       const mapped = this.map(err);
       for (const o of ok) o.item.reject(mapped);
+      for (const it of syncs) it.reject(mapped);
       return;
     }
-    for (const [id, h] of sessions) {
-      if (h.end) this.heads.delete(id); // the session is over; free its head
-      else this.heads.set(id, { seq: h.seq, hash: h.hash, subject: h.subject });
+    if (sync) {
+      lane.behind.clear();
+      lane.rowsSyncedAt = startedAt;
+    }
+    for (const [id, h] of plan.moved) {
+      if (h.end) {
+        this.heads.delete(id); // the session is over; free its head
+        lane.behind.delete(id);
+      } else {
+        this.heads.set(id, { seq: h.seq, hash: h.hash, subject: h.subject });
+        if (!sync) lane.behind.set(id, h);
+      }
     }
     for (const o of ok) o.item.resolve(o.events);
+    for (const it of syncs) it.resolve([]);
   }
 
   async endSession(id: string, outcome: Outcome, counters: Counters): Promise<Session> {
@@ -560,12 +621,23 @@ export class PostgresStore implements SessionStore {
   async verify(options: string | VerifyOptions = {}): Promise<VerifyResult> {
     const o: VerifyOptions = typeof options === 'string' ? { sessionId: options } : options;
     this.checkOpen();
+    await this.syncRows();
     const c = await this.connection();
     const rows = async (sql: string, params: unknown[] = []): Promise<Row[]> => (await c.query(sql, params)).rows as Row[];
     const PAGE = 5000;
     const source: IntegritySource = {
+      // An open session's head is its newest event when that is past its row's (the row is not moved by appends:
+      // see the module comment); an ended session's is its row, so an event added after its end still shows.
       sessions: async (id) =>
-        (id === undefined ? await rows('SELECT * FROM sessions ORDER BY id') : await rows('SELECT * FROM sessions WHERE id = $1', [id])).map((r) => rawSessionRow(r, (v) => new Date(v as Date).getTime())),
+        (
+          await rows(
+            `SELECT s.*, h.seq AS newest_seq, h.hash AS newest_hash FROM sessions s ${NEWEST_EVENT} ${id === undefined ? '' : 'WHERE s.id = $1'} ORDER BY s.id`,
+            id === undefined ? [] : [id],
+          )
+        ).map((r) => {
+          const ahead = r['ended_at'] == null && r['newest_seq'] != null && Number(r['newest_seq']) > Number(r['last_seq']);
+          return rawSessionRow(ahead ? { ...r, last_seq: r['newest_seq'], last_hash: r['newest_hash'] } : r, (v) => new Date(v as Date).getTime());
+        }),
       events: async function* (id) {
         let after = 0;
         for (;;) {
@@ -610,10 +682,21 @@ export class PostgresStore implements SessionStore {
       // One checkpointer at a time: each chains to the one before.
       await c.query('LOCK TABLE checkpoints IN EXCLUSIVE MODE');
       const prev = (await c.query('SELECT n, body, hash FROM checkpoints ORDER BY n DESC LIMIT 1')).rows[0] as Row | undefined;
-      const moved = (await c.query('SELECT id, last_seq, last_hash, last_time FROM sessions WHERE last_seq <> checkpointed_seq ORDER BY id')).rows as Row[];
+      // An ended session's head is its row (written by its end); an open one's is its newest event. Ended
+      // sessions already checkpointed are skipped before their events are looked at.
+      const moved = (
+        await c.query(
+          `SELECT s.id, CASE WHEN s.ended_at IS NULL THEN h.seq ELSE s.last_seq END AS seq,
+                  CASE WHEN s.ended_at IS NULL THEN h.hash ELSE s.last_hash END AS hash, greatest(s.last_time, h.time) AS last_time
+             FROM sessions s ${NEWEST_EVENT}
+            WHERE (s.ended_at IS NULL OR s.last_seq <> s.checkpointed_seq)
+              AND (CASE WHEN s.ended_at IS NULL THEN h.seq ELSE s.last_seq END) <> s.checkpointed_seq
+            ORDER BY s.id`,
+        )
+      ).rows as Row[];
       const record = buildCheckpoint(
         prev === undefined ? undefined : { n: Number(prev['n']), hash: prev['hash'] as string },
-        moved.map((r) => ({ id: r['id'] as string, seq: Number(r['last_seq']), hash: r['last_hash'] as string, lastTime: iso(r['last_time']) })),
+        moved.map((r) => ({ id: r['id'] as string, seq: Number(r['seq']), hash: r['hash'] as string, lastTime: iso(r['last_time']) })),
         time,
         options.signingKey,
       );
@@ -624,7 +707,7 @@ export class PostgresStore implements SessionStore {
       if (moved.length > 0) {
         await c.query('UPDATE sessions s SET checkpointed_seq = h.seq FROM unnest($1::text[], $2::int[]) AS h(id, seq) WHERE s.id = h.id', [
           moved.map((r) => r['id']),
-          moved.map((r) => Number(r['last_seq'])),
+          moved.map((r) => Number(r['seq'])),
         ]);
       }
       return record;
@@ -648,14 +731,16 @@ export class PostgresStore implements SessionStore {
     for (const id of ids) {
       this.heads.delete(id);
       const done = await this.tx(async (c) => {
-        const head = (await c.query('SELECT last_seq, last_hash, subject, last_time, ended_at FROM sessions WHERE id = $1 FOR UPDATE', [id])).rows[0] as Row | undefined;
+        const head = (await c.query(`SELECT s.subject, s.ended_at, ${WRITER_HEAD} FROM sessions s ${NEWEST_EVENT} WHERE s.id = $1 FOR UPDATE OF s`, [id])).rows[0] as
+          | Row
+          | undefined;
         if (head === undefined || head['ended_at'] != null) return false;
         const bodies = ((await c.query('SELECT body FROM events WHERE session_id = $1 ORDER BY seq', [id])).rows as Row[]).map((r) => JSON.parse(r['body'] as string) as EventBody);
         const counters = countersFromEvents(bodies);
-        const seq = Number(head['last_seq']) + 1;
-        const time = iso(head['last_time']);
+        const seq = Number(head['head_seq']) + 1;
+        const time = iso(head['head_time']);
         const { event, body } = sealEvent(
-          head['last_hash'] as string,
+          head['head_hash'] as string,
           buildEvent(id, seq, head['subject'] as string, { type: 'session.end', outcome: 'crashed', counters, time }, this.now),
         );
         await c.query('INSERT INTO events (session_id, seq, type, time, subject, decision, text, body, hash) VALUES ($1, $2, $3, $4, $5, NULL, NULL, $6, $7)', [
@@ -667,7 +752,10 @@ export class PostgresStore implements SessionStore {
           body,
           event.hash,
         ]);
-        await c.query("UPDATE sessions SET last_seq = $2, last_hash = $3, ended_at = $4, outcome = 'crashed', counters = $5 WHERE id = $1", [id, seq, event.hash, event.time, JSON.stringify(counters)]);
+        await c.query(
+          "UPDATE sessions SET last_seq = $2, last_hash = $3, last_time = greatest(last_time, $4), ended_at = $4, outcome = 'crashed', counters = $5 WHERE id = $1",
+          [id, seq, event.hash, event.time, JSON.stringify(counters)],
+        );
         return true;
       });
       if (done) closed.push(id);
@@ -688,7 +776,11 @@ export class PostgresStore implements SessionStore {
       // Locks the maintenance chain's head: concurrent prunes append one after the other.
       const head = (await c.query('SELECT last_seq, last_hash, subject FROM sessions WHERE id = $1 FOR UPDATE', [MAINTENANCE_SESSION_ID])).rows[0] as Row;
       const doomed = (
-        await c.query('SELECT id FROM sessions WHERE last_time < $1 AND id <> $2 FOR UPDATE', [cutoff.toISOString(), MAINTENANCE_SESSION_ID])
+        // A session's last activity is its newest event's time (an open session's row is not moved by its appends).
+        await c.query(`SELECT s.id FROM sessions s ${NEWEST_EVENT} WHERE greatest(s.last_time, h.time) < $1 AND s.id <> $2 FOR UPDATE OF s`, [
+          cutoff.toISOString(),
+          MAINTENANCE_SESSION_ID,
+        ])
       ).rows.map((r: Row) => r['id'] as string);
       let eventsRemoved = 0;
       if (doomed.length > 0) {
