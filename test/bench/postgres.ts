@@ -50,8 +50,8 @@ const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
 const LATENCY_N = Number(process.env['BENCH_LATENCY_N'] ?? 2000);
 const LARGE_SQL = 'SELECT g, md5(g::text) FROM generate_series(1, 1000000) g';
 /** 1M rows of which the masking tunnel masks two columns by column rule (the issue's "two masked columns"). */
-const PEOPLE_SQL = 'SELECT * FROM bench_people';
-const PEOPLE_SEED = `CREATE TABLE bench_people AS SELECT g AS id, 'name ' || g AS name, lpad((g::bigint * 7919 % 1000000000)::text, 9, '0') AS ssn,
+export const PEOPLE_SQL = 'SELECT * FROM bench_people';
+export const PEOPLE_SEED = `CREATE TABLE bench_people AS SELECT g AS id, 'name ' || g AS name, lpad((g::bigint * 7919 % 1000000000)::text, 9, '0') AS ssn,
   '4111 1111 1111 ' || lpad((g % 10000)::text, 4, '0') AS card FROM generate_series(1, 1000000) g`;
 
 interface Path {
@@ -207,7 +207,7 @@ async function latency(url: string, extended = false, name = ''): Promise<{ p50:
   return { p50: times[Math.floor(times.length * 0.5)]!, p99: times[Math.floor(times.length * 0.99)]! };
 }
 
-async function largeMbps(url: string, bytes: number, sql = LARGE_SQL): Promise<number | undefined> {
+export async function largeMbps(url: string, bytes: number, sql = LARGE_SQL): Promise<number | undefined> {
   const t0 = performance.now();
   const r = await sh('psql', ['-X', '-At', '-o', '/dev/null', '-c', sql, url]);
   const s = (performance.now() - t0) / 1000;
