@@ -31,7 +31,7 @@ import { Pool, request } from 'undici';
 import { TUNNEL_NODE_FLAGS } from '../../src/cli/tunnel-node-flags.js';
 import { cpuMs } from './proc.js';
 
-const self = fileURLToPath(import.meta.url);
+export const self = fileURLToPath(import.meta.url);
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 5);
 /** Interleaved load rounds per party (the median round is reported). */
 const LOAD_ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
@@ -186,14 +186,14 @@ policies:
 
 // ───────────────────────────── the driver ─────────────────────────────
 
-interface Party {
+export interface Party {
   name: string;
   url: string;
   headers: Record<string, string>;
   child?: ChildProcess;
 }
 
-function startRole(args: string[], script = self): Promise<{ child: ChildProcess; msg: { port: number; token?: string } }> {
+export function startRole(args: string[], script = self): Promise<{ child: ChildProcess; msg: { port: number; token?: string } }> {
   // A tunnel runs as `dlpctl connect` runs it (with the flags bin/dlpctl.js adds), and so does the reference
   // proxy; BENCH_PROF=DIR writes their CPU profiles.
   const proxy = args[1] === 'tunnel' || args[1] === 'node-proxy';
@@ -264,7 +264,7 @@ function pct(sorted: number[], p: number): number {
  * 32 connections in a closed loop for SECONDS: req/s and latency after a 0.5 s warm-up, and the proxy's CPU
  * per request over the whole run (warm-up included, from /proc/PID/stat: steadier than req/s on a shared VM).
  */
-async function load(p: Party): Promise<{ rps: number; p50: number; p99: number; errors: number; cpuUs?: number }> {
+export async function load(p: Party): Promise<{ rps: number; p50: number; p99: number; errors: number; cpuUs?: number }> {
   const pool = new Pool(p.url, { connections: 32, pipelining: 1 });
   const cpu0 = cpuMs(p.child?.pid);
   let all = 0;
