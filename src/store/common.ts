@@ -288,9 +288,30 @@ function membersInOrder(input: object): string[] {
 }
 
 /**
+ * A member that is a plain object whose keys are not in sorted order (a header map in arrival order, entity
+ * counts in the order found), as a copy with the same members in sorted order; any other value as it is.
+ * One level: what events carry as maps is flat.
+ */
+function sortedMap(v: unknown): unknown {
+  if (typeof v !== 'object' || v === null || Array.isArray(v) || Object.getPrototypeOf(v) !== Object.prototype) return v;
+  let prev: string | undefined;
+  for (const k in v) {
+    if (prev !== undefined && !(prev < k)) {
+      const out: Record<string, unknown> = {};
+      for (const key of Object.keys(v).sort()) out[key] = (v as Record<string, unknown>)[key];
+      return out;
+    }
+    prev = k;
+  }
+  return v;
+}
+
+/**
  * Builds the event without its hash; the session head supplies seq and subject. Its members are written in
- * sorted order, so canonicalJson can take JSON.stringify's native walk (chain.ts) when the caller's nested
- * values are sorted too. A caller's sessionId, seq, subject, time or hash never gets in (the store's own).
+ * sorted order, and so are those of a member that is a flat map (sortedMap), so canonicalJson takes
+ * JSON.stringify's native walk (chain.ts) for the events dlpctl writes: an HTTP request's header maps, in
+ * arrival order, sent every one of them the general way (~11 µs of a request's ~255). A caller's sessionId,
+ * seq, subject, time or hash never gets in (the store's own).
  */
 export function buildEvent(
   sessionId: string,
@@ -319,7 +340,7 @@ export function buildEvent(
         event[k] = t;
         break;
       default:
-        event[k] = (input as unknown as Record<string, unknown>)[k];
+        event[k] = sortedMap((input as unknown as Record<string, unknown>)[k]);
     }
   }
   return event as unknown as Omit<StoreEvent, 'hash'>;

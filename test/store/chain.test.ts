@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { canonicalJson, chainHash, ChainVerifier, GENESIS_HASH, sealEvent } from '../../src/store/chain.js';
 import { newApprovalId, newSessionId, APPROVAL_ID_ALPHABET } from '../../src/store/ids.js';
 import { redactStoreUrl, parseStoreUrl } from '../../src/store/url.js';
-import type { StoreEvent } from '../../src/store/types.js';
+import { buildEvent } from '../../src/store/common.js';
+import type { NewEvent, StoreEvent } from '../../src/store/types.js';
 
 describe('canonical JSON', () => {
   it('sorts keys recursively, drops undefined, no whitespace', () => {
@@ -76,6 +77,27 @@ describe('canonical JSON', () => {
       };
       expect(outcome(canonicalJson)).toBe(outcome(reference));
     }
+  });
+
+  it('buildEvent writes flat map members (headers, counts) in sorted order, and the body stays the canonical one', () => {
+    const input = {
+      type: 'http.request',
+      method: 'POST',
+      path: '/v1/chat',
+      decision: 'allow',
+      reqHeaders: { host: 'h', connection: 'keep-alive', 'content-type': 'application/json', accept: '*/*' },
+      masked: { email: 2, credit_card: 1 },
+      tags: ['b', 'a'],
+    } as unknown as NewEvent;
+    const event = buildEvent('S', 2, 'alice', input, () => new Date(0), '2025-01-01T00:00:00.000Z') as unknown as Record<string, unknown>;
+    expect(Object.keys(event['reqHeaders'] as object)).toEqual(['accept', 'connection', 'content-type', 'host']);
+    expect(Object.keys(event['masked'] as object)).toEqual(['credit_card', 'email']);
+    expect(event['tags']).toEqual(['b', 'a']); // arrays keep their order: it is their content
+    // Nothing but the order changed: the same canonical body as the caller's unsorted maps give.
+    expect(JSON.stringify(event)).toBe(canonicalJson({ ...input, sessionId: 'S', seq: 2, subject: 'alice', time: '2025-01-01T00:00:00.000Z' }));
+    expect((input as unknown as { reqHeaders: object }).reqHeaders).toEqual({ host: 'h', connection: 'keep-alive', 'content-type': 'application/json', accept: '*/*' });
+    const sortedAlready = { a: 1, b: 2 };
+    expect((buildEvent('S', 3, 'alice', { type: 'mask.summary', entities: sortedAlready } as unknown as NewEvent, () => new Date(0)) as unknown as { entities: object }).entities).toBe(sortedAlready);
   });
 
   it('chains SHA-256(previous hex hash ‖ canonical body)', () => {
