@@ -116,6 +116,8 @@ export function hashToken(entity: string, value: string, key: string | Uint8Arra
 export class PseudonymVault {
   readonly #byValue = new Map<string, string>();
   readonly #byPlaceholder = new Map<string, string>();
+  /** Originals as they go inside a JSON string, by placeholder (filled by restoreJson as it meets them). */
+  readonly #jsonEscaped = new Map<string, string>();
   readonly #counters = new Map<string, number>();
   readonly #numbering: PseudonymVault | null;
 
@@ -161,8 +163,16 @@ export class PseudonymVault {
   restoreJson(text: string): string {
     if (this.#byPlaceholder.size === 0) return text;
     return text.replace(/(?:<|\\u003[cC])([A-Z][A-Z0-9_]*_\d+)(?:>|\\u003[eE])/g, (m, name: string) => {
-      const v = this.#byPlaceholder.get(`<${name}>`);
-      return v === undefined ? m : JSON.stringify(v).slice(1, -1);
+      // A reply repeats its placeholders: each original is JSON-escaped once, then taken from #jsonEscaped.
+      const placeholder = m.charCodeAt(0) === 60 && m.charCodeAt(m.length - 1) === 62 ? m : `<${name}>`;
+      let escaped = this.#jsonEscaped.get(placeholder);
+      if (escaped === undefined) {
+        const v = this.#byPlaceholder.get(placeholder);
+        if (v === undefined) return m;
+        escaped = JSON.stringify(v).slice(1, -1);
+        this.#jsonEscaped.set(placeholder, escaped);
+      }
+      return escaped;
     });
   }
 
@@ -170,6 +180,7 @@ export class PseudonymVault {
   clear(): void {
     this.#byValue.clear();
     this.#byPlaceholder.clear();
+    this.#jsonEscaped.clear();
     this.#counters.clear();
   }
 }

@@ -91,6 +91,16 @@ describe('maskers', () => {
     expect(vault.restore('I wrote to <EMAIL_2> and <EMAIL_9>')).toBe('I wrote to bob@corp.com and <EMAIL_9>');
     // JSON replies: escaped placeholders, originals JSON-escaped
     expect(vault.restoreJson('{"c":"hi \\u003cEMAIL_1\\u003e <PHONE_1>"}')).toBe('{"c":"hi alice@corp.com 415-555-2671"}');
+    // each form, repeated, mixed escapes, and an original that JSON must escape
+    const q = new PseudonymVault();
+    q.placeholderFor('NAME', 'say "hi"\\n');
+    expect(q.restoreJson('<NAME_1> \\u003cNAME_1\\u003e <NAME_1\\u003E \\u003CNAME_1> <NAME_1> <NAME_2>')).toBe(
+      'say \\"hi\\"\\\\n say \\"hi\\"\\\\n say \\"hi\\"\\\\n say \\"hi\\"\\\\n say \\"hi\\"\\\\n <NAME_2>',
+    );
+    q.clear(); // forgets the originals, escaped ones included: the placeholder, issued again, is the new value's
+    expect(q.restoreJson('<NAME_1>')).toBe('<NAME_1>');
+    expect(q.placeholderFor('NAME', 'bob')).toBe('<NAME_1>');
+    expect(q.restoreJson('<NAME_1> \\u003cNAME_1\\u003e')).toBe('bob bob');
     // another vault does not know these placeholders
     expect(new PseudonymVault().restore(masked)).toBe(masked);
     // same engine, later message: same placeholder
