@@ -46,6 +46,7 @@ import {
   toMs,
   StoreDeadlines,
   withStoreTimeout,
+  type Watched,
 } from './common.js';
 import { newApprovalId, newSessionId, normalizeApprovalId } from './ids.js';
 import { POSTGRES_MIGRATIONS } from './postgres-migrations.js';
@@ -93,16 +94,54 @@ const ROW_SYNC_MS = 1000;
 type Row = Record<string, unknown>;
 
 
-interface Item {
+interface Unit {
   sessionId: string;
   inputs: NewEvent[];
   end?: { outcome: Outcome; counters: Counters };
-  /** Its caller gave up (store timeout): not written if not sent yet. */
-  abandoned?: boolean;
   /** No events: brings the lane's session rows up to their heads now (see Lane.behind). */
   syncRows?: boolean;
-  resolve(events: StoreEvent[]): void;
-  reject(err: unknown): void;
+}
+
+/**
+ * One queued write and its caller's promise. The store timeout watches it directly (StoreDeadlines.add), so a
+ * write costs one promise, not a second one around it: the first of the commit's answer and the deadline wins.
+ */
+class Item implements Unit, Watched {
+  readonly sessionId: string;
+  readonly inputs: NewEvent[];
+  readonly end?: { outcome: Outcome; counters: Counters };
+  readonly syncRows?: boolean;
+  deadline = 0;
+  settled = false;
+  /** Its caller gave up (store timeout): not written if not sent yet. */
+  abandoned = false;
+  private readonly deadlines: StoreDeadlines | null;
+  private readonly ok: (events: StoreEvent[]) => void;
+  private readonly ko: (err: unknown) => void;
+
+  constructor(unit: Unit, deadlines: StoreDeadlines | null, ok: (events: StoreEvent[]) => void, ko: (err: unknown) => void) {
+    this.sessionId = unit.sessionId;
+    this.inputs = unit.inputs;
+    if (unit.end !== undefined) this.end = unit.end;
+    if (unit.syncRows !== undefined) this.syncRows = unit.syncRows;
+    this.deadlines = deadlines;
+    this.ok = ok;
+    this.ko = ko;
+  }
+
+  resolve(events: StoreEvent[]): void {
+    if (this.deadlines === null || this.deadlines.answer(this)) this.ok(events);
+  }
+
+  reject(err: unknown): void {
+    if (this.deadlines === null || this.deadlines.answer(this)) this.ko(err);
+  }
+
+  /** The deadline passed first (StoreDeadlines). */
+  fail(): void {
+    this.abandoned = true;
+    this.ko(this.deadlines!.timeoutError());
+  }
 }
 
 interface Lane {
@@ -409,11 +448,12 @@ export class PostgresStore implements SessionStore {
    * Queues an item on its session's lane; a deferred one waits up to DEFER_WRITE_MS for company. Fails
    * with STORE_TIMEOUT when not committed within the store timeout (see withStoreTimeout).
    */
-  private enqueue(unit: Omit<Item, 'resolve' | 'reject'>, defer = false, to?: Lane): Promise<StoreEvent[]> {
+  private enqueue(unit: Unit, defer = false, to?: Lane): Promise<StoreEvent[]> {
     this.checkOpen();
-    let item!: Item;
-    const p = new Promise<StoreEvent[]>((resolve, reject) => {
-      item = { ...unit, resolve, reject };
+    return new Promise<StoreEvent[]>((resolve, reject) => {
+      const deadlines = this.deadlines.active ? this.deadlines : null;
+      const item = new Item(unit, deadlines, resolve, reject);
+      deadlines?.add(item);
       const lane = to ?? this.lanes[laneOf(item.sessionId, this.lanes.length)]!;
       lane.queue.push(item);
       const start = (): void => {
@@ -429,7 +469,6 @@ export class PostgresStore implements SessionStore {
         queueMicrotask(start);
       }
     });
-    return this.deadlines.watch(p, () => (item.abandoned = true));
   }
 
   private async drain(lane: Lane): Promise<void> {

@@ -84,6 +84,8 @@ describe('postgres store specifics', () => {
     expect(sqls).toEqual(['session.start', 'select 1', 'select 2', 'select 4']);
     expect(after.seq).toBe(4);
     expect((await store.verify(s.id)).ok).toBe(true);
+    // Every answered write left the store timeout's watch (nothing waits for a deadline any more).
+    expect((store as unknown as { deadlines: { pending: number } }).deadlines.pending).toBe(0);
     await store.close();
   });
 
