@@ -815,8 +815,9 @@ export class PostgresStore implements SessionStore {
       // Locks the maintenance chain's head: concurrent prunes append one after the other.
       const head = (await c.query('SELECT last_seq, last_hash, subject FROM sessions WHERE id = $1 FOR UPDATE', [MAINTENANCE_SESSION_ID])).rows[0] as Row;
       const doomed = (
-        // A session's last activity is its newest event's time (an open session's row is not moved by its appends).
-        await c.query(`SELECT s.id FROM sessions s ${NEWEST_EVENT} WHERE greatest(s.last_time, h.time) < $1 AND s.id <> $2 FOR UPDATE OF s`, [
+        // A session's last activity is its newest event's time (an open session's row is not moved by its appends);
+        // a row already past the cutoff keeps its session without a look at its events.
+        await c.query(`SELECT s.id FROM sessions s ${NEWEST_EVENT} WHERE s.last_time < $1 AND greatest(s.last_time, h.time) < $1 AND s.id <> $2 FOR UPDATE OF s`, [
           cutoff.toISOString(),
           MAINTENANCE_SESSION_ID,
         ])
