@@ -481,7 +481,12 @@ export class PostgresStore implements SessionStore {
         take++;
       }
       const batch = lane.queue.splice(0, take);
-      await this.writeBatch(lane, batch);
+      try {
+        await this.writeBatch(lane, batch);
+      } catch (err) {
+        // A fault of the write path itself (not an answer of the store): this batch fails, the lane goes on.
+        for (const it of batch) it.reject(err);
+      }
     }
     lane.busy = false;
     if (this.lanes.every((l) => !l.busy)) for (const f of this.idle) f();

@@ -183,6 +183,22 @@ describe('postgres store specifics', () => {
     });
   });
 
+  it('a fault inside the write path fails its own batch only: the lane goes on with the next writes', async () => {
+    const store = await openStore(await server.newDatabase());
+    const s = await store.createSession({ resource: 'db', kind: 'postgres', identity: alice, clientAddr: 'x' });
+    const q = (sql: string) => ({ type: 'query' as const, sql, decision: 'allow' as const, kinds: ['select'], tables: [] });
+    const internals = store as unknown as { writeBatch: (...a: unknown[]) => Promise<void> };
+    const real = internals.writeBatch;
+    internals.writeBatch = async () => {
+      internals.writeBatch = real;
+      throw new Error('boom');
+    };
+    await expect(store.append(s.id, q('select 1'))).rejects.toThrow('boom');
+    expect((await store.append(s.id, q('select 2'))).seq).toBe(2);
+    expect((await store.verify(s.id)).ok).toBe(true);
+    await store.close();
+  });
+
   it('info().url carries no password', async () => {
     const s = await openStore(server.url);
     const info = await s.info();
