@@ -164,7 +164,7 @@ export class PseudonymVault {
     if (this.#byPlaceholder.size === 0) return text;
     return text.replace(/(?:<|\\u003[cC])([A-Z][A-Z0-9_]*_\d+)(?:>|\\u003[eE])/g, (m, name: string) => {
       // A reply repeats its placeholders: each original is JSON-escaped once, then taken from #jsonEscaped.
-      const placeholder = m.charCodeAt(0) === 60 && m.charCodeAt(m.length - 1) === 62 ? m : `<${name}>`;
+      const placeholder = `<${name}>`;
       let escaped = this.#jsonEscaped.get(placeholder);
       if (escaped === undefined) {
         const v = this.#byPlaceholder.get(placeholder);

@@ -30,6 +30,46 @@ export interface Watched {
 }
 
 /**
+ * One queued write and its caller's promise, as both store writers keep them. With a StoreDeadlines it is
+ * watched as it is (no second promise per write): the first answer wins, the commit's (`resolve`, `reject`)
+ * or the deadline's (`fail`: STORE_TIMEOUT, and `abandoned` set, so a writer that has not sent it yet may
+ * drop it). Without one, the commit's answer is the only one.
+ */
+export class WatchedWrite<T> implements Watched {
+  deadline = 0;
+  settled = false;
+  /** The deadline failed it first. */
+  abandoned = false;
+  private readonly res: (value: T) => void;
+  private readonly rej: (err: unknown) => void;
+  private readonly deadlines: StoreDeadlines | undefined;
+
+  constructor(res: (value: T) => void, rej: (err: unknown) => void, deadlines: StoreDeadlines | undefined) {
+    this.res = res;
+    this.rej = rej;
+    this.deadlines = deadlines;
+  }
+
+  resolve(value: T): void {
+    if (this.answered()) this.res(value);
+  }
+
+  reject(err: unknown): void {
+    if (this.answered()) this.rej(err);
+  }
+
+  fail(): void {
+    this.abandoned = true;
+    this.rej(this.deadlines!.timeoutError());
+  }
+
+  /** Whether the commit's answer is the first (without a deadline it always is). */
+  private answered(): boolean {
+    return this.deadlines === undefined || this.deadlines.answer(this);
+  }
+}
+
+/**
  * withStoreTimeout for a store's stream of writes: one timer, for the oldest write still waiting, instead of
  * one armed and cleared per write (a tunnel makes two writes per statement, and the timer pair was a visible
  * cost). Every write gets the same limit, so they time out in the order they were made: a queue, whose settled

@@ -46,7 +46,7 @@ import {
   toMs,
   StoreDeadlines,
   withStoreTimeout,
-  type Watched,
+  WatchedWrite,
 } from './common.js';
 import { newApprovalId, newSessionId, normalizeApprovalId } from './ids.js';
 import { POSTGRES_MIGRATIONS } from './postgres-migrations.js';
@@ -102,45 +102,19 @@ interface Unit {
   syncRows?: boolean;
 }
 
-/**
- * One queued write and its caller's promise. The store timeout watches it directly (StoreDeadlines.add), so a
- * write costs one promise, not a second one around it: the first of the commit's answer and the deadline wins.
- */
-class Item implements Unit, Watched {
+/** One queued write of a lane (an abandoned one that is not sent yet is not written). */
+class Item extends WatchedWrite<StoreEvent[]> implements Unit {
   readonly sessionId: string;
   readonly inputs: NewEvent[];
   readonly end?: { outcome: Outcome; counters: Counters };
   readonly syncRows?: boolean;
-  deadline = 0;
-  settled = false;
-  /** Its caller gave up (store timeout): not written if not sent yet. */
-  abandoned = false;
-  private readonly deadlines: StoreDeadlines | null;
-  private readonly ok: (events: StoreEvent[]) => void;
-  private readonly ko: (err: unknown) => void;
 
-  constructor(unit: Unit, deadlines: StoreDeadlines | null, ok: (events: StoreEvent[]) => void, ko: (err: unknown) => void) {
+  constructor(unit: Unit, res: (events: StoreEvent[]) => void, rej: (err: unknown) => void, deadlines: StoreDeadlines | undefined) {
+    super(res, rej, deadlines);
     this.sessionId = unit.sessionId;
     this.inputs = unit.inputs;
     if (unit.end !== undefined) this.end = unit.end;
     if (unit.syncRows !== undefined) this.syncRows = unit.syncRows;
-    this.deadlines = deadlines;
-    this.ok = ok;
-    this.ko = ko;
-  }
-
-  resolve(events: StoreEvent[]): void {
-    if (this.deadlines === null || this.deadlines.answer(this)) this.ok(events);
-  }
-
-  reject(err: unknown): void {
-    if (this.deadlines === null || this.deadlines.answer(this)) this.ko(err);
-  }
-
-  /** The deadline passed first (StoreDeadlines). */
-  fail(): void {
-    this.abandoned = true;
-    this.ko(this.deadlines!.timeoutError());
   }
 }
 
@@ -451,8 +425,8 @@ export class PostgresStore implements SessionStore {
   private enqueue(unit: Unit, defer = false, to?: Lane): Promise<StoreEvent[]> {
     this.checkOpen();
     return new Promise<StoreEvent[]>((resolve, reject) => {
-      const deadlines = this.deadlines.active ? this.deadlines : null;
-      const item = new Item(unit, deadlines, resolve, reject);
+      const deadlines = this.deadlines.active ? this.deadlines : undefined;
+      const item = new Item(unit, resolve, reject, deadlines);
       deadlines?.add(item);
       const lane = to ?? this.lanes[laneOf(item.sessionId, this.lanes.length)]!;
       lane.queue.push(item);

@@ -32,7 +32,7 @@ import { DlpctlError } from '../errors.js';
 import { ChainBatch, type EventRow, type Head } from './batch.js';
 import { GENESIS_HASH } from './chain.js';
 import { buildCheckpoint } from './checkpoint.js';
-import { countersFromEvents, DEFER_WRITE_MS, maintenanceSession, sessionRowValues, toMs, type StoreDeadlines, type Watched } from './common.js';
+import { countersFromEvents, DEFER_WRITE_MS, maintenanceSession, sessionRowValues, toMs, WatchedWrite, type StoreDeadlines } from './common.js';
 import { MAINTENANCE_SESSION_ID, type CheckpointRecord, type Counters, type EventBody, type NewEvent, type Outcome, type PruneResult, type Session, type StoreEvent } from './types.js';
 
 type Row = Record<string, unknown>;
@@ -215,41 +215,13 @@ export function statementCache(db: DatabaseSync): { get(sql: string): StatementS
   };
 }
 
-/**
- * One queued unit and its caller's promise. With a StoreDeadlines, it is watched as it is (no second promise):
- * the first answer wins, the commit's or the deadline's (`fail`: STORE_TIMEOUT; the unit still commits when its
- * turn comes, see withStoreTimeout).
- */
-class Work implements Watched {
-  settled = false;
-  deadline = 0;
+/** One queued unit and its caller's promise (the unit still commits when its turn comes after a STORE_TIMEOUT, see withStoreTimeout). */
+class Work extends WatchedWrite<WriteValue> {
   readonly op: WriteOp;
-  private readonly res: (value: WriteValue) => void;
-  private readonly rej: (err: unknown) => void;
-  private readonly deadlines: StoreDeadlines | undefined;
 
   constructor(op: WriteOp, res: (value: WriteValue) => void, rej: (err: unknown) => void, deadlines: StoreDeadlines | undefined) {
+    super(res, rej, deadlines);
     this.op = op;
-    this.res = res;
-    this.rej = rej;
-    this.deadlines = deadlines;
-  }
-
-  resolve(value: WriteValue): void {
-    if (this.answered()) this.res(value);
-  }
-
-  reject(err: unknown): void {
-    if (this.answered()) this.rej(err);
-  }
-
-  fail(): void {
-    this.rej(this.deadlines!.timeoutError());
-  }
-
-  /** Whether the commit's answer is the first (without a deadline it always is). */
-  private answered(): boolean {
-    return this.deadlines === undefined || this.deadlines.answer(this);
   }
 }
 

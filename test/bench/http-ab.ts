@@ -14,15 +14,11 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { abRow } from './ab.js';
 import { load, self, startRole, type Party } from './http.js';
 
 const PAIRS = Number(process.env['BENCH_PAIRS'] ?? 6);
 const MODE = process.env['BENCH_HTTP_MODE'] === 'pass' ? 'pass' : 'mask';
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
 
 async function main(): Promise<void> {
   const bDir = process.env['BENCH_B_DIR'];
@@ -69,9 +65,7 @@ async function main(): Promise<void> {
     '|---|---:|---|---:|---|',
   ];
   for (const name of ['A', 'B']) {
-    const xs = cpu[name]!;
-    const ys = rps[name]!;
-    lines.push(`| ${name} | ${xs.length ? median(xs).toFixed(1) : '–'} | ${xs.map((x) => x.toFixed(1)).join(' ')} | ${ys.length ? median(ys).toFixed(0) : '–'} | ${ys.map((y) => y.toFixed(0)).join(' ')} |`);
+    lines.push(abRow(name, cpu[name]!, rps[name]!));
   }
   console.log(lines.join('\n'));
 }

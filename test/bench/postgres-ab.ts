@@ -24,6 +24,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { startPostgres } from '../helpers/postgres.js';
 import { largeMbps, PEOPLE_SEED, PEOPLE_SQL, pgbenchTps, startTunnel, tunnelConfig, tunnelEnv } from './postgres.js';
+import { abRow } from './ab.js';
 import { cpuMs } from './proc.js';
 
 const PAIRS = Number(process.env['BENCH_PAIRS'] ?? 6);
@@ -31,11 +32,6 @@ const CONFIG = process.env['BENCH_CONFIG'] === 'mask' ? 'mask' : 'audit';
 const PG_STORE = process.env['BENCH_STORE'] === 'postgres';
 type Mode = 'simple' | 'prepared' | 'people';
 const MODES = (process.env['BENCH_MODES'] ?? 'simple').split(',').filter((m): m is Mode => m === 'simple' || m === 'prepared' || m === 'people');
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
 
 async function main(): Promise<void> {
   const bBin = process.env['BENCH_B_BIN'];
@@ -102,11 +98,7 @@ async function main(): Promise<void> {
     ];
     for (const mode of MODES) {
       for (const name of ['A', 'B']) {
-        const xs = cpu[`${name} ${mode}`] ?? [];
-        const ts = tps[`${name} ${mode}`] ?? [];
-        lines.push(
-          `| ${name} ${mode} | ${xs.length ? median(xs).toFixed(1) : '–'} | ${xs.map((x) => x.toFixed(1)).join(' ')} | ${ts.length ? median(ts).toFixed(mode === 'people' ? 1 : 0) : '–'} | ${ts.map((x) => x.toFixed(mode === 'people' ? 1 : 0)).join(' ')} |`,
-        );
+        lines.push(abRow(`${name} ${mode}`, cpu[`${name} ${mode}`] ?? [], tps[`${name} ${mode}`] ?? [], mode === 'people' ? 1 : 0));
       }
     }
     console.log(lines.join('\n'));
