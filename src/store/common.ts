@@ -73,8 +73,12 @@ export class WatchedWrite<T> implements Watched {
  * withStoreTimeout for a store's stream of writes: one timer, for the oldest write still waiting, instead of
  * one armed and cleared per write (a tunnel makes two writes per statement, and the timer pair was a visible
  * cost). Every write gets the same limit, so they time out in the order they were made: a queue, whose settled
- * head is dropped as writes commit; the timer is armed when a write waits and none is, and cleared when none
- * waits (so it holds the process open exactly while a write is pending, as one timer per write did).
+ * head is dropped as writes commit. The timer is armed for the oldest waiting write and, once none waits, left
+ * armed but unreferenced (it holds the process open exactly while a write is pending, as one timer per write
+ * did): the next write references it again instead of arming a new one (a commit empties the queue every few
+ * statements, and a setTimeout/clearTimeout pair per commit was a visible cost). A timer armed for an earlier
+ * write fires no later than any later write's deadline; when it fires, it fails what has passed its deadline
+ * and arms for the oldest write still waiting.
  */
 export class StoreDeadlines {
   private readonly ms: number;
@@ -147,7 +151,11 @@ export class StoreDeadlines {
   }
 
   private arm(): void {
-    if (this.timer !== undefined || this.head >= this.queue.length) return;
+    if (this.head >= this.queue.length) return;
+    if (this.timer !== undefined) {
+      this.timer.ref();
+      return;
+    }
     this.timer = setTimeout(() => this.expire(), Math.max(0, this.queue[this.head]!.deadline - performance.now()));
   }
 
@@ -156,8 +164,7 @@ export class StoreDeadlines {
     if (this.head === this.queue.length) {
       this.queue = [];
       this.head = 0;
-      if (this.timer !== undefined) clearTimeout(this.timer);
-      this.timer = undefined;
+      this.timer?.unref();
     } else if (this.head > 1024 && this.head * 2 > this.queue.length) {
       this.queue = this.queue.slice(this.head);
       this.head = 0;

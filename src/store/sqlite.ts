@@ -27,7 +27,7 @@ import {
 } from './common.js';
 import { newApprovalId, newSessionId, normalizeApprovalId } from './ids.js';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.js';
-import { mapSqliteError, openSqliteConnection, rowToSession, SqliteWriter, statementCache, truncateWalIfLarge, type SqliteConnectionOptions, type WriteOp, type WriteValue } from './sqlite-writer.js';
+import { mapSqliteError, openSqliteConnection, rowToSession, SqliteWriter, statementCache, checkpointWalIfLarge, type SqliteConnectionOptions, type WriteOp, type WriteValue } from './sqlite-writer.js';
 import { SqliteMaintenanceThread, SqliteWriterThread } from './sqlite-threads.js';
 import {
   MAINTENANCE_SESSION_ID,
@@ -586,7 +586,7 @@ export class SqliteStore implements SessionStore {
     this.closed = true;
     this.stmts.clear();
     // Leave no large WAL behind, even when another process keeps the file open (it would not be deleted).
-    truncateWalIfLarge(this.db, this.path, this.busyMs, 0);
+    checkpointWalIfLarge(this.db, this.path, this.busyMs, 'TRUNCATE', 0);
     this.db.close();
   }
 }

@@ -49,20 +49,49 @@ describe('StoreDeadlines', () => {
     expect(await p).toMatchObject({ ok: false, e: { message: 'database is locked' } });
   });
 
-  it('holds the process open only while a write waits: no timer once every write has answered', async () => {
+  it('holds the process open only while a write waits: the timer lets go once every write has answered', async () => {
     const d = new StoreDeadlines(60_000, 'x');
     const ws = Array.from({ length: 3 }, () => deferred<number>());
     const ps = ws.map((w) => d.watch(w.promise));
     const timer = () => (d as unknown as { timer: NodeJS.Timeout | undefined }).timer;
-    expect(timer()).toBeDefined();
+    expect(timer()?.hasRef()).toBe(true);
     ws[1]!.resolve(1);
     await turn();
-    expect(timer()).toBeDefined();
+    expect(timer()?.hasRef()).toBe(true);
     ws[0]!.resolve(0);
     ws[2]!.resolve(2);
     await Promise.all(ps);
-    expect(timer()).toBeUndefined();
+    expect(timer()?.hasRef() ?? false).toBe(false);
     expect(d.pending).toBe(0);
+    // the next write holds the process open again, on the same timer
+    const kept = timer();
+    const next = deferred<number>();
+    const pn = d.watch(next.promise);
+    expect(timer()?.hasRef()).toBe(true);
+    if (kept !== undefined) expect(timer()).toBe(kept);
+    next.resolve(4);
+    expect(await pn).toBe(4);
+    expect(timer()?.hasRef() ?? false).toBe(false);
+  });
+
+  it('a write made after the queue emptied still fails at its own deadline, not the earlier write\'s', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    const d = new StoreDeadlines(1000, 'x');
+    const a = deferred<number>();
+    const pa = d.watch(a.promise);
+    vi.advanceTimersByTime(100);
+    a.resolve(1);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(await pa).toBe(1);
+    vi.advanceTimersByTime(400); // t = 500: b's deadline is t = 1500; the timer armed for a fires at t = 1000
+    const b = deferred<number>();
+    const dropped: string[] = [];
+    const pb = settle(d.watch(b.promise, () => dropped.push('b')));
+    await vi.advanceTimersByTimeAsync(999); // t = 1499
+    expect(dropped).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1); // t = 1500
+    expect(dropped).toEqual(['b']);
+    expect(await pb).toMatchObject({ ok: false, e: { code: 'STORE_TIMEOUT' } });
   });
 
   it('many writes in flight use one timer between them', async () => {

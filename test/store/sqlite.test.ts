@@ -219,8 +219,8 @@ describe('sqlite store specifics', () => {
       expect((await store.listEvents(s.id)).map((e) => (e as { sql?: string }).sql ?? e.type)).toEqual(['session.start', 'SELECT 1', 'SELECT 2']);
       expect(await store.verify(s.id)).toMatchObject({ ok: true, eventsChecked: 3 });
       // nothing waits any more: no timer holds the process open
-      const deadlines = (store as unknown as { deadlines: { pending: number; timer: unknown } }).deadlines;
-      expect([deadlines.pending, deadlines.timer]).toEqual([0, undefined]);
+      const deadlines = (store as unknown as { deadlines: { pending: number; timer: NodeJS.Timeout | undefined } }).deadlines;
+      expect([deadlines.pending, deadlines.timer?.hasRef() ?? false]).toEqual([0, false]);
     } finally {
       raw.close();
       await store.close();
