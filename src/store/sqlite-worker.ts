@@ -89,7 +89,9 @@ if (init.role === 'writer') {
   const frameBytes = Number((db.prepare('PRAGMA page_size').get() as { page_size: number }).page_size) + 24;
   const tick = (): void => {
     // The file passes the bound only when the log does (the writer restarts the log within the file, which
-    // keeps the bound's size); below it, how far the log reaches is what the checkpoint reports.
+    // keeps the bound's size); below it, how far the log reaches is what the checkpoint reports. (The file's
+    // size taken for the log's, always past half the bound once the log has restarted, would move the journal
+    // at every tick.)
     let log = walBytes();
     try {
       // Past the bound the writer checkpoints the log; a checkpoint here would only hold the lock it needs.
