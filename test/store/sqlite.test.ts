@@ -542,6 +542,11 @@ describe('sqlite store specifics', () => {
   });
 
   it('keeps chains intact when two processes append to their own sessions at once', async () => {
+    // Long enough that the two overlap for many lock hand-overs: a process locked out retries every 1-2 ms and
+    // takes the lock in one of the other's gaps between commits, so the hand-overs grow with the overlap. 600
+    // per session gave about 10 (the bar itself) with the whole file running, once commits had become cheaper;
+    // 2,000 gave 46-72 there, 67-95 alone.
+    const PER_SESSION = 2000;
     const url = `sqlite:${path.join(dir, 'multi', 'store.db')}`;
     const store = await openStore(url);
     const worker = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'append-worker.ts');
@@ -550,7 +555,7 @@ describe('sqlite store specifics', () => {
     const childStarted = new Promise<void>((r) => (started = r));
     const runChild = () =>
       new Promise<string>((resolve, reject) => {
-        const child = spawn(process.execPath, ['--import', 'tsx', worker, url, '4', '600'], { stdio: ['pipe', 'pipe', 'pipe'] });
+        const child = spawn(process.execPath, ['--import', 'tsx', worker, url, '4', String(PER_SESSION)], { stdio: ['pipe', 'pipe', 'pipe'] });
         go = () => child.stdin.end('go\n');
         let out = '';
         let errOut = '';
@@ -567,12 +572,12 @@ describe('sqlite store specifics', () => {
     const mine = await Promise.all(Array.from({ length: 4 }, () => store.createSession({ resource: 'db', kind: 'postgres', identity: alice, clientAddr: 'x' })));
     go();
     await Promise.all(mine.map(async (s) => {
-      for (let i = 0; i < 600; i++) await store.append(s.id, { type: 'query', sql: `SELECT ${i}`, decision: 'allow', kinds: ['select'], tables: [] });
+      for (let i = 0; i < PER_SESSION; i++) await store.append(s.id, { type: 'query', sql: `SELECT ${i}`, decision: 'allow', kinds: ['select'], tables: [] });
     }));
     const childSessions = JSON.parse((await child).split('\n').find((l) => l.startsWith('['))!) as string[];
     expect(childSessions).toHaveLength(4);
     const r = await store.verify();
-    expect(r).toMatchObject({ ok: true, sessionsChecked: 8, eventsChecked: 8 * 601 });
+    expect(r).toMatchObject({ ok: true, sessionsChecked: 8, eventsChecked: 8 * (PER_SESSION + 1) });
     // The two processes really wrote at the same time: their event rows interleave.
     const db = new DatabaseSync(url.slice('sqlite:'.length));
     const owners = (db.prepare('SELECT session_id FROM events ORDER BY id').all() as { session_id: string }[]).map((r) => childSessions.includes(r.session_id));
