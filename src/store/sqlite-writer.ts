@@ -84,9 +84,9 @@ const ROWS_PER_INSERT = 200;
  * file, cost a tenth more CPU per commit in a microbenchmark, freeing 16 MB of page cache and the file's blocks
  * to allocate them again as the log grows back, and 2.5 µs more per statement through the tunnel over six
  * fresh pairs. Opening and closing still TRUNCATE: nothing is left behind.)
- * A checkpoint from the maintenance thread instead waits for a pause of the writer while holding the checkpoint
- * lock, which a pipelining client never gives: the WAL reached 200 MB that way; the maintenance thread leaves a
- * WAL past the bound to the writer. It does not wait for a reader holding an old snapshot: the next commit
+ * A RESTART or TRUNCATE from the maintenance thread would instead wait for a pause of the writer while holding
+ * the checkpoint lock, which a pipelining client never gives: the WAL reached 200 MB that way; the maintenance
+ * thread leaves a WAL past the bound to the writer. It does not wait for a reader holding an old snapshot: the next commit
  * tries again, and only well past the bound waits, up to 250 ms.
  */
 export const WAL_CHECKPOINT_BYTES = 16 * 1024 * 1024;

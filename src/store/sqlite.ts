@@ -27,7 +27,7 @@ import {
 } from './common.js';
 import { newApprovalId, newSessionId, normalizeApprovalId } from './ids.js';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.js';
-import { mapSqliteError, openSqliteConnection, rowToSession, SqliteWriter, statementCache, checkpointWalIfLarge, type SqliteConnectionOptions, type WriteOp, type WriteValue } from './sqlite-writer.js';
+import { checkpointWalIfLarge, mapSqliteError, openSqliteConnection, rowToSession, SqliteWriter, statementCache, type SqliteConnectionOptions, type WriteOp, type WriteValue } from './sqlite-writer.js';
 import { SqliteMaintenanceThread, SqliteWriterThread } from './sqlite-threads.js';
 import {
   MAINTENANCE_SESSION_ID,

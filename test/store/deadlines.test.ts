@@ -65,10 +65,11 @@ describe('StoreDeadlines', () => {
     expect(d.pending).toBe(0);
     // the next write holds the process open again, on the same timer
     const kept = timer();
+    expect(kept).toBeDefined();
     const next = deferred<number>();
     const pn = d.watch(next.promise);
     expect(timer()?.hasRef()).toBe(true);
-    if (kept !== undefined) expect(timer()).toBe(kept);
+    expect(timer()).toBe(kept);
     next.resolve(4);
     expect(await pn).toBe(4);
     expect(timer()?.hasRef() ?? false).toBe(false);
