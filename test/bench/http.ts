@@ -251,10 +251,15 @@ const BODY = JSON.stringify({
   model: 'gpt-test',
   messages: [
     { role: 'system', content: 'You are a helpful assistant. '.repeat(10) },
-    { role: 'user', content: `Please email alice.smith@example.com about card 4111 1111 1111 1111. ${'Context words here. '.repeat(30)}` },
+    { role: 'user', content: `Please email alice.smith@example.com about card 4111 1111 1111 1111. ${'Context words here. '.repeat(28)}` },
   ],
-}).slice(0, 1024);
-const BODY_1K = BODY.length < 1024 ? BODY.replace('Context', `${' '.repeat(1024 - BODY.length)}Context`) : BODY;
+});
+/**
+ * The request: valid JSON of exactly 1,024 bytes, so the tunnels take their JSON path. (Until 2026-12 the body
+ * was cut at 1,024 characters, which left it unterminated: the masking tunnel masked it as text.)
+ */
+const BODY_1K = BODY.replace('Context', `${' '.repeat(1024 - BODY.length)}Context`);
+if (Buffer.byteLength(BODY_1K) !== 1024 || (JSON.parse(BODY_1K) as { model?: string }).model !== 'gpt-test') throw new Error('http bench: the request body is not 1 KB of JSON');
 
 function pct(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
