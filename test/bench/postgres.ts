@@ -23,6 +23,8 @@
  *   the paths whose names contain one of these, BENCH_MODES=simple or prepared only that pgbench mode;
  *   BENCH_B_BIN=…/bin/dlpctl.js of another built checkout and/or BENCH_B_NODE_FLAGS (space-separated) add the audit tunnel again
  *   as "dlpctl policy + audit B", for an A/B of a change in the same rounds);
+ *   The table shows, beside each simple run, how much of the machine's CPU stayed idle (/proc/stat): where a
+ *   path's TPS lags its CPU, it is the latency of its round trip that the clients wait on.
  * - last, the latency of a sequential `SELECT 1` (2000 queries, node-postgres) p50/p99 and what each path adds
  *   to direct, and the same with a parameter (extended protocol). The peak RSS over the whole run goes to stderr.
  * Targets: pgbench ≥ 0.7× direct; large result ≥ 0.9× (pass-through) / ≥ 0.5× (two masked columns); RSS ≤
@@ -40,7 +42,7 @@ import pg from 'pg';
 import { TUNNEL_NODE_FLAGS } from '../../src/cli/tunnel-node-flags.js';
 import { demoSeedSql } from '../../src/demo/seed.js';
 import { freePort, startPostgres, type TestPostgres } from '../helpers/postgres.js';
-import { cpuMs, vmHwmMb } from './proc.js';
+import { cpuMs, idlePercent, machineTicks, vmHwmMb } from './proc.js';
 
 const BIN = path.resolve(import.meta.dirname, '../../bin/dlpctl.js');
 const PGBOUNCER = '/usr/sbin/pgbouncer';
@@ -68,6 +70,11 @@ interface Row {
   pcpuUs?: number;
   /** The proxy's CPU per pgbench statement, µs (its own process only). */
   cpuUs?: number;
+  /**
+   * The share of the whole machine's CPU left idle during the simple pgbench run: with every party on one 2-core
+   * machine, what a path leaves idle is latency (clients waiting on it, or on a commit), not work.
+   */
+  idlePct?: number;
   p50?: number;
   p99?: number;
   /** The same with a parameter (extended protocol). */
@@ -168,10 +175,12 @@ export async function startTunnel(dir: string, name: string, yaml: string, env: 
 }
 
 /** pgbench -S -c CLIENTS (8; simple protocol by default): TPS, statements, and the proxy's CPU per statement when its pid is known. */
-export async function pgbenchTps(url: string, pid?: number, mode: 'simple' | 'prepared' = 'simple', clients = 8): Promise<{ tps?: number; cpuUs?: number; n?: number }> {
+export async function pgbenchTps(url: string, pid?: number, mode: 'simple' | 'prepared' = 'simple', clients = 8): Promise<{ tps?: number; cpuUs?: number; n?: number; idlePct?: number }> {
   const cpu0 = cpuMs(pid);
+  const ticks0 = machineTicks();
   const r = await sh('pgbench', ['-n', '-S', '-c', String(clients), '-j', '2', '-T', String(SECONDS), '-M', mode, url]);
   const cpu1 = cpuMs(pid);
+  const idlePct = idlePercent(ticks0, machineTicks());
   const m = /tps = ([\d.]+)/.exec(r.stdout);
   const n = /number of transactions actually processed: (\d+)/.exec(r.stdout);
   if (!m) process.stderr.write(`pgbench failed: ${r.stderr.slice(0, 300)}\n`);
@@ -179,6 +188,7 @@ export async function pgbenchTps(url: string, pid?: number, mode: 'simple' | 'pr
     ...optional('tps', m ? Number(m[1]) : undefined),
     ...optional('n', n ? Number(n[1]) : undefined),
     ...optional('cpuUs', cpu0 !== undefined && cpu1 !== undefined && n ? ((cpu1 - cpu0) * 1000) / Number(n[1]) : undefined),
+    ...optional('idlePct', idlePct),
   };
 }
 
@@ -363,8 +373,8 @@ export async function run(): Promise<string> {
     }
     // 2. ROUNDS interleaved rounds (the paths in turn, the order reversed every other round): the large
     //    results warm, then pgbench. A single run per path moved a ratio by 0.2 with the VM's phases.
-    const runs = new Map<string, { mbps: number[]; peopleMbps: number[]; tps: number[]; cpuUs: number[]; ptps: number[]; pcpuUs: number[] }>(
-      paths.map((p) => [p.name, { mbps: [], peopleMbps: [], tps: [], cpuUs: [], ptps: [], pcpuUs: [] }]),
+    const runs = new Map<string, { mbps: number[]; peopleMbps: number[]; tps: number[]; cpuUs: number[]; idlePct: number[]; ptps: number[]; pcpuUs: number[] }>(
+      paths.map((p) => [p.name, { mbps: [], peopleMbps: [], tps: [], cpuUs: [], idlePct: [], ptps: [], pcpuUs: [] }]),
     );
     for (let round = 0; round < ROUNDS; round += 1) {
       for (const p of round % 2 ? [...paths].reverse() : paths) {
@@ -378,6 +388,7 @@ export async function run(): Promise<string> {
           const b = await pgbenchTps(p.url, p.pid);
           push(r.tps, b.tps);
           push(r.cpuUs, b.cpuUs);
+          push(r.idlePct, b.idlePct);
         }
         if (modes.includes('prepared')) {
           const pb = await pgbenchTps(p.url, p.pid, 'prepared');
@@ -416,6 +427,7 @@ export async function run(): Promise<string> {
         name: p.name,
         ...optional('tps', median(r.tps)),
         ...optional('cpuUs', median(r.cpuUs)),
+        ...optional('idlePct', median(r.idlePct)),
         ...optional('ptps', median(r.ptps)),
         ...optional('pcpuUs', median(r.pcpuUs)),
         p50: lat.p50,
@@ -438,19 +450,19 @@ export async function run(): Promise<string> {
     const lines = [
       `PostgreSQL tunnel, ${os.cpus().length} CPUs. Medians of ${ROUNDS} interleaved rounds: pgbench -S -c 8 -T ${SECONDS} (simple, then -M prepared), and two 1M-row results: generate_series with md5 (${(bytes / 1e6).toFixed(1)} MB of text, nothing to mask) and a people table (${(peopleBytes / 1e6).toFixed(1)} MB) whose ssn and card columns the masking path masks by column rule; "first" is each result's first run, on a fresh tunnel (cold), and the RSS is read after it. SELECT 1 ×${LATENCY_N} sequential (simple protocol; then SELECT $1 with a parameter: extended protocol).`,
       '',
-      '| path | pgbench TPS | vs direct | vs pgbouncer | proxy CPU µs / statement | vs node relay | -M prepared TPS | vs pgbouncer | CPU µs / statement | vs node relay | SELECT 1 p50 ms | p99 ms | added p50 / p99 ms | SELECT $1 p50 / p99 ms | added p50 / p99 ms | large result MB/s | vs direct | first, vs direct | people, 2 masked columns, MB/s | vs direct | first, vs direct | peak RSS after the first large results, MB |',
-      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+      '| path | pgbench TPS | vs direct | vs pgbouncer | proxy CPU µs / statement | vs node relay | machine idle % | -M prepared TPS | vs pgbouncer | CPU µs / statement | vs node relay | SELECT 1 p50 ms | p99 ms | added p50 / p99 ms | SELECT $1 p50 / p99 ms | added p50 / p99 ms | large result MB/s | vs direct | first, vs direct | people, 2 masked columns, MB/s | vs direct | first, vs direct | peak RSS after the first large results, MB |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ];
     for (const r of rows) {
       if (r.note) {
-        lines.push(`| ${r.name} | ${r.note} | | | | | | | | | | | | | | | | | | | | |`);
+        lines.push(`| ${r.name} | ${r.note} | | | | | | | | | | | | | | | | | | | | | |`);
         continue;
       }
       const added = r === base ? '–' : `${f((r.p50 ?? 0) - (base.p50 ?? 0), 3)} / ${f((r.p99 ?? 0) - (base.p99 ?? 0), 3)}`;
       const xadded = r === base ? '–' : `${f((r.xp50 ?? 0) - (base.xp50 ?? 0), 3)} / ${f((r.xp99 ?? 0) - (base.xp99 ?? 0), 3)}`;
       const vs = (a: number | undefined, b: number | undefined) => (r === base ? '1.00×' : ratio(a, b));
       lines.push(
-        `| ${r.name} | ${f(r.tps)} | ${vs(r.tps, base.tps)} | ${ratio(r.tps, bouncerRow?.tps)} | ${f(r.cpuUs, 1)} | ${ratio(r.cpuUs, relayRow?.cpuUs)} | ${f(r.ptps)} | ${ratio(r.ptps, bouncerRow?.ptps)} | ${f(r.pcpuUs, 1)} | ${ratio(r.pcpuUs, relayRow?.pcpuUs)} | ${f(r.p50, 3)} | ${f(r.p99, 3)} | ${added} | ${f(r.xp50, 3)} / ${f(r.xp99, 3)} | ${xadded} | ${f(r.mbps, 1)} | ${vs(r.mbps, base.mbps)} | ${vs(r.firstMbps, base.firstMbps)} | ${f(r.peopleMbps, 1)} | ${vs(r.peopleMbps, base.peopleMbps)} | ${vs(r.firstPeopleMbps, base.firstPeopleMbps)} | ${f(r.rssMb, 1)} |`,
+        `| ${r.name} | ${f(r.tps)} | ${vs(r.tps, base.tps)} | ${ratio(r.tps, bouncerRow?.tps)} | ${f(r.cpuUs, 1)} | ${ratio(r.cpuUs, relayRow?.cpuUs)} | ${f(r.idlePct, 1)} | ${f(r.ptps)} | ${ratio(r.ptps, bouncerRow?.ptps)} | ${f(r.pcpuUs, 1)} | ${ratio(r.pcpuUs, relayRow?.pcpuUs)} | ${f(r.p50, 3)} | ${f(r.p99, 3)} | ${added} | ${f(r.xp50, 3)} / ${f(r.xp99, 3)} | ${xadded} | ${f(r.mbps, 1)} | ${vs(r.mbps, base.mbps)} | ${vs(r.firstMbps, base.firstMbps)} | ${f(r.peopleMbps, 1)} | ${vs(r.peopleMbps, base.peopleMbps)} | ${vs(r.firstPeopleMbps, base.firstPeopleMbps)} | ${f(r.rssMb, 1)} |`,
       );
     }
     return lines.join('\n');

@@ -26,3 +26,20 @@ export function vmHwmMb(pid: number | undefined): number | undefined {
     return undefined;
   }
 }
+
+/** The whole machine's idle and total CPU time so far (all CPUs, in clock ticks), from /proc/stat. */
+export function machineTicks(): { idle: number; total: number } | undefined {
+  try {
+    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal …: idle and iowait are the time nothing ran
+    return { idle: f[3]! + f[4]!, total: f.slice(0, 8).reduce((a, b) => a + b, 0) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The share (%) of the machine's CPU time left idle between two machineTicks readings. */
+export function idlePercent(a: ReturnType<typeof machineTicks>, b: ReturnType<typeof machineTicks>): number | undefined {
+  if (!a || !b || b.total <= a.total) return undefined;
+  return ((b.idle - a.idle) * 100) / (b.total - a.total);
+}
