@@ -16,7 +16,8 @@
  *    process's peak RSS growth.
  *
  *   npx tsx test/bench/http.ts            BENCH_SECONDS=5 (per load run); BENCH_LOAD_ONLY=1 skips 2 and 3;
- *                                         BENCH_PROF=DIR writes the proxies' CPU profiles; BENCH_B_DIR=another
+ *                                         BENCH_PROF=DIR writes the proxies' CPU profiles (BENCH_PERF_MAP=1: their
+ *                                         JIT symbols, /tmp/perf-PID.map, for `perf record -p PID`); BENCH_B_DIR=another
  *                                         checkout adds its two tunnels as variants "B" (an A/B in one run)
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
@@ -195,9 +196,9 @@ export interface Party {
 
 export function startRole(args: string[], script = self): Promise<{ child: ChildProcess; msg: { port: number; token?: string } }> {
   // A tunnel runs as `dlpctl connect` runs it (with the flags bin/dlpctl.js adds), and so does the reference
-  // proxy; BENCH_PROF=DIR writes their CPU profiles.
+  // proxy; BENCH_PROF=DIR writes their CPU profiles, BENCH_PERF_MAP=1 their JIT symbols for `perf record -p`.
   const proxy = args[1] === 'tunnel' || args[1] === 'node-proxy';
-  const prof = proxy && process.env['BENCH_PROF'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['BENCH_PROF']}`] : [];
+  const prof = proxy && process.env['BENCH_PROF'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['BENCH_PROF']}`] : proxy && process.env['BENCH_PERF_MAP'] ? ['--perf-basic-prof'] : [];
   const child = fork(script, args, { execArgv: [...(proxy ? TUNNEL_NODE_FLAGS : []), ...prof, '--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   return new Promise((resolve, reject) => {
     child.once('message', (msg) => resolve({ child, msg: msg as { port: number; token?: string } }));
