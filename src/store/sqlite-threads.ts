@@ -35,8 +35,9 @@ export class SqliteMaintenanceThread {
     worker.on('error', () => undefined);
   }
 
-  static async start(file: string, display: string, connection: SqliteConnectionOptions): Promise<SqliteMaintenanceThread> {
-    return new SqliteMaintenanceThread(await spawn('maintenance', file, display, connection));
+  /** `committed`: the events this process's writer has committed, counted in shared memory (SqliteWriter.countCommitsInto). */
+  static async start(file: string, display: string, connection: SqliteConnectionOptions, committed: Int32Array): Promise<SqliteMaintenanceThread> {
+    return new SqliteMaintenanceThread(await spawn('maintenance', file, display, connection, committed));
   }
 
   /** Checkpoints and indexes one last time, then stops. */
@@ -79,7 +80,8 @@ export class SqliteWriterThread {
 
   /** Starts the writer and maintenance threads; resolves once their connections are open. */
   static async start(file: string, display: string, connection: SqliteConnectionOptions): Promise<SqliteWriterThread> {
-    const [writer, maintenance] = await Promise.allSettled([spawn('writer', file, display, connection), SqliteMaintenanceThread.start(file, display, connection)]);
+    const committed = sharedCounter();
+    const [writer, maintenance] = await Promise.allSettled([spawn('writer', file, display, connection, committed), SqliteMaintenanceThread.start(file, display, connection, committed)]);
     if (writer.status === 'rejected' || maintenance.status === 'rejected') {
       if (writer.status === 'fulfilled') await writer.value.terminate().catch(() => undefined);
       if (maintenance.status === 'fulfilled') await maintenance.value.close().catch(() => undefined);
@@ -143,12 +145,17 @@ async function stop(worker: Worker): Promise<void> {
   await worker.terminate().catch(() => undefined);
 }
 
-function spawn(role: 'writer' | 'maintenance', file: string, display: string, connection: SqliteConnectionOptions): Promise<Worker> {
+/** One 32-bit counter in memory both threads see (a count of events: they compare it modulo 2^32). */
+export function sharedCounter(): Int32Array {
+  return new Int32Array(new SharedArrayBuffer(4));
+}
+
+function spawn(role: 'writer' | 'maintenance', file: string, display: string, connection: SqliteConnectionOptions, committed: Int32Array): Promise<Worker> {
   const here = import.meta.url;
   // From the TypeScript sources (tests) the worker needs the same loader as this thread.
   const fromSources = here.endsWith('.ts');
   const worker = new Worker(new URL(fromSources ? './sqlite-worker.ts' : './sqlite-worker.js', here), {
-    workerData: { role, file, display, connection },
+    workerData: { role, file, display, connection, committed },
     // No inherited flags: V8's (--liftoff-only) are process-wide already and a worker refuses them.
     execArgv: fromSources ? ['--import', 'tsx'] : [],
   });

@@ -259,6 +259,8 @@ export class SqliteWriter {
   private readonly file: string | undefined;
   private indexTimer: NodeJS.Timeout | undefined;
   private indexScheduled = false;
+  /** Events committed here, counted for the maintenance thread (countCommitsInto). */
+  private committed: Int32Array | undefined;
 
   static readonly MAX_BATCH = 2000;
   /** Turns of the loop a commit may wait for more units while they keep arriving (see `flushWhenQuiet`). */
@@ -280,6 +282,14 @@ export class SqliteWriter {
     this.busyMs = busyMs;
     this.stmts = statementCache(db);
     this.indexing = opts.indexing ?? true;
+  }
+
+  /**
+   * From now on, adds the events of each commit to `counter[0]` (shared with the maintenance thread, which
+   * checkpoints by how much was written: see CHECKPOINT_EVENTS in sqlite-worker.ts).
+   */
+  countCommitsInto(counter: Int32Array): void {
+    this.committed = counter;
   }
 
   /** Leaves the full-text catch-up to another connection (a maintenance thread) from now on. */
@@ -742,6 +752,7 @@ export class SqliteWriter {
 
   /** After each commit: the full-text catch-up, and now and then a look at the WAL's size. */
   private afterCommit(events: number): void {
+    if (this.committed !== undefined && events > 0) Atomics.add(this.committed, 0, events);
     this.noteAppended(events);
     this.sinceWalCheck += events + 1;
     if (this.file !== undefined && this.sinceWalCheck >= SqliteWriter.WAL_CHECK_EVERY) {

@@ -28,7 +28,7 @@ import {
 import { newApprovalId, newSessionId, normalizeApprovalId } from './ids.js';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.js';
 import { checkpointWalIfLarge, mapSqliteError, openSqliteConnection, rowToSession, SqliteWriter, statementCache, type SqliteConnectionOptions, type WriteOp, type WriteValue } from './sqlite-writer.js';
-import { SqliteMaintenanceThread, SqliteWriterThread } from './sqlite-threads.js';
+import { sharedCounter, SqliteMaintenanceThread, SqliteWriterThread } from './sqlite-threads.js';
 import {
   MAINTENANCE_SESSION_ID,
   zeroCounters,
@@ -128,9 +128,11 @@ export class SqliteStore implements SessionStore {
     this.checkOpen();
     if (this.thread || this.maintenance) return;
     await this.local.drain();
-    this.maintenance = await SqliteMaintenanceThread.start(this.path, this.display, this.connection);
+    const committed = sharedCounter();
+    this.maintenance = await SqliteMaintenanceThread.start(this.path, this.display, this.connection, committed);
     this.db.exec('PRAGMA wal_autocheckpoint = 0');
     this.local.stopIndexing();
+    this.local.countCommitsInto(committed);
   }
 
   /** A unit to the writer; session writes (everything but prune) fail closed after the store timeout. */

@@ -354,7 +354,8 @@ describe('sqlite store specifics', () => {
     const store = await openStore(`sqlite:${file}`, { threads });
     const s = await store.createSession({ resource: 'db', kind: 'postgres', identity: alice, clientAddr: '127.0.0.1:1' });
     const before = fs.statSync(file).size;
-    await Promise.all(Array.from({ length: 600 }, (_, i) => store.append(s.id, { type: 'query', sql: `select tblmaint${i} from x`, decision: 'allow', kinds: ['select'], tables: [] })));
+    // (more events than the maintenance thread lets the log hold before it checkpoints: CHECKPOINT_EVENTS)
+    await Promise.all(Array.from({ length: 1200 }, (_, i) => store.append(s.id, { type: 'query', sql: `select tblmaint${i} from x`, decision: 'allow', kinds: ['select'], tables: [] })));
     const raw = new DatabaseSync(file, { readOnly: true });
     try {
       // The journal is moved into `events` at most once a second, and a checkpoint may come first: wait for
@@ -370,8 +371,32 @@ describe('sqlite store specifics', () => {
     } finally {
       raw.close();
     }
-    expect((await store.search({ text: 'tblmaint599' })).length).toBe(1);
+    expect((await store.search({ text: 'tblmaint1199' })).length).toBe(1);
     await store.close();
+  });
+
+  it('the maintenance thread leaves a trickle of events in the WAL (the commit after a checkpoint of the whole log pays an fsync) and checkpoints once a thousand have come', async () => {
+    const file = path.join(dir, 'thread-trickle', 'store.db');
+    const store = await openStore(`sqlite:${file}`, { threads: 'tunnel' }); // as `dlpctl connect` opens it
+    const s = await store.createSession({ resource: 'db', kind: 'postgres', identity: alice, clientAddr: '127.0.0.1:1' });
+    const inDbFile = (marker: string) => fs.readFileSync(file).includes(marker);
+    const inWal = (marker: string) => fs.readFileSync(`${file}-wal`).includes(marker);
+    // An agent's pace: a statement now and then, across several of the thread's 200 ms ticks.
+    for (let i = 0; i < 8; i++) {
+      await store.append(s.id, { type: 'query', sql: `select trickle_${i} from x`, decision: 'allow', kinds: ['select'], tables: [] });
+      await new Promise((r) => setTimeout(r, 120));
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    // Durable (in the WAL, which every reader sees), but not copied into the database file: no checkpoint ran.
+    expect(inWal('trickle_7')).toBe(true);
+    expect(inDbFile('trickle_7')).toBe(false);
+    expect((await store.search({ text: 'trickle_7' })).length).toBe(1);
+    // A thousand more events: the next tick checkpoints.
+    await Promise.all(Array.from({ length: 1000 }, (_, i) => store.append(s.id, { type: 'query', sql: `select burst_${i} from x`, decision: 'allow', kinds: ['select'], tables: [] })));
+    for (let i = 0; i < 50 && !inDbFile('trickle_7'); i += 1) await new Promise((r) => setTimeout(r, 100));
+    expect(inDbFile('trickle_7')).toBe(true);
+    await store.close();
+    expect((await (await openStore(`sqlite:${file}`)).verify(s.id)).ok).toBe(true);
   });
 
   it('a client pipelining 100,000 statements keeps the WAL within 64 MB while it writes and after close', async () => {
