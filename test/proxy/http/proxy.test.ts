@@ -4,7 +4,8 @@ import net from 'node:net';
 import { Readable } from 'node:stream';
 import { Client, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { curl, openTunnel, REAL_KEY, startUpstream, type TestTunnel, type Upstream } from './fixture.js';
+import type { AppendOptions, NewEvent, SessionStore } from '../../../src/store/types.js';
+import { curl, openTunnel, REAL_KEY, startUpstream, tempStore, type TestTunnel, type Upstream } from './fixture.js';
 
 let up: Upstream;
 let t: TestTunnel;
@@ -91,6 +92,42 @@ describe('tunnel token and injected credential', () => {
     expect(JSON.parse(r.stdout)).toEqual({ object: 'list', data: [{ id: 'gpt-test', object: 'model' }] });
     const denied = await curl(['-o', '/dev/null', '-w', '%{http_code}', `${t.url}/v1/models`]);
     expect(denied.stdout).toBe('401');
+  });
+});
+
+describe('recording', () => {
+  it('a response event is deferred to the next write, but one with a large body commits at once (its sealing would fall on the next request)', async () => {
+    const { store } = await tempStore();
+    // The store as the tunnel uses it, noting how each response event was appended.
+    const deferred = new Map<number, boolean>();
+    const spy = new Proxy(store, {
+      get(target, key, receiver) {
+        if (key !== 'append') return Reflect.get(target, key, receiver) as unknown;
+        return (id: string, e: NewEvent, options?: AppendOptions) => {
+          const r = e as { phase?: string; resBodyBytes?: number };
+          if (r.phase === 'response' && r.resBodyBytes !== undefined) deferred.set(r.resBodyBytes, options?.defer === true);
+          return target.append(id, e, options);
+        };
+      },
+    }) as SessionStore;
+    const tt = await openTunnel(up, { store: spy });
+    try {
+      for (const size of [1000, 20_000]) {
+        up.hook = (_r, res) => {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ text: 'y'.repeat(size - 11) }));
+        };
+        const r = await request(`${tt.url}/hook/size${size}`, { headers: { authorization: `Bearer ${tt.token}` } });
+        expect((await r.body.text()).length).toBe(size);
+      }
+      for (let i = 0; i < 50 && deferred.size < 2; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(deferred.get(1000)).toBe(true);
+      expect(deferred.get(20_000)).toBe(false);
+    } finally {
+      up.hook = null;
+      await tt.close();
+      await store.close();
+    }
   });
 });
 
