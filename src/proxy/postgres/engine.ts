@@ -90,8 +90,8 @@ function taintedFunctionNames(fns: readonly FunctionAnalysis[], masked: readonly
 export class PostgresEngine implements TunnelEngine {
   private readonly o: PostgresEngineOptions;
   private scram: { secret: string; value: ScramSecret } | null = null;
-  /** Our BackendKeyData (pid:key hex) → the upstream's, for CancelRequest. */
-  private readonly cancelKeys = new Map<string, { processId: number; secretKey: Buffer }>();
+  /** Our BackendKeyData (pid:key hex) → the upstream's, for CancelRequest, and its session once it runs. */
+  private readonly cancelKeys = new Map<string, { processId: number; secretKey: Buffer; session?: PgSession }>();
   /** Our cancel key → the approval wait of the statement that session holds, if any. */
   private readonly approvalWaits = new Map<string, AbortController>();
   readonly catalog: CatalogResolver;
@@ -185,10 +185,14 @@ export class PostgresEngine implements TunnelEngine {
     }
     if (hello.kind === 'cancel') {
       const key = `${hello.processId}:${hello.secretKey.toString('hex')}`;
-      // A statement held for approval has not reached the database: the cancel ends its wait (denied).
-      this.approvalWaits.get(key)?.abort();
+      // A statement held for approval has not reached the database: the cancel ends its wait (denied), and goes
+      // on to the server only if the session has something there (a statement pipelined before the held one).
+      // Sent anyway, it raced the statement that answers the held one with its denial: when it landed there, the
+      // client read "canceling statement due to user request" instead of why.
+      const wait = this.approvalWaits.get(key);
+      wait?.abort();
       const up = this.cancelKeys.get(key);
-      if (up) await cancelUpstream(this.o.target, up.processId, up.secretKey).catch(() => {});
+      if (up && (!wait || up.session?.awaitingServer !== false)) await cancelUpstream(this.o.target, up.processId, up.secretKey).catch(() => {});
       return;
     }
     const client = hello.conn;
@@ -298,6 +302,8 @@ export class PostgresEngine implements TunnelEngine {
         ...(upstream.parameters.has('server_encoding') ? { serverEncoding: upstream.parameters.get('server_encoding')! } : {}),
       });
       setSession(session);
+      const keys = this.cancelKeys.get(cancelKey);
+      if (keys) keys.session = session;
       outcome = await session.run();
     } catch {
       outcome = 'error';

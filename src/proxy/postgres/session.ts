@@ -216,6 +216,12 @@ function applyFormats(fields: readonly FieldDescription[], formats: readonly num
 export class PgSession {
   private readonly d: PgSessionDeps;
   private readonly pending: Pending[] = [];
+
+  /** Whether the server has messages of this session still to answer (a statement of it may be running there). */
+  get awaitingServer(): boolean {
+    return this.pending.length > 0;
+  }
+
   private readonly statements = new Map<string, StatementState>();
   private readonly portals = new Map<string, PortalState>();
   private result: ResultState | null = null;

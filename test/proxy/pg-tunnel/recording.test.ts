@@ -1,4 +1,5 @@
 import fs from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
@@ -180,6 +181,65 @@ describe('approvals', () => {
     expect((await direct.query('select name from customers where id = 2')).rows[0].name).not.toBe('Denied Name');
     expect((await c.query('select 1 as one')).rows).toEqual([{ one: 1 }]);
     await c.end();
+  });
+
+  it('a cancel while a statement waits for approval denies it and stays with dlpctl; a cancel of a running statement reaches the server', async () => {
+    // A relay in front of the server that counts the CancelRequests dlpctl sends on. One sent for the held
+    // statement could land on the statement that answers it with its denial (57014 instead of the reason).
+    let cancels = 0;
+    const relay = net.createServer((c) => {
+      const u = net.connect(fx.pg.port, '127.0.0.1');
+      c.once('data', (first: Buffer) => {
+        if (first.length >= 8 && first.readUInt32BE(4) === 80877102) cancels += 1;
+        u.write(first);
+        c.pipe(u);
+      });
+      u.pipe(c);
+      c.on('error', () => u.destroy());
+      u.on('error', () => c.destroy());
+    });
+    await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
+    const tt = await fx.tunnel({
+      port: (relay.address() as net.AddressInfo).port,
+      use: ['recommended', 'gate'],
+      policies: `  gate:
+    - name: updates-need-approval
+      when: { sql: { statements: [update] } }
+      action: approve
+      approvers: ['group:dba']`,
+    });
+    const c = await pgClient(tt.url);
+    const cancel = async (): Promise<void> => {
+      const keys = c as unknown as { processID: number; secretKey: number };
+      const req = Buffer.alloc(16);
+      req.writeUInt32BE(16, 0);
+      req.writeUInt32BE(80877102, 4);
+      req.writeUInt32BE(keys.processID, 8);
+      req.writeUInt32BE(keys.secretKey >>> 0, 12);
+      await new Promise<void>((resolve, reject) => {
+        const s = net.connect(tt.port, '127.0.0.1', () => s.end(req));
+        s.on('close', () => resolve());
+        s.on('error', reject);
+      });
+    };
+    try {
+      const held = queryError(c, `update customers set name = 'Canceled Name' where id = 4`);
+      await pendingFor('Canceled Name');
+      await cancel();
+      const err = await held;
+      expect(err.message).toMatch(/canceled by the client while waiting for approval [A-Z0-9]{6}/);
+      expect(cancels).toBe(0);
+      expect((await direct.query('select name from customers where id = 4')).rows[0].name).not.toBe('Canceled Name');
+      const running = queryError(c, 'select pg_sleep(30)');
+      await waitFor(async () => ((await direct.query(`select 1 from pg_stat_activity where query = 'select pg_sleep(30)' and state = 'active'`)).rowCount ? true : undefined), 'the running statement');
+      await cancel();
+      expect((await running).code).toBe('57014');
+      expect(cancels).toBe(1);
+    } finally {
+      await c.end();
+      await tt.close();
+      relay.close();
+    }
   });
 
   it('nobody decides: denied on timeout', async () => {
