@@ -8,9 +8,11 @@
  *   Errors cross as plain data (serializeError) and are rebuilt on the other side. It never checkpoints
  *   the WAL nor indexes: both would stall the commit that triggered them for milliseconds (a WAL
  *   checkpoint every ~80 statements cost 8–10 ms each, the p99 of the added latency).
- * - `maintenance`: every MAINTENANCE_MS, a PASSIVE checkpoint (it runs beside the writer, never blocking
- *   it; the writer restarts the WAL past WAL_CHECKPOINT_BYTES, see sqlite-writer.ts); every INDEX_EVERY_MS,
- *   the journal's move into events and the full-text catch-up, in short transactions.
+ * - `maintenance`: at a tick every MAINTENANCE_MS, once the writer has committed CHECKPOINT_EVENTS events since
+ *   the last one (or CHECKPOINT_IDLE_MS after it), a PASSIVE checkpoint (it runs beside the writer, never
+ *   blocking it; the writer restarts the WAL past WAL_CHECKPOINT_BYTES, see sqlite-writer.ts); every
+ *   INDEX_EVERY_MS, the journal's move into events and the full-text catch-up, in short transactions. The
+ *   writer counts its events in `committed`, memory both threads share (no message per commit).
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import fs from 'node:fs';

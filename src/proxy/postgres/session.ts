@@ -216,12 +216,6 @@ function applyFormats(fields: readonly FieldDescription[], formats: readonly num
 export class PgSession {
   private readonly d: PgSessionDeps;
   private readonly pending: Pending[] = [];
-
-  /** Whether the server has messages of this session still to answer (a statement of it may be running there). */
-  get awaitingServer(): boolean {
-    return this.pending.length > 0;
-  }
-
   private readonly statements = new Map<string, StatementState>();
   private readonly portals = new Map<string, PortalState>();
   private result: ResultState | null = null;
@@ -249,6 +243,11 @@ export class PgSession {
     this.serverEncoding = deps.serverEncoding ?? 'UTF8';
     this.codec = clientCodec(deps.clientEncoding ?? 'UTF8', this.serverEncoding) ?? clientCodec('UTF8')!;
     deps.upstream.watch(BackendType.ParameterStatus, (f) => this.onParameterStatus(f));
+  }
+
+  /** Whether the server has messages of this session still to answer (a statement of it may be running there). */
+  get awaitingServer(): boolean {
+    return this.pending.length > 0;
   }
 
   /** client_encoding changed (SET, set_config, RESET…): read SQL and write masked cells in the new one. */
