@@ -28,7 +28,8 @@
  * - last, the latency of a sequential `SELECT 1` (2000 queries, node-postgres) p50/p99 and what each path adds
  *   to direct, and the same with a parameter (extended protocol). The peak RSS over the whole run goes to stderr.
  * Targets: pgbench ≥ 0.7× direct; large result ≥ 0.9× (pass-through) / ≥ 0.5× (two masked columns); RSS ≤
- * 150 MB; added latency p50 ≤ 0.3 ms, p99 ≤ 1 ms. BENCH_VERBOSE=1 prints progress; BENCH_LATENCY_N (2000) statements; BENCH_LATENCY_DUMP=DIR writes each
+ * 150 MB; added latency p50 ≤ 0.3 ms, p99 ≤ 1 ms. BENCH_VERBOSE=1 prints progress; BENCH_LATENCY_N (2000) statements, BENCH_LATENCY_PACE_MS
+ * (0) apart (20: an agent's pace; use a smaller N); BENCH_LATENCY_DUMP=DIR writes each
  * latency statement's start and time per path (to see where a tail comes from); BENCH_SPLIT=1 with a variant B splits
  * pgbench's 8 clients over the two tunnel processes at once (would a tunnel on both cores go faster?).
  */
@@ -50,6 +51,8 @@ const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 5);
 /** Interleaved rounds per path (the medians are reported). */
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
 const LATENCY_N = Number(process.env['BENCH_LATENCY_N'] ?? 2000);
+/** A pause between the latency statements, ms (0: back to back): an agent's pace, where code and caches go cold between statements. */
+const LATENCY_PACE_MS = Number(process.env['BENCH_LATENCY_PACE_MS'] ?? 0);
 const LARGE_SQL = 'SELECT g, md5(g::text) FROM generate_series(1, 1000000) g';
 /** 1M rows of which the masking tunnel masks two columns by column rule (the issue's "two masked columns"). */
 export const PEOPLE_SQL = 'SELECT * FROM bench_people';
@@ -205,6 +208,7 @@ async function latency(url: string, extended = false, name = ''): Promise<{ p50:
     await q();
     times.push(performance.now() - t0);
     starts.push(t0);
+    if (LATENCY_PACE_MS > 0) await new Promise((r) => setTimeout(r, LATENCY_PACE_MS));
   }
   await c.end();
   // BENCH_LATENCY_DUMP=DIR: each statement's start (ms) and time, one file per path and protocol (where a tail comes from)
@@ -448,7 +452,7 @@ export async function run(): Promise<string> {
     const relayRow = rows.find((r) => r.name.startsWith('node relay'));
     const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b ? `${(a / b).toFixed(2)}×` : '–');
     const lines = [
-      `PostgreSQL tunnel, ${os.cpus().length} CPUs. Medians of ${ROUNDS} interleaved rounds: pgbench -S -c 8 -T ${SECONDS} (simple, then -M prepared), and two 1M-row results: generate_series with md5 (${(bytes / 1e6).toFixed(1)} MB of text, nothing to mask) and a people table (${(peopleBytes / 1e6).toFixed(1)} MB) whose ssn and card columns the masking path masks by column rule; "first" is each result's first run, on a fresh tunnel (cold), and the RSS is read after it. SELECT 1 ×${LATENCY_N} sequential (simple protocol; then SELECT $1 with a parameter: extended protocol).`,
+      `PostgreSQL tunnel, ${os.cpus().length} CPUs. Medians of ${ROUNDS} interleaved rounds: pgbench -S -c 8 -T ${SECONDS} (simple, then -M prepared), and two 1M-row results: generate_series with md5 (${(bytes / 1e6).toFixed(1)} MB of text, nothing to mask) and a people table (${(peopleBytes / 1e6).toFixed(1)} MB) whose ssn and card columns the masking path masks by column rule; "first" is each result's first run, on a fresh tunnel (cold), and the RSS is read after it. SELECT 1 ×${LATENCY_N} sequential${LATENCY_PACE_MS > 0 ? `, ${LATENCY_PACE_MS} ms apart` : ''} (simple protocol; then SELECT $1 with a parameter: extended protocol).`,
       '',
       '| path | pgbench TPS | vs direct | vs pgbouncer | proxy CPU µs / statement | vs node relay | machine idle % | -M prepared TPS | vs pgbouncer | CPU µs / statement | vs node relay | SELECT 1 p50 ms | p99 ms | added p50 / p99 ms | SELECT $1 p50 / p99 ms | added p50 / p99 ms | large result MB/s | vs direct | first, vs direct | people, 2 masked columns, MB/s | vs direct | first, vs direct | peak RSS after the first large results, MB |',
       '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
