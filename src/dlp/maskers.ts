@@ -164,13 +164,13 @@ export class PseudonymVault {
     if (this.#byPlaceholder.size === 0) return text;
     return text.replace(/(?:<|\\u003[cC])([A-Z][A-Z0-9_]*_\d+)(?:>|\\u003[eE])/g, (m, name: string) => {
       // A reply repeats its placeholders: each original is JSON-escaped once, then taken from #jsonEscaped.
-      const placeholder = `<${name}>`;
-      let escaped = this.#jsonEscaped.get(placeholder);
+      const issued = `<${name}>`;
+      let escaped = this.#jsonEscaped.get(issued);
       if (escaped === undefined) {
-        const v = this.#byPlaceholder.get(placeholder);
+        const v = this.#byPlaceholder.get(issued);
         if (v === undefined) return m;
         escaped = JSON.stringify(v).slice(1, -1);
-        this.#jsonEscaped.set(placeholder, escaped);
+        this.#jsonEscaped.set(issued, escaped);
       }
       return escaped;
     });

@@ -28,16 +28,19 @@ interface Pending {
 /** Checkpoints and full-text indexing on their own thread and connection. */
 export class SqliteMaintenanceThread {
   private readonly worker: Worker;
+  /** The events this process's writer has committed, counted in shared memory (SqliteWriter.countCommitsInto). */
+  readonly committed: Int32Array;
 
-  private constructor(worker: Worker) {
+  private constructor(worker: Worker, committed: Int32Array) {
     this.worker = worker;
+    this.committed = committed;
     // A failed maintenance thread costs only a growing WAL and a longer unindexed tail (searched anyway).
     worker.on('error', () => undefined);
   }
 
-  /** `committed`: the events this process's writer has committed, counted in shared memory (SqliteWriter.countCommitsInto). */
-  static async start(file: string, display: string, connection: SqliteConnectionOptions, committed: Int32Array): Promise<SqliteMaintenanceThread> {
-    return new SqliteMaintenanceThread(await spawn('maintenance', file, display, connection, committed));
+  /** `committed`: the writer's count, when the writer is another thread that shares it (else a new one). */
+  static async start(file: string, display: string, connection: SqliteConnectionOptions, committed = sharedCounter()): Promise<SqliteMaintenanceThread> {
+    return new SqliteMaintenanceThread(await spawn('maintenance', file, display, connection, committed), committed);
   }
 
   /** Checkpoints and indexes one last time, then stops. */
@@ -146,7 +149,7 @@ async function stop(worker: Worker): Promise<void> {
 }
 
 /** One 32-bit counter in memory both threads see (a count of events: they compare it modulo 2^32). */
-export function sharedCounter(): Int32Array {
+function sharedCounter(): Int32Array {
   return new Int32Array(new SharedArrayBuffer(4));
 }
 

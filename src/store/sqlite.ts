@@ -28,7 +28,7 @@ import {
 import { newApprovalId, newSessionId, normalizeApprovalId } from './ids.js';
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.js';
 import { checkpointWalIfLarge, mapSqliteError, openSqliteConnection, rowToSession, SqliteWriter, statementCache, type SqliteConnectionOptions, type WriteOp, type WriteValue } from './sqlite-writer.js';
-import { sharedCounter, SqliteMaintenanceThread, SqliteWriterThread } from './sqlite-threads.js';
+import { SqliteMaintenanceThread, SqliteWriterThread } from './sqlite-threads.js';
 import {
   MAINTENANCE_SESSION_ID,
   zeroCounters,
@@ -128,11 +128,10 @@ export class SqliteStore implements SessionStore {
     this.checkOpen();
     if (this.thread || this.maintenance) return;
     await this.local.drain();
-    const committed = sharedCounter();
-    this.maintenance = await SqliteMaintenanceThread.start(this.path, this.display, this.connection, committed);
+    this.maintenance = await SqliteMaintenanceThread.start(this.path, this.display, this.connection);
     this.db.exec('PRAGMA wal_autocheckpoint = 0');
     this.local.stopIndexing();
-    this.local.countCommitsInto(committed);
+    this.local.countCommitsInto(this.maintenance.committed);
   }
 
   /** A unit to the writer; session writes (everything but prune) fail closed after the store timeout. */
